@@ -1,0 +1,55 @@
+"""The web app: JSON API, FHIR R4 facade under /fhir, and the staff web. Wiring only."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from yiyang import __version__
+from yiyang.config import Settings, get_settings
+from yiyang.db import Database
+from yiyang.errors import DomainError
+
+log = logging.getLogger("yiyang")
+
+
+def create_app(database: Database | None = None, settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(title="yiyang 医养", version=__version__, description="社区医养结合 community medical-and-elderly care")
+    app.state.settings = settings
+    app.state.database = database or Database(settings=settings)
+
+    @app.exception_handler(DomainError)
+    async def domain_error(_request: Request, error: DomainError) -> JSONResponse:
+        return JSONResponse(error.as_json(), status_code=error.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
+        # Report where the input is wrong, never echo the input itself (it may hold PII).
+        problems = [{"loc": list(e.get("loc", ())), "type": e.get("type"), "msg": e.get("msg")} for e in error.errors()]
+        return JSONResponse(
+            {"code": "request.invalid", "message": "请求参数无效 (invalid request)", "detail": problems},
+            status_code=422,
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, error: Exception) -> JSONResponse:
+        log.exception("unexpected error: %s", type(error).__name__)
+        return JSONResponse({"code": "server.error", "message": "服务器内部错误 (internal error)"}, status_code=500)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    _include_routers(app)
+    return app
+
+
+def _include_routers(app: FastAPI) -> None:
+    from yiyang.routers import ROUTERS
+
+    for router in ROUTERS:
+        app.include_router(router)

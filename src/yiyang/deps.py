@@ -1,0 +1,38 @@
+"""Request-scoped dependencies shared by every domain's routes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from sqlalchemy.orm import Session
+
+from yiyang.db import Database
+
+
+def get_database(request: Request) -> Database:
+    return request.app.state.database
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One unit of work per request: committed when the route returns, rolled back on error."""
+    database: Database = request.app.state.database
+    session = database.sessions()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
+
+# Bounded ids: an unbounded integer path parameter overflows the database driver.
+MAX_ID = 2_147_483_647
+ResidentIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="resident id")]
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]

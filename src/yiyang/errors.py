@@ -1,0 +1,41 @@
+"""Errors a person can act on: a machine code plus a Chinese/English message.
+
+Services raise ``DomainError`` subclasses; the app turns them into 4xx JSON
+``{"code": ..., "message": ..., "detail"?: ...}`` and never a bare 500.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    status_code = 400
+
+    def __init__(self, code: str, message: str, **detail: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.detail = detail
+
+    def as_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.detail:
+            body["detail"] = self.detail
+        return body
+
+
+class NotFound(DomainError):
+    status_code = 404
+
+
+class Conflict(DomainError):
+    status_code = 409
+
+
+class Invalid(DomainError):
+    status_code = 422
+
+
+class Forbidden(DomainError):
+    status_code = 403

@@ -1,0 +1,1 @@
+"""Geography (district > street > community > grid), households and organisations."""

@@ -1,0 +1,8 @@
+"""Imports every domain's tables so the metadata (and Alembic) sees them all."""
+
+from yiyang.db import Base
+from yiyang.geo import models as geo_models  # noqa: F401
+from yiyang.residents import models as resident_models  # noqa: F401
+from yiyang.sources import models as source_models  # noqa: F401
+
+metadata = Base.metadata

@@ -1,0 +1,151 @@
+"""The registry tables: one row per resident, with the facts that make the profile.
+
+The profile is derived from evidence: every value on ``resident`` names the source record it
+came from in ``provenance`` (attribute -> [source_record_id, feed, observed_at]), and the
+source records themselves are kept, so any past value can be traced and the profile rebuilt
+(merge and unmerge do exactly that). ``fact_change`` logs each time a value was replaced.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Date, Enum, Float, ForeignKey, Index, Integer, SmallInteger, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from yiyang.db import Base, utcnow
+from yiyang.geo.models import LivingArrangement
+
+
+class ResidentStatus(enum.StrEnum):
+    active = "active"
+    merged = "merged"  # folded into another resident; see resident_merge
+
+
+class Resident(Base):
+    """一人一档: one row per person, its values chosen from the source records by precedence."""
+
+    __tablename__ = "resident"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    id_number: Mapped[str | None] = mapped_column(String(18), unique=True)
+    name: Mapped[str] = mapped_column(String(64))
+    name_pinyin: Mapped[str] = mapped_column(String(128), index=True)
+    sex: Mapped[str | None] = mapped_column(String(1))
+    birth_date: Mapped[dt.date | None] = mapped_column(Date, index=True)
+    phone: Mapped[str | None] = mapped_column(String(20), index=True)
+    address: Mapped[str | None] = mapped_column(String(200))
+    household_id: Mapped[int | None] = mapped_column(ForeignKey("household.id"), index=True)
+    community_id: Mapped[int | None] = mapped_column(ForeignKey("area.id"), index=True)
+    grid_id: Mapped[int | None] = mapped_column(ForeignKey("area.id"), index=True)
+    insurance_type: Mapped[str | None] = mapped_column(String(32))
+    living_arrangement: Mapped[LivingArrangement | None] = mapped_column(
+        Enum(LivingArrangement, native_enum=False, length=16)
+    )
+    dibao: Mapped[bool | None] = mapped_column(Boolean)  # 低保 minimum living allowance
+    tekun: Mapped[bool | None] = mapped_column(Boolean)  # 特困 destitute support
+    disability_cert_grade: Mapped[int | None] = mapped_column(SmallInteger)  # 残疾证 1-4
+    capability_level: Mapped[str | None] = mapped_column(String(16))  # GB/T 42195-2022 level
+    status: Mapped[ResidentStatus] = mapped_column(
+        Enum(ResidentStatus, native_enum=False, length=16), default=ResidentStatus.active, index=True
+    )
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("resident.id"))
+    needs_review: Mapped[bool] = mapped_column(Boolean, default=False)
+    provenance: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Condition(Base):
+    """A diagnosis (ICD-10) known for a resident, with the first and latest evidence."""
+
+    __tablename__ = "condition"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("resident.id"), index=True)
+    code: Mapped[str] = mapped_column(String(16))
+    display: Mapped[str | None] = mapped_column(String(100))
+    long_prescription: Mapped[bool] = mapped_column(Boolean, default=False)  # 长处方
+    first_source_record_id: Mapped[int] = mapped_column(ForeignKey("source_record.id"))
+    last_source_record_id: Mapped[int] = mapped_column(ForeignKey("source_record.id"))
+    first_seen: Mapped[dt.date] = mapped_column(Date)
+    last_seen: Mapped[dt.date] = mapped_column(Date)
+
+    __table_args__ = (Index("uq_condition_resident_code", "resident_id", "code", unique=True),)
+
+
+class Observation(Base):
+    """A measurement from an agency record (sensor telemetry has its own store)."""
+
+    __tablename__ = "observation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("resident.id"))
+    code: Mapped[str] = mapped_column(String(16))  # LOINC; 85354-9 BP panel keeps diastolic in value2
+    value: Mapped[float] = mapped_column(Float)
+    value2: Mapped[float | None] = mapped_column(Float)
+    unit: Mapped[str] = mapped_column(String(16))
+    effective_at: Mapped[dt.datetime] = mapped_column()
+    source_record_id: Mapped[int] = mapped_column(ForeignKey("source_record.id"), index=True)
+
+    __table_args__ = (Index("ix_observation_resident_code_time", "resident_id", "code", "effective_at"),)
+
+
+class FactChange(Base):
+    """History: a profile value replaced by a newer or more authoritative one."""
+
+    __tablename__ = "fact_change"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("resident.id"), index=True)
+    attribute: Mapped[str] = mapped_column(String(40))
+    old_value: Mapped[str | None] = mapped_column(String(200))
+    new_value: Mapped[str | None] = mapped_column(String(200))
+    old_source_record_id: Mapped[int | None] = mapped_column(Integer)
+    new_source_record_id: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(32))  # precedence rule that decided, or merge/unmerge
+    changed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ResidentMerge(Base):
+    """Two residents found to be one person; undone by unmerge, and both kept as history."""
+
+    __tablename__ = "resident_merge"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    survivor_id: Mapped[int] = mapped_column(ForeignKey("resident.id"), index=True)
+    merged_id: Mapped[int] = mapped_column(ForeignKey("resident.id"), index=True)
+    source_record_ids: Mapped[list[Any]] = mapped_column(JSON)
+    moved: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # condition/observation ids moved
+    reason: Mapped[str] = mapped_column(String(200))
+    merged_by: Mapped[str] = mapped_column(String(64))
+    merged_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    unmerged_by: Mapped[str | None] = mapped_column(String(64))
+    unmerged_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class ReviewStatus(enum.StrEnum):
+    open = "open"
+    same = "same"  # confirmed one person: merged
+    different = "different"  # confirmed two people
+
+
+class LinkReview(Base):
+    """A possible match the linkage was not sure of, waiting for a person to decide."""
+
+    __tablename__ = "link_review"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("resident.id"), index=True)  # provisional
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("resident.id"), index=True)
+    source_record_id: Mapped[int] = mapped_column(ForeignKey("source_record.id"))
+    score: Mapped[float] = mapped_column(Float)
+    comparison: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[ReviewStatus] = mapped_column(
+        Enum(ReviewStatus, native_enum=False, length=16), default=ReviewStatus.open, index=True
+    )
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[dt.datetime | None] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,1 @@
+"""Agency feeds (health, insurance, civil affairs), import runs and record linkage."""
