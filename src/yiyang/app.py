@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from yiyang import __version__
+from yiyang.access.redaction import install_pii_redaction
 from yiyang.config import Settings, get_settings
 from yiyang.db import Database
 from yiyang.errors import DomainError
@@ -18,6 +19,7 @@ log = logging.getLogger("yiyang")
 
 def create_app(database: Database | None = None, settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    install_pii_redaction()  # no ID numbers or phones in any log line
     app = FastAPI(title="yiyang 医养", version=__version__, description="社区医养结合 community medical-and-elderly care")
     app.state.settings = settings
     app.state.database = database or Database(settings=settings)
@@ -49,7 +51,14 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
 
 
 def _include_routers(app: FastAPI) -> None:
+    from pathlib import Path
+
+    from fastapi.staticfiles import StaticFiles
+
     from yiyang.routers import ROUTERS
+    from yiyang.web.pages import router as pages
 
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(pages)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "web" / "static"), name="static")

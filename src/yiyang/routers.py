@@ -4,4 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-ROUTERS: list[APIRouter] = []
+from yiyang.access.api import router as access_router
+from yiyang.fhir.api import router as fhir_router
+from yiyang.geo.api import router as geo_router
+from yiyang.residents.api import router as residents_router
+from yiyang.sources.api import router as sources_router
+
+ROUTERS: list[APIRouter] = [residents_router, sources_router, geo_router]
+ROUTERS.append(fhir_router)
+ROUTERS.append(access_router)
+from yiyang.devices.api import router as devices_router  # noqa: E402
+
+ROUTERS.append(devices_router)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
 from yiyang.sources.models import Feed
 
@@ -129,3 +130,26 @@ FEED_COLUMNS: dict[Feed, tuple[Column, ...]] = {
     Feed.insurance: INSURANCE_COLUMNS,
     Feed.civil: CIVIL_COLUMNS,
 }
+
+
+def payload_of(row: SourceRow) -> dict[str, Any]:
+    """The normalised, JSON-ready content of a row: what is hashed and stored."""
+    payload: dict[str, Any] = {
+        "name": row.name,
+        "id_number": row.id_number,
+        "sex": row.sex,
+        "birth_date": row.birth_date.isoformat() if row.birth_date else None,
+        "phone": row.phone,
+        "address": row.address,
+        "community_code": row.community_code,
+        "grid_code": row.grid_code,
+    }
+    for key in sorted(row.attributes):
+        payload[key] = row.attributes[key]
+    if row.conditions:
+        payload["conditions"] = [[c.code, c.display, c.long_prescription] for c in row.conditions]
+    if row.observations:
+        payload["observations"] = [
+            [o.code, o.value, o.value2, o.unit, o.effective_at.isoformat()] for o in row.observations
+        ]
+    return payload

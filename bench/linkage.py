@@ -1,0 +1,188 @@
+"""Import + record linkage of a synthetic district on PostgreSQL, against its truth set.
+
+Prints the floor (plain COPY of the same rows into text tables, in the same run), our figure
+(the three agency files through the real import pipeline: parse, validate, link, fold, write),
+their ratio, and pairwise precision and recall of the linkage against the generator's truth.
+The last line is one JSON object.
+
+    .venv/bin/python bench/linkage.py --residents 400000
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+import time
+import uuid
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+from yiyang.config import Settings
+from yiyang.db import Database
+from yiyang.demo.synthetic import generate_district
+from yiyang.geo.service import import_geography, import_organisations
+from yiyang.migrate import upgrade
+from yiyang.sources.models import Feed
+from yiyang.sources.service import import_file
+
+ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--residents", type=int, default=400_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--pg-url", default=ADMIN_URL, help="an existing database to create the bench database from")
+    parser.add_argument("--work", type=Path, default=Path("data/bench"))
+    parser.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
+    args = parser.parse_args()
+
+    out_dir = args.work / f"district-{args.residents}-{args.seed}"
+    if not (out_dir / "truth.csv").exists():
+        say(f"generating {args.residents:,} residents into {out_dir} (not timed)")
+    files = generate_district(out_dir, args.residents, seed=args.seed, progress=sys.stderr.isatty())
+    feeds = ((Feed.health, Path(files.health)), (Feed.insurance, Path(files.insurance)), (Feed.civil, Path(files.civil)))
+
+    name = f"yiyang_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(args.pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = args.pg_url.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        result = run(url, feeds, files)
+    finally:
+        if not args.keep:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    print(json.dumps(result))
+
+
+def run(url: str, feeds, files) -> dict:  # type: ignore[no-untyped-def]
+    database = Database(url, settings=Settings())
+    upgrade(database.engine)
+    with database.unit_of_work() as session:
+        import_geography(session, Path(files.geography))
+        import_organisations(session, Path(files.organisations))
+
+    # Floor: the same rows, decoded and COPYed as text, nothing else.
+    floor_rows, floor_s = copy_floor(database, feeds)
+    say(f"floor  plain COPY, {floor_rows:,} rows          {floor_rows / floor_s:>10,.0f} rows/s")
+
+    counts: Counter[str] = Counter()
+    started = time.perf_counter()
+    for feed, path in feeds:
+        t0 = time.perf_counter()
+        report = import_file(database, feed, path)
+        counts.update(report.counts)
+        say(f"  {feed.value:<9} {report.counts['rows']:>9,} rows in {time.perf_counter() - t0:6.1f}s  {dict(report.counts)}")
+    ours_s = time.perf_counter() - started
+    rows = counts["rows"]
+    say(f"ours   import + link, {rows:,} rows       {rows / ours_s:>10,.0f} rows/s   ratio {rows / ours_s / (floor_rows / floor_s):.2f}")
+
+    quality = linkage_quality(database, Path(files.truth))
+    say(
+        f"linkage pairwise precision {quality['precision']:.4f} recall {quality['recall']:.4f}; "
+        f"rows without ID: precision {quality['no_id_precision']:.4f} recall {quality['no_id_recall']:.4f}"
+    )
+    database.dispose()
+    return {
+        "rows": rows,
+        "seconds": round(ours_s, 2),
+        "rows_per_s": round(rows / ours_s),
+        "floor_rows_per_s": round(floor_rows / floor_s),
+        "ratio": round((rows / ours_s) / (floor_rows / floor_s), 3),
+        "rejected": counts["rejected"],
+        "review": counts["linked_review"],
+        **{k: round(v, 4) if isinstance(v, float) else v for k, v in quality.items()},
+    }
+
+
+def copy_floor(database: Database, feeds) -> tuple[int, float]:  # type: ignore[no-untyped-def]
+    total = 0
+    started = time.perf_counter()
+    raw = database.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        for feed, path in feeds:
+            with open_text(path) as handle:
+                reader = csv.reader(handle)
+                header = next(reader)
+                table = f"floor_{feed.value}"
+                cursor.execute(f"CREATE TEMP TABLE {table} ({', '.join(f'c{i} text' for i in range(len(header)))})")
+                with cursor.copy(f"COPY {table} FROM STDIN") as copy:
+                    for row in reader:
+                        copy.write_row(row)
+                        total += 1
+        raw.commit()
+    finally:
+        raw.close()
+    return total, time.perf_counter() - started
+
+
+def open_text(path: Path) -> io.TextIOWrapper:
+    data = path.read_bytes()[:4096]
+    try:
+        data.decode("utf-8")
+        encoding = "utf-8-sig"
+    except UnicodeDecodeError:
+        encoding = "gb18030"
+    return path.open(encoding=encoding, newline="")
+
+
+def linkage_quality(database: Database, truth_path: Path) -> dict:
+    """Pairwise precision/recall: pairs of accepted rows put in one resident vs one true person."""
+    truth: dict[tuple[str, str], str] = {}
+    with truth_path.open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            truth[(row["feed"], row["source_key"])] = row["person_id"]
+    with database.engine.connect() as connection:
+        linked = connection.execute(
+            text("SELECT feed, source_key, resident_id, link_method FROM source_record")
+        ).all()
+    by_cluster: dict[int, list[str]] = defaultdict(list)
+    no_id_rows = []
+    for feed, key, resident_id, method in linked:
+        person = truth.get((feed, key))
+        if person is None:
+            continue
+        by_cluster[resident_id].append(person)
+        if method != "id_number":
+            no_id_rows.append((resident_id, person))
+    predicted = true_positive = 0
+    for persons in by_cluster.values():
+        n = len(persons)
+        predicted += n * (n - 1) // 2
+        true_positive += sum(c * (c - 1) // 2 for c in Counter(persons).values())
+    accepted_people = Counter(person for persons in by_cluster.values() for person in persons)
+    actual = sum(c * (c - 1) // 2 for c in accepted_people.values())
+
+    # Rows linked without an exact ID: was the resident chosen the one that holds the same person?
+    owner: dict[int, Counter[str]] = {rid: Counter(p) for rid, p in by_cluster.items()}
+    home: dict[str, int] = {}
+    for rid, persons in owner.items():
+        for person, n in persons.items():
+            if n > owner.get(home.get(person, -1), Counter()).get(person, 0):
+                home[person] = rid
+    no_id_right = sum(1 for rid, person in no_id_rows if owner[rid].most_common(1)[0][0] == person)
+    no_id_home = sum(1 for rid, person in no_id_rows if home.get(person) == rid)
+    return {
+        "precision": true_positive / predicted if predicted else 1.0,
+        "recall": true_positive / actual if actual else 1.0,
+        "no_id_rows": len(no_id_rows),
+        "no_id_precision": no_id_right / len(no_id_rows) if no_id_rows else 1.0,
+        "no_id_recall": no_id_home / len(no_id_rows) if no_id_rows else 1.0,
+    }
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+if __name__ == "__main__":
+    main()

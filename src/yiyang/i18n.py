@@ -1,0 +1,109 @@
+"""User-visible text: Chinese (zh-CN) first, English second.
+
+Messages live in catalogues keyed by a stable id. Pages pick the language from ``?lang=`` or
+the Accept-Language header; zh-CN is the default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+LANGUAGES = ("zh-CN", "en")
+
+CATALOGUE: dict[str, dict[str, str]] = {
+    "app.title": {"zh-CN": "医养结合服务平台", "en": "Community medical-and-elderly care"},
+    "nav.residents": {"zh-CN": "居民档案", "en": "Residents"},
+    "nav.reviews": {"zh-CN": "待核对匹配", "en": "Link reviews"},
+    "nav.imports": {"zh-CN": "数据导入", "en": "Imports"},
+    "nav.areas": {"zh-CN": "辖区", "en": "Areas"},
+    "search.placeholder": {"zh-CN": "姓名、拼音、身份证号或电话", "en": "name, pinyin, ID number or phone"},
+    "search.button": {"zh-CN": "查询", "en": "Search"},
+    "search.results": {"zh-CN": "共 {total} 人", "en": "{total} residents"},
+    "search.none": {"zh-CN": "没有找到居民", "en": "No residents found"},
+    "resident.name": {"zh-CN": "姓名", "en": "Name"},
+    "resident.sex": {"zh-CN": "性别", "en": "Sex"},
+    "resident.birth_date": {"zh-CN": "出生日期", "en": "Birth date"},
+    "resident.age": {"zh-CN": "年龄", "en": "Age"},
+    "resident.community": {"zh-CN": "社区", "en": "Community"},
+    "resident.needs_review": {"zh-CN": "待核对", "en": "needs review"},
+    "profile.facts": {"zh-CN": "档案信息及来源", "en": "Profile facts and their sources"},
+    "profile.attribute": {"zh-CN": "项目", "en": "Item"},
+    "profile.value": {"zh-CN": "值", "en": "Value"},
+    "profile.source": {"zh-CN": "来源", "en": "Source"},
+    "profile.observed_at": {"zh-CN": "采集时间", "en": "Observed"},
+    "profile.recorded_at": {"zh-CN": "入库时间", "en": "Recorded"},
+    "profile.conditions": {"zh-CN": "慢病诊断", "en": "Conditions"},
+    "profile.observations": {"zh-CN": "最近测量", "en": "Latest observations"},
+    "profile.sources": {"zh-CN": "原始记录", "en": "Source records"},
+    "profile.history": {"zh-CN": "变更历史", "en": "Change history"},
+    "profile.first_seen": {"zh-CN": "首次记录", "en": "First seen"},
+    "profile.last_seen": {"zh-CN": "最近记录", "en": "Last seen"},
+    "profile.long_prescription": {"zh-CN": "长处方", "en": "long prescription"},
+    "reviews.title": {"zh-CN": "待人工核对的匹配", "en": "Possible matches to review"},
+    "reviews.score": {"zh-CN": "匹配分", "en": "Score"},
+    "reviews.same": {"zh-CN": "是同一人（合并）", "en": "Same person (merge)"},
+    "reviews.different": {"zh-CN": "不是同一人", "en": "Different people"},
+    "reviews.none": {"zh-CN": "没有待核对的记录", "en": "Nothing to review"},
+    "imports.title": {"zh-CN": "导入批次", "en": "Import runs"},
+    "imports.file": {"zh-CN": "文件", "en": "File"},
+    "imports.feed": {"zh-CN": "数据来源", "en": "Feed"},
+    "imports.status": {"zh-CN": "状态", "en": "Status"},
+    "imports.counts": {"zh-CN": "结果", "en": "Outcome"},
+    "imports.started": {"zh-CN": "开始时间", "en": "Started"},
+    "feed.health": {"zh-CN": "卫健", "en": "Health"},
+    "feed.insurance": {"zh-CN": "医保", "en": "Insurance"},
+    "feed.civil": {"zh-CN": "民政", "en": "Civil affairs"},
+    "feed.staff": {"zh-CN": "工作人员", "en": "Staff"},
+    "sex.M": {"zh-CN": "男", "en": "Male"},
+    "sex.F": {"zh-CN": "女", "en": "Female"},
+    "attr.name": {"zh-CN": "姓名", "en": "Name"},
+    "attr.id_number": {"zh-CN": "身份证号", "en": "ID number"},
+    "attr.sex": {"zh-CN": "性别", "en": "Sex"},
+    "attr.birth_date": {"zh-CN": "出生日期", "en": "Birth date"},
+    "attr.phone": {"zh-CN": "联系电话", "en": "Phone"},
+    "attr.address": {"zh-CN": "住址", "en": "Address"},
+    "attr.community_code": {"zh-CN": "所属社区", "en": "Community"},
+    "attr.grid_code": {"zh-CN": "所属网格", "en": "Grid"},
+    "attr.insurance_type": {"zh-CN": "医保类型", "en": "Insurance"},
+    "attr.living_arrangement": {"zh-CN": "居住情况", "en": "Living arrangement"},
+    "attr.dibao": {"zh-CN": "低保", "en": "Minimum living allowance"},
+    "attr.tekun": {"zh-CN": "特困", "en": "Destitute support"},
+    "attr.disability_cert_grade": {"zh-CN": "残疾等级", "en": "Disability grade"},
+    "attr.capability_level": {"zh-CN": "能力等级", "en": "Capability level"},
+    "value.alone": {"zh-CN": "独居", "en": "lives alone"},
+    "value.spouse_only": {"zh-CN": "空巢（仅与配偶同住）", "en": "with spouse only"},
+    "value.with_family": {"zh-CN": "与家人同住", "en": "with family"},
+    "value.intact": {"zh-CN": "能力完好", "en": "intact"},
+    "value.mild": {"zh-CN": "轻度失能", "en": "mildly impaired"},
+    "value.moderate": {"zh-CN": "中度失能", "en": "moderately impaired"},
+    "value.severe": {"zh-CN": "重度失能", "en": "severely impaired"},
+    "value.total": {"zh-CN": "完全失能", "en": "totally impaired"},
+    "value.employee": {"zh-CN": "职工医保", "en": "employee insurance"},
+    "value.resident": {"zh-CN": "居民医保", "en": "resident insurance"},
+    "value.self_pay": {"zh-CN": "自费", "en": "self-pay"},
+    "value.true": {"zh-CN": "是", "en": "yes"},
+    "value.false": {"zh-CN": "否", "en": "no"},
+    "loinc.85354-9": {"zh-CN": "血压", "en": "Blood pressure"},
+    "loinc.14771-0": {"zh-CN": "空腹血糖", "en": "Fasting glucose"},
+    "error.not_found": {"zh-CN": "未找到", "en": "Not found"},
+}
+
+
+def translate(key: str, lang: str = "zh-CN", **values: object) -> str:
+    entry = CATALOGUE.get(key)
+    if entry is None:
+        return key
+    text = entry.get(lang) or entry["zh-CN"]
+    return text.format(**values) if values else text
+
+
+def pick_language(query_lang: str | None, accept_language: str | None) -> str:
+    if query_lang in LANGUAGES:
+        return query_lang  # type: ignore[return-value]
+    if accept_language and accept_language.lower().startswith("en"):
+        return "en"
+    return "zh-CN"
+
+
+def translator(lang: str) -> Callable[..., str]:
+    return lambda key, **values: translate(key, lang, **values)

@@ -1,0 +1,393 @@
+"""The registry's operations: read a profile with its evidence, search, rebuild, merge, unmerge.
+
+Services do not commit: the request or command that owns the unit of work does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from yiyang.db import utcnow
+from yiyang.errors import Conflict, Invalid, NotFound
+from yiyang.geo.models import Area
+from yiyang.residents.identity import IdNumberError, parse_id_number
+from yiyang.residents.models import (
+    Condition,
+    FactChange,
+    LinkMethod,
+    LinkReview,
+    Observation,
+    Resident,
+    ResidentMerge,
+    ResidentStatus,
+    ReviewStatus,
+    SourceRecord,
+)
+from yiyang.residents.precedence import PROFILE_ATTRIBUTES, FactRef
+from yiyang.residents.profile import apply_payload
+
+COLUMN_ATTRIBUTES = tuple(a for a in PROFILE_ATTRIBUTES if a not in ("community_code", "grid_code"))
+
+
+def get_resident(session: Session, resident_id: int) -> Resident:
+    resident = session.get(Resident, resident_id)
+    if resident is None:
+        raise NotFound("resident.not_found", "未找到该居民 (resident not found)", resident_id=resident_id)
+    return resident
+
+
+def get_active_resident(session: Session, resident_id: int) -> Resident:
+    resident = get_resident(session, resident_id)
+    if resident.status == ResidentStatus.merged:
+        raise NotFound(
+            "resident.merged",
+            "该居民档案已合并到另一档案 (this record was merged into another)",
+            merged_into=resident.merged_into_id,
+        )
+    return resident
+
+
+def search_residents(
+    session: Session,
+    query: str | None = None,
+    *,
+    community_id: int | None = None,
+    needs_review: bool | None = None,
+    limit: int = 20,
+    offset: int = 0,
+) -> tuple[int, Sequence[Resident]]:
+    """Active residents by name (characters or pinyin), ID number or phone, newest first."""
+    stmt = select(Resident).where(Resident.status == ResidentStatus.active)
+    if query:
+        query = query.strip()
+        stmt = stmt.where(_query_clause(query))
+    if community_id is not None:
+        stmt = stmt.where(Resident.community_id == community_id)
+    if needs_review is not None:
+        stmt = stmt.where(Resident.needs_review == needs_review)
+    total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
+    rows = session.execute(stmt.order_by(Resident.id).limit(limit).offset(offset)).scalars().all()
+    return total, rows
+
+
+def _query_clause(query: str):  # type: ignore[no-untyped-def]
+    from yiyang.sources.linkage import name_pinyin
+
+    compact = query.replace(" ", "")
+    if compact.isdigit() or (len(compact) == 18 and compact[:17].isdigit()):
+        try:
+            return Resident.id_number == parse_id_number(compact).number
+        except IdNumberError:
+            return Resident.phone == compact
+    if query.isascii():
+        return Resident.name_pinyin.like(f"{query.lower()}%")
+    return or_(Resident.name.contains(query), Resident.name_pinyin == name_pinyin(query))
+
+
+@dataclass
+class ProfileFact:
+    attribute: str
+    value: Any
+    source_record_id: int | None
+    feed: str | None
+    source_key: str | None
+    observed_at: dt.datetime | None
+    recorded_at: dt.datetime | None
+
+
+def profile_facts(session: Session, resident: Resident) -> list[ProfileFact]:
+    """Every profile value with the source record it came from."""
+    refs = {attribute: FactRef.from_json(value) for attribute, value in (resident.provenance or {}).items()}
+    records = {
+        record.id: record
+        for record in session.execute(
+            select(SourceRecord).where(SourceRecord.id.in_([r.source_record_id for r in refs.values()]))
+        ).scalars()
+    }
+    values = _current_values(session, resident)
+    facts = []
+    for attribute in PROFILE_ATTRIBUTES:
+        ref = refs.get(attribute)
+        record = records.get(ref.source_record_id) if ref else None
+        facts.append(
+            ProfileFact(
+                attribute=attribute,
+                value=values.get(attribute),
+                source_record_id=ref.source_record_id if ref else None,
+                feed=ref.feed if ref else None,
+                source_key=record.source_key if record else None,
+                observed_at=ref.observed_at if ref else None,
+                recorded_at=record.recorded_at if record else None,
+            )
+        )
+    return facts
+
+
+def _current_values(session: Session, resident: Resident) -> dict[str, Any]:
+    values = {attribute: getattr(resident, attribute) for attribute in COLUMN_ATTRIBUTES}
+    for attribute, area_id in (("community_code", resident.community_id), ("grid_code", resident.grid_id)):
+        values[attribute] = session.get(Area, area_id).code if area_id else None
+    return values
+
+
+def conditions_of(session: Session, resident_id: int) -> Sequence[Condition]:
+    return session.execute(
+        select(Condition).where(Condition.resident_id == resident_id).order_by(Condition.code)
+    ).scalars().all()
+
+
+def observations_of(session: Session, resident_id: int, limit: int = 50) -> Sequence[Observation]:
+    return session.execute(
+        select(Observation)
+        .where(Observation.resident_id == resident_id)
+        .order_by(Observation.effective_at.desc(), Observation.id.desc())
+        .limit(limit)
+    ).scalars().all()
+
+
+def latest_observations(session: Session, resident_id: int) -> dict[str, Observation]:
+    """The newest observation of each code: the profile's 'latest key observations'."""
+    latest: dict[str, Observation] = {}
+    for observation in observations_of(session, resident_id, limit=500):
+        latest.setdefault(observation.code, observation)
+    return latest
+
+
+def source_records_of(session: Session, resident_id: int) -> Sequence[SourceRecord]:
+    return session.execute(
+        select(SourceRecord)
+        .where(SourceRecord.resident_id == resident_id)
+        .order_by(SourceRecord.observed_at, SourceRecord.id)
+    ).scalars().all()
+
+
+def fact_history(session: Session, resident_id: int, limit: int = 100) -> Sequence[FactChange]:
+    return session.execute(
+        select(FactChange)
+        .where(FactChange.resident_id == resident_id)
+        .order_by(FactChange.changed_at.desc(), FactChange.id.desc())
+        .limit(limit)
+    ).scalars().all()
+
+
+# -- rebuild -----------------------------------------------------------------------------------
+
+def rebuild_resident(session: Session, resident_id: int, *, reason: str) -> Resident:
+    """Recompute a profile and its conditions from all of the resident's source records.
+
+    The same fold as an import (``residents.profile.apply_payload``), applied in observation
+    order; values that end up different from before are logged in ``fact_change``.
+    """
+    resident = get_resident(session, resident_id)
+    session.flush()
+    before = _current_values(session, resident)
+    before_refs = dict(resident.provenance or {})
+    profile: dict[str, Any] = {}
+    provenance: dict[str, Any] = {}
+    conditions: dict[str, dict[str, Any]] = {}
+    for record in source_records_of(session, resident_id):
+        ref = FactRef(record.id, record.feed.value, record.observed_at)
+        apply_payload(profile, provenance, record.payload, ref)
+        seen = record.observed_at.date()
+        for code, display, long_rx in record.payload.get("conditions", ()):
+            entry = conditions.get(code)
+            if entry is None:
+                conditions[code] = {
+                    "display": display, "long_prescription": bool(long_rx), "first": (seen, record.id),
+                    "last": (seen, record.id),
+                }  # fmt: skip
+            else:
+                if seen >= entry["last"][0]:
+                    entry["last"] = (seen, record.id)
+                    entry["long_prescription"] = bool(long_rx)
+                if seen < entry["first"][0]:
+                    entry["first"] = (seen, record.id)
+
+    areas = _area_ids(session, [profile.get("community_code"), profile.get("grid_code")])
+    if profile.get("id_number") and profile["id_number"] != resident.id_number:
+        _release_id_number(session, profile["id_number"], keep=resident_id)
+    for attribute in COLUMN_ATTRIBUTES:
+        setattr(resident, attribute, profile.get(attribute))
+    from yiyang.sources.linkage import name_pinyin
+
+    resident.name = profile.get("name") or resident.name
+    resident.name_pinyin = name_pinyin(resident.name)[:128]
+    resident.community_id = areas.get(profile.get("community_code"))
+    resident.grid_id = areas.get(profile.get("grid_code"))
+    resident.provenance = provenance
+    resident.updated_at = utcnow()
+
+    session.execute(delete(Condition).where(Condition.resident_id == resident_id))
+    for code, entry in conditions.items():
+        session.add(
+            Condition(
+                resident_id=resident_id, code=code, display=entry["display"],
+                long_prescription=entry["long_prescription"], first_source_record_id=entry["first"][1],
+                last_source_record_id=entry["last"][1], first_seen=entry["first"][0], last_seen=entry["last"][0],
+            )
+        )  # fmt: skip
+    after = _current_values(session, resident)
+    for attribute in PROFILE_ATTRIBUTES:
+        if before.get(attribute) != after.get(attribute):
+            old_ref = before_refs.get(attribute)
+            new_ref = provenance.get(attribute)
+            session.add(
+                FactChange(
+                    resident_id=resident_id, attribute=attribute,
+                    old_value=_text(before.get(attribute)), new_value=_text(after.get(attribute)),
+                    old_source_record_id=old_ref[0] if old_ref else None,
+                    new_source_record_id=new_ref[0] if new_ref else None, reason=reason,
+                )
+            )  # fmt: skip
+    session.flush()
+    return resident
+
+
+def _area_ids(session: Session, codes: list[str | None]) -> dict[str | None, int]:
+    wanted = [c for c in codes if c]
+    if not wanted:
+        return {}
+    return dict(session.execute(select(Area.code, Area.id).where(Area.code.in_(wanted))).all())
+
+
+def _release_id_number(session: Session, id_number: str, keep: int) -> None:
+    """The ID number is unique: a merged-away holder gives it up before the survivor takes it."""
+    holder = session.execute(select(Resident).where(Resident.id_number == id_number)).scalar_one_or_none()
+    if holder is not None and holder.id != keep:
+        if holder.status != ResidentStatus.merged and source_records_of(session, holder.id):
+            raise Conflict(
+                "resident.id_number.taken",
+                "该身份证号已属于另一位在册居民 (the ID number belongs to another active resident)",
+                resident_id=holder.id,
+            )
+        holder.id_number = None
+        session.flush()
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)[:200]
+
+
+# -- merge and unmerge -------------------------------------------------------------------------
+
+def merge_residents(session: Session, survivor_id: int, merged_id: int, *, by: str, reason: str) -> ResidentMerge:
+    """Fold ``merged_id`` into ``survivor_id``: its evidence moves, both profiles are rebuilt."""
+    if survivor_id == merged_id:
+        raise Invalid("resident.merge.same", "不能将档案与自身合并 (cannot merge a resident with itself)")
+    survivor = get_active_resident(session, survivor_id)
+    merged = get_active_resident(session, merged_id)
+    if survivor.id_number and merged.id_number and survivor.id_number != merged.id_number:
+        raise Conflict(
+            "resident.merge.id_conflict",
+            "两份档案的身份证号不同，不能合并 (the two residents have different ID numbers)",
+        )
+    record_ids = [r.id for r in source_records_of(session, merged_id)]
+    observation_ids = session.execute(
+        select(Observation.id).where(Observation.resident_id == merged_id)
+    ).scalars().all()
+    session.execute(
+        update(SourceRecord).where(SourceRecord.id.in_(record_ids)).values(resident_id=survivor_id)
+    )
+    session.execute(update(Observation).where(Observation.id.in_(observation_ids)).values(resident_id=survivor_id))
+    session.execute(
+        update(LinkReview)
+        .where(LinkReview.status == ReviewStatus.open)
+        .where(or_(LinkReview.resident_id == merged_id, LinkReview.candidate_id == merged_id))
+        .where(or_(LinkReview.resident_id == survivor_id, LinkReview.candidate_id == survivor_id))
+        .values(status=ReviewStatus.same, decided_by=by[:64], decided_at=utcnow())
+    )
+    merged.status = ResidentStatus.merged
+    merged.merged_into_id = survivor_id
+    merged.id_number = None
+    merged.needs_review = False
+    session.flush()
+    merge = ResidentMerge(
+        survivor_id=survivor_id, merged_id=merged_id, source_record_ids=record_ids,
+        moved={"observation_ids": list(observation_ids)}, reason=reason[:200], merged_by=by[:64],
+    )  # fmt: skip
+    session.add(merge)
+    rebuild_resident(session, survivor_id, reason="merge")
+    session.execute(delete(Condition).where(Condition.resident_id == merged_id))
+    survivor.needs_review = False
+    session.flush()
+    return merge
+
+
+def unmerge(session: Session, merge_id: int, *, by: str) -> ResidentMerge:
+    """Undo a merge: the moved evidence goes back and both profiles are rebuilt from it."""
+    merge = session.get(ResidentMerge, merge_id)
+    if merge is None:
+        raise NotFound("resident.merge.not_found", "未找到该合并记录 (merge not found)")
+    if merge.unmerged_at is not None:
+        raise Conflict("resident.merge.already_undone", "该合并已撤销 (this merge was already undone)")
+    merged = get_resident(session, merge.merged_id)
+    later = session.execute(
+        select(ResidentMerge.id).where(
+            ResidentMerge.merged_id == merge.survivor_id, ResidentMerge.unmerged_at.is_(None)
+        )
+    ).first()
+    if later is not None:
+        raise Conflict(
+            "resident.merge.superseded",
+            "存活档案已被再次合并，请先撤销后一次合并 (undo the later merge of the survivor first)",
+            merge_id=later[0],
+        )
+    session.execute(
+        update(SourceRecord)
+        .where(SourceRecord.id.in_(merge.source_record_ids))
+        .values(resident_id=merged.id, link_method=LinkMethod.manual)
+    )
+    session.execute(
+        update(Observation)
+        .where(Observation.id.in_(merge.moved.get("observation_ids", [])))
+        .values(resident_id=merged.id)
+    )
+    merged.status = ResidentStatus.active
+    merged.merged_into_id = None
+    merge.unmerged_at = utcnow()
+    merge.unmerged_by = by[:64]
+    session.flush()
+    # The survivor first, so an ID number that came from the merged records is released.
+    rebuild_resident(session, merge.survivor_id, reason="unmerge")
+    rebuild_resident(session, merged.id, reason="unmerge")
+    return merge
+
+
+# -- the review queue -------------------------------------------------------------------------
+
+def open_reviews(session: Session, limit: int = 50, offset: int = 0) -> tuple[int, Sequence[LinkReview]]:
+    stmt = select(LinkReview).where(LinkReview.status == ReviewStatus.open)
+    total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
+    rows = session.execute(stmt.order_by(LinkReview.score.desc(), LinkReview.id).limit(limit).offset(offset))
+    return total, rows.scalars().all()
+
+
+def decide_review(session: Session, review_id: int, *, same_person: bool, by: str) -> LinkReview:
+    """A person decides a possible match: one person (merge) or two (keep both)."""
+    review = session.get(LinkReview, review_id)
+    if review is None:
+        raise NotFound("link_review.not_found", "未找到该待核对记录 (review not found)")
+    if review.status != ReviewStatus.open:
+        raise Conflict("link_review.decided", "该记录已处理 (this review was already decided)")
+    if same_person:
+        merge_residents(session, review.candidate_id, review.resident_id, by=by, reason=f"link review {review.id}")
+        review.status = ReviewStatus.same
+    else:
+        review.status = ReviewStatus.different
+        provisional = get_resident(session, review.resident_id)
+        still_open = session.execute(
+            select(func.count())
+            .select_from(LinkReview)
+            .where(LinkReview.resident_id == provisional.id, LinkReview.status == ReviewStatus.open, LinkReview.id != review.id)
+        ).scalar_one()
+        provisional.needs_review = still_open > 0
+    review.decided_by = by[:64]
+    review.decided_at = utcnow()
+    session.flush()
+    return review

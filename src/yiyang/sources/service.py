@@ -1,0 +1,582 @@
+"""Import runs: agency rows in, linked to residents, folded into profiles, with provenance.
+
+One run is one transaction: a file is applied whole or not at all. Inside a run, rows are taken
+in batches; each batch is linked (exact on a valid ID number, else probabilistic), folded into
+the residents' profiles by the precedence rule, and written with the bulk paths (COPY on
+PostgreSQL). Re-importing the same rows changes nothing: a row whose (feed, source key) is known
+with the same content hash is counted as unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.orm import Session
+
+from yiyang.config import Settings, get_settings
+from yiyang.db import Database, allocate_ids, bulk_insert, bulk_update, db_datetime, utcnow
+from yiyang.geo.models import Area, AreaLevel
+from yiyang.residents.precedence import FactRef
+from yiyang.residents.profile import apply_payload
+from yiyang.sources import linkage
+from yiyang.sources.models import Feed, ImportRun, LinkMethod, RunStatus
+from yiyang.sources.records import RowRejection, SourceRow, payload_of
+
+log = logging.getLogger(__name__)
+
+# Columns of ``resident`` the runner reads and writes (id first).
+RESIDENT_COLUMNS = (
+    "id", "id_number", "name", "name_pinyin", "sex", "birth_date", "phone", "address", "household_id",
+    "community_id", "grid_id", "insurance_type", "living_arrangement", "dibao", "tekun",
+    "disability_cert_grade", "capability_level", "status", "merged_into_id", "needs_review",
+    "provenance", "created_at", "updated_at",
+)  # fmt: skip
+PROFILE_COLUMNS = (
+    "id_number", "name", "name_pinyin", "sex", "birth_date", "phone", "address", "household_id",
+    "community_id", "grid_id", "insurance_type", "living_arrangement", "dibao", "tekun",
+    "disability_cert_grade", "capability_level", "needs_review", "provenance", "updated_at",
+)  # fmt: skip
+SOURCE_RECORD_COLUMNS = (
+    "id", "feed", "source_key", "resident_id", "import_run_id", "line", "observed_at", "recorded_at",
+    "content_hash", "payload", "link_method", "link_score",
+)  # fmt: skip
+REPORT_REJECTIONS_KEPT = 1000  # rejections stored on the run row; the report file has them all
+
+
+@dataclass
+class ImportReport:
+    run_id: int
+    feed: str
+    label: str
+    counts: Counter[str] = field(default_factory=Counter)
+    rejections: list[RowRejection] = field(default_factory=list)
+    resident_ids: dict[str, int] = field(default_factory=dict)
+    encoding: str | None = None
+    elapsed_s: float = 0.0
+    status: str = RunStatus.applied
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "feed": self.feed,
+            "file": self.label,
+            "status": self.status,
+            "encoding": self.encoding,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "counts": dict(self.counts),
+            "rejections": [
+                {"line": r.line, "code": r.code, "message": r.message, "source_key": r.source_key, "column": r.column}
+                for r in self.rejections
+            ],
+        }
+
+
+class _Profile:
+    """A resident's values while a batch folds rows into them."""
+
+    __slots__ = ("values", "provenance", "is_new", "dirty", "address_changed")
+
+    def __init__(self, values: dict[str, Any], provenance: dict[str, Any], is_new: bool) -> None:
+        self.values = values
+        self.provenance = provenance
+        self.is_new = is_new
+        self.dirty = is_new
+        self.address_changed = is_new
+
+
+def content_hash(payload: dict[str, Any], observed_at: dt.datetime) -> str:
+    blob = orjson.dumps([payload, observed_at.isoformat()], option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(blob, digest_size=16).hexdigest()
+
+
+def address_key(address: str) -> str:
+    """Households are matched on the normalised address within a community."""
+    return linkage.normalise_address(address)[:200]
+
+
+class ImportRunner:
+    """Applies batches of rows for one run inside the caller's transaction."""
+
+    def __init__(self, session: Session, feed: Feed, run_id: int, settings: Settings | None = None) -> None:
+        self.session = session
+        self.feed = feed
+        self.run_id = run_id
+        self.settings = settings or get_settings()
+        self.report_counts: Counter[str] = Counter()
+        self.resident_ids: dict[str, int] = {}
+        areas = session.execute(select(Area.code, Area.id, Area.level)).all()
+        self.community_ids = {code: id_ for code, id_, level in areas if level == AreaLevel.community}
+        self.grid_ids = {code: id_ for code, id_, level in areas if level == AreaLevel.grid}
+        self.recorded_at = db_datetime(utcnow())
+
+    # -- one batch -------------------------------------------------------------------------
+    def apply(self, rows: list[SourceRow]) -> None:
+        if not rows:
+            return
+        session = self.session
+        hashed = []
+        for row in rows:
+            payload = payload_of(row)
+            hashed.append((row, payload, content_hash(payload, row.observed_at)))
+
+        known = self._known_records([row.source_key for row in rows])
+        fresh: list[tuple[SourceRow, dict[str, Any], str]] = []
+        changed: list[tuple[SourceRow, dict[str, Any], str, int, int]] = []
+        for row, payload, digest in hashed:
+            record = known.get(row.source_key)
+            if record is None:
+                fresh.append((row, payload, digest))
+            elif record[1] == digest:
+                self.report_counts["unchanged"] += 1
+                self.resident_ids[row.source_key] = record[2]
+            else:
+                changed.append((row, payload, digest, record[0], record[2]))
+
+        profiles: dict[int, _Profile] = {}
+        links = self._link(fresh, profiles)
+        record_ids = allocate_ids(session, "source_record", len(fresh))
+
+        new_records = []
+        fact_changes: list[tuple[Any, ...]] = []
+        conditions: list[tuple[int, int, dt.date, list[Any]]] = []
+        observations: list[tuple[Any, ...]] = []
+        reviews: list[tuple[Any, ...]] = []
+        for (row, payload, digest), record_id, (resident_id, method, score, review) in zip(
+            fresh, record_ids, links, strict=True
+        ):
+            observed = db_datetime(row.observed_at)
+            new_records.append(
+                (record_id, self.feed.value, row.source_key, resident_id, self.run_id, row.line, observed,
+                 self.recorded_at, digest, orjson.dumps(payload).decode(), method, score)
+            )  # fmt: skip
+            self.resident_ids[row.source_key] = resident_id
+            self.report_counts[f"linked_{method}" if method != LinkMethod.new else "new_resident"] += 1
+            self.report_counts["accepted"] += 1
+            profile = profiles[resident_id]
+            ref = FactRef(record_id, self.feed.value, row.observed_at)
+            for change in apply_payload(profile.values, profile.provenance, payload, ref):
+                profile.dirty = True
+                if change.attribute in ("address", "community_code"):
+                    profile.address_changed = True
+                if change.old_ref is not None and not profile.is_new:
+                    fact_changes.append(
+                        (resident_id, change.attribute, _text(change.old_value), _text(change.new_value),
+                         change.old_ref.source_record_id, record_id, change.reason, self.recorded_at)
+                    )  # fmt: skip
+            conditions.extend((resident_id, record_id, row.observed_at.date(), c) for c in payload.get("conditions", ()))
+            for code, value, value2, unit, effective in payload.get("observations", ()):
+                observations.append(
+                    (resident_id, code, value, value2, unit, db_datetime(dt.datetime.fromisoformat(effective)), record_id)
+                )
+            if review is not None:
+                candidate_id, comparison = review
+                reviews.append(
+                    (resident_id, candidate_id, record_id, score, orjson.dumps(comparison).decode(), "open", self.recorded_at)
+                )
+
+        self._write_households(profiles)
+        self._write_residents(profiles)
+        bulk_insert(session, "source_record", SOURCE_RECORD_COLUMNS, new_records)
+        bulk_insert(
+            session, "fact_change",
+            ("resident_id", "attribute", "old_value", "new_value", "old_source_record_id",
+             "new_source_record_id", "reason", "changed_at"),
+            fact_changes,
+        )  # fmt: skip
+        self._write_conditions(conditions)
+        bulk_insert(
+            session, "observation",
+            ("resident_id", "code", "value", "value2", "unit", "effective_at", "source_record_id"), observations,
+        )  # fmt: skip
+        bulk_insert(
+            session, "link_review",
+            ("resident_id", "candidate_id", "source_record_id", "score", "comparison", "status", "created_at"), reviews,
+        )  # fmt: skip
+        if changed:
+            self._apply_changed(changed)
+
+    # -- linkage ---------------------------------------------------------------------------
+    def _link(
+        self, fresh: list[tuple[SourceRow, dict[str, Any], str]], profiles: dict[int, _Profile]
+    ) -> list[tuple[int, str, float | None, tuple[int, dict[str, Any]] | None]]:
+        """Resident id, link method, score and (candidate, comparison) for review, per fresh row."""
+        session = self.session
+        id_numbers = {row.id_number for row, _, _ in fresh if row.id_number}
+        by_id: dict[str, int] = {}
+        if id_numbers:
+            stmt = text("SELECT id_number, id FROM resident WHERE id_number IN :ids").bindparams(
+                bindparam("ids", expanding=True)
+            )
+            by_id = dict(session.execute(stmt, {"ids": list(id_numbers)}).all())
+
+        unlinked = [row for row, _, _ in fresh if not row.id_number or row.id_number not in by_id]
+        index_all = linkage.LinkIndex()  # candidates for rows without an ID number
+        index_no_id = linkage.LinkIndex()  # candidates for rows with one: residents still lacking it
+        if unlinked:
+            wanted = linkage.block_keys(
+                [linkage.make_keys(r.name, r.sex, r.birth_date, r.phone, r.address) for r in unlinked]
+            )
+            for resident_id, keys, has_id in self._load_candidates(wanted):
+                index_all.add(resident_id, keys)
+                if not has_id:
+                    index_no_id.add(resident_id, keys)
+
+        new_ids = iter(allocate_ids(session, "resident", len(unlinked)))
+        needed: set[int] = set()  # existing residents whose profiles this batch changes
+        results = []
+        link_at = self.settings.link_threshold
+        review_at = self.settings.review_threshold
+        for row, _, _ in fresh:
+            resident_id = by_id.get(row.id_number) if row.id_number else None
+            if resident_id is not None:
+                results.append((resident_id, LinkMethod.id_number, None, None))
+                needed.add(resident_id)
+                continue
+            keys = linkage.make_keys(row.name, row.sex, row.birth_date, row.phone, row.address)
+            index = index_no_id if row.id_number else index_all
+            match = index.best_match(keys)
+            outcome = linkage.decide(match[1].weight, link_at, review_at) if match else "new"
+            if outcome == "link":
+                resident_id = match[0]
+                needed.add(resident_id)
+                if row.id_number:  # the resident gains its ID number now: later rows link exactly
+                    by_id[row.id_number] = resident_id
+                    index_no_id.remove(resident_id)
+                results.append((resident_id, LinkMethod.probabilistic, round(match[1].weight, 2), None))
+                continue
+            resident_id = next(new_ids)
+            profiles[resident_id] = _Profile(self._blank_profile(resident_id), {}, is_new=True)
+            if outcome == "review":
+                profiles[resident_id].values["needs_review"] = True
+                comparison = {"weight": round(match[1].weight, 2), "levels": match[1].levels}
+                results.append((resident_id, LinkMethod.review, round(match[1].weight, 2), (match[0], comparison)))
+            else:
+                results.append((resident_id, LinkMethod.new, None, None))
+            if row.id_number:
+                by_id[row.id_number] = resident_id
+            else:
+                index_no_id.add(resident_id, keys)
+            index_all.add(resident_id, keys)
+        self._load_profiles(profiles, needed - profiles.keys())
+        return results
+
+    def _load_candidates(self, wanted: dict[str, set[Any]]) -> Iterator[tuple[int, linkage.LinkKeys, bool]]:
+        clauses, params = [], {}
+        for column in ("birth_date", "name_pinyin", "phone"):
+            values = [v for v in wanted.get(column, ()) if v]
+            if values:
+                clauses.append(f"{column} IN :{column}")
+                params[column] = values
+        if not clauses:
+            return
+        stmt = text(
+            "SELECT id, name, sex, birth_date, phone, address, id_number IS NOT NULL FROM resident "
+            f"WHERE status = 'active' AND ({' OR '.join(clauses)})"
+        ).bindparams(*(bindparam(name, expanding=True) for name in params))
+        for resident_id, name, sex, birth, phone, address, has_id in self.session.execute(stmt, params):
+            if isinstance(birth, str):
+                birth = dt.date.fromisoformat(birth)
+            yield resident_id, linkage.make_keys(name, sex, birth, phone, address), bool(has_id)
+
+    # -- profiles --------------------------------------------------------------------------
+    def _blank_profile(self, resident_id: int) -> dict[str, Any]:
+        return {"id": resident_id, "status": "active", "needs_review": False, "household_id": None}
+
+    def _load_profiles(self, profiles: dict[int, _Profile], resident_ids: set[int]) -> None:
+        if not resident_ids:
+            return
+        stmt = text(f"SELECT {', '.join(RESIDENT_COLUMNS)} FROM resident WHERE id IN :ids").bindparams(
+            bindparam("ids", expanding=True)
+        )
+        code_of = self.community_code_of()
+        for row in self.session.execute(stmt, {"ids": list(resident_ids)}):
+            values = dict(zip(RESIDENT_COLUMNS, row, strict=True))
+            profiles[values["id"]] = _Profile(*_profile_from_columns(values, code_of), is_new=False)
+
+    def community_code_of(self) -> dict[int, str]:
+        if not hasattr(self, "_code_of"):
+            self._code_of = {id_: code for code, id_ in self.community_ids.items()}
+            self._code_of.update({id_: code for code, id_ in self.grid_ids.items()})
+        return self._code_of
+
+    def _write_households(self, profiles: dict[int, _Profile]) -> None:
+        """Residents at the same normalised address in the same community share a household."""
+        wanted: dict[tuple[int, str], list[_Profile]] = {}
+        for profile in profiles.values():
+            if not profile.address_changed:
+                continue
+            values = profile.values
+            community_id = self.community_ids.get(values.get("community_code") or "")
+            if community_id is None or not values.get("address"):
+                continue
+            wanted.setdefault((community_id, address_key(values["address"])), []).append(profile)
+        if not wanted:
+            return
+        stmt = text(
+            "SELECT id, community_id, address_key FROM household WHERE address_key IN :keys"
+        ).bindparams(bindparam("keys", expanding=True))
+        found = {
+            (community_id, key): household_id
+            for household_id, community_id, key in self.session.execute(stmt, {"keys": list({k for _, k in wanted})})
+        }
+        missing = [key for key in wanted if key not in found]
+        new_rows = []
+        for (community_id, key), household_id in zip(missing, allocate_ids(self.session, "household", len(missing)), strict=True):
+            first = wanted[(community_id, key)][0].values
+            grid_id = self.grid_ids.get(first.get("grid_code") or "")
+            new_rows.append(
+                (household_id, first["address"][:200], key, community_id, grid_id, first.get("living_arrangement"))
+            )
+            found[(community_id, key)] = household_id
+        bulk_insert(
+            self.session, "household",
+            ("id", "address", "address_key", "community_id", "grid_id", "living_arrangement"), new_rows,
+        )  # fmt: skip
+        for key, members in wanted.items():
+            for profile in members:
+                if profile.values.get("household_id") != found[key]:
+                    profile.values["household_id"] = found[key]
+                    profile.dirty = True
+
+    def _write_residents(self, profiles: dict[int, _Profile]) -> None:
+        now = self.recorded_at
+        inserts, updates = [], []
+        for resident_id, profile in profiles.items():
+            if not profile.dirty:
+                continue
+            row = self._resident_row(profile, now)
+            if profile.is_new:
+                inserts.append(tuple(row[c] for c in RESIDENT_COLUMNS))
+            else:
+                updates.append((resident_id, *(row[c] for c in PROFILE_COLUMNS)))
+        bulk_insert(self.session, "resident", RESIDENT_COLUMNS, inserts)
+        bulk_update(self.session, "resident", "id", PROFILE_COLUMNS, updates)
+
+    def _resident_row(self, profile: _Profile, now: dt.datetime) -> dict[str, Any]:
+        values = profile.values
+        name = values.get("name") or ""
+        return {
+            "id": values["id"],
+            "id_number": values.get("id_number"),
+            "name": name,
+            "name_pinyin": linkage.name_pinyin(name)[:128],
+            "sex": values.get("sex"),
+            "birth_date": values.get("birth_date"),
+            "phone": values.get("phone"),
+            "address": (values.get("address") or None) and values["address"][:200],
+            "household_id": values.get("household_id"),
+            "community_id": self.community_ids.get(values.get("community_code") or ""),
+            "grid_id": self.grid_ids.get(values.get("grid_code") or ""),
+            "insurance_type": values.get("insurance_type"),
+            "living_arrangement": values.get("living_arrangement"),
+            "dibao": values.get("dibao"),
+            "tekun": values.get("tekun"),
+            "disability_cert_grade": values.get("disability_cert_grade"),
+            "capability_level": values.get("capability_level"),
+            "status": values.get("status", "active"),
+            "merged_into_id": values.get("merged_into_id"),
+            "needs_review": bool(values.get("needs_review")),
+            "provenance": orjson.dumps(profile.provenance).decode(),
+            "created_at": values.get("created_at") or now,
+            "updated_at": now,
+        }
+
+    def _write_conditions(self, conditions: list[tuple[int, int, dt.date, list[Any]]]) -> None:
+        """One row per (resident, ICD-10 code): first and latest evidence."""
+        if not conditions:
+            return
+        resident_ids = list({c[0] for c in conditions})
+        stmt = text(
+            "SELECT id, resident_id, code, first_seen, last_seen FROM condition WHERE resident_id IN :ids"
+        ).bindparams(bindparam("ids", expanding=True))
+        existing = {}
+        for cid, rid, code, first, last in self.session.execute(stmt, {"ids": resident_ids}):
+            existing[(rid, code)] = [cid, _as_date(first), _as_date(last), None, None]
+        inserts: dict[tuple[int, str], list[Any]] = {}
+        for resident_id, record_id, seen, (code, display, long_rx) in conditions:
+            key = (resident_id, code)
+            if key in existing:
+                entry = existing[key]
+                if seen >= entry[2]:
+                    entry[2], entry[3] = seen, record_id
+                    entry[4] = bool(long_rx)
+                continue
+            if key in inserts:
+                entry = inserts[key]
+                if seen >= entry[7]:
+                    entry[5], entry[7] = record_id, seen
+                    entry[3] = entry[3] or bool(long_rx)
+                if seen < entry[6]:
+                    entry[4], entry[6] = record_id, seen
+                continue
+            inserts[key] = [resident_id, code, display, bool(long_rx), record_id, record_id, seen, seen]
+        bulk_insert(
+            self.session, "condition",
+            ("resident_id", "code", "display", "long_prescription", "first_source_record_id",
+             "last_source_record_id", "first_seen", "last_seen"),
+            [tuple(v) for v in inserts.values()],
+        )  # fmt: skip
+        updates = [(e[0], e[2], e[3], e[4]) for e in existing.values() if e[3] is not None]
+        bulk_update(
+            self.session, "condition", "id", ("last_seen", "last_source_record_id", "long_prescription"), updates
+        )
+
+    def _apply_changed(self, changed: list[tuple[SourceRow, dict[str, Any], str, int, int]]) -> None:
+        """A known record with new content: store it, then rebuild its resident from all evidence."""
+        from yiyang.residents.service import rebuild_resident
+
+        rows = [
+            (record_id, orjson.dumps(payload).decode(), digest, db_datetime(row.observed_at), self.run_id, row.line,
+             self.recorded_at)
+            for row, payload, digest, record_id, _ in changed
+        ]  # fmt: skip
+        bulk_update(
+            self.session, "source_record", "id",
+            ("payload", "content_hash", "observed_at", "import_run_id", "line", "recorded_at"), rows,
+        )  # fmt: skip
+        for row, *_ , resident_id in changed:
+            self.resident_ids[row.source_key] = resident_id
+        for resident_id in sorted({c[4] for c in changed}):
+            rebuild_resident(self.session, resident_id, reason="record_updated")
+        self.report_counts["updated"] += len(changed)
+
+    def _known_records(self, keys: list[str]) -> dict[str, tuple[int, str, int]]:
+        stmt = text(
+            "SELECT source_key, id, content_hash, resident_id FROM source_record WHERE feed = :feed AND source_key IN :keys"
+        ).bindparams(bindparam("keys", expanding=True))
+        return {
+            key: (record_id, digest, resident_id)
+            for key, record_id, digest, resident_id in self.session.execute(stmt, {"feed": self.feed.value, "keys": keys})
+        }
+
+
+def _profile_from_columns(values: dict[str, Any], code_of: dict[int, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    provenance = values.pop("provenance") or {}
+    if isinstance(provenance, str):
+        provenance = orjson.loads(provenance)
+    values["community_code"] = code_of.get(values.pop("community_id") or 0)
+    values["grid_code"] = code_of.get(values.pop("grid_id") or 0)
+    if isinstance(values.get("birth_date"), str):
+        values["birth_date"] = dt.date.fromisoformat(values["birth_date"])
+    for flag in ("dibao", "tekun", "needs_review"):
+        if values.get(flag) is not None:
+            values[flag] = bool(values[flag])
+    return values, dict(provenance)
+
+
+def _as_date(value: Any) -> dt.date:
+    return dt.date.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return str(value)[:200]
+
+
+# -- runs ------------------------------------------------------------------------------------
+
+def start_run(session: Session, feed: Feed, label: str, sha256: str = "", encoding: str | None = None) -> ImportRun:
+    run = ImportRun(feed=feed, filename=label[:200], file_sha256=sha256, encoding=encoding, status=RunStatus.running)
+    session.add(run)
+    session.flush()
+    return run
+
+
+def import_source_rows(
+    session: Session,
+    feed: Feed,
+    items: Iterable[SourceRow | RowRejection],
+    *,
+    label: str,
+    sha256: str = "",
+    encoding: str | None = None,
+    settings: Settings | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Apply rows (and count rejections) as one run inside the caller's transaction."""
+    settings = settings or get_settings()
+    started = time.perf_counter()
+    run = start_run(session, feed, label, sha256, encoding)
+    runner = ImportRunner(session, feed, run.id, settings)
+    report = ImportReport(run_id=run.id, feed=feed.value, label=label, encoding=encoding)
+    batch: list[SourceRow] = []
+    seen = 0
+    for item in items:
+        seen += 1
+        if isinstance(item, RowRejection):
+            report.rejections.append(item)
+            continue
+        batch.append(item)
+        if len(batch) >= settings.import_batch_rows:
+            runner.apply(batch)
+            batch = []
+            if on_progress:
+                on_progress(seen)
+    runner.apply(batch)
+    if on_progress:
+        on_progress(seen)
+    report.counts = runner.report_counts
+    report.counts["rejected"] = len(report.rejections)
+    report.counts["rows"] = seen
+    report.resident_ids = runner.resident_ids
+    report.elapsed_s = time.perf_counter() - started
+    run.status = RunStatus.applied
+    run.finished_at = utcnow()
+    run.counts = dict(report.counts)
+    run.rejections = report.as_json()["rejections"][:REPORT_REJECTIONS_KEPT]
+    return report
+
+
+def import_file(
+    database: Database,
+    feed: Feed,
+    path: Path,
+    *,
+    settings: Settings | None = None,
+    on_total: Callable[[int], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Read an agency file and apply it whole; on any failure nothing is kept but a failed run row."""
+    from yiyang.geo.service import community_directory
+    from yiyang.sources.feeds import CommunityDirectory, read_feed
+
+    settings = settings or get_settings()
+    sha256 = _file_sha256(path)
+    try:
+        with database.unit_of_work() as session:
+            directory = community_directory(session)
+            if not isinstance(directory, CommunityDirectory):
+                directory = CommunityDirectory(*directory)
+            reader = read_feed(path, feed, directory)
+            if on_total:
+                on_total(reader.count_rows())
+            return import_source_rows(
+                session, feed, reader, label=path.name, sha256=sha256, encoding=reader.encoding,
+                settings=settings, on_progress=on_progress,
+            )  # fmt: skip
+    except BaseException as error:
+        with database.unit_of_work() as session:
+            run = start_run(session, feed, path.name, sha256)
+            run.status = RunStatus.failed
+            run.finished_at = utcnow()
+            run.counts = {"error": type(error).__name__}
+        raise
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

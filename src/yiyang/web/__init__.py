@@ -1,0 +1,1 @@
+"""The staff web: server-rendered pages that call the domain services."""
