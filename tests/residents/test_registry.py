@@ -225,12 +225,12 @@ def test_merge_then_unmerge_restores_both_profiles(db: Database) -> None:
 def test_uncertain_match_goes_to_review_and_decision_merges(db: Database) -> None:
     seed_areas(db)
     run(db, Feed.health, [health_row(2, "H001")])
-    # a roster row: same name and birth date, but no phone, no ID and another community
-    uncertain = civil_row(2, "C002", id_number=None, phone=None, community_code=OTHER_COMMUNITY, address="复兴路1号")
+    # a roster row: same name, day and month of birth swapped, no phone, no ID, another address
+    uncertain = civil_row(2, "C002", id_number=None, phone=None, community_code=OTHER_COMMUNITY, address="复兴路1号",
+                          birth_date=dt.date(1945, 12, 3))  # fmt: skip
     report = run(db, Feed.civil, [uncertain])
-    if report.counts["linked_probabilistic"]:
-        pytest.skip("thresholds link this pair outright; review path covered by linkage tests")
-    assert report.counts["linked_review"] == 1
+    # then it is neither linked nor silently new: a provisional resident waits in the review queue
+    assert report.counts["linked_review"] == 1 and report.counts["linked_probabilistic"] == 0
     with db.unit_of_work() as session:
         total, reviews = service.open_reviews(session)
         assert total == 1

@@ -30,7 +30,7 @@ from yiyang.residents.models import (
     SourceRecord,
 )
 from yiyang.residents.precedence import PROFILE_ATTRIBUTES, FactRef
-from yiyang.residents.profile import apply_payload
+from yiyang.residents.profile import apply_payload, provenance_to_json
 
 COLUMN_ATTRIBUTES = tuple(a for a in PROFILE_ATTRIBUTES if a not in ("community_code", "grid_code"))
 
@@ -189,7 +189,7 @@ def rebuild_resident(session: Session, resident_id: int, *, reason: str) -> Resi
     before = _current_values(session, resident)
     before_refs = dict(resident.provenance or {})
     profile: dict[str, Any] = {}
-    provenance: dict[str, Any] = {}
+    provenance: dict[str, FactRef] = {}
     conditions: dict[str, dict[str, Any]] = {}
     for record in source_records_of(session, resident_id):
         ref = FactRef(record.id, record.feed.value, record.observed_at)
@@ -220,7 +220,7 @@ def rebuild_resident(session: Session, resident_id: int, *, reason: str) -> Resi
     resident.name_pinyin = name_pinyin(resident.name)[:128]
     resident.community_id = areas.get(profile.get("community_code"))
     resident.grid_id = areas.get(profile.get("grid_code"))
-    resident.provenance = provenance
+    resident.provenance = provenance_to_json(provenance)
     resident.updated_at = utcnow()
 
     session.execute(delete(Condition).where(Condition.resident_id == resident_id))
@@ -242,7 +242,7 @@ def rebuild_resident(session: Session, resident_id: int, *, reason: str) -> Resi
                     resident_id=resident_id, attribute=attribute,
                     old_value=_text(before.get(attribute)), new_value=_text(after.get(attribute)),
                     old_source_record_id=old_ref[0] if old_ref else None,
-                    new_source_record_id=new_ref[0] if new_ref else None, reason=reason,
+                    new_source_record_id=new_ref.source_record_id if new_ref else None, reason=reason,
                 )
             )  # fmt: skip
     session.flush()

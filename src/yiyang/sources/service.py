@@ -24,10 +24,10 @@ from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
 from yiyang.config import Settings, get_settings
-from yiyang.db import Database, allocate_ids, bulk_insert, bulk_update, db_datetime, utcnow
+from yiyang.db import Database, allocate_ids, bulk_insert, bulk_update, db_datetime, is_postgres, utcnow
 from yiyang.geo.models import Area, AreaLevel
 from yiyang.residents.precedence import FactRef
-from yiyang.residents.profile import apply_payload
+from yiyang.residents.profile import apply_payload, provenance_from_json, provenance_to_json
 from yiyang.sources import linkage
 from yiyang.sources.models import Feed, ImportRun, LinkMethod, RunStatus
 from yiyang.sources.records import RowRejection, SourceRow, payload_of
@@ -118,6 +118,7 @@ class ImportRunner:
         self.community_ids = {code: id_ for code, id_, level in areas if level == AreaLevel.community}
         self.grid_ids = {code: id_ for code, id_, level in areas if level == AreaLevel.grid}
         self.recorded_at = db_datetime(utcnow())
+        self.postgres = is_postgres(session)
 
     # -- one batch -------------------------------------------------------------------------
     def apply(self, rows: list[SourceRow]) -> None:
@@ -168,7 +169,7 @@ class ImportRunner:
                 profile.dirty = True
                 if change.attribute in ("address", "community_code"):
                     profile.address_changed = True
-                if change.old_ref is not None and not profile.is_new:
+                if change.old_ref is not None and not profile.is_new and change.old_value != change.new_value:
                     fact_changes.append(
                         (resident_id, change.attribute, _text(change.old_value), _text(change.new_value),
                          change.old_ref.source_record_id, record_id, change.reason, self.recorded_at)
@@ -214,19 +215,17 @@ class ImportRunner:
         id_numbers = {row.id_number for row, _, _ in fresh if row.id_number}
         by_id: dict[str, int] = {}
         if id_numbers:
-            stmt = text("SELECT id_number, id FROM resident WHERE id_number IN :ids").bindparams(
-                bindparam("ids", expanding=True)
-            )
+            stmt = self._where_in("SELECT id_number, id FROM resident WHERE {ids}", ids="id_number")
             by_id = dict(session.execute(stmt, {"ids": list(id_numbers)}).all())
 
         unlinked = [row for row, _, _ in fresh if not row.id_number or row.id_number not in by_id]
+        row_keys = {
+            id(row): linkage.make_keys(row.name, row.sex, row.birth_date, row.phone, row.address) for row in unlinked
+        }
         index_all = linkage.LinkIndex()  # candidates for rows without an ID number
         index_no_id = linkage.LinkIndex()  # candidates for rows with one: residents still lacking it
         if unlinked:
-            wanted = linkage.block_keys(
-                [linkage.make_keys(r.name, r.sex, r.birth_date, r.phone, r.address) for r in unlinked]
-            )
-            for resident_id, keys, has_id in self._load_candidates(wanted):
+            for resident_id, keys, has_id in self._load_candidates(linkage.block_keys(row_keys.values())):
                 index_all.add(resident_id, keys)
                 if not has_id:
                     index_no_id.add(resident_id, keys)
@@ -242,7 +241,7 @@ class ImportRunner:
                 results.append((resident_id, LinkMethod.id_number, None, None))
                 needed.add(resident_id)
                 continue
-            keys = linkage.make_keys(row.name, row.sex, row.birth_date, row.phone, row.address)
+            keys = row_keys.get(id(row)) or linkage.make_keys(row.name, row.sex, row.birth_date, row.phone, row.address)
             index = index_no_id if row.id_number else index_all
             match = index.best_match(keys)
             outcome = linkage.decide(match[1].weight, link_at, review_at) if match else "new"
@@ -275,18 +274,20 @@ class ImportRunner:
         for column in ("birth_date", "name_pinyin", "phone"):
             values = [v for v in wanted.get(column, ()) if v]
             if values:
-                clauses.append(f"{column} IN :{column}")
+                clauses.append(column)
                 params[column] = values
         if not clauses:
             return
-        stmt = text(
-            "SELECT id, name, sex, birth_date, phone, address, id_number IS NOT NULL FROM resident "
-            f"WHERE status = 'active' AND ({' OR '.join(clauses)})"
-        ).bindparams(*(bindparam(name, expanding=True) for name in params))
-        for resident_id, name, sex, birth, phone, address, has_id in self.session.execute(stmt, params):
+        stmt = self._where_in(
+            "SELECT id, name, name_pinyin, sex, birth_date, phone, address, id_number IS NOT NULL FROM resident "
+            f"WHERE status = 'active' AND ({' OR '.join('{' + c + '}' for c in clauses)})",
+            **{c: c for c in clauses},
+        )
+        for resident_id, name, pinyin, sex, birth, phone, address, has_id in self.session.execute(stmt, params).all():
             if isinstance(birth, str):
                 birth = dt.date.fromisoformat(birth)
-            yield resident_id, linkage.make_keys(name, sex, birth, phone, address), bool(has_id)
+            keys = linkage.make_keys(name, sex, birth, phone, address, name_pinyin=pinyin)
+            yield resident_id, keys, bool(has_id)
 
     # -- profiles --------------------------------------------------------------------------
     def _blank_profile(self, resident_id: int) -> dict[str, Any]:
@@ -295,11 +296,9 @@ class ImportRunner:
     def _load_profiles(self, profiles: dict[int, _Profile], resident_ids: set[int]) -> None:
         if not resident_ids:
             return
-        stmt = text(f"SELECT {', '.join(RESIDENT_COLUMNS)} FROM resident WHERE id IN :ids").bindparams(
-            bindparam("ids", expanding=True)
-        )
+        stmt = self._where_in(f"SELECT {', '.join(RESIDENT_COLUMNS)} FROM resident WHERE {{ids}}", ids="id")
         code_of = self.community_code_of()
-        for row in self.session.execute(stmt, {"ids": list(resident_ids)}):
+        for row in self.session.execute(stmt, {"ids": list(resident_ids)}).all():
             values = dict(zip(RESIDENT_COLUMNS, row, strict=True))
             profiles[values["id"]] = _Profile(*_profile_from_columns(values, code_of), is_new=False)
 
@@ -322,12 +321,10 @@ class ImportRunner:
             wanted.setdefault((community_id, address_key(values["address"])), []).append(profile)
         if not wanted:
             return
-        stmt = text(
-            "SELECT id, community_id, address_key FROM household WHERE address_key IN :keys"
-        ).bindparams(bindparam("keys", expanding=True))
+        stmt = self._where_in("SELECT id, community_id, address_key FROM household WHERE {keys}", keys="address_key")
         found = {
             (community_id, key): household_id
-            for household_id, community_id, key in self.session.execute(stmt, {"keys": list({k for _, k in wanted})})
+            for household_id, community_id, key in self.session.execute(stmt, {"keys": list({k for _, k in wanted})}).all()
         }
         missing = [key for key in wanted if key not in found]
         new_rows = []
@@ -386,7 +383,7 @@ class ImportRunner:
             "status": values.get("status", "active"),
             "merged_into_id": values.get("merged_into_id"),
             "needs_review": bool(values.get("needs_review")),
-            "provenance": orjson.dumps(profile.provenance).decode(),
+            "provenance": orjson.dumps(provenance_to_json(profile.provenance)).decode(),
             "created_at": values.get("created_at") or now,
             "updated_at": now,
         }
@@ -396,11 +393,11 @@ class ImportRunner:
         if not conditions:
             return
         resident_ids = list({c[0] for c in conditions})
-        stmt = text(
-            "SELECT id, resident_id, code, first_seen, last_seen FROM condition WHERE resident_id IN :ids"
-        ).bindparams(bindparam("ids", expanding=True))
+        stmt = self._where_in(
+            "SELECT id, resident_id, code, first_seen, last_seen FROM condition WHERE {ids}", ids="resident_id"
+        )
         existing = {}
-        for cid, rid, code, first, last in self.session.execute(stmt, {"ids": resident_ids}):
+        for cid, rid, code, first, last in self.session.execute(stmt, {"ids": resident_ids}).all():
             existing[(rid, code)] = [cid, _as_date(first), _as_date(last), None, None]
         inserts: dict[tuple[int, str], list[Any]] = {}
         for resident_id, record_id, seen, (code, display, long_rx) in conditions:
@@ -450,13 +447,26 @@ class ImportRunner:
             rebuild_resident(self.session, resident_id, reason="record_updated")
         self.report_counts["updated"] += len(changed)
 
+    def _where_in(self, sql: str, **columns: str) -> Any:
+        """Fill each ``{param}`` in ``sql`` with "column is one of :param": ``= ANY(:param)`` on
+        PostgreSQL (one array parameter, no per-value parsing), an expanding ``IN`` on SQLite."""
+        clauses, binds = {}, []
+        for param, column in columns.items():
+            if self.postgres:
+                clauses[param] = f"{column} = ANY(:{param})"
+            else:
+                clauses[param] = f"{column} IN :{param}"
+                binds.append(bindparam(param, expanding=True))
+        return text(sql.format(**clauses)).bindparams(*binds)
+
     def _known_records(self, keys: list[str]) -> dict[str, tuple[int, str, int]]:
-        stmt = text(
-            "SELECT source_key, id, content_hash, resident_id FROM source_record WHERE feed = :feed AND source_key IN :keys"
-        ).bindparams(bindparam("keys", expanding=True))
+        stmt = self._where_in(
+            "SELECT source_key, id, content_hash, resident_id FROM source_record WHERE feed = :feed AND {keys}",
+            keys="source_key",
+        )
         return {
             key: (record_id, digest, resident_id)
-            for key, record_id, digest, resident_id in self.session.execute(stmt, {"feed": self.feed.value, "keys": keys})
+            for key, record_id, digest, resident_id in self.session.execute(stmt, {"feed": self.feed.value, "keys": keys}).all()
         }
 
 
@@ -464,6 +474,7 @@ def _profile_from_columns(values: dict[str, Any], code_of: dict[int, str]) -> tu
     provenance = values.pop("provenance") or {}
     if isinstance(provenance, str):
         provenance = orjson.loads(provenance)
+    provenance = provenance_from_json(provenance)
     values["community_code"] = code_of.get(values.pop("community_id") or 0)
     values["grid_code"] = code_of.get(values.pop("grid_id") or 0)
     if isinstance(values.get("birth_date"), str):
