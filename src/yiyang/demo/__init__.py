@@ -1,0 +1,1 @@
+"""The demo: a synthetic district, imported through the real pipeline."""

@@ -1,0 +1,69 @@
+"""Geography routes: the area tree, organisations and households. Thin: the service does the work."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from yiyang.deps import MAX_ID, IdPath, SessionDep
+from yiyang.geo import service
+from yiyang.geo.models import AreaLevel, OrganisationKind
+from yiyang.geo.schemas import AreaDetail, AreaRead, AreaRef, HouseholdRead, OrganisationRead
+
+router = APIRouter(prefix="/api", tags=["geography"])
+
+OptionalId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+Limit = Annotated[int, Query(ge=1, le=1000, description="at most this many rows")]
+Offset = Annotated[int, Query(ge=0, le=MAX_ID, description="rows to skip")]
+
+
+@router.get("/areas", response_model=list[AreaRead])
+def list_areas(
+    session: SessionDep,
+    level: AreaLevel | None = None,
+    parent_id: OptionalId = None,
+    limit: Limit = 200,
+    offset: Offset = 0,
+) -> list[AreaRead]:
+    areas = service.list_areas(session, level=level, parent_id=parent_id, limit=limit, offset=offset)
+    return [AreaRead.model_validate(area) for area in areas]
+
+
+@router.get("/areas/{area_id}", response_model=AreaDetail)
+def get_area(area_id: IdPath, session: SessionDep) -> AreaDetail:
+    area = service.get_area(session, area_id)
+    children = service.list_children(session, area.id)
+    count = service.resident_counts(session, [area])[area.id]
+    return AreaDetail(
+        **AreaRead.model_validate(area).model_dump(),
+        children=[AreaRead.model_validate(child) for child in children],
+        resident_count=count,
+    )
+
+
+@router.get("/organisations", response_model=list[OrganisationRead])
+def list_organisations(
+    session: SessionDep,
+    kind: OrganisationKind | None = None,
+    area_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="in this area or below it")] = None,
+    limit: Limit = 200,
+    offset: Offset = 0,
+) -> list[OrganisationRead]:
+    organisations = service.list_organisations(
+        session, kind=kind, area_id=area_id, limit=limit, offset=offset
+    )
+    return [OrganisationRead.model_validate(organisation) for organisation in organisations]
+
+
+@router.get("/households/{household_id}", response_model=HouseholdRead)
+def get_household(household_id: IdPath, session: SessionDep) -> HouseholdRead:
+    summary = service.household_summary(session, household_id)
+    return HouseholdRead(
+        id=summary.household.id,
+        address=summary.household.address,
+        community=AreaRef.model_validate(summary.community),
+        grid=AreaRef.model_validate(summary.grid) if summary.grid else None,
+        living_arrangement=summary.household.living_arrangement,
+        member_count=summary.member_count,
+    )

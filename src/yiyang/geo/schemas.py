@@ -1,0 +1,63 @@
+"""What the geography routes return. No resident names or identities: those live behind access."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, computed_field
+
+from yiyang.geo.models import AreaLevel, LivingArrangement, OrganisationKind
+
+
+class AreaRead(BaseModel):
+    """A district, street, community or grid (区/街道/社区/网格)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    level: AreaLevel
+    code: str
+    name: str
+    parent_id: int | None
+    path: str
+
+
+class AreaDetail(AreaRead):
+    children: list[AreaRead]
+    resident_count: int  # active residents in the area and below it
+
+
+class AreaRef(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    code: str
+    name: str
+
+
+class OrganisationRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    code: str
+    name: str
+    kind: OrganisationKind
+    area_id: int
+    address: str | None
+    phone: str | None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def kind_label(self) -> str:
+        from yiyang.geo.service import ORGANISATION_KIND_LABELS
+
+        return ORGANISATION_KIND_LABELS[self.kind]
+
+
+class HouseholdRead(BaseModel):
+    """A household (家庭户): where it is and how many live there, never who."""
+
+    id: int
+    address: str
+    community: AreaRef
+    grid: AreaRef | None
+    living_arrangement: LivingArrangement | None
+    member_count: int
