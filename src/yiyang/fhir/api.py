@@ -1,0 +1,478 @@
+"""The FHIR R4 REST facade under /fhir: Patient read and search, $everything, transactions.
+
+HTTP only: reads go through the registry's service, writes through the same import service as
+the agency files. Every answer is FHIR JSON (application/fhir+json); every error an
+OperationOutcome with its HTTP status, never the app's plain JSON error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import re
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException
+
+from yiyang import __version__
+from yiyang.deps import MAX_ID, ResidentIdPath, SessionDep
+from yiyang.errors import DomainError, NotFound
+from yiyang.fhir.bundles import (
+    EntryOutcome,
+    rows_from_transaction,
+    searchset,
+    transaction_response,
+)
+from yiyang.fhir.mapping import (
+    FHIR_VERSION,
+    HEALTH_RECORD_SYSTEM,
+    RESIDENT_ID_SYSTEM,
+    RESIDENT_SYSTEM,
+    Issue,
+    condition_resource,
+    observation_resource,
+    operation_outcome,
+    patient_from_resident,
+)
+from yiyang.geo.models import Area
+from yiyang.geo.service import community_directory
+from yiyang.residents import service as residents
+from yiyang.residents.identity import IdNumberError, parse_id_number
+from yiyang.residents.models import Resident, ResidentStatus, SourceRecord
+from yiyang.sources import service as sources
+from yiyang.sources.feeds import CommunityDirectory
+from yiyang.sources.models import Feed
+from yiyang.sources.records import RowRejection, SourceRow
+
+FHIR_JSON = "application/fhir+json"
+DEFAULT_COUNT = 20
+MAX_COUNT = 100
+MAX_OFFSET = 10_000
+MAX_CHAIN = 10  # merged-into links followed before giving up
+
+
+class FhirResponse(JSONResponse):
+    media_type = FHIR_JSON
+
+
+class FhirError(DomainError):
+    """An error answered as an OperationOutcome; ``issues`` lists every problem found."""
+
+    def __init__(
+        self,
+        status_code: int,
+        code: str,
+        message: str,
+        *,
+        issue_type: str = "invalid",
+        issues: Sequence[Issue] = (),
+    ) -> None:
+        super().__init__(code, message)
+        self.status_code = status_code
+        self.issues = list(issues) or [Issue(code, message, issue_type)]
+
+
+# HTTP status -> FHIR IssueType for DomainErrors raised by services.
+_ISSUE_TYPES = {
+    400: "invalid",
+    403: "forbidden",
+    404: "not-found",
+    409: "conflict",
+    410: "deleted",
+    422: "processing",
+}
+
+
+def _outcome_response(error: DomainError) -> FhirResponse:
+    issues = getattr(error, "issues", None) or [
+        Issue(error.code, error.message, _ISSUE_TYPES.get(error.status_code, "processing"))
+    ]
+    return FhirResponse(operation_outcome(issues), status_code=error.status_code)
+
+
+class FhirRoute(APIRoute):
+    """Answers request-validation and domain errors as OperationOutcomes.
+
+    Only errors raised before anything is written, or after the route rolled its work back,
+    reach here: the session dependency commits whatever a returned response leaves behind.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def fhir_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as error:
+                return _outcome_response(_request_error(error))
+            except HTTPException as error:  # a body FastAPI could not even read
+                return _outcome_response(
+                    FhirError(
+                        error.status_code, "fhir.request.invalid", "请求无法解析 (the request cannot be read)"
+                    )
+                )
+            except DomainError as error:
+                return _outcome_response(error)
+
+        return fhir_handler
+
+
+def _request_error(error: RequestValidationError) -> FhirError:
+    """A bad path id cannot name a resource (404); any other bad input is a 400."""
+    problems = error.errors()
+    if any(tuple(p.get("loc", ()))[:1] == ("path",) for p in problems):
+        return FhirError(404, "fhir.not_found", "未找到该资源 (resource not found)", issue_type="not-found")
+    issues = [
+        Issue(
+            "fhir.request.invalid",
+            f"请求参数无效 (invalid {'.'.join(str(part) for part in p.get('loc', ()))}: {p.get('msg', '')})",
+            "invalid",
+        )
+        for p in problems
+    ]
+    return FhirError(400, "fhir.request.invalid", "请求参数无效 (invalid request)", issues=issues)
+
+
+router = APIRouter(prefix="/fhir", tags=["fhir"], route_class=FhirRoute, default_response_class=FhirResponse)
+
+_OUTCOME_DOC = {"description": "OperationOutcome", "content": {FHIR_JSON: {}}}
+
+
+def _base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + router.prefix
+
+
+# -- metadata --------------------------------------------------------------------------------
+
+
+@router.get("/metadata", summary="CapabilityStatement")
+def capability_statement() -> FhirResponse:
+    return FhirResponse(_capability_statement())
+
+
+def _capability_statement() -> dict[str, Any]:
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2026-01-01",
+        "publisher": "yiyang",
+        "kind": "instance",
+        "software": {"name": "yiyang 医养", "version": __version__},
+        "implementation": {
+            "description": "社区医养结合平台 FHIR 接口 (community medical-and-elderly care FHIR facade)"
+        },
+        "fhirVersion": FHIR_VERSION,
+        "format": [FHIR_JSON, "json"],
+        "rest": [
+            {
+                "mode": "server",
+                "documentation": "Patient read and search, Patient/$everything, transaction Bundles of "
+                "Patient, Condition and Observation (docs/fhir.md)",
+                "resource": [
+                    {
+                        "type": "Patient",
+                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "searchParam": [
+                            {
+                                "name": "identifier",
+                                "type": "token",
+                                "documentation": f"{RESIDENT_ID_SYSTEM} (居民身份证号码), "
+                                f"{HEALTH_RECORD_SYSTEM} (健康档案编号) or {RESIDENT_SYSTEM}",
+                            },
+                            {
+                                "name": "name",
+                                "type": "string",
+                                "documentation": "汉字或拼音，包含匹配 (contains)",
+                            },
+                            {
+                                "name": "birthdate",
+                                "type": "date",
+                                "documentation": "prefixes eq, ge, gt, le, lt",
+                            },
+                        ],
+                        "operation": [
+                            {
+                                "name": "everything",
+                                "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+                            }
+                        ],
+                    },
+                    {"type": "Condition"},
+                    {"type": "Observation"},
+                ],
+                "interaction": [{"code": "transaction"}],
+            }
+        ],
+    }
+
+
+# -- Patient read ----------------------------------------------------------------------------
+
+
+def _active_resident(session: Session, resident_id: int) -> Resident:
+    """The resident, or 404; a merged one is gone (410) and the outcome names its survivor."""
+    try:
+        return residents.get_active_resident(session, resident_id)
+    except NotFound as error:
+        if error.code != "resident.merged":
+            raise FhirError(
+                404, "resident.not_found", "未找到该居民 (Patient not found)", issue_type="not-found"
+            ) from None
+        survivor = _survivor(session, resident_id)
+        target = f"Patient/{survivor}" if survivor else "another Patient"
+        raise FhirError(
+            410,
+            "resident.merged",
+            f"该居民档案已合并到 {target} (this Patient was merged into {target})",
+            issue_type="deleted",
+        ) from None
+
+
+def _survivor(session: Session, resident_id: int) -> int | None:
+    current = session.get(Resident, resident_id)
+    for _ in range(MAX_CHAIN):
+        if current is None or current.merged_into_id is None:
+            break
+        current = session.get(Resident, current.merged_into_id)
+    if current is not None and current.status == ResidentStatus.active and current.id != resident_id:
+        return current.id
+    return None
+
+
+def _patients(session: Session, found: Sequence[Resident]) -> list[dict[str, Any]]:
+    """Patient resources for residents, with their community and grid codes looked up at once."""
+    area_ids = {a for r in found for a in (r.community_id, r.grid_id) if a}
+    codes = (
+        dict(session.execute(select(Area.id, Area.code).where(Area.id.in_(area_ids))).all())
+        if area_ids
+        else {}
+    )
+    return [
+        patient_from_resident(
+            resident,
+            community_code=codes.get(resident.community_id or 0),
+            grid_code=codes.get(resident.grid_id or 0),
+        )
+        for resident in found
+    ]
+
+
+@router.get(
+    "/Patient/{resident_id}", summary="read Patient", responses={404: _OUTCOME_DOC, 410: _OUTCOME_DOC}
+)
+def read_patient(resident_id: ResidentIdPath, session: SessionDep) -> FhirResponse:
+    resident = _active_resident(session, resident_id)
+    return FhirResponse(_patients(session, [resident])[0])
+
+
+@router.get(
+    "/Patient/{resident_id}/$everything",
+    summary="Patient $everything",
+    responses={404: _OUTCOME_DOC, 410: _OUTCOME_DOC},
+)
+def patient_everything(resident_id: ResidentIdPath, session: SessionDep, request: Request) -> FhirResponse:
+    """The Patient, its Conditions and the latest Observation of each code."""
+    resident = _active_resident(session, resident_id)
+    conditions = [condition_resource(c) for c in residents.conditions_of(session, resident.id)]
+    observations = [
+        observation_resource(o) for o in residents.latest_observations(session, resident.id).values()
+    ]
+    bundle = searchset(
+        _patients(session, [resident]),
+        base_url=_base_url(request),
+        total=1,
+        includes=[*conditions, *observations],
+        links=[("self", str(request.url))],
+    )
+    return FhirResponse(bundle)
+
+
+# -- Patient search --------------------------------------------------------------------------
+
+_DATE_PARAM = re.compile(r"^(eq|ge|gt|le|lt)?(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+
+
+def _date_range(value: str) -> tuple[str, dt.date, dt.date]:
+    """(prefix, first day, day after the last) of a FHIR date search value at its precision."""
+    match = _DATE_PARAM.match(value.strip())
+    if not match:
+        raise FhirError(
+            400,
+            "fhir.search.birthdate",
+            "birthdate 应为 [eq|ge|gt|le|lt]YYYY[-MM[-DD]] (birthdate must be [prefix]YYYY[-MM[-DD]])",
+        )
+    prefix, year, month, day = match.group(1) or "eq", int(match.group(2)), match.group(3), match.group(4)
+    try:
+        if day:
+            start = dt.date(year, int(month), int(day))
+            end = start + dt.timedelta(days=1)
+        elif month:
+            start = dt.date(year, int(month), 1)
+            end = dt.date(year + (start.month == 12), start.month % 12 + 1, 1)
+        else:
+            start, end = dt.date(year, 1, 1), dt.date(year + 1, 1, 1)
+    except ValueError:
+        raise FhirError(
+            400, "fhir.search.birthdate", "birthdate 不是有效日期 (birthdate is not a valid date)"
+        ) from None
+    return prefix, start, end
+
+
+def _birthdate_clause(value: str):  # type: ignore[no-untyped-def]
+    prefix, start, end = _date_range(value)
+    column = Resident.birth_date
+    return {
+        "eq": (column >= start) & (column < end),
+        "ge": column >= start,
+        "gt": column >= end,
+        "le": column < end,
+        "lt": column < start,
+    }[prefix]
+
+
+def _identifier_clause(value: str):  # type: ignore[no-untyped-def]
+    """system|value, |value or value; an unknown system or an impossible value matches nothing."""
+    system: str | None = None
+    number = value
+    if "|" in value:
+        system, _, number = value.partition("|")
+        system = system or None  # "|value": FHIR's "no system"; none of ours lacks one, so any
+    number = number.strip()
+    clauses = []
+    if system in (None, RESIDENT_ID_SYSTEM):
+        with contextlib.suppress(IdNumberError):  # an impossible ID number names no one
+            clauses.append(Resident.id_number == parse_id_number(number).number)
+    if system in (None, RESIDENT_SYSTEM) and number.isdigit() and 0 < int(number) <= MAX_ID:
+        clauses.append(Resident.id == int(number))
+    if system in (None, HEALTH_RECORD_SYSTEM) and number:
+        clauses.append(
+            Resident.id.in_(
+                select(SourceRecord.resident_id).where(
+                    SourceRecord.feed == Feed.health, SourceRecord.source_key == number
+                )
+            )
+        )
+    return or_(*clauses) if clauses else None
+
+
+def _name_clause(value: str):  # type: ignore[no-untyped-def]
+    """Characters contained in the name, or letters contained in its pinyin (spaces ignored)."""
+    value = value.strip()
+    compact = re.sub(r"[\s'·]", "", value).lower()
+    if compact.isascii() and compact.isalpha():
+        stored = func.replace(func.lower(Resident.name_pinyin), " ", "")
+        return or_(stored.contains(compact, autoescape=True), Resident.name.contains(value, autoescape=True))
+    return Resident.name.contains(value, autoescape=True)
+
+
+@router.get("/Patient", summary="search Patient", responses={400: _OUTCOME_DOC})
+def search_patients(
+    request: Request,
+    session: SessionDep,
+    identifier: Annotated[str | None, Query(max_length=200, description="[system|]value")] = None,
+    name: Annotated[str | None, Query(max_length=64, description="汉字或拼音 (characters or pinyin)")] = None,
+    birthdate: Annotated[
+        list[str] | None, Query(max_length=4, description="[eq|ge|gt|le|lt]YYYY[-MM[-DD]]")
+    ] = None,
+    count: Annotated[int, Query(alias="_count", ge=0, le=MAX_COUNT)] = DEFAULT_COUNT,
+    offset: Annotated[int, Query(alias="_offset", ge=0, le=MAX_OFFSET)] = 0,
+) -> FhirResponse:
+    stmt = select(Resident).where(Resident.status == ResidentStatus.active)
+    if identifier is not None:
+        clause = _identifier_clause(identifier)
+        stmt = stmt.where(clause if clause is not None else Resident.id.is_(None))
+    if name and name.strip():
+        stmt = stmt.where(_name_clause(name))
+    for value in birthdate or ():
+        stmt = stmt.where(_birthdate_clause(value))
+    total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
+    found = (
+        session.execute(stmt.order_by(Resident.id).limit(count).offset(offset)).scalars().all()
+        if count
+        else []
+    )
+
+    params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("_count", "_offset")]
+    base = f"{_base_url(request)}/Patient"
+
+    def page(at: int) -> str:
+        return f"{base}?{urlencode([*params, ('_count', count), ('_offset', at)])}"
+
+    links = [("self", page(offset))]
+    if count and offset + count < total:
+        links.append(("next", page(offset + count)))
+    if count and offset > 0:
+        links.append(("previous", page(max(0, offset - count))))
+    return FhirResponse(
+        searchset(_patients(session, found), base_url=_base_url(request), total=total, links=links)
+    )
+
+
+# -- transaction -----------------------------------------------------------------------------
+
+
+def _rejection_issue(rejection: RowRejection) -> Issue:
+    return Issue(
+        rejection.code,
+        rejection.message,
+        "processing" if rejection.code.startswith("resident.") else "invalid",
+        expression=f"Bundle.entry[{rejection.line - 1}]",
+        diagnostics=f"entry {rejection.line}",
+    )
+
+
+@router.post("", summary="transaction Bundle", responses={400: _OUTCOME_DOC, 422: _OUTCOME_DOC})
+def transaction(
+    bundle: Annotated[dict[str, Any], Body(description="a FHIR transaction Bundle (application/fhir+json)")],
+    session: SessionDep,
+) -> FhirResponse:
+    """Apply a transaction Bundle whole: every Patient stored, or nothing and every problem listed."""
+    items = rows_from_transaction(bundle, communities=_communities(session))
+    rejections = [item for item in items if isinstance(item, RowRejection)]
+    if rejections:
+        raise _refused(400, rejections)
+    rows = [item for item in items if isinstance(item, SourceRow)]
+    entry_count = len(bundle.get("entry") or ())
+    if not rows:  # nothing to store: no import run either
+        return FhirResponse(transaction_response([EntryOutcome()] * entry_count))
+    label = f"FHIR Bundle/{bundle['id']}" if isinstance(bundle.get("id"), str) else "FHIR transaction"
+    try:
+        report = sources.import_source_rows(session, Feed.health, rows, label=label[:200])
+    except DomainError:
+        session.rollback()
+        raise
+    if report.rejections:
+        session.rollback()
+        raise _refused(422, report.rejections)
+    locations = {
+        row.line: f"Patient/{report.resident_ids[row.source_key]}"
+        for row in rows
+        if row.source_key in report.resident_ids
+    }
+    outcomes = [EntryOutcome(location=locations.get(line)) for line in range(1, entry_count + 1)]
+    return FhirResponse(transaction_response(outcomes))
+
+
+def _communities(session: Session) -> CommunityDirectory:
+    """The geography a Patient's community and grid must be in, as the CSV import reads it."""
+    directory = community_directory(session)
+    if isinstance(directory, CommunityDirectory):
+        return directory
+    return CommunityDirectory(directory.by_code, directory.by_name, directory.grids)
+
+
+def _refused(status_code: int, rejections: Sequence[RowRejection]) -> FhirError:
+    return FhirError(
+        status_code,
+        "fhir.transaction.refused",
+        f"事务未执行：{len(rejections)} 个条目有误 (transaction refused: {len(rejections)} entries have problems)",
+        issues=[_rejection_issue(r) for r in rejections],
+    )
