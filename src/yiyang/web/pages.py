@@ -90,6 +90,7 @@ def profile_page(request: Request, resident_id: ResidentIdPath, session: Session
         facts=facts, conditions=service.conditions_of(session, resident.id),
         observations=service.observations_of(session, resident.id, limit=20),
         sources=service.source_records_of(session, resident.id), history=service.fact_history(session, resident.id),
+        **tier_panel(session, resident.id),
     )  # fmt: skip
 
 
@@ -114,8 +115,14 @@ def imports_page(request: Request, session: SessionDep) -> HTMLResponse:
     return render(request, "imports.html", runs=runs)
 
 
+def tier_panel(session: SessionDep, resident_id: int) -> dict[str, Any]:
+    from yiyang.web.tier_pages import profile_context  # tier_pages imports render from here
+
+    return profile_context(session, resident_id)
+
+
 def _area_names(session: SessionDep, ids: set[int | None]) -> dict[int, str]:
     wanted = [i for i in ids if i]
     if not wanted:
         return {}
-    return dict(session.execute(select(Area.id, Area.name).where(Area.id.in_(wanted))).tuples().all())
+    return dict(session.execute(select(Area.id, Area.name).where(Area.id.in_(wanted))).all())
