@@ -1,0 +1,166 @@
+"""Device routes: the registry (administrators) and telemetry upload (devices, HTTP Basic)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.security import HTTPBasic, HTTPBasicCredentials
+from sqlalchemy.orm import Session
+
+from yiyang.access.actor import Actor
+from yiyang.access.deps import ActorDep, ClockDep
+from yiyang.deps import MAX_ID, IdPath, SessionDep
+from yiyang.devices import schemas, service
+from yiyang.devices.ingest import no_rules
+from yiyang.devices.models import Device, DeviceKind
+from yiyang.devices.telemetry import Rejection
+from yiyang.errors import Forbidden
+
+router = APIRouter(prefix="/api", tags=["devices"])
+_basic = HTTPBasic(auto_error=False, description="设备编号 : 设备密钥 (device uid : device secret)")
+
+
+def _admin(actor: Actor) -> None:
+    # Registering devices and placing them in homes is an administrator's job for now.
+    if not actor.is_admin:
+        raise Forbidden("device.forbidden", "仅管理员可管理设备 (only administrators manage devices)")
+
+
+def _read(session: Session, device: Device, now: dt.datetime) -> schemas.DeviceRead:
+    binding = service.binding_at(session, device.id, now)
+    return schemas.DeviceRead(
+        id=device.id,
+        uid=device.uid,
+        kind=device.kind,
+        model=device.model,
+        state=device.state,
+        registered_at=device.registered_at,
+        last_seen_at=device.last_seen_at,
+        battery=device.battery,
+        online=service.is_online(device.kind, device.last_seen_at, device.online, now),
+        binding=schemas.BindingRead.model_validate(binding) if binding else None,
+    )
+
+
+@router.post("/devices", response_model=schemas.DeviceRegistered, status_code=201)
+def register_device(
+    body: schemas.DeviceCreate, session: SessionDep, actor: ActorDep, clock: ClockDep
+) -> schemas.DeviceRegistered:
+    _admin(actor)
+    device, secret = service.register_device(session, body.uid, body.kind, body.model)
+    return schemas.DeviceRegistered(**_read(session, device, clock()).model_dump(), secret=secret)
+
+
+@router.get("/devices", response_model=list[schemas.DeviceRead])
+def list_devices(
+    session: SessionDep,
+    actor: ActorDep,
+    clock: ClockDep,
+    kind: DeviceKind | None = None,
+    resident_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    household_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> list[schemas.DeviceRead]:
+    _admin(actor)
+    now = clock()
+    devices = service.list_devices(
+        session,
+        kind=kind,
+        resident_id=resident_id,
+        household_id=household_id,
+        at=now,
+        limit=limit,
+        offset=offset,
+    )
+    return [_read(session, device, now) for device in devices]
+
+
+@router.get("/devices/{device_id}", response_model=schemas.DeviceRead)
+def read_device(
+    device_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
+) -> schemas.DeviceRead:
+    _admin(actor)
+    return _read(session, service.get_device(session, device_id), clock())
+
+
+@router.post("/devices/{device_id}/secret", response_model=schemas.SecretRotated)
+def rotate_secret(device_id: IdPath, session: SessionDep, actor: ActorDep) -> schemas.SecretRotated:
+    _admin(actor)
+    device, secret = service.rotate_secret(session, device_id)
+    return schemas.SecretRotated(uid=device.uid, secret=secret)
+
+
+@router.post("/devices/{device_id}/retire", response_model=schemas.DeviceRead)
+def retire_device(
+    device_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
+) -> schemas.DeviceRead:
+    _admin(actor)
+    now = clock()
+    return _read(session, service.retire_device(session, device_id, now), now)
+
+
+@router.get("/devices/{device_id}/bindings", response_model=list[schemas.BindingRead])
+def list_bindings(device_id: IdPath, session: SessionDep, actor: ActorDep) -> list[schemas.BindingRead]:
+    _admin(actor)
+    return [schemas.BindingRead.model_validate(b) for b in service.bindings_of(session, device_id)]
+
+
+@router.post("/devices/{device_id}/bindings", response_model=schemas.BindingRead, status_code=201)
+def bind_device(
+    device_id: IdPath, body: schemas.BindingCreate, session: SessionDep, actor: ActorDep, clock: ClockDep
+) -> schemas.BindingRead:
+    _admin(actor)
+    binding = service.bind_device(
+        session,
+        device_id,
+        resident_id=body.resident_id,
+        household_id=body.household_id,
+        valid_from=body.valid_from or clock(),
+        valid_to=body.valid_to,
+    )
+    return schemas.BindingRead.model_validate(binding)
+
+
+@router.post("/devices/{device_id}/bindings/{binding_id}/end", response_model=schemas.BindingRead)
+def end_binding(
+    device_id: IdPath,
+    binding_id: IdPath,
+    body: schemas.BindingEnd,
+    session: SessionDep,
+    actor: ActorDep,
+    clock: ClockDep,
+) -> schemas.BindingRead:
+    _admin(actor)
+    binding = service.end_binding(session, device_id, binding_id, body.valid_to or clock())
+    return schemas.BindingRead.model_validate(binding)
+
+
+@router.post("/telemetry", response_model=schemas.TelemetryUploadResult)
+def upload_telemetry(
+    body: schemas.TelemetryUpload,
+    request: Request,
+    session: SessionDep,
+    clock: ClockDep,
+    credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)],
+) -> schemas.TelemetryUploadResult:
+    """Gateways: the same v1 payloads as MQTT, in a batch for one device (docs/telemetry.md)."""
+    if credentials is None:
+        raise service.DeviceUnauthorized(
+            "device.auth", "需要设备认证 (device credentials required: HTTP Basic)"
+        )
+    device = service.authenticate_device(session, credentials.username, credentials.password)
+    rules = getattr(request.app.state, "telemetry_rules", no_rules)
+    outcome = service.ingest_uploaded(session, device, body.messages, clock(), rules=rules)
+    return schemas.TelemetryUploadResult(
+        stored=outcome.stored + outcome.events,
+        duplicates=outcome.duplicates,
+        statuses=outcome.statuses,
+        rejected=[
+            schemas.ItemRejected(index=index, code=result.code, message=result.message)
+            for index, result in enumerate(outcome.results)
+            if isinstance(result, Rejection)
+        ],
+    )

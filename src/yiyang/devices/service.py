@@ -1,0 +1,299 @@
+"""Device registry: registration, credentials, bindings to a resident or household, status,
+and the HTTP path for gateways. Services do not commit; the caller's unit of work does."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from yiyang.devices import storage
+from yiyang.devices.ingest import (
+    BatchOutcome,
+    Delivery,
+    DeviceRef,
+    Rules,
+    no_rules,
+    parse_deliveries,
+    store_batch,
+    telemetry_days,
+)
+from yiyang.devices.models import Device, DeviceBinding, DeviceKind, DeviceState
+from yiyang.devices.telemetry import DEFAULT_LIMITS, UID_PATTERN, Channel, TimeLimits
+from yiyang.errors import Conflict, DomainError, Invalid, NotFound
+from yiyang.geo.models import Household
+from yiyang.residents.models import Resident
+
+
+class DeviceUnauthorized(DomainError):
+    status_code = 401
+
+
+# How long a device may be silent before it counts as offline: continuous sensors report
+# every few seconds to minutes; meters only when someone measures; alarms send hourly heartbeats.
+SILENCE: dict[DeviceKind, dt.timedelta] = {
+    DeviceKind.wearable: dt.timedelta(minutes=10),
+    DeviceKind.mattress: dt.timedelta(minutes=10),
+    DeviceKind.radar: dt.timedelta(minutes=10),
+    DeviceKind.terminal: dt.timedelta(minutes=30),
+    DeviceKind.bp_meter: dt.timedelta(hours=26),
+    DeviceKind.glucose_meter: dt.timedelta(hours=26),
+    DeviceKind.gas_sensor: dt.timedelta(hours=2),
+    DeviceKind.smoke_sensor: dt.timedelta(hours=2),
+    DeviceKind.door_sensor: dt.timedelta(hours=2),
+}
+
+
+def is_online(
+    kind: DeviceKind,
+    last_seen_at: dt.datetime | None,
+    reported_online: bool,
+    now: dt.datetime,
+    silence: dict[DeviceKind, dt.timedelta] = SILENCE,
+) -> bool:
+    """Online if the device has not said it went offline and was heard from recently enough."""
+    if not reported_online or last_seen_at is None:
+        return False
+    return now - last_seen_at <= silence[kind]
+
+
+def periods_overlap(
+    a_from: dt.datetime, a_to: dt.datetime | None, b_from: dt.datetime, b_to: dt.datetime | None
+) -> bool:
+    """Half-open periods [from, to); an open end means 'until further notice'."""
+    return (b_to is None or a_from < b_to) and (a_to is None or b_from < a_to)
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_secret() -> str:
+    """A random 256-bit device secret, shown once at registration or rotation."""
+    return secrets.token_urlsafe(32)
+
+
+# ---- registry -----------------------------------------------------------------------------
+
+
+def register_device(
+    session: Session, uid: str, kind: DeviceKind, model: str | None = None
+) -> tuple[Device, str]:
+    """Register a device; returns it with its secret (stored only as a hash)."""
+    if not UID_PATTERN.match(uid):
+        raise Invalid(
+            "device.uid.format",
+            "设备编号格式错误：字母数字开头，可含 _ . : -，最长64位 (uid: letters/digits, then _ . : -, at most 64)",
+        )
+    if session.scalar(select(Device.id).where(Device.uid == uid)) is not None:
+        raise Conflict("device.uid.taken", "设备编号已登记 (a device with this uid is already registered)")
+    secret = new_secret()
+    device = Device(
+        uid=uid, kind=kind, model=model, secret_hash=hash_secret(secret), state=DeviceState.active
+    )
+    session.add(device)
+    try:
+        session.flush()
+    except IntegrityError:
+        raise Conflict(
+            "device.uid.taken", "设备编号已登记 (a device with this uid is already registered)"
+        ) from None
+    return device, secret
+
+
+def get_device(session: Session, device_id: int) -> Device:
+    device = session.get(Device, device_id)
+    if device is None:
+        raise NotFound("device.not_found", "设备不存在 (device not found)")
+    return device
+
+
+def list_devices(
+    session: Session,
+    *,
+    kind: DeviceKind | None = None,
+    resident_id: int | None = None,
+    household_id: int | None = None,
+    at: dt.datetime | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> Sequence[Device]:
+    """Devices, optionally of one kind or bound (at ``at``) to a resident or household."""
+    query = select(Device).order_by(Device.id).limit(limit).offset(offset)
+    if kind is not None:
+        query = query.where(Device.kind == kind)
+    if resident_id is not None or household_id is not None:
+        at = at or dt.datetime.now(dt.UTC)
+        bound = select(DeviceBinding.device_id).where(
+            DeviceBinding.valid_from <= at, or_(DeviceBinding.valid_to.is_(None), DeviceBinding.valid_to > at)
+        )
+        if resident_id is not None:
+            bound = bound.where(DeviceBinding.resident_id == resident_id)
+        if household_id is not None:
+            bound = bound.where(DeviceBinding.household_id == household_id)
+        query = query.where(Device.id.in_(bound))
+    return session.scalars(query).all()
+
+
+def rotate_secret(session: Session, device_id: int) -> tuple[Device, str]:
+    device = get_device(session, device_id)
+    secret = new_secret()
+    device.secret_hash = hash_secret(secret)
+    return device, secret
+
+
+def retire_device(session: Session, device_id: int, at: dt.datetime) -> Device:
+    """Stop accepting a device's data and end its open binding; its history stays."""
+    device = get_device(session, device_id)
+    device.state = DeviceState.retired
+    device.online = False
+    for binding in session.scalars(
+        select(DeviceBinding).where(DeviceBinding.device_id == device_id, DeviceBinding.valid_to.is_(None))
+    ):
+        binding.valid_to = max(at, binding.valid_from + dt.timedelta(seconds=1))
+    return device
+
+
+def authenticate_device(session: Session, uid: str, secret: str) -> Device:
+    """The active device these credentials belong to; one answer for every failure."""
+    device = session.scalar(select(Device).where(Device.uid == uid)) if UID_PATTERN.match(uid) else None
+    presented = hash_secret(secret)
+    expected = device.secret_hash if device is not None else hash_secret("")
+    if device is None or not hmac.compare_digest(presented, expected) or device.state != DeviceState.active:
+        raise DeviceUnauthorized("device.auth", "设备认证失败 (device credentials rejected)")
+    return device
+
+
+# ---- bindings -----------------------------------------------------------------------------
+
+
+def bind_device(
+    session: Session,
+    device_id: int,
+    *,
+    resident_id: int | None = None,
+    household_id: int | None = None,
+    valid_from: dt.datetime,
+    valid_to: dt.datetime | None = None,
+) -> DeviceBinding:
+    """Place a device with one resident or one household for a period; periods may not overlap."""
+    device = get_device(session, device_id)
+    if device.state != DeviceState.active:
+        raise Conflict("device.retired", "设备已停用，不能绑定 (device is retired)")
+    if (resident_id is None) == (household_id is None):
+        raise Invalid(
+            "device.binding.holder", "须且只能指定居民或家庭之一 (give exactly one of resident or household)"
+        )
+    if valid_to is not None and valid_to <= valid_from:
+        raise Invalid("device.binding.period", "结束时间须晚于开始时间 (valid_to must be after valid_from)")
+    if resident_id is not None and session.get(Resident, resident_id) is None:
+        raise NotFound("resident.not_found", "居民不存在 (resident not found)")
+    if household_id is not None and session.get(Household, household_id) is None:
+        raise NotFound("household.not_found", "家庭不存在 (household not found)")
+    for other in session.scalars(select(DeviceBinding).where(DeviceBinding.device_id == device_id)):
+        if periods_overlap(valid_from, valid_to, other.valid_from, other.valid_to):
+            raise Conflict(
+                "device.binding.overlap",
+                "该时段设备已绑定给他人，请先结束原绑定 (device already bound in this period; end that binding first)",
+                binding_id=other.id,
+            )
+    binding = DeviceBinding(
+        device_id=device_id,
+        resident_id=resident_id,
+        household_id=household_id,
+        valid_from=valid_from,
+        valid_to=valid_to,
+    )
+    session.add(binding)
+    session.flush()
+    return binding
+
+
+def end_binding(session: Session, device_id: int, binding_id: int, valid_to: dt.datetime) -> DeviceBinding:
+    binding = session.get(DeviceBinding, binding_id)
+    if binding is None or binding.device_id != device_id:
+        raise NotFound("device.binding.not_found", "绑定不存在 (binding not found)")
+    if valid_to <= binding.valid_from:
+        raise Invalid("device.binding.period", "结束时间须晚于开始时间 (valid_to must be after valid_from)")
+    if binding.valid_to is not None and binding.valid_to <= valid_to:
+        return binding  # already ended by then
+    binding.valid_to = valid_to
+    return binding
+
+
+def bindings_of(session: Session, device_id: int) -> Sequence[DeviceBinding]:
+    get_device(session, device_id)
+    return session.scalars(
+        select(DeviceBinding).where(DeviceBinding.device_id == device_id).order_by(DeviceBinding.valid_from)
+    ).all()
+
+
+def binding_at(session: Session, device_id: int, at: dt.datetime) -> DeviceBinding | None:
+    """Whom the device was with at a moment: readings belong to that resident or household."""
+    return session.scalar(
+        select(DeviceBinding).where(
+            DeviceBinding.device_id == device_id,
+            DeviceBinding.valid_from <= at,
+            or_(DeviceBinding.valid_to.is_(None), DeviceBinding.valid_to > at),
+        )
+    )
+
+
+def mark_silent_offline(
+    session: Session, now: dt.datetime, silence: dict[DeviceKind, dt.timedelta] = SILENCE
+) -> int:
+    """Mark devices offline that have been silent longer than their kind allows (a timed job)."""
+    changed = 0
+    for kind, quiet in silence.items():
+        result = session.execute(
+            update(Device)
+            .where(Device.kind == kind, Device.online.is_(True), Device.last_seen_at < now - quiet)
+            .values(online=False)
+        )
+        changed += result.rowcount or 0
+    return changed
+
+
+# ---- HTTP telemetry for gateways ------------------------------------------------------------
+
+_PARTITIONS: dict[str, storage.PartitionKeeper] = {}
+
+
+def channel_of(item: Any) -> Channel | None:
+    """An uploaded item's channel: ``readings`` -> telemetry, ``event`` -> event, else status."""
+    if not isinstance(item, dict):
+        return Channel.telemetry  # parsed anyway, to be rejected with the usual reason
+    has_readings, has_event = "readings" in item, "event" in item
+    if has_readings and has_event:
+        return None
+    if has_readings:
+        return Channel.telemetry
+    if has_event:
+        return Channel.event
+    return Channel.status
+
+
+def ingest_uploaded(
+    session: Session,
+    device: Device,
+    items: Sequence[Any],
+    now: dt.datetime,
+    *,
+    rules: Rules = no_rules,
+    limits: TimeLimits = DEFAULT_LIMITS,
+) -> BatchOutcome:
+    """Store a gateway's batch for one authenticated device, exactly as the MQTT worker would."""
+    deliveries = [Delivery(device.uid, channel_of(item), item, now, "http", None) for item in items]
+    parsed = parse_deliveries(deliveries, now, limits)
+    keeper = _PARTITIONS.setdefault(str(session.get_bind().url), storage.PartitionKeeper())
+    keeper.cover(session, telemetry_days(parsed))
+    ref = DeviceRef(device.id, device.uid, device.kind, device.state == DeviceState.active)
+    outcome, _written = store_batch(session, deliveries, parsed, {device.uid: ref}, rules=rules)
+    return outcome

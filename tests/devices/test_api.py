@@ -1,0 +1,183 @@
+"""Device API: the registry for administrators, and telemetry upload for gateways."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from yiyang.access import service as access
+from yiyang.access.actor import CredentialKind
+from yiyang.access.roles import Role
+from yiyang.app import create_app
+from yiyang.db import Database, utcnow
+from yiyang.devices.models import Device, Telemetry, TelemetryQuarantine
+
+
+def bearer(database: Database, username: str, role: Role | None) -> dict[str, str]:
+    with database.unit_of_work() as session:
+        user = access.create_user(session, username, password="correct-horse-battery")
+        if role is not None:
+            access.grant_role(session, user, role)
+        issued = access.issue_credential(
+            session, user, CredentialKind.bearer, dt.timedelta(hours=1), utcnow()
+        )
+    return {"Authorization": f"Bearer {issued.secret}"}
+
+
+def basic(uid: str, secret: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{uid}:{secret}".encode()).decode()}
+
+
+@pytest.fixture
+def client(sqlite_db: Database) -> Iterator[TestClient]:
+    with TestClient(create_app(sqlite_db)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def admin(sqlite_db: Database) -> dict[str, str]:
+    return bearer(sqlite_db, "admin1", Role.district_admin)
+
+
+def test_an_administrator_registers_a_device_and_gets_its_secret_once(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    response = client.post(
+        "/api/devices", json={"uid": "MAT-0001", "kind": "mattress", "model": "M1"}, headers=admin
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert body["uid"] == "MAT-0001" and body["online"] is False and body["binding"] is None
+    assert len(body["secret"]) >= 40
+    read = client.get(f"/api/devices/{body['id']}", headers=admin).json()
+    assert "secret" not in read
+
+
+def test_staff_without_the_admin_role_cannot_register_devices(
+    client: TestClient, sqlite_db: Database
+) -> None:
+    nurse = bearer(sqlite_db, "nurse1", Role.nurse)
+    response = client.post("/api/devices", json={"uid": "WB-1", "kind": "wearable"}, headers=nurse)
+    assert response.status_code == 403
+    assert response.json()["code"] == "device.forbidden"
+    assert client.post("/api/devices", json={"uid": "WB-1", "kind": "wearable"}).status_code == 401
+    with sqlite_db.unit_of_work() as session:
+        assert session.scalar(select(func.count()).select_from(Device)) == 0
+
+
+def register(
+    client: TestClient, admin: dict[str, str], uid: str = "BP-0001", kind: str = "bp_meter"
+) -> tuple[int, str]:
+    body = client.post("/api/devices", json={"uid": uid, "kind": kind}, headers=admin).json()
+    return body["id"], body["secret"]
+
+
+def test_a_gateway_uploads_a_batch_and_a_resend_stores_nothing_twice(
+    client: TestClient, admin: dict[str, str], sqlite_db: Database
+) -> None:
+    device_id, secret = register(client, admin)
+    now = utcnow()
+    messages = [
+        {
+            "seq": 1,
+            "time": (now - dt.timedelta(hours=2)).isoformat(),
+            "readings": {"85354-9": [142, 91], "8867-4": 77},
+        },
+        {
+            "seq": 2,
+            "time": (now - dt.timedelta(hours=1)).isoformat(),
+            "readings": {"85354-9": [138, 88]},
+            "battery": 64,
+        },
+        {"seq": 3, "time": now.isoformat(), "readings": {"85354-9": [400, 88]}},
+    ]
+    # when the gateway posts the meter's buffered readings
+    first = client.post("/api/telemetry", json={"messages": messages}, headers=basic("BP-0001", secret))
+    # then the two good ones are stored and the impossible one is refused with its reason
+    assert first.status_code == 200
+    assert first.json()["stored"] == 2 and first.json()["duplicates"] == 0
+    assert [(r["index"], r["code"]) for r in first.json()["rejected"]] == [(2, "reading.out_of_range")]
+    # when it resends the same batch (it never saw our answer)
+    again = client.post("/api/telemetry", json={"messages": messages}, headers=basic("BP-0001", secret))
+    assert again.json()["stored"] == 0 and again.json()["duplicates"] == 2
+    with sqlite_db.unit_of_work() as session:
+        assert session.scalar(select(func.count()).select_from(Telemetry)) == 2
+        assert session.scalar(select(func.count()).select_from(TelemetryQuarantine)) == 2
+        assert session.scalar(select(TelemetryQuarantine.source)) == "http"
+    # and the registry shows the meter's status
+    read = client.get(f"/api/devices/{device_id}", headers=admin).json()
+    assert read["battery"] == 64 and read["online"] is True and read["last_seen_at"] is not None
+
+
+def test_wrong_device_credentials_store_nothing(
+    client: TestClient, admin: dict[str, str], sqlite_db: Database
+) -> None:
+    register(client, admin)
+    batch = {"messages": [{"seq": 1, "time": utcnow().isoformat(), "readings": {"8867-4": 70}}]}
+    for headers in ({}, basic("BP-0001", "guess"), basic("nobody", "guess"), admin):
+        response = client.post("/api/telemetry", json=batch, headers=headers)
+        assert response.status_code == 401
+        assert response.json()["code"] == "device.auth"
+    with sqlite_db.unit_of_work() as session:
+        assert session.scalar(select(func.count()).select_from(Telemetry)) == 0
+
+
+def test_events_and_status_travel_in_the_same_upload(
+    client: TestClient, admin: dict[str, str], sqlite_db: Database
+) -> None:
+    device_id, old_secret = register(client, admin, "TERM-1", "terminal")
+    secret = client.post(f"/api/devices/{device_id}/secret", headers=admin).json()["secret"]
+    assert (
+        client.post(
+            "/api/telemetry", json={"messages": [{"online": True}]}, headers=basic("TERM-1", old_secret)
+        ).status_code
+        == 401
+    )
+    now = utcnow().isoformat()
+    batch = {
+        "messages": [
+            {"seq": 9, "time": now, "event": "sos"},
+            {"online": True, "battery": 90},
+            {"seq": 10, "time": now, "event": "sos", "readings": {"8867-4": 70}},
+        ]
+    }
+    body = client.post("/api/telemetry", json=batch, headers=basic("TERM-1", secret)).json()
+    assert (body["stored"], body["statuses"]) == (1, 1)
+    assert [r["code"] for r in body["rejected"]] == ["payload.channel"]
+
+
+def test_binding_through_the_api(client: TestClient, admin: dict[str, str], sqlite_db: Database) -> None:
+    from yiyang.residents.models import Resident
+
+    with sqlite_db.unit_of_work() as session:
+        resident = Resident(name="赵淑珍", name_pinyin="zhao shu zhen", sex="F")
+        session.add(resident)
+        session.flush()
+        resident_id = resident.id
+    device_id, _ = register(client, admin, "RAD-1", "radar")
+    start = "2026-11-01T00:00:00+08:00"
+    created = client.post(
+        f"/api/devices/{device_id}/bindings",
+        json={"resident_id": resident_id, "valid_from": start},
+        headers=admin,
+    )
+    assert created.status_code == 201
+    clash = client.post(
+        f"/api/devices/{device_id}/bindings",
+        json={"resident_id": resident_id, "valid_from": start},
+        headers=admin,
+    )
+    assert clash.status_code == 409 and clash.json()["code"] == "device.binding.overlap"
+    naive = client.post(
+        f"/api/devices/{device_id}/bindings",
+        json={"resident_id": resident_id, "valid_from": "2026-12-01T00:00:00"},
+        headers=admin,
+    )
+    assert naive.status_code == 422
+    listed = client.get("/api/devices", params={"resident_id": resident_id}, headers=admin).json()
+    assert [d["uid"] for d in listed] == ["RAD-1"] and listed[0]["binding"]["resident_id"] == resident_id
