@@ -1,0 +1,1 @@
+"""Access: users, roles, sign-in, field encryption, the audit trail and PII-free logs."""

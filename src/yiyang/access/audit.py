@@ -1,0 +1,194 @@
+"""The audit trail: one append-only, hash-chained row for every read or write of resident data.
+
+Each row stores ``row_hash = SHA-256(prev_hash ‖ canonical JSON of its content)`` and the hash of
+the row before it, so editing a row breaks its own hash and deleting one breaks the link of the
+next; ``audit_chain_head`` names the newest row, so deleting the tail is noticed too. Writers
+extend the chain one at a time: they lock the head row (``SELECT ... FOR UPDATE`` on PostgreSQL;
+on SQLite the first write of a transaction takes the database write lock). A database trigger
+(migration 0003) refuses UPDATE and DELETE on ``audit_event``.
+
+A chain proves order and integrity against someone who edits rows, not against someone who
+rewrites the whole chain and its head: publish the head hash (``yiyang audit verify`` prints it)
+somewhere they cannot reach if that matters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from yiyang.access.actor import Actor, RoleGrant
+from yiyang.access.models import AuditAction, AuditChainHead, AuditEvent, AuditOutcome
+from yiyang.db import Database, is_postgres, utcnow
+
+GENESIS_HASH = "0" * 64
+HEAD_ID = 1
+HASHED_FIELDS = (
+    "occurred_at", "user_id", "actor_name", "role", "organisation_id", "resident_id", "action",
+    "resource_type", "field_group", "purpose", "outcome", "reason", "request_id",
+)  # fmt: skip
+_CODE_LIMITS = {"resource_type": 40, "field_group": 40, "purpose": 64}
+
+
+# --- pure: canonical content and hashes ------------------------------------------------------
+
+
+def _canonical_value(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if isinstance(value, str):
+        return str(value)  # enum members to their plain value
+    return value
+
+
+def canonical_content(fields: Mapping[str, Any]) -> bytes:
+    """The hashed bytes of an event: its fields as sorted, compact JSON."""
+    content = {name: _canonical_value(fields[name]) for name in HASHED_FIELDS}
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def chain_hash(prev_hash: str, fields: Mapping[str, Any]) -> str:
+    return hashlib.sha256(prev_hash.encode("ascii") + b"\n" + canonical_content(fields)).hexdigest()
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def _lock_head(session: Session) -> AuditChainHead:
+    """The chain head, locked for the rest of the caller's transaction (created if missing)."""
+    insert = pg_insert if is_postgres(session) else sqlite_insert
+    # On SQLite this write statement is what takes the database write lock, before the head is read.
+    session.execute(
+        insert(AuditChainHead)
+        .values(id=HEAD_ID, last_event_id=0, last_hash=GENESIS_HASH)
+        .on_conflict_do_nothing(index_elements=["id"])
+    )
+    return session.execute(
+        select(AuditChainHead)
+        .where(AuditChainHead.id == HEAD_ID)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+
+
+def record_access(
+    session: Session,
+    actor: Actor,
+    *,
+    action: AuditAction | str,
+    resource_type: str,
+    resident_id: int | None = None,
+    field_group: str | None = None,
+    purpose: str | None = None,
+    outcome: AuditOutcome | str = AuditOutcome.allowed,
+    reason: str | None = None,
+    grant: RoleGrant | None = None,
+    at: dt.datetime | None = None,
+) -> AuditEvent:
+    """Append one event inside the caller's transaction: it commits or rolls back with the work.
+
+    ``grant`` is the role the access relied on; by default the actor's first. ``reason`` is free
+    text for people (why denied, the break-glass justification) and must not hold PII.
+    """
+    codes = {"resource_type": resource_type, "field_group": field_group, "purpose": purpose}
+    for name, value in codes.items():
+        if value is not None and len(value) > _CODE_LIMITS[name]:
+            raise ValueError(f"audit {name} longer than {_CODE_LIMITS[name]} characters")
+    grant = grant or (actor.grants[0] if actor.grants else None)
+    event = AuditEvent(
+        occurred_at=at or utcnow(),
+        user_id=actor.user_id,
+        actor_name=actor.username[:64],
+        role=grant.role.value if grant else None,
+        organisation_id=grant.organisation_id if grant else None,
+        resident_id=resident_id,
+        action=AuditAction(action),
+        resource_type=resource_type,
+        field_group=field_group,
+        purpose=purpose,
+        outcome=AuditOutcome(outcome),
+        reason=reason[:200] if reason else None,
+        request_id=actor.request_id[:64] if actor.request_id else None,
+    )
+    head = _lock_head(session)
+    event.prev_hash = head.last_hash
+    event.row_hash = chain_hash(head.last_hash, {name: getattr(event, name) for name in HASHED_FIELDS})
+    session.add(event)
+    session.flush()
+    head.last_event_id = event.id
+    head.last_hash = event.row_hash
+    head.updated_at = event.occurred_at
+    session.flush()
+    return event
+
+
+def record_denial(database: Database, actor: Actor, **fields: Any) -> None:
+    """Record a refused access in its own transaction, so it survives the refused request's rollback.
+
+    Call it before the request has written anything audited: a request that already holds the
+    chain head (or, on SQLite, the write lock) would wait on itself.
+    """
+    with database.unit_of_work() as session:
+        record_access(session, actor, outcome=AuditOutcome.denied, **fields)
+
+
+# --- verifying -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    ok: bool
+    checked: int  # events whose hash and link were checked
+    head_hash: str  # the newest row's hash: worth writing down somewhere else
+    first_broken_id: int | None = None
+    reason: str | None = None
+
+
+def verify_chain(session: Session, batch_size: int = 5000) -> VerifyResult:
+    """Walk the chain in id order; report the first row whose hash or link does not hold."""
+    columns = [AuditEvent.id, AuditEvent.prev_hash, AuditEvent.row_hash]
+    columns += [getattr(AuditEvent, name) for name in HASHED_FIELDS]
+    previous, last_id, checked = GENESIS_HASH, 0, 0
+
+    def broken(row_id: int | None, reason: str) -> VerifyResult:
+        return VerifyResult(
+            ok=False, checked=checked, head_hash=previous, first_broken_id=row_id, reason=reason
+        )
+
+    while True:
+        query = select(*columns).where(AuditEvent.id > last_id).order_by(AuditEvent.id).limit(batch_size)
+        rows = session.execute(query).all()
+        for row in rows:
+            if chain_hash(row.prev_hash, row._mapping) != row.row_hash:
+                return broken(row.id, "行内容与其哈希不符 (row content does not match its hash)")
+            if row.prev_hash != previous:
+                return broken(
+                    row.id,
+                    "与前一行的链接断开：其前的行被删除或改动 "
+                    "(link to the previous row is broken: a row before it was removed or changed)",
+                )
+            previous, last_id, checked = row.row_hash, row.id, checked + 1
+        if len(rows) < batch_size:
+            break
+    head = session.get(AuditChainHead, HEAD_ID, populate_existing=True)
+    if head is None:
+        if checked:
+            return broken(last_id, "审计链头缺失 (the chain head row is missing)")
+        return VerifyResult(ok=True, checked=0, head_hash=GENESIS_HASH)
+    if head.last_event_id != last_id or head.last_hash != previous:
+        return broken(
+            head.last_event_id,
+            "最新的审计行缺失或被改动 (the newest events named by the chain head are missing or changed)",
+        )
+    return VerifyResult(ok=True, checked=checked, head_hash=previous)

@@ -1,0 +1,131 @@
+"""``yiyang user ...``, ``yiyang audit verify`` and ``yiyang keys generate``."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from sqlalchemy import select
+
+from yiyang.access.roles import ROLES, Role
+from yiyang.errors import DomainError
+
+user_app = typer.Typer(help="用户与角色 (users and roles)", no_args_is_help=True)
+audit_app = typer.Typer(help="审计日志 (audit trail)", no_args_is_help=True)
+keys_app = typer.Typer(help="加密密钥 (encryption keys)", no_args_is_help=True)
+
+
+def _database():  # type: ignore[no-untyped-def]
+    from yiyang.cli import database  # the CLI's migrated database; imported late to avoid a cycle
+
+    return database()
+
+
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return typer.prompt("密码 (password)", hide_input=True, confirmation_prompt=True)
+
+
+def _fail(error: DomainError) -> None:
+    typer.echo(f"{error.code}: {error.message}", err=True)
+    raise typer.Exit(code=1)
+
+
+@user_app.command("create-admin")
+def create_admin(
+    username: str = typer.Option(..., "--username", help="管理员用户名 (administrator's user name)"),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="read the password from standard input"
+    ),
+    force: bool = typer.Option(False, "--force", help="create another administrator even if one exists"),
+) -> None:
+    """First run: create the district administrator (refused if one exists, unless --force)."""
+    from yiyang.access import service
+
+    password = _read_password(password_stdin)
+    database = _database()
+    try:
+        with database.unit_of_work() as session:
+            user = service.create_admin(session, username, password, force=force)
+    except DomainError as error:
+        _fail(error)
+    finally:
+        database.dispose()
+    typer.echo(f"管理员已创建 (administrator created): {user.username} (id {user.id})")
+
+
+@user_app.command("add")
+def add_user(
+    username: str = typer.Option(..., "--username"),
+    role: Role = typer.Option(..., "--role", help=", ".join(f"{r.value} {i.zh}" for r, i in ROLES.items())),
+    organisation: str | None = typer.Option(None, "--organisation", help="organisation code (机构编码)"),
+    area: str | None = typer.Option(None, "--area", help="area code for jurisdictional roles (辖区编码)"),
+    resident: int | None = typer.Option(None, "--resident", help="resident id, for a resident's own account"),
+    display_name: str | None = typer.Option(None, "--display-name"),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="read the password from standard input"
+    ),
+) -> None:
+    """Add a user holding one role, in an organisation and, for jurisdictional roles, an area."""
+    from yiyang.access import service
+    from yiyang.errors import NotFound
+    from yiyang.geo.models import Area, Organisation
+
+    password = _read_password(password_stdin)
+    database = _database()
+    try:
+        with database.unit_of_work() as session:
+            organisation_id = area_id = None
+            if organisation:
+                organisation_id = session.scalar(
+                    select(Organisation.id).where(Organisation.code == organisation)
+                )
+                if organisation_id is None:
+                    raise NotFound(
+                        "organisation.not_found", f"机构编码不存在 (no organisation {organisation})"
+                    )
+            if area:
+                area_id = session.scalar(select(Area.id).where(Area.code == area))
+                if area_id is None:
+                    raise NotFound("area.not_found", f"辖区编码不存在 (no area {area})")
+            user = service.create_user(
+                session, username, password=password, display_name=display_name, resident_id=resident
+            )
+            service.grant_role(session, user, role, organisation_id=organisation_id, area_id=area_id)
+    except DomainError as error:
+        _fail(error)
+    finally:
+        database.dispose()
+    typer.echo(f"用户已创建 (user created): {user.username} (id {user.id}, {role.value})")
+
+
+@audit_app.command("verify")
+def verify() -> None:
+    """Check the audit chain; exits 1 and names the first broken row when it does not hold."""
+    from yiyang.access.audit import verify_chain
+
+    database = _database()
+    try:
+        with database.unit_of_work() as session:
+            result = verify_chain(session)
+    finally:
+        database.dispose()
+    if result.ok:
+        typer.echo(f"审计链完整 (audit chain intact): {result.checked} events, head {result.head_hash}")
+        return
+    typer.echo(
+        f"审计链断开 (audit chain broken) at event {result.first_broken_id}: {result.reason} "
+        f"({result.checked} events checked before it)",
+        err=True,
+    )
+    raise typer.Exit(code=1)
+
+
+@keys_app.command("generate")
+def generate() -> None:
+    """Print a new field key and blind-index key, as settings lines, for a new deployment."""
+    from yiyang.access.crypto import generate_key
+
+    typer.echo(f"YIYANG_FIELD_KEYS=k1:{generate_key()}")
+    typer.echo(f"YIYANG_BLIND_INDEX_KEY={generate_key()}")

@@ -1,0 +1,72 @@
+"""Request and response bodies of the access API."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from yiyang.access.actor import Actor, RoleGrant
+from yiyang.access.roles import Role, role_info
+
+
+class LoginRequest(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+    # "api": a bearer token in the body; "web": an HttpOnly session cookie and its CSRF token.
+    client: Literal["api", "web"] = "api"
+    label: str | None = Field(default=None, max_length=64, description="names an API token, e.g. the device")
+
+
+class GrantRead(BaseModel):
+    role: Role
+    label_zh: str
+    label_en: str
+    organisation_id: int | None
+    area_id: int | None
+
+    @classmethod
+    def of(cls, grant: RoleGrant) -> GrantRead:
+        info = role_info(grant.role)
+        return cls(
+            role=grant.role,
+            label_zh=info.zh,
+            label_en=info.en,
+            organisation_id=grant.organisation_id,
+            area_id=grant.area_id,
+        )
+
+
+class ActorRead(BaseModel):
+    user_id: int
+    username: str
+    roles: list[GrantRead]
+    resident_id: int | None
+    acts_for: list[int]
+    via: str
+    csrf_token: str | None = None  # for cookie sessions: send it back as X-CSRF-Token
+
+    @classmethod
+    def of(cls, actor: Actor, csrf_token: str | None = None) -> ActorRead:
+        return cls(
+            user_id=actor.user_id or 0,
+            username=actor.username,
+            roles=[GrantRead.of(grant) for grant in actor.grants],
+            resident_id=actor.resident_id,
+            acts_for=list(actor.acts_for),
+            via=actor.via.value,
+            csrf_token=csrf_token,
+        )
+
+
+class LoginResponse(BaseModel):
+    expires_at: dt.datetime
+    token: str | None = None  # client "api": send as Authorization: Bearer <token>
+    token_type: Literal["bearer"] | None = None
+    csrf_token: str | None = None  # client "web": send as X-CSRF-Token on POST/PUT/PATCH/DELETE
+    actor: ActorRead
+
+
+class SignOutResult(BaseModel):
+    revoked: int  # credentials revoked by this request
