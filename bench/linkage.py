@@ -27,6 +27,7 @@ from yiyang.db import Database
 from yiyang.demo.synthetic import generate_district
 from yiyang.geo.service import import_geography, import_organisations
 from yiyang.migrate import upgrade
+from yiyang.sources.feeds import detect_encoding
 from yiyang.sources.models import Feed
 from yiyang.sources.service import import_file
 
@@ -45,7 +46,9 @@ def main() -> None:
     out_dir = args.work / f"district-{args.residents}-{args.seed}"
     if not (out_dir / "truth.csv").exists():
         say(f"generating {args.residents:,} residents into {out_dir} (not timed)")
-    files = generate_district(out_dir, args.residents, seed=args.seed, progress=sys.stderr.isatty())
+    files = generate_district(
+        out_dir, args.residents, seed=args.seed, civil_format="csv", progress=sys.stderr.isatty()
+    )
     feeds = ((Feed.health, Path(files.health)), (Feed.insurance, Path(files.insurance)), (Feed.civil, Path(files.civil)))
 
     name = f"yiyang_bench_{uuid.uuid4().hex[:8]}"
@@ -126,13 +129,8 @@ def copy_floor(database: Database, feeds) -> tuple[int, float]:  # type: ignore[
 
 
 def open_text(path: Path) -> io.TextIOWrapper:
-    data = path.read_bytes()[:4096]
-    try:
-        data.decode("utf-8")
-        encoding = "utf-8-sig"
-    except UnicodeDecodeError:
-        encoding = "gb18030"
-    return path.open(encoding=encoding, newline="")
+    encoding = detect_encoding(path)
+    return path.open(encoding="utf-8-sig" if encoding == "utf-8" else encoding, newline="")
 
 
 def linkage_quality(database: Database, truth_path: Path) -> dict:

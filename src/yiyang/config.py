@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,10 +18,31 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8000
-    # Linkage thresholds (log2 likelihood-ratio weights); see docs/linkage.md.
-    link_threshold: float = 14.0
-    review_threshold: float = 6.0
+    # Linkage thresholds (log2 likelihood-ratio weights), pitched for a registry of ~400,000;
+    # shift both by log2(N / 400,000) for a registry of N. See docs/linkage.md.
+    link_threshold: float = 18.0
+    review_threshold: float = 15.0
     import_batch_rows: int = 5000
+    tier_rules_file: Path | None = None  # TOML/JSON changing the tier rules; see docs/tiers.md
+    # Access, see docs/access.md. "production" requires both keys; so does any database other than
+    # the embedded SQLite file, which otherwise gets development keys generated under data_dir.
+    environment: str = "development"
+    field_keys: SecretStr | None = None  # YIYANG_FIELD_KEYS="kid:base64key,kid:base64key" (first is current)
+    blind_index_key: SecretStr | None = None  # YIYANG_BLIND_INDEX_KEY=base64 of >= 32 random bytes
+    token_ttl_hours: int = 168
+    session_ttl_hours: int = 12
+    sign_in_window_seconds: int = 900
+    sign_in_max_failures_per_account: int = 5
+    sign_in_max_failures_per_client: int = 20
+
+    @model_validator(mode="after")
+    def _production_keys(self) -> Settings:
+        if self.environment == "production" and (self.field_keys is None or self.blind_index_key is None):
+            raise ValueError(
+                "生产环境须设置 YIYANG_FIELD_KEYS 与 YIYANG_BLIND_INDEX_KEY "
+                "(production needs YIYANG_FIELD_KEYS and YIYANG_BLIND_INDEX_KEY; see docs/access.md)"
+            )
+        return self
 
     @property
     def resolved_database_url(self) -> str:

@@ -11,7 +11,15 @@ from yiyang.db import Database
 from yiyang.geo.models import Area, AreaLevel
 from yiyang.residents import service
 from yiyang.residents.identity import check_character
-from yiyang.residents.models import Condition, FactChange, LinkReview, Observation, Resident, ResidentStatus, SourceRecord
+from yiyang.residents.models import (
+    Condition,
+    FactChange,
+    LinkReview,
+    Observation,
+    Resident,
+    ResidentStatus,
+    SourceRecord,
+)
 from yiyang.sources.models import Feed, ImportRun
 from yiyang.sources.records import ConditionFact, ObservationFact, SourceRow
 from yiyang.sources.service import import_source_rows

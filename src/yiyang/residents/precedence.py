@@ -9,7 +9,7 @@ ranked for the attribute only fills a gap. ``recency``: the newest observation w
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Feed names as stored in source_record.feed.
 STAFF, HEALTH, INSURANCE, CIVIL = "staff", "health", "insurance", "civil"
@@ -19,6 +19,10 @@ STAFF, HEALTH, INSURANCE, CIVIL = "staff", "health", "insurance", "civil"
 class AttributeRule:
     policy: str  # "authority" or "recency"
     ranking: tuple[str, ...] = ()  # most authoritative first (authority policy only)
+    rank: dict[str, int] = field(init=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rank", {feed: index for index, feed in enumerate(self.ranking)})
 
 
 IDENTITY = AttributeRule("authority", (STAFF, HEALTH, INSURANCE, CIVIL))
@@ -78,7 +82,5 @@ def replaces(attribute: str, current: FactRef | None, candidate: FactRef) -> tup
 
 
 def _rank(rule: AttributeRule, feed: str) -> int:
-    try:
-        return rule.ranking.index(feed)
-    except ValueError:
-        return len(rule.ranking)  # unranked: only fills a gap or replaces another unranked value
+    # Unranked feeds come last: they only fill a gap or replace another unranked value.
+    return rule.rank.get(feed, len(rule.ranking))

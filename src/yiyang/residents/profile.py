@@ -13,6 +13,7 @@ from typing import Any
 
 from yiyang.residents.precedence import PROFILE_ATTRIBUTES, FactRef, replaces
 
+
 @dataclass(frozen=True, slots=True)
 class ValueChange:
     attribute: str
@@ -37,11 +38,26 @@ def attribute_values(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def provenance_from_json(stored: dict[str, list[Any]] | None) -> dict[str, FactRef]:
-    return {attribute: FactRef.from_json(value) for attribute, value in (stored or {}).items()}
+    refs: dict[Any, FactRef] = {}  # one record usually supplies most values: parse it once
+    provenance = {}
+    for attribute, value in (stored or {}).items():
+        ref = refs.get(value[0])
+        if ref is None:
+            ref = refs[value[0]] = FactRef.from_json(value)
+        provenance[attribute] = ref
+    return provenance
 
 
 def provenance_to_json(provenance: dict[str, FactRef]) -> dict[str, list[Any]]:
-    return {attribute: ref.as_json() for attribute, ref in provenance.items()}
+    # One record usually supplies most values: serialise each record's reference once.
+    by_record: dict[int, list[Any]] = {}
+    stored = {}
+    for attribute, ref in provenance.items():
+        value = by_record.get(ref.source_record_id)
+        if value is None:
+            value = by_record[ref.source_record_id] = ref.as_json()
+        stored[attribute] = value
+    return stored
 
 
 def apply_payload(
@@ -49,6 +65,12 @@ def apply_payload(
 ) -> list[ValueChange]:
     """Fold one record into a profile in place; returns the values that changed."""
     changes: list[ValueChange] = []
+    if not provenance:  # a new profile: every stated value fills a gap (the import's common case)
+        for attribute, value in attribute_values(payload).items():
+            profile[attribute] = value
+            provenance[attribute] = ref
+            changes.append(ValueChange(attribute, None, value, None, ref, "gap"))
+        return changes
     for attribute, value in attribute_values(payload).items():
         current = provenance.get(attribute)
         wins, reason = replaces(attribute, current, ref)

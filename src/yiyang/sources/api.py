@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from yiyang.deps import IdPath, SessionDep
 from yiyang.errors import NotFound
-from yiyang.sources.schemas import ImportRunRead
 from yiyang.sources.models import ImportRun
+from yiyang.sources.schemas import ImportRunRead
 
 router = APIRouter(prefix="/api", tags=["imports"])
 

@@ -18,6 +18,7 @@ fuzzy measure runs.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import re
 import unicodedata
@@ -211,6 +212,7 @@ def name_syllables(name: str) -> tuple[str, ...]:
     return tuple(syllables)
 
 
+@functools.lru_cache(maxsize=1 << 18)  # names repeat across feeds and batches
 def name_pinyin(name: str) -> str:
     """Lowercase toneless pinyin, space separated (王丽 -> wang li); stored as resident.name_pinyin."""
     return " ".join(name_syllables(name))[:128]

@@ -224,11 +224,17 @@ class ImportRunner:
         }
         index_all = linkage.LinkIndex()  # candidates for rows without an ID number
         index_no_id = linkage.LinkIndex()  # candidates for rows with one: residents still lacking it
-        if unlinked:
-            for resident_id, keys, has_id in self._load_candidates(linkage.block_keys(row_keys.values())):
-                index_all.add(resident_id, keys)
-                if not has_id:
-                    index_no_id.add(resident_id, keys)
+        # A row with an ID number can only be someone registered without one: asking for just
+        # those keeps a district's first import from loading every namesake as a candidate.
+        for with_id in (False, True):
+            keys = [row_keys[id(row)] for row in unlinked if bool(row.id_number) == with_id]
+            if not keys:
+                continue
+            for resident_id, candidate, has_id in self._load_candidates(linkage.block_keys(keys), without_id=with_id):
+                if resident_id not in index_all:
+                    index_all.add(resident_id, candidate)
+                if not has_id and resident_id not in index_no_id:
+                    index_no_id.add(resident_id, candidate)
 
         new_ids = iter(allocate_ids(session, "resident", len(unlinked)))
         needed: set[int] = set()  # existing residents whose profiles this batch changes
@@ -269,7 +275,9 @@ class ImportRunner:
         self._load_profiles(profiles, needed - profiles.keys())
         return results
 
-    def _load_candidates(self, wanted: dict[str, set[Any]]) -> Iterator[tuple[int, linkage.LinkKeys, bool]]:
+    def _load_candidates(
+        self, wanted: dict[str, set[Any]], *, without_id: bool
+    ) -> Iterator[tuple[int, linkage.LinkKeys, bool]]:
         clauses, params = [], {}
         for column in ("birth_date", "name_pinyin", "phone"):
             values = [v for v in wanted.get(column, ()) if v]
@@ -280,7 +288,8 @@ class ImportRunner:
             return
         stmt = self._where_in(
             "SELECT id, name, name_pinyin, sex, birth_date, phone, address, id_number IS NOT NULL FROM resident "
-            f"WHERE status = 'active' AND ({' OR '.join('{' + c + '}' for c in clauses)})",
+            f"WHERE status = 'active' {'AND id_number IS NULL ' if without_id else ''}"
+            f"AND ({' OR '.join('{' + c + '}' for c in clauses)})",
             **{c: c for c in clauses},
         )
         for resident_id, name, pinyin, sex, birth, phone, address, has_id in self.session.execute(stmt, params).all():

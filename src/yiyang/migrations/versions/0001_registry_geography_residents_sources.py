@@ -1,7 +1,7 @@
 """registry: geography, residents, sources
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-23 15:03:27.824769
 """
 
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-import yiyang.db
 
+import yiyang.db
 
 revision: str = '0001'
 down_revision: str | None = None
