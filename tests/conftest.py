@@ -33,6 +33,24 @@ def _pg_reachable() -> str | None:
         return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
 
 
+@pytest.fixture(autouse=True)
+def no_stray_reactions() -> Iterator[None]:
+    """Each test starts with no cross-domain reactions; ``create_app`` and the CLI install them."""
+    from yiyang.events import unsubscribe_all
+
+    unsubscribe_all()
+    yield
+    unsubscribe_all()
+
+
+@pytest.fixture
+def reactions() -> None:
+    """The cross-domain reactions the app and the CLI run with (an import re-tiers, ...)."""
+    from yiyang.events import install_handlers
+
+    install_handlers()
+
+
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A fresh, migrated PostgreSQL database for this test session, dropped afterwards."""

@@ -13,6 +13,7 @@ from yiyang.access.redaction import install_pii_redaction
 from yiyang.config import Settings, get_settings
 from yiyang.db import Database
 from yiyang.errors import DomainError
+from yiyang.events import install_handlers
 
 log = logging.getLogger("yiyang")
 
@@ -20,6 +21,7 @@ log = logging.getLogger("yiyang")
 def create_app(database: Database | None = None, settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     install_pii_redaction()  # no ID numbers or phones in any log line
+    install_handlers()  # cross-domain reactions: an import re-tiers the residents it touched
     app = FastAPI(title="yiyang 医养", version=__version__, description="社区医养结合 community medical-and-elderly care")
     app.state.settings = settings
     app.state.database = database or Database(settings=settings)

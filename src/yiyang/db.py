@@ -133,9 +133,10 @@ def allocate_ids(session: Session, table: str, count: int) -> list[int]:
     if count <= 0:
         return []
     if is_postgres(session):
+        # Look the sequence up once: inside the select list it would be resolved for every row.
+        sequence = session.execute(text(f"SELECT pg_get_serial_sequence('{table}', 'id')")).scalar_one()
         rows = session.execute(
-            text(f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, :n)"),
-            {"n": count},
+            text(f"SELECT nextval('{sequence}'::regclass) FROM generate_series(1, :n)"), {"n": count}
         ).scalars()
         return list(rows)
     # SQLite: the import holds the write lock for its whole transaction, so max+1 is safe.

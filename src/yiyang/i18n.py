@@ -1,7 +1,7 @@
 """User-visible text: Chinese (zh-CN) first, English second.
 
-Messages live in catalogues keyed by a stable id. Pages pick the language from ``?lang=`` or
-the Accept-Language header; zh-CN is the default.
+Messages live in catalogues keyed by a stable id. Pages are zh-CN unless the person picks
+English (``?lang=en``, remembered in a ``lang`` cookie).
 """
 
 from __future__ import annotations
@@ -86,6 +86,11 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "loinc.85354-9": {"zh-CN": "血压", "en": "Blood pressure"},
     "loinc.14771-0": {"zh-CN": "空腹血糖", "en": "Fasting glucose"},
     "error.not_found": {"zh-CN": "未找到", "en": "Not found"},
+    "link.id_number": {"zh-CN": "身份证号精确匹配", "en": "matched on ID number"},
+    "link.probabilistic": {"zh-CN": "概率匹配", "en": "probabilistic match"},
+    "link.new": {"zh-CN": "新建档案", "en": "new record"},
+    "link.review": {"zh-CN": "待人工核对", "en": "waiting for review"},
+    "link.manual": {"zh-CN": "人工合并/拆分", "en": "moved by merge or unmerge"},
     # tiers and assessments (红黄绿分级与评估)
     "nav.tiers": {"zh-CN": "分级管理", "en": "Tiers"},
     "tier.title": {"zh-CN": "三色分级", "en": "Care tier"},
@@ -152,11 +157,11 @@ def translate(key: str, lang: str = "zh-CN", **values: object) -> str:
     return text.format(**values) if values else text
 
 
-def pick_language(query_lang: str | None, accept_language: str | None) -> str:
-    if query_lang in LANGUAGES:
-        return query_lang  # type: ignore[return-value]
-    if accept_language and accept_language.lower().startswith("en"):
-        return "en"
+def pick_language(query_lang: str | None, cookie_lang: str | None = None) -> str:
+    """zh-CN unless the person chose English (``?lang=en``, remembered in a cookie)."""
+    for choice in (query_lang, cookie_lang):
+        if choice in LANGUAGES:
+            return choice  # type: ignore[return-value]
     return "zh-CN"
 
 

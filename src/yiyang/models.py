@@ -1,8 +1,12 @@
 """Imports every domain's tables so the metadata (and Alembic) sees them all."""
 
+from yiyang.access import models as access_models  # noqa: F401
+from yiyang.assessments import models as assessment_models  # noqa: F401
 from yiyang.db import Base
+from yiyang.devices import models as device_models  # noqa: F401
 from yiyang.geo import models as geo_models  # noqa: F401
 from yiyang.residents import models as resident_models  # noqa: F401
 from yiyang.sources import models as source_models  # noqa: F401
+from yiyang.tiers import models as tier_models  # noqa: F401
 
 metadata = Base.metadata

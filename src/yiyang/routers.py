@@ -16,3 +16,10 @@ ROUTERS.append(access_router)
 from yiyang.devices.api import router as devices_router  # noqa: E402
 
 ROUTERS.append(devices_router)
+from yiyang.assessments.api import router as assessments_router  # noqa: E402
+from yiyang.tiers.api import router as tiers_router  # noqa: E402
+
+ROUTERS.extend([assessments_router, tiers_router])
+from yiyang.web.tier_pages import router as tier_pages_router  # noqa: E402
+
+ROUTERS.append(tier_pages_router)

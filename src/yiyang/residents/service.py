@@ -13,8 +13,10 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from yiyang import events
 from yiyang.db import utcnow
 from yiyang.errors import Conflict, Invalid, NotFound
+from yiyang.events import ResidentsChanged
 from yiyang.geo.models import Area
 from yiyang.residents.identity import IdNumberError, parse_id_number
 from yiyang.residents.models import (
@@ -316,6 +318,7 @@ def merge_residents(session: Session, survivor_id: int, merged_id: int, *, by: s
     session.execute(delete(Condition).where(Condition.resident_id == merged_id))
     survivor.needs_review = False
     session.flush()
+    events.publish(session, ResidentsChanged(frozenset({survivor_id, merged_id}), cause="merge"))
     return merge
 
 
@@ -356,6 +359,7 @@ def unmerge(session: Session, merge_id: int, *, by: str) -> ResidentMerge:
     # The survivor first, so an ID number that came from the merged records is released.
     rebuild_resident(session, merge.survivor_id, reason="unmerge")
     rebuild_resident(session, merged.id, reason="unmerge")
+    events.publish(session, ResidentsChanged(frozenset({merge.survivor_id, merged.id}), cause="unmerge"))
     return merge
 
 

@@ -23,8 +23,10 @@ import orjson
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
+from yiyang import events
 from yiyang.config import Settings, get_settings
 from yiyang.db import Database, allocate_ids, bulk_insert, bulk_update, db_datetime, is_postgres, utcnow
+from yiyang.events import ResidentsChanged
 from yiyang.geo.models import Area, AreaLevel
 from yiyang.residents.precedence import FactRef
 from yiyang.residents.profile import apply_payload, provenance_from_json, provenance_to_json
@@ -551,6 +553,7 @@ def import_source_rows(
     report.counts["rows"] = seen
     report.resident_ids = runner.resident_ids
     report.elapsed_s = time.perf_counter() - started
+    events.publish(session, ResidentsChanged(frozenset(runner.resident_ids.values()), cause="import"))
     run.status = RunStatus.applied
     run.finished_at = utcnow()
     run.counts = dict(report.counts)

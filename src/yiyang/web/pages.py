@@ -24,17 +24,24 @@ router = APIRouter(include_in_schema=False)
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    lang = pick_language(request.query_params.get("lang"), request.headers.get("accept-language"))
-    return TEMPLATES.TemplateResponse(
-        request, template, {"t": translator(lang), "lang": lang, "display": _display(lang), **context},
+    chosen = request.query_params.get("lang")
+    lang = pick_language(chosen, request.cookies.get("lang"))
+    response = TEMPLATES.TemplateResponse(
+        request, template,
+        {"t": translator(lang), "lang": lang, "display": _display(lang, context.pop("area_names", {})), **context},
         status_code=status_code,
     )  # fmt: skip
+    if chosen == lang:
+        response.set_cookie("lang", lang, max_age=365 * 24 * 3600, samesite="lax")
+    return response
 
 
-def _display(lang: str):  # type: ignore[no-untyped-def]
+def _display(lang: str, area_names: dict[str, str]):  # type: ignore[no-untyped-def]
     def display(attribute: str, value: Any) -> str:
         if value is None or value == "":
             return "—"
+        if attribute in ("community_code", "grid_code"):
+            return f"{area_names[value]} ({value})" if value in area_names else str(value)
         if attribute == "id_number":
             return mask_id_number(value) or "—"  # revealed only through access control
         if attribute == "phone":
@@ -83,6 +90,8 @@ def profile_page(request: Request, resident_id: ResidentIdPath, session: Session
     except NotFound as error:
         return render(request, "not_found.html", status_code=404, message=error.message)
     facts = service.profile_facts(session, resident)
+    codes = [f.value for f in facts if f.attribute in ("community_code", "grid_code") and f.value]
+    area_names = dict(session.execute(select(Area.code, Area.name).where(Area.code.in_(codes))).all()) if codes else {}
     return render(
         request, "profile.html", resident=resident,
         age=age_on(resident.birth_date, dt.date.today()) if resident.birth_date else None,
@@ -90,7 +99,7 @@ def profile_page(request: Request, resident_id: ResidentIdPath, session: Session
         facts=facts, conditions=service.conditions_of(session, resident.id),
         observations=service.observations_of(session, resident.id, limit=20),
         sources=service.source_records_of(session, resident.id), history=service.fact_history(session, resident.id),
-        **tier_panel(session, resident.id),
+        area_names=area_names, **tier_panel(session, resident.id),
     )  # fmt: skip
 
 

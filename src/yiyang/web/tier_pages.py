@@ -43,7 +43,9 @@ TIER_COLOURS = {Tier.red: "#c0392b", Tier.yellow: "#d4a017", Tier.green: "#2e8b5
 def profile_context(session: Session, resident_id: int) -> dict[str, Any]:
     """What ``tiers/_profile_tier.html`` shows: tier and reasons, the open plan, recent assessments."""
     view = tiers.tier_of(session, resident_id)
-    plans = [p for p in tiers.care_plans_of(session, resident_id, limit=10) if p.status != CarePlanStatus.revoked]
+    plans = [
+        p for p in tiers.care_plans_of(session, resident_id, limit=10) if p.status != CarePlanStatus.revoked
+    ]
     history = tiers.tier_history(session, resident_id, limit=5)
     return {
         "tier_panel": {
@@ -75,8 +77,12 @@ def new_assessment_page(
     except DomainError as error:
         return render(request, "not_found.html", status_code=404, message=error.message)
     if chosen is None:
-        return render(request, "tiers/choose_instrument.html", resident=resident, instruments=INSTRUMENTS.values())
-    return _form(request, resident, chosen, values={}, errors=[], prefill=_prefill(session, resident_id, chosen))
+        return render(
+            request, "tiers/choose_instrument.html", resident=resident, instruments=INSTRUMENTS.values()
+        )
+    return _form(
+        request, resident, chosen, values={}, errors=[], prefill=_prefill(session, resident_id, chosen)
+    )
 
 
 @router.post("/residents/{resident_id}/assessments/new", response_class=HTMLResponse, response_model=None)
@@ -107,10 +113,14 @@ async def record_assessment_page(
         assessments.record_assessment(session, resident.id, capture, recorded_by="web")
     except DomainError as error:
         session.rollback()
-        errors = error.detail.get("errors") or [{"code": error.code, "message": error.message, "item": error.detail.get("item")}]
+        errors = error.detail.get("errors") or [
+            {"code": error.code, "message": error.message, "item": error.detail.get("item")}
+        ]
         return _form(request, resident, chosen, values=values, errors=errors, prefill={}, status_code=422)
     lang = request.query_params.get("lang")
-    return RedirectResponse(f"/residents/{resident.id}{'?lang=' + lang if lang else ''}#tier", status_code=303)
+    return RedirectResponse(
+        f"/residents/{resident.id}{'?lang=' + lang if lang else ''}#tier", status_code=303
+    )
 
 
 def answers_from_form(items: Sequence[Item], pairs: Sequence[tuple[str, Any]]) -> dict[str, Any]:
@@ -148,7 +158,11 @@ def _prefill(session: Session, resident_id: int, instrument: Instrument) -> dict
     """The capability assessment's diagnoses start from the registry's dementia diagnoses."""
     if instrument.code != assessments.CAPABILITY_INSTRUMENT:
         return {}
-    codes = [c.code for c in residents.conditions_of(session, resident_id) if c.code[:3] in ("F00", "F01", "F02", "F03")]
+    codes = [
+        c.code
+        for c in residents.conditions_of(session, resident_id)
+        if c.code[:3] in ("F00", "F01", "F02", "F03")
+    ]
     return {"diagnoses": ", ".join(codes)} if codes else {}
 
 
@@ -200,7 +214,7 @@ def tiers_page(
         total, rows = tiers.residents_by_tier(
             session, community_id=community_area.id, tier=tier, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
         )
-        counts = next((m for m in tiers.tier_mix(session, street_area.id if street_area else None) if m.area_id == community_area.id), None)
+        counts = next((m for m in mix if m.area_id == community_area.id), None)
         rules = tiers.current_rules()
         today = dt.date.today()
         residents_page = {
@@ -254,9 +268,12 @@ def tier_mix_svg(rows: Sequence[tiers.TierMix], *, lang: str = "zh-CN", width: i
     bar_w = width - label_w - 20
     total_all = {tier: sum(getattr(row, tier.value) for row in rows) for tier in Tier}
     grand = sum(total_all.values())
-    everything = [("全部" if pick == 0 else "All", total_all[Tier.red], total_all[Tier.yellow], total_all[Tier.green])]
+    everything = [
+        ("全部" if pick == 0 else "All", total_all[Tier.red], total_all[Tier.yellow], total_all[Tier.green])
+    ]
     bars = everything + [
-        ((row.name or ("未分配社区" if pick == 0 else "no community")), row.red, row.yellow, row.green) for row in rows
+        ((row.name or ("未分配社区" if pick == 0 else "no community")), row.red, row.yellow, row.green)
+        for row in rows
     ]
     height = top + len(bars) * (bar_h + gap) + 10
     title = "分级构成" if pick == 0 else "Tier mix"
@@ -275,7 +292,9 @@ def tier_mix_svg(rows: Sequence[tiers.TierMix], *, lang: str = "zh-CN", width: i
         y = top + index * (bar_h + gap)
         total = red + yellow + green
         weight = ' font-weight="bold"' if index == 0 else ""
-        parts.append(f'<text x="{label_w - 8}" y="{y + 17}" text-anchor="end"{weight}>{escape(label[:14])}</text>')
+        parts.append(
+            f'<text x="{label_w - 8}" y="{y + 17}" text-anchor="end"{weight}>{escape(label[:14])}</text>'
+        )
         if not total:
             parts.append(f'<rect x="{label_w}" y="{y}" width="{bar_w}" height="{bar_h}" fill="#eee"/>')
             continue

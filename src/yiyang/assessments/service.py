@@ -1,0 +1,365 @@
+"""Capture and history of assessments, and which capability assessments are due.
+
+``record_assessment`` scores a completed instrument with the same pure scorer the CLI uses,
+stores answers and result, and for a capability assessment (GB/T 42195-2022) writes the level
+into the registry as a ``staff`` source record, so ``resident.capability_level`` follows the
+registry's precedence rule and names the assessment as its evidence. The resident is then
+re-tiered. Services do not commit: the request or command that owns the unit of work does.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from yiyang.assessments.instruments import get_instrument, score
+from yiyang.assessments.models import Assessment
+from yiyang.assessments.scoring import validate_answers
+from yiyang.db import utcnow
+from yiyang.errors import Invalid, NotFound
+from yiyang.residents.models import (
+    Condition,
+    FactChange,
+    Feed,
+    LinkMethod,
+    Resident,
+    ResidentStatus,
+    SourceRecord,
+)
+from yiyang.residents.precedence import FactRef
+from yiyang.residents.profile import apply_payload, provenance_from_json, provenance_to_json
+from yiyang.residents.service import get_active_resident
+
+# China keeps one time zone without daylight saving; a date a person writes is a date there.
+LOCAL_TZ = dt.timezone(dt.timedelta(hours=8), "CST")
+CAPABILITY_INSTRUMENT = "gbt42195"
+# GB/T 42195-2022 老年人能力评估规范: reassess at least every 6 months, and at once on a change of
+# state. 国家基本公共卫生服务规范（第三版）: the self-care table belongs to the yearly health check.
+REASSESS_MONTHS: dict[str, int] = {"gbt42195": 6, "self_care": 12}
+# Diagnoses that are a change of state calling for a capability reassessment before it is due:
+# dementia, stroke, Parkinson's disease, hip fracture, surgical aftercare.
+CHANGE_DIAGNOSIS_PREFIXES: tuple[str, ...] = (
+    "F00", "F01", "F02", "F03", "G30", "G20", "S72", "Z47", "Z48", "Z540",
+    *(f"I{n}" for n in range(60, 70)),
+)  # fmt: skip
+FUTURE_TOLERANCE = dt.timedelta(minutes=10)  # clocks on tablets drift
+EARLIEST = dt.datetime(1990, 1, 1, tzinfo=LOCAL_TZ)
+
+
+@dataclass(slots=True)
+class AssessmentCapture:
+    """A completed instrument as staff entered it."""
+
+    instrument: str
+    answers: Mapping[str, Any]
+    assessed_at: dt.datetime
+    assessor: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+def record_assessment(
+    session: Session,
+    resident_id: int,
+    capture: AssessmentCapture,
+    *,
+    recorded_by: str,
+    now: dt.datetime | None = None,
+    retier: bool = True,
+) -> Assessment:
+    """Score and store an assessment; a capability level also becomes a registry fact."""
+    now = now or utcnow()
+    resident = get_active_resident(session, resident_id)
+    instrument = get_instrument(capture.instrument)
+    assessed_at = _checked_time(capture.assessed_at, now)
+    assessor = (capture.assessor or "").strip()
+    if not assessor:
+        raise Invalid("assessment.assessor.missing", "请填写评估人 (the assessor is required)")
+    result = score(instrument.code, capture.answers, **dict(capture.options))
+    values = validate_answers(instrument.code, instrument.items, capture.answers)
+    dumped = result.model_dump(mode="json")
+    assessment = Assessment(
+        resident_id=resident.id,
+        instrument=instrument.code,
+        answers={code: list(value) if isinstance(value, tuple) else value for code, value in values.items()},
+        options={name: int(value) for name, value in capture.options.items()},
+        total=result.total,
+        max_total=result.max_total,
+        level=result.level,
+        level_zh=result.level_zh[:64],
+        level_en=result.level_en[:100],
+        flags=dumped["flags"],
+        explanation=[{k: v for k, v in line.items() if v is not None} for line in dumped["explanation"]],
+        details=dumped["details"],
+        assessed_at=assessed_at,
+        assessor=assessor[:64],
+        recorded_by=recorded_by[:64],
+        recorded_at=now,
+        reassess_due_on=reassessment_due_on(instrument.code, assessed_at),
+    )
+    session.add(assessment)
+    session.flush()
+    if instrument.code == CAPABILITY_INSTRUMENT:
+        _record_capability(session, resident, assessment, now)
+    if retier:
+        from yiyang.tiers.service import retier_residents  # tiers read assessments; imported late
+
+        retier_residents(session, [resident.id], trigger="assessment", as_of=now.astimezone(LOCAL_TZ).date())
+    return assessment
+
+
+def _checked_time(value: dt.datetime, now: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=LOCAL_TZ)  # a form's datetime-local is the assessor's wall clock
+    try:
+        too_early = value < EARLIEST
+    except OverflowError:  # an offset pushing year 1 out of range
+        too_early = True
+    if too_early:
+        raise Invalid(
+            "assessment.assessed_at.too_early", "评估时间早于1990年 (the assessment time is before 1990)"
+        )
+    if value > now + FUTURE_TOLERANCE:
+        raise Invalid(
+            "assessment.assessed_at.future", "评估时间不能晚于当前时间 (the assessment time is in the future)"
+        )
+    return value
+
+
+def _record_capability(
+    session: Session, resident: Resident, assessment: Assessment, now: dt.datetime
+) -> None:
+    """The level as a staff source record, folded into the profile by the registry's precedence."""
+    payload = {
+        "capability_level": assessment.level,
+        "instrument": assessment.instrument,
+        "assessment_id": assessment.id,
+    }
+    record = SourceRecord(
+        feed=Feed.staff,
+        source_key=assessment_source_key(assessment.id),
+        resident_id=resident.id,
+        observed_at=assessment.assessed_at,
+        recorded_at=now,
+        content_hash=hashlib.blake2b(
+            orjson.dumps([payload, assessment.assessed_at.isoformat()], option=orjson.OPT_SORT_KEYS),
+            digest_size=16,
+        ).hexdigest(),
+        payload=payload,
+        link_method=LinkMethod.manual,
+    )
+    session.add(record)
+    session.flush()
+    assessment.source_record_id = record.id
+    profile = {"capability_level": resident.capability_level}
+    provenance = provenance_from_json(resident.provenance)
+    ref = FactRef(record.id, Feed.staff.value, assessment.assessed_at)
+    for change in apply_payload(profile, provenance, payload, ref):
+        resident.capability_level = change.new_value
+        resident.provenance = provenance_to_json(provenance)
+        resident.updated_at = now
+        session.add(
+            FactChange(
+                resident_id=resident.id, attribute=change.attribute, old_value=change.old_value,
+                new_value=change.new_value, old_source_record_id=change.old_ref.source_record_id if change.old_ref else None,
+                new_source_record_id=record.id, reason=change.reason, changed_at=now,
+            )
+        )  # fmt: skip
+    session.flush()
+
+
+def assessment_source_key(assessment_id: int) -> str:
+    """The staff source record's key; the tier engine reads an assessment id back from it."""
+    return f"assessment:{assessment_id}"
+
+
+def assessment_id_from_key(source_key: str | None) -> int | None:
+    if source_key and source_key.startswith("assessment:") and source_key[11:].isdigit():
+        return int(source_key[11:])
+    return None
+
+
+# -- reads ------------------------------------------------------------------------------------
+
+
+def get_assessment(session: Session, assessment_id: int) -> Assessment:
+    assessment = session.get(Assessment, assessment_id)
+    if assessment is None:
+        raise NotFound(
+            "assessment.not_found", "未找到该评估记录 (assessment not found)", assessment_id=assessment_id
+        )
+    return assessment
+
+
+def assessments_of(
+    session: Session, resident_id: int, instrument: str | None = None, limit: int = 100
+) -> Sequence[Assessment]:
+    """A resident's assessments, newest first."""
+    stmt = select(Assessment).where(Assessment.resident_id == resident_id)
+    if instrument:
+        stmt = stmt.where(Assessment.instrument == get_instrument(instrument).code)
+    stmt = stmt.order_by(Assessment.assessed_at.desc(), Assessment.id.desc()).limit(limit)
+    return session.execute(stmt).scalars().all()
+
+
+# -- reassessment -----------------------------------------------------------------------------
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """The same day ``months`` later; the 31st becomes the month's last day."""
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def reassessment_due_on(instrument: str, assessed_at: dt.datetime) -> dt.date | None:
+    months = REASSESS_MONTHS.get(instrument)
+    if months is None:
+        return None
+    return add_months(assessed_at.astimezone(LOCAL_TZ).date(), months)
+
+
+@dataclass(frozen=True, slots=True)
+class ReassessmentDue:
+    resident_id: int
+    name: str
+    community_id: int | None
+    assessment_id: int
+    assessed_at: dt.datetime
+    level: str
+    due_on: dt.date
+    status: str  # overdue | changed | due
+    new_diagnoses: tuple[str, ...] = ()
+    registry_level: str | None = None
+
+
+def capability_reassessments_due(
+    session: Session,
+    *,
+    today: dt.date,
+    within_days: int = 30,
+    community_id: int | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[int, list[ReassessmentDue]]:
+    """Residents whose latest capability assessment is overdue, due within ``within_days``, or
+    overtaken by a change: a diagnosis first seen after it (``CHANGE_DIAGNOSIS_PREFIXES``) or a
+    different level now in the registry (reported later by another feed). Most urgent first."""
+    latest = (
+        select(Assessment.resident_id, func.max(Assessment.assessed_at).label("at"))
+        .where(Assessment.instrument == CAPABILITY_INSTRUMENT)
+        .group_by(Assessment.resident_id)
+        .subquery()
+    )
+    changed_dx = (
+        select(Condition.id)
+        .where(
+            Condition.resident_id == Assessment.resident_id,
+            Condition.first_seen > func.date(Assessment.assessed_at),
+            or_(
+                *(
+                    func.replace(Condition.code, ".", "").like(f"{prefix}%")
+                    for prefix in CHANGE_DIAGNOSIS_PREFIXES
+                )
+            ),
+        )
+        .exists()
+    )
+    level_changed = and_(
+        Resident.capability_level.is_not(None), Resident.capability_level != Assessment.level
+    )
+    horizon = today + dt.timedelta(days=within_days)
+    stmt = (
+        select(Assessment, Resident.name, Resident.community_id, Resident.capability_level)
+        .join(
+            latest,
+            and_(latest.c.resident_id == Assessment.resident_id, latest.c.at == Assessment.assessed_at),
+        )
+        .join(Resident, Resident.id == Assessment.resident_id)
+        .where(Assessment.instrument == CAPABILITY_INSTRUMENT, Resident.status == ResidentStatus.active)
+        .where(or_(Assessment.reassess_due_on <= horizon, changed_dx, level_changed))
+    )
+    if community_id is not None:
+        stmt = stmt.where(Resident.community_id == community_id)
+    total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
+    rows = session.execute(
+        stmt.order_by(Assessment.reassess_due_on, Assessment.id).limit(limit).offset(offset)
+    ).all()
+    diagnoses = _new_diagnoses(session, [(a.resident_id, a.assessed_at) for a, *_ in rows])
+    items = []
+    for assessment, name, community, registry_level in rows:
+        new = diagnoses.get(assessment.resident_id, ())
+        level_moved = registry_level is not None and registry_level != assessment.level
+        if assessment.reassess_due_on < today:
+            status = "overdue"
+        elif new or level_moved:
+            status = "changed"
+        else:
+            status = "due"
+        items.append(
+            ReassessmentDue(
+                resident_id=assessment.resident_id, name=name, community_id=community, assessment_id=assessment.id,
+                assessed_at=assessment.assessed_at, level=assessment.level, due_on=assessment.reassess_due_on,
+                status=status, new_diagnoses=new, registry_level=registry_level,
+            )
+        )  # fmt: skip
+    return total, items
+
+
+def _new_diagnoses(session: Session, latest: list[tuple[int, dt.datetime]]) -> dict[int, tuple[str, ...]]:
+    if not latest:
+        return {}
+    since = {resident_id: at.astimezone(dt.UTC).date() for resident_id, at in latest}
+    rows = session.execute(
+        select(Condition.resident_id, Condition.code, Condition.first_seen).where(
+            Condition.resident_id.in_(since)
+        )
+    ).all()
+    found: dict[int, list[str]] = {}
+    for resident_id, code, first_seen in rows:
+        compact = code.upper().replace(".", "")
+        if first_seen > since[resident_id] and compact.startswith(CHANGE_DIAGNOSIS_PREFIXES):
+            found.setdefault(resident_id, []).append(code)
+    return {resident_id: tuple(sorted(codes)) for resident_id, codes in found.items()}
+
+
+def never_assessed(
+    session: Session,
+    *,
+    today: dt.date,
+    min_age: int = 65,
+    community_id: int | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[int, Sequence[Resident]]:
+    """Active residents aged ``min_age`` or more with no capability assessment on record."""
+    born_by = _years_before(today, min_age)
+    assessed = select(Assessment.id).where(
+        Assessment.resident_id == Resident.id, Assessment.instrument == CAPABILITY_INSTRUMENT
+    )
+    stmt = select(Resident).where(
+        Resident.status == ResidentStatus.active, Resident.birth_date <= born_by, ~assessed.exists()
+    )
+    if community_id is not None:
+        stmt = stmt.where(Resident.community_id == community_id)
+    total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
+    rows = (
+        session.execute(stmt.order_by(Resident.birth_date, Resident.id).limit(limit).offset(offset))
+        .scalars()
+        .all()
+    )
+    return total, rows
+
+
+def _years_before(day: dt.date, years: int) -> dt.date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - years, day=28)

@@ -1,0 +1,48 @@
+"""In-process domain events: one domain reacts to another without importing it.
+
+A publisher (the import, a merge) states what happened; handlers registered by the
+composition root (the app, the CLI) run inside the publisher's transaction, so a change and
+its consequences commit together. Handlers are registered, not discovered: a benchmark or a
+test that builds no app runs the bare pipeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+Handler = Callable[[Session, Any], None]
+_handlers: dict[type, list[Handler]] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class ResidentsChanged:
+    """Facts of these residents changed (an import, a merge or unmerge)."""
+
+    resident_ids: frozenset[int]
+    cause: str  # "import", "merge", "unmerge"
+
+
+def subscribe(event_type: type, handler: Handler) -> None:
+    handlers = _handlers.setdefault(event_type, [])
+    if handler not in handlers:
+        handlers.append(handler)
+
+
+def unsubscribe_all() -> None:
+    _handlers.clear()
+
+
+def publish(session: Session, event: Any) -> None:
+    for handler in _handlers.get(type(event), ()):
+        handler(session, event)
+
+
+def install_handlers() -> None:
+    """The reactions the whole system runs with; called by the app and the CLI at start."""
+    from yiyang.tiers.service import on_residents_changed
+
+    subscribe(ResidentsChanged, on_residents_changed)
