@@ -141,16 +141,16 @@ def linkage_quality(database: Database, truth_path: Path) -> dict:
             truth[(row["feed"], row["source_key"])] = row["person_id"]
     with database.engine.connect() as connection:
         linked = connection.execute(
-            text("SELECT feed, source_key, resident_id, link_method FROM source_record")
+            text("SELECT feed, source_key, resident_id, (payload->>'id_number') IS NULL FROM source_record")
         ).all()
     by_cluster: dict[int, list[str]] = defaultdict(list)
     no_id_rows = []
-    for feed, key, resident_id, method in linked:
+    for feed, key, resident_id, without_id in linked:
         person = truth.get((feed, key))
         if person is None:
             continue
         by_cluster[resident_id].append(person)
-        if method != "id_number":
+        if without_id:
             no_id_rows.append((resident_id, person))
     predicted = true_positive = 0
     for persons in by_cluster.values():
@@ -160,7 +160,7 @@ def linkage_quality(database: Database, truth_path: Path) -> dict:
     accepted_people = Counter(person for persons in by_cluster.values() for person in persons)
     actual = sum(c * (c - 1) // 2 for c in accepted_people.values())
 
-    # Rows linked without an exact ID: was the resident chosen the one that holds the same person?
+    # Rows that carried no ID number: was the resident chosen the one that holds the same person?
     owner: dict[int, Counter[str]] = {rid: Counter(p) for rid, p in by_cluster.items()}
     home: dict[str, int] = {}
     for rid, persons in owner.items():

@@ -121,6 +121,11 @@ class ImportRunner:
         self.grid_ids = {code: id_ for code, id_, level in areas if level == AreaLevel.grid}
         self.recorded_at = db_datetime(utcnow())
         self.postgres = is_postgres(session)
+        # Whether anyone is registered without an ID number: if not, a row with an unknown ID
+        # number is simply a new person, and the probabilistic search is skipped for it.
+        self.anyone_without_id = session.execute(
+            text("SELECT 1 FROM resident WHERE id_number IS NULL AND status = 'active' LIMIT 1")
+        ).first() is not None
 
     # -- one batch -------------------------------------------------------------------------
     def apply(self, rows: list[SourceRow]) -> None:
@@ -221,15 +226,16 @@ class ImportRunner:
             by_id = dict(session.execute(stmt, {"ids": list(id_numbers)}).all())
 
         unlinked = [row for row, _, _ in fresh if not row.id_number or row.id_number not in by_id]
+        searched = [row for row in unlinked if not row.id_number or self.anyone_without_id]
         row_keys = {
-            id(row): linkage.make_keys(row.name, row.sex, row.birth_date, row.phone, row.address) for row in unlinked
+            id(row): linkage.make_keys(row.name, row.sex, row.birth_date, row.phone, row.address) for row in searched
         }
         index_all = linkage.LinkIndex()  # candidates for rows without an ID number
         index_no_id = linkage.LinkIndex()  # candidates for rows with one: residents still lacking it
         # A row with an ID number can only be someone registered without one: asking for just
         # those keeps a district's first import from loading every namesake as a candidate.
         for with_id in (False, True):
-            keys = [row_keys[id(row)] for row in unlinked if bool(row.id_number) == with_id]
+            keys = [row_keys[id(row)] for row in searched if bool(row.id_number) == with_id]
             if not keys:
                 continue
             for resident_id, candidate, has_id in self._load_candidates(linkage.block_keys(keys), without_id=with_id):
@@ -240,6 +246,7 @@ class ImportRunner:
 
         new_ids = iter(allocate_ids(session, "resident", len(unlinked)))
         needed: set[int] = set()  # existing residents whose profiles this batch changes
+        batch_has_no_id_rows = any(not row.id_number for row in unlinked)
         results = []
         link_at = self.settings.link_threshold
         review_at = self.settings.review_threshold
@@ -249,9 +256,12 @@ class ImportRunner:
                 results.append((resident_id, LinkMethod.id_number, None, None))
                 needed.add(resident_id)
                 continue
-            keys = row_keys.get(id(row)) or linkage.make_keys(row.name, row.sex, row.birth_date, row.phone, row.address)
-            index = index_no_id if row.id_number else index_all
-            match = index.best_match(keys)
+            keys = row_keys.get(id(row))
+            if keys is None and (self.anyone_without_id or batch_has_no_id_rows):
+                keys = linkage.make_keys(row.name, row.sex, row.birth_date, row.phone, row.address)
+            match = None
+            if keys is not None and (not row.id_number or self.anyone_without_id):
+                match = (index_no_id if row.id_number else index_all).best_match(keys)
             outcome = linkage.decide(match[1].weight, link_at, review_at) if match else "new"
             if outcome == "link":
                 resident_id = match[0]
@@ -272,8 +282,10 @@ class ImportRunner:
             if row.id_number:
                 by_id[row.id_number] = resident_id
             else:
+                self.anyone_without_id = True
                 index_no_id.add(resident_id, keys)
-            index_all.add(resident_id, keys)
+            if keys is not None:  # later rows of this batch without an ID number may be this person
+                index_all.add(resident_id, keys)
         self._load_profiles(profiles, needed - profiles.keys())
         return results
 
