@@ -24,3 +24,18 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+
+
+def open_database():  # type: ignore[no-untyped-def]
+    """The configured database, migrated to the latest schema, with the system's reactions on.
+
+    What every command that touches data opens first (the CLI, the demo, the server).
+    """
+    from yiyang.config import get_settings
+    from yiyang.db import Database
+    from yiyang.events import install_handlers
+
+    install_handlers()
+    database = Database(settings=get_settings())
+    upgrade(database.engine)
+    return database

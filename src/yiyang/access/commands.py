@@ -16,7 +16,7 @@ keys_app = typer.Typer(help="加密密钥 (encryption keys)", no_args_is_help=Tr
 
 
 def _database():  # type: ignore[no-untyped-def]
-    from yiyang.cli import database  # the CLI's migrated database; imported late to avoid a cycle
+    from yiyang.migrate import open_database as database
 
     return database()
 

@@ -20,9 +20,9 @@ def demo_command(
     port: int = typer.Option(None, help="port to serve on (default 8000)"),
 ) -> None:
     """Build a synthetic district, write the three agencies' files, import them, serve the staff web."""
-    from yiyang.cli import database
     from yiyang.demo.synthetic import generate_district
     from yiyang.geo.service import import_geography, import_organisations
+    from yiyang.migrate import open_database as database
     from yiyang.sources.commands import run_import
 
     settings = get_settings()

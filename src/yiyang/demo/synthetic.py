@@ -756,21 +756,11 @@ def _assign_health(rng: random.Random, people: list[Person]) -> None:
 
 # --- the feeds ----------------------------------------------------------------------------------
 
-# Each feed's rows are lists in these field orders (plus a trailing blank); writing maps them to
-# the columns of sources/records.py by field name, so the spec decides headers and order.
-HEALTH_FIELDS = (
-    "source_key", "name", "sex", "birth_date", "id_number", "phone", "address", "community", "grid",
-    "living_arrangement", "insurance_type", "conditions", "systolic", "diastolic", "fasting_glucose",
-    "measured_on", "updated_on",
-)  # fmt: skip
-INSURANCE_FIELDS = (
-    "source_key", "name", "id_number", "sex", "birth_date", "phone", "insurance_type", "visit_date",
-    "facility", "diagnosis_code", "diagnosis_name", "long_prescription", "total_cost",
-)  # fmt: skip
-CIVIL_FIELDS = (
-    "source_key", "name", "id_number", "sex", "birth_date", "phone", "address", "community",
-    "living_arrangement", "capability_level", "disability_cert_grade", "dibao", "tekun", "updated_on",
-)  # fmt: skip
+# Each feed's rows are lists in the column order of sources/records.py (plus a trailing blank);
+# the spec decides headers and order.
+HEALTH_FIELDS = tuple(column.field for column in HEALTH_COLUMNS)
+INSURANCE_FIELDS = tuple(column.field for column in INSURANCE_COLUMNS)
+CIVIL_FIELDS = tuple(column.field for column in CIVIL_COLUMNS)
 
 IMPOSSIBLE_DATES = ("02-30", "02-31", "04-31", "06-31", "09-31", "11-31", "13-01")
 CLAIMS_PER_PERSON = (1, 1, 2, 2, 3, 4)

@@ -30,7 +30,7 @@ COUNT_LABELS = {
 
 
 def run_import(feed: Feed, path: Path, report: Path | None) -> None:
-    from yiyang.cli import database
+    from yiyang.migrate import open_database as database
     from yiyang.sources.service import import_file
 
     if not path.is_file():

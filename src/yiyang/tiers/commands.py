@@ -17,7 +17,7 @@ def sweep(
     ),
 ) -> None:
     """Re-decide every resident's tier (run nightly: time-limited facts expire without a new record)."""
-    from yiyang.cli import database
+    from yiyang.migrate import open_database as database
     from yiyang.tiers.service import sweep_tiers
 
     day = None
