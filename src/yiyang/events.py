@@ -26,6 +26,21 @@ class ResidentsChanged:
     cause: str  # "import", "merge", "unmerge"
 
 
+@dataclass(frozen=True, slots=True)
+class ResidentsMerged:
+    """``merged_id`` was folded into ``survivor_id``; domains holding rows of their own about
+    residents move them and note what they moved in ``merge.moved`` (a ResidentMerge)."""
+
+    merge: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ResidentsUnmerged:
+    """A merge was undone: move back what ``merge.moved`` says was moved."""
+
+    merge: Any
+
+
 def subscribe(event_type: type, handler: Handler) -> None:
     handlers = _handlers.setdefault(event_type, [])
     if handler not in handlers:
@@ -43,6 +58,9 @@ def publish(session: Session, event: Any) -> None:
 
 def install_handlers() -> None:
     """The reactions the whole system runs with; called by the app and the CLI at start."""
+    from yiyang.assessments.service import on_residents_merged, on_residents_unmerged
     from yiyang.tiers.service import on_residents_changed
 
+    subscribe(ResidentsMerged, on_residents_merged)
+    subscribe(ResidentsUnmerged, on_residents_unmerged)
     subscribe(ResidentsChanged, on_residents_changed)

@@ -356,3 +356,31 @@ def test_china_par_outside_its_ages_says_why_instead_of_a_probability(db: Databa
     assessment = stored(db, rid, capture("china_par", {**CHINA_PAR_HIGH, "age": 80}, NOW))
     risk = RiskAssessment.model_validate(fhir.risk_assessment(assessment))
     assert risk.prediction[0].probabilityDecimal is None and "35-74" in risk.note[0].text
+
+
+def test_assessments_follow_a_merge_and_come_back_on_unmerge(db: Database, reactions: None) -> None:
+    from yiyang.residents import service as registry
+
+    # given a resident and a duplicate registered without an ID number, assessed as demented
+    survivor = resident_from_health(db)
+    duplicate = resident_id_of(
+        run(db, Feed.civil, [civil_row("MZ-9", "002", "intact", id_number=None, birth_date=dt.date(1946, 5, 1))]),
+        "MZ-9",
+    )
+    assert duplicate != survivor
+    assessment_id = record(db, duplicate, capture("ad8", AD8_POSITIVE, dt.datetime(2025, 3, 1, 9, tzinfo=CN)))
+    assert tier_view(db, survivor).tier is Tier.green
+    # when staff merge the duplicate into the resident
+    with db.unit_of_work() as session:
+        merge_id = registry.merge_residents(session, survivor, duplicate, by="clerk", reason="same person").id
+    # then the assessment is the survivor's, and so is the red tier it implies
+    with db.unit_of_work() as session:
+        assert session.get(Assessment, assessment_id).resident_id == survivor
+    view = tier_view(db, survivor)
+    assert view.tier is Tier.red and view.reasons[0].fact.assessment_id == assessment_id
+    # and when the merge is undone the assessment goes back with its resident
+    with db.unit_of_work() as session:
+        registry.unmerge(session, merge_id, by="clerk")
+    with db.unit_of_work() as session:
+        assert session.get(Assessment, assessment_id).resident_id == duplicate
+    assert tier_view(db, survivor).tier is Tier.green

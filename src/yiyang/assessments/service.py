@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from yiyang.assessments.instruments import get_instrument, score
@@ -25,6 +25,7 @@ from yiyang.assessments.models import Assessment
 from yiyang.assessments.scoring import validate_answers
 from yiyang.db import utcnow
 from yiyang.errors import Invalid, NotFound
+from yiyang.events import ResidentsMerged, ResidentsUnmerged
 from yiyang.residents.models import (
     Condition,
     FactChange,
@@ -363,3 +364,22 @@ def _years_before(day: dt.date, years: int) -> dt.date:
         return day.replace(year=day.year - years)
     except ValueError:  # 29 February
         return day.replace(year=day.year - years, day=28)
+
+
+def on_residents_merged(session: Session, event: ResidentsMerged) -> None:
+    """A merged resident's assessments follow its records to the survivor (and are noted, so an
+    unmerge can take them back)."""
+    merge = event.merge
+    moved = session.execute(select(Assessment.id).where(Assessment.resident_id == merge.merged_id)).scalars().all()
+    if moved:
+        session.execute(update(Assessment).where(Assessment.id.in_(moved)).values(resident_id=merge.survivor_id))
+    merge.moved = {**(merge.moved or {}), "assessment_ids": list(moved)}
+    session.flush()
+
+
+def on_residents_unmerged(session: Session, event: ResidentsUnmerged) -> None:
+    merge = event.merge
+    moved = (merge.moved or {}).get("assessment_ids") or []
+    if moved:
+        session.execute(update(Assessment).where(Assessment.id.in_(moved)).values(resident_id=merge.merged_id))
+        session.flush()

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from yiyang import events
 from yiyang.db import utcnow
 from yiyang.errors import Conflict, Invalid, NotFound
-from yiyang.events import ResidentsChanged
+from yiyang.events import ResidentsChanged, ResidentsMerged, ResidentsUnmerged
 from yiyang.geo.models import Area
 from yiyang.residents.identity import IdNumberError, parse_id_number
 from yiyang.residents.models import (
@@ -314,6 +314,8 @@ def merge_residents(session: Session, survivor_id: int, merged_id: int, *, by: s
         moved={"observation_ids": list(observation_ids)}, reason=reason[:200], merged_by=by[:64],
     )  # fmt: skip
     session.add(merge)
+    session.flush()
+    events.publish(session, ResidentsMerged(merge))  # other domains move their rows first
     rebuild_resident(session, survivor_id, reason="merge")
     session.execute(delete(Condition).where(Condition.resident_id == merged_id))
     survivor.needs_review = False
@@ -356,6 +358,7 @@ def unmerge(session: Session, merge_id: int, *, by: str) -> ResidentMerge:
     merge.unmerged_at = utcnow()
     merge.unmerged_by = by[:64]
     session.flush()
+    events.publish(session, ResidentsUnmerged(merge))
     # The survivor first, so an ID number that came from the merged records is released.
     rebuild_resident(session, merge.survivor_id, reason="unmerge")
     rebuild_resident(session, merged.id, reason="unmerge")
