@@ -32,7 +32,7 @@ from yiyang.residents.models import (
     ResidentStatus,
     SourceRecord,
 )
-from yiyang.sources.linkage import name_pinyin
+from yiyang.residents.names import name_pinyin
 from yiyang.sources.models import ImportRun
 
 SAMPLE = Path(__file__).parents[2] / "docs" / "samples" / "fhir_transaction.json"

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from yiyang.residents.names import name_pinyin
 from yiyang.sources.linkage import (
     BIRTH_DATE_LEVELS,
     LINK_THRESHOLD,
@@ -20,7 +21,6 @@ from yiyang.sources.linkage import (
     compare,
     decide,
     make_keys,
-    name_pinyin,
     normalise_address,
     normalise_phone,
 )

@@ -31,6 +31,7 @@ from yiyang.residents.models import (
     ReviewStatus,
     SourceRecord,
 )
+from yiyang.residents.names import name_pinyin
 from yiyang.residents.precedence import PROFILE_ATTRIBUTES, FactRef
 from yiyang.residents.profile import apply_payload, provenance_to_json
 
@@ -79,8 +80,6 @@ def search_residents(
 
 
 def _query_clause(query: str):  # type: ignore[no-untyped-def]
-    from yiyang.sources.linkage import name_pinyin
-
     compact = query.replace(" ", "")
     if compact.isdigit() or (len(compact) == 18 and compact[:17].isdigit()):
         try:
@@ -216,8 +215,6 @@ def rebuild_resident(session: Session, resident_id: int, *, reason: str) -> Resi
         _release_id_number(session, profile["id_number"], keep=resident_id)
     for attribute in COLUMN_ATTRIBUTES:
         setattr(resident, attribute, profile.get(attribute))
-    from yiyang.sources.linkage import name_pinyin
-
     resident.name = profile.get("name") or resident.name
     resident.name_pinyin = name_pinyin(resident.name)[:128]
     resident.community_id = areas.get(profile.get("community_code"))

@@ -28,6 +28,7 @@ from yiyang.config import Settings, get_settings
 from yiyang.db import Database, allocate_ids, bulk_insert, bulk_update, db_datetime, is_postgres, utcnow
 from yiyang.events import ResidentsChanged
 from yiyang.geo.models import Area, AreaLevel
+from yiyang.residents.names import name_pinyin
 from yiyang.residents.precedence import FactRef
 from yiyang.residents.profile import apply_payload, provenance_from_json, provenance_to_json
 from yiyang.sources import linkage
@@ -389,7 +390,7 @@ class ImportRunner:
             "id": values["id"],
             "id_number": values.get("id_number"),
             "name": name,
-            "name_pinyin": linkage.name_pinyin(name)[:128],
+            "name_pinyin": name_pinyin(name),
             "sex": values.get("sex"),
             "birth_date": values.get("birth_date"),
             "phone": values.get("phone"),
