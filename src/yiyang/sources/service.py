@@ -120,6 +120,7 @@ class ImportRunner:
         areas = session.execute(select(Area.code, Area.id, Area.level)).all()
         self.community_ids = {code: id_ for code, id_, level in areas if level == AreaLevel.community}
         self.grid_ids = {code: id_ for code, id_, level in areas if level == AreaLevel.grid}
+        self.area_code_of = {id_: code for code, id_, level in areas if level in (AreaLevel.community, AreaLevel.grid)}
         self.recorded_at = db_datetime(utcnow())
         self.postgres = is_postgres(session)
         # Whether anyone is registered without an ID number: if not, a row with an unknown ID
@@ -321,16 +322,10 @@ class ImportRunner:
         if not resident_ids:
             return
         stmt = self._where_in(f"SELECT {', '.join(RESIDENT_COLUMNS)} FROM resident WHERE {{ids}}", ids="id")
-        code_of = self.community_code_of()
+        code_of = self.area_code_of
         for row in self.session.execute(stmt, {"ids": list(resident_ids)}).all():
             values = dict(zip(RESIDENT_COLUMNS, row, strict=True))
             profiles[values["id"]] = _Profile(*_profile_from_columns(values, code_of), is_new=False)
-
-    def community_code_of(self) -> dict[int, str]:
-        if not hasattr(self, "_code_of"):
-            self._code_of = {id_: code for code, id_ in self.community_ids.items()}
-            self._code_of.update({id_: code for code, id_ in self.grid_ids.items()})
-        return self._code_of
 
     def _write_households(self, profiles: dict[int, _Profile]) -> None:
         """Residents at the same normalised address in the same community share a household."""
@@ -394,7 +389,7 @@ class ImportRunner:
             "sex": values.get("sex"),
             "birth_date": values.get("birth_date"),
             "phone": values.get("phone"),
-            "address": (values.get("address") or None) and values["address"][:200],
+            "address": (values.get("address") or "")[:200] or None,
             "household_id": values.get("household_id"),
             "community_id": self.community_ids.get(values.get("community_code") or ""),
             "grid_id": self.grid_ids.get(values.get("grid_code") or ""),
