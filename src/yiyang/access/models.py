@@ -151,3 +151,39 @@ class AuditChainHead(Base):
     last_event_id: Mapped[int] = mapped_column(Integer, default=0)
     last_hash: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class RelationshipKind(enum.StrEnum):
+    """Why a staff member or organisation may look after a resident (the scope of care roles)."""
+
+    contract = "contract"  # 家庭医生签约: the family-doctor team (an organisation) and its members
+    service = "service"  # 驿站/机构服务: an elderly-care station or institution serving the resident
+    pairing = "pairing"  # 志愿者结对: one volunteer paired with one elder
+
+
+class ResidentRelationship(Base):
+    """A care relationship in force between a resident and an organisation or one user.
+
+    Written by the domain that owns the relationship (``care`` for contracts and station service,
+    ``timebank`` for pairings), named by ``source_type`` and ``source_id`` so it can end the row
+    when its contract or pairing ends; read by ``access.policy`` to draw care roles' scope.
+    """
+
+    __tablename__ = "resident_relationship"
+    __table_args__ = (
+        Index("ix_resident_relationship_org_resident", "organisation_id", "resident_id"),
+        Index("ix_resident_relationship_user_resident", "user_id", "resident_id"),
+        Index("ix_resident_relationship_source", "source_type", "source_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("resident.id"), index=True)
+    kind: Mapped[RelationshipKind] = mapped_column(Enum(RelationshipKind, native_enum=False, length=16))
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisation.id"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    valid_from: Mapped[dt.datetime] = mapped_column()
+    valid_until: Mapped[dt.datetime | None] = mapped_column()  # None: until ended
+    ended_at: Mapped[dt.datetime | None] = mapped_column()
+    source_type: Mapped[str] = mapped_column(String(32))  # e.g. "care_contract", "volunteer_pairing"
+    source_id: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -34,6 +34,7 @@ class LivingArrangement(enum.StrEnum):
 class OrganisationKind(enum.StrEnum):
     health_centre = "health_centre"  # 社区卫生服务中心
     health_station = "health_station"  # 社区卫生服务站
+    family_doctor_team = "family_doctor_team"  # 家庭医生团队, placed under its health centre's area
     elderly_care_station = "elderly_care_station"  # 养老驿站
     elderly_care_institution = "elderly_care_institution"  # 养老机构
     hospital = "hospital"  # 医院

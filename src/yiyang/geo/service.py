@@ -68,6 +68,7 @@ LEVEL_NAMES_ZH: dict[AreaLevel, str] = {
 ORGANISATION_KIND_LABELS: dict[OrganisationKind, str] = {
     OrganisationKind.health_centre: "社区卫生服务中心",
     OrganisationKind.health_station: "社区卫生服务站",
+    OrganisationKind.family_doctor_team: "家庭医生团队",
     OrganisationKind.elderly_care_station: "养老驿站",
     OrganisationKind.elderly_care_institution: "养老机构",
     OrganisationKind.hospital: "医院",
