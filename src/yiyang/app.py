@@ -28,7 +28,7 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
 
     @app.exception_handler(DomainError)
     async def domain_error(_request: Request, error: DomainError) -> JSONResponse:
-        return JSONResponse(error.as_json(), status_code=error.status_code)
+        return JSONResponse(error.as_json(), status_code=error.status_code, headers=error.headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     sign_in_window_seconds: int = 900
     sign_in_max_failures_per_account: int = 5
     sign_in_max_failures_per_client: int = 20
+    # Scope and consent, see docs/access.md: how long a break-the-glass opening lasts, and which
+    # (recipient class:category:purpose) sharings are implied where a resident recorded no decision.
+    break_glass_hours: float = 4.0
+    consent_implied: str | None = None  # e.g. "health:clinical:care,civil_affairs:identity:care"; None: defaults
 
     @model_validator(mode="after")
     def _production_keys(self) -> Settings:

@@ -111,6 +111,9 @@ class Database:
             session.commit()
         except BaseException:
             session.rollback()
+            from yiyang.access.denials import persist_denials  # access builds on this module
+
+            persist_denials(session)  # refused accesses stay audited though the work failed
             raise
         finally:
             session.close()

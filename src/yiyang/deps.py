@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 
+from yiyang.access.denials import persist_denials
 from yiyang.db import Database
 
 
@@ -24,6 +25,7 @@ def get_session(request: Request) -> Iterator[Session]:
         session.commit()
     except BaseException:
         session.rollback()
+        persist_denials(session)  # refused accesses stay audited though the request failed
         raise
     finally:
         session.close()

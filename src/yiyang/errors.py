@@ -1,7 +1,8 @@
 """Errors a person can act on: a machine code plus a Chinese/English message.
 
 Services raise ``DomainError`` subclasses; the app turns them into 4xx JSON
-``{"code": ..., "message": ..., "detail"?: ...}`` and never a bare 500.
+``{"code": ..., "message": ..., "detail"?: ...}`` (with the error's ``headers``) and never a
+bare 500.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from typing import Any
 class DomainError(Exception):
     status_code = 400
 
-    def __init__(self, code: str, message: str, **detail: Any) -> None:
+    def __init__(self, code: str, message: str, *, headers: dict[str, str] | None = None, **detail: Any) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.detail = detail
+        self.headers = headers or {}  # sent with the response: Retry-After for a 429, Location for a 303
 
     def as_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"code": self.code, "message": self.message}

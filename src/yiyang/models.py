@@ -1,5 +1,6 @@
 """Imports every domain's tables so the metadata (and Alembic) sees them all."""
 
+from yiyang.access import consent_models  # noqa: F401
 from yiyang.access import models as access_models  # noqa: F401
 from yiyang.assessments import models as assessment_models  # noqa: F401
 from yiyang.db import Base

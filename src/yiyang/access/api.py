@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 
 from yiyang.access import service, tokens
 from yiyang.access.actor import CredentialKind
@@ -39,12 +38,7 @@ def login(body: LoginRequest, request: Request, response: Response, session: Ses
         now,
     )
     if outcome.retry_after is not None:
-        refusal = service.SignInThrottled(outcome.retry_after)
-        return JSONResponse(
-            refusal.as_json(),
-            status_code=refusal.status_code,
-            headers={"Retry-After": str(outcome.retry_after)},
-        )
+        raise service.SignInThrottled(outcome.retry_after)
     if outcome.user is None:
         session.commit()  # the failure must count even though this request is refused
         raise service.Unauthorized(*service.WRONG_CREDENTIALS)

@@ -1,33 +1,45 @@
-"""Who may see what of a resident: scope (relationship) x consent, checked in services and audited.
+"""Who may see what of a resident: scope (relationship or jurisdiction) x consent, audited.
 
 This is the one entry point every domain uses for resident data:
 
 - ``authorize(session, actor, resident_id, category=..., what=...)`` before reading or writing one
   resident's data of a category. It audits the attempt (allowed or denied) and raises
-  ``Forbidden`` (``access.scope`` / ``access.consent`` / ``access.role``) when refused.
+  ``Forbidden`` (``access.role`` / ``access.scope`` / ``access.consent``) when refused. A refusal
+  is written so that it outlives the refused request's rollback (see ``access/denials.py``).
 - ``visible_residents(session, actor, category=...)`` for list queries: a boolean SQL clause over
   ``resident.id`` that the service adds to its ``WHERE``, so lists are filtered in the query.
+- ``authorize_profile`` for a profile: which field groups this actor sees of this resident
+  (field minimisation), audited as one read.
 
-Scope comes from relationships, not from the route: a care relationship (a family-doctor
-contract, a station's service, a volunteer pairing) is a ``resident_relationship`` row kept in
-step by the domain that owns the relationship (``care``, ``timebank``); jurisdictional roles
-read the resident's grid, community, street or district.
-
-First slice: the categories, purposes and signatures; relationships and consent come next.
+What each role may do is data, in one place: ``SCOPES`` (role -> how its scope is drawn, which
+categories it may touch for which purpose, which consent recipient class it is, which field
+groups it sees). Consent is per resident, category, recipient class and purpose; where a resident
+recorded no decision, ``IMPLIED_CONSENT`` (configurable, ``YIYANG_CONSENT_IMPLIED``) decides.
+Clinical roles may break the glass: open one resident outside their scope for a limited time,
+with a reason, every use audited as ``break_glass`` (``access/break_glass.py``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, true
+from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
 from sqlalchemy.orm import Session
 
-from yiyang.access.actor import Actor
+from yiyang.access.actor import Actor, RoleGrant
 from yiyang.access.audit import record_access
-from yiyang.access.models import AuditOutcome
-from yiyang.errors import Forbidden
+from yiyang.access.consent_models import BreakGlassAccess, Consent, ConsentDecision
+from yiyang.access.denials import queue_denial
+from yiyang.access.models import AuditAction, RelationshipKind, ResidentRelationship
+from yiyang.access.roles import Role
+from yiyang.db import utcnow
+from yiyang.errors import Forbidden, NotFound
+from yiyang.geo.models import Area
+from yiyang.residents.models import Resident
 
 
 class DataCategory(enum.StrEnum):
@@ -45,28 +57,285 @@ class Purpose(enum.StrEnum):
     statistics = "statistics"  # 统计: aggregates and indicators
 
 
-def authorize(
-    session: Session,
-    actor: Actor,
-    resident_id: int,
-    *,
-    category: DataCategory,
-    what: str,
-    purpose: Purpose = Purpose.care,
-    action: str = "read",
-    now: dt.datetime | None = None,
-) -> None:
-    """Allow (and audit) or refuse (audit, then raise ``Forbidden``) one access to one resident."""
-    if actor.user_id is None and not actor.username.startswith("system:"):
-        record_access(
-            session, actor, action=action, resource_type=what, resident_id=resident_id,
-            field_group=category.value, purpose=purpose.value, outcome=AuditOutcome.denied, at=now,
-        )  # fmt: skip
-        raise Forbidden("access.role", "无权访问该居民信息 (no access to this resident's data)")
-    record_access(
-        session, actor, action=action, resource_type=what, resident_id=resident_id,
-        field_group=category.value, purpose=purpose.value, at=now,
-    )  # fmt: skip
+class RecipientClass(enum.StrEnum):
+    """Who receives the data, as consent names them (授权对象)."""
+
+    health = "health"  # 卫健: family-doctor teams, health centres, health officers
+    civil_affairs = "civil_affairs"  # 民政: stations, street offices, grid workers, civil-affairs officers
+    social = "social"  # 志愿者与社会组织: volunteers and social organisations
+    own = "own"  # the resident, or a family member they authorised: no consent needed
+
+
+class Draw(enum.StrEnum):
+    """Where a role's set of residents comes from."""
+
+    contract = "contract"  # resident_relationship kind contract with the grant's organisation (the team)
+    service = "service"  # resident_relationship kind service with the grant's organisation (the station)
+    pairing = "pairing"  # resident_relationship kind pairing with the user
+    area = "area"  # residents living in the grant's area subtree (none: the whole deployment)
+    own = "own"  # the resident's own record
+    acts_for = "acts_for"  # residents who authorised this family member
+    nothing = "nothing"
+
+
+class FieldGroup(enum.StrEnum):
+    """Field groups of a profile (字段分组), each under one consent category."""
+
+    contact = "contact"  # name, sex, age, address, phone, community, grid
+    registry = "registry"  # ID number (masked), birth date, insurance, sources, history
+    living = "living"  # living arrangement, capability level: what a grid worker needs
+    civil_affairs = "civil_affairs"  # dibao, tekun, disability certificate
+    clinical = "clinical"  # conditions, observations, assessments, tiers, care plans
+    sensor = "sensor"  # devices and readings
+    care_services = "care_services"  # work items and service orders
+
+
+GROUP_CATEGORY: dict[FieldGroup, DataCategory] = {
+    FieldGroup.contact: DataCategory.identity,
+    FieldGroup.registry: DataCategory.identity,
+    FieldGroup.living: DataCategory.identity,
+    FieldGroup.civil_affairs: DataCategory.civil_affairs,
+    FieldGroup.clinical: DataCategory.clinical,
+    FieldGroup.sensor: DataCategory.sensor,
+    FieldGroup.care_services: DataCategory.care_services,
+}
+
+# Profile attributes (residents/precedence.py) by field group.
+ATTRIBUTE_GROUPS: dict[str, FieldGroup] = {
+    "name": FieldGroup.contact,
+    "sex": FieldGroup.contact,
+    "phone": FieldGroup.contact,
+    "address": FieldGroup.contact,
+    "community_code": FieldGroup.contact,
+    "grid_code": FieldGroup.contact,
+    "birth_date": FieldGroup.registry,
+    "id_number": FieldGroup.registry,
+    "insurance_type": FieldGroup.registry,
+    "living_arrangement": FieldGroup.living,
+    "capability_level": FieldGroup.living,
+    "dibao": FieldGroup.civil_affairs,
+    "tekun": FieldGroup.civil_affairs,
+    "disability_cert_grade": FieldGroup.civil_affairs,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RoleScope:
+    draw: Draw
+    recipient: RecipientClass
+    care: frozenset[DataCategory]  # categories it may touch, one resident at a time or in lists
+    statistics: frozenset[DataCategory]  # categories it may count in aggregates
+    groups: frozenset[FieldGroup]  # profile field groups it sees (minimisation)
+    break_glass: bool = False  # may open a resident outside scope in an emergency
+    registry: bool = False  # may work the registry: link reviews, merges, import runs
+    reviews_break_glass: bool = False  # reviews break-the-glass openings in its area
+
+    def categories(self, purpose: Purpose) -> frozenset[DataCategory]:
+        return self.care if purpose is Purpose.care else self.statistics
+
+
+def _c(*categories: DataCategory) -> frozenset[DataCategory]:
+    return frozenset(categories)
+
+
+def _g(*groups: FieldGroup) -> frozenset[FieldGroup]:
+    return frozenset(groups)
+
+
+C, G = DataCategory, FieldGroup
+ALL_CATEGORIES = frozenset(DataCategory)
+_CLINICAL_TEAM = RoleScope(
+    Draw.contract, RecipientClass.health, care=ALL_CATEGORIES, statistics=_c(),
+    groups=_g(G.contact, G.registry, G.living, G.civil_affairs, G.clinical, G.sensor, G.care_services),
+    break_glass=True,
+)  # fmt: skip
+
+# The scope table: one row per role. Categories outside a row are refused whatever the consent;
+# categories inside it still need the resident's consent for the row's recipient class.
+SCOPES: dict[Role, RoleScope] = {
+    Role.family_doctor: _CLINICAL_TEAM,
+    Role.nurse: _CLINICAL_TEAM,
+    Role.health_manager: _CLINICAL_TEAM,
+    Role.station_staff: RoleScope(
+        Draw.service, RecipientClass.civil_affairs,
+        care=_c(C.identity, C.care_services, C.civil_affairs, C.clinical, C.sensor), statistics=_c(),
+        groups=_g(G.contact, G.living, G.civil_affairs, G.clinical, G.sensor, G.care_services),
+    ),
+    Role.volunteer: RoleScope(
+        Draw.pairing, RecipientClass.social, care=_c(C.identity, C.care_services), statistics=_c(),
+        groups=_g(G.contact, G.care_services),
+    ),
+    Role.grid_worker: RoleScope(
+        Draw.area, RecipientClass.civil_affairs, care=_c(C.identity, C.care_services), statistics=_c(),
+        groups=_g(G.contact, G.living, G.care_services),
+    ),
+    Role.civil_affairs_officer: RoleScope(
+        Draw.area, RecipientClass.civil_affairs,
+        care=_c(C.identity, C.civil_affairs, C.care_services),
+        statistics=_c(C.identity, C.civil_affairs, C.care_services),
+        groups=_g(G.contact, G.registry, G.living, G.civil_affairs, G.care_services),
+        registry=True, reviews_break_glass=True,
+    ),
+    Role.health_officer: RoleScope(
+        Draw.area, RecipientClass.health, care=_c(C.identity, C.clinical),
+        statistics=_c(C.identity, C.clinical, C.sensor, C.care_services),
+        groups=_g(G.contact, G.registry, G.living, G.clinical),
+        registry=True, reviews_break_glass=True,
+    ),
+    # Configuration, not clinical detail: identity only, for keeping the registry (reviews, merges).
+    Role.district_admin: RoleScope(
+        Draw.area, RecipientClass.health, care=_c(C.identity), statistics=_c(C.identity),
+        groups=_g(G.contact, G.registry), registry=True, reviews_break_glass=True,
+    ),
+    Role.resident: RoleScope(
+        Draw.own, RecipientClass.own, care=ALL_CATEGORIES, statistics=_c(), groups=frozenset(FieldGroup)
+    ),
+    Role.family_member: RoleScope(
+        Draw.acts_for, RecipientClass.own, care=ALL_CATEGORIES, statistics=_c(), groups=frozenset(FieldGroup)
+    ),
+}  # fmt: skip
+
+ConsentKey = tuple[RecipientClass, DataCategory, Purpose]
+
+
+def _implied(*rows: tuple[RecipientClass, Iterable[DataCategory], Iterable[Purpose]]) -> frozenset[ConsentKey]:
+    return frozenset((r, c, p) for r, categories, purposes in rows for c in categories for p in purposes)
+
+
+# Where a resident has recorded no decision. 国家基本公共卫生服务规范 (第三版): the contracted team's
+# basic public health care, and health statistics, come with the family-doctor contract; the civil-
+# affairs side's own statutory data (identity, subsidies, services) is theirs to use; anything
+# crossing sides (health data to civil affairs, anything to volunteers and social organisations)
+# needs the resident's explicit consent. Configurable: YIYANG_CONSENT_IMPLIED.
+DEFAULT_IMPLIED_CONSENT: frozenset[ConsentKey] = _implied(
+    (RecipientClass.health, (C.identity, C.clinical, C.sensor, C.care_services), (Purpose.care, Purpose.statistics)),
+    (RecipientClass.civil_affairs, (C.identity, C.civil_affairs, C.care_services), (Purpose.care, Purpose.statistics)),
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySettings:
+    implied_consent: frozenset[ConsentKey] = DEFAULT_IMPLIED_CONSENT
+    break_glass_duration: dt.timedelta = dt.timedelta(hours=4)
+    enforce: bool = True  # False only in benchmarks measuring the cost of the checks
+
+
+_settings = PolicySettings()
+
+
+def parse_implied_consent(text: str) -> frozenset[ConsentKey]:
+    """``recipient:category:purpose`` triples, comma-separated (``*`` for any category or purpose)."""
+    keys: set[ConsentKey] = set()
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        pieces = part.split(":")
+        if len(pieces) != 3:
+            raise ValueError(f"consent_implied entry {part!r} is not recipient:category:purpose")
+        recipient = RecipientClass(pieces[0])
+        categories = list(DataCategory) if pieces[1] == "*" else [DataCategory(pieces[1])]
+        purposes = list(Purpose) if pieces[2] == "*" else [Purpose(pieces[2])]
+        keys.update((recipient, c, p) for c in categories for p in purposes)
+    return frozenset(keys)
+
+
+def configure(settings: Any = None, **overrides: Any) -> PolicySettings:
+    """Set the policy from the app's settings (consent defaults, break-glass duration); returns the old."""
+    global _settings
+    previous = _settings
+    values: dict[str, Any] = {}
+    if settings is not None:
+        if getattr(settings, "consent_implied", None):
+            values["implied_consent"] = parse_implied_consent(settings.consent_implied)
+        values["break_glass_duration"] = dt.timedelta(hours=settings.break_glass_hours)
+    values.update(overrides)
+    _settings = PolicySettings(**{**_as_dict(PolicySettings()), **values})
+    return previous
+
+
+def restore(previous: PolicySettings) -> None:
+    global _settings
+    _settings = previous
+
+
+def current_settings() -> PolicySettings:
+    return _settings
+
+
+def _as_dict(value: PolicySettings) -> dict[str, Any]:
+    return {name: getattr(value, name) for name in PolicySettings.__slots__}
+
+
+# --- clauses ---------------------------------------------------------------------------------
+
+
+def is_system(actor: Actor) -> bool:
+    """Timed jobs and commands: no user, named ``system:<job>``; audited, not scoped."""
+    return actor.user_id is None and actor.username.startswith("system:")
+
+
+def _in_force(model: Any, now: dt.datetime, end: Any) -> ColumnElement[bool]:
+    return and_(
+        model.valid_from <= now,
+        or_(model.valid_until.is_(None), model.valid_until > now),
+        or_(end.is_(None), end > now),
+    )
+
+
+def _relationship(kind: RelationshipKind, now: dt.datetime, **who: int) -> ColumnElement[bool]:
+    rel = ResidentRelationship
+    conditions = [rel.kind == kind, _in_force(rel, now, rel.ended_at)]
+    conditions += [getattr(rel, column) == value for column, value in who.items()]
+    return Resident.id.in_(select(rel.resident_id).where(*conditions))
+
+
+def _area_clause(session: Session, area_id: int | None) -> ColumnElement[bool]:
+    if area_id is None:
+        return true()  # an administrator without an area: the whole deployment
+    area = session.get(Area, area_id)
+    if area is None:
+        return false()
+    subtree = select(Area.id).where(or_(Area.id == area.id, Area.path.startswith(area.path + "/")))
+    return or_(Resident.grid_id.in_(subtree), Resident.community_id.in_(subtree))
+
+
+def scope_clause(session: Session, actor: Actor, grant: RoleGrant, now: dt.datetime) -> ColumnElement[bool]:
+    """The residents one grant reaches, as a clause over ``resident``."""
+    draw = SCOPES[grant.role].draw
+    if draw is Draw.contract or draw is Draw.service:
+        if grant.organisation_id is None:
+            return false()
+        kind = RelationshipKind.contract if draw is Draw.contract else RelationshipKind.service
+        return _relationship(kind, now, organisation_id=grant.organisation_id)
+    if draw is Draw.pairing:
+        return _relationship(RelationshipKind.pairing, now, user_id=actor.user_id or 0)
+    if draw is Draw.area:
+        return _area_clause(session, grant.area_id)
+    if draw is Draw.own:
+        return Resident.id == actor.resident_id if actor.resident_id else false()
+    if draw is Draw.acts_for:
+        return Resident.id.in_(actor.acts_for) if actor.acts_for else false()
+    return false()
+
+
+def consent_clause(
+    recipient: RecipientClass, category: DataCategory, purpose: Purpose, now: dt.datetime
+) -> ColumnElement[bool]:
+    """Whether the resident's consent (or, without a decision, the default) lets this sharing happen.
+
+    A new decision ends the one in force, so at most one row is in force per key.
+    """
+    if recipient is RecipientClass.own:
+        return true()
+    implied = (recipient, category, purpose) in _settings.implied_consent
+    decision = ConsentDecision.deny if implied else ConsentDecision.permit
+    found = exists().where(
+        Consent.resident_id == Resident.id,
+        Consent.category == category.value,
+        Consent.recipient_class == recipient.value,
+        Consent.purpose == purpose.value,
+        Consent.decision == decision,
+        _in_force(Consent, now, Consent.revoked_at),
+    )
+    return ~found if implied else found
 
 
 def visible_residents(
@@ -78,4 +347,248 @@ def visible_residents(
     now: dt.datetime | None = None,
 ) -> ColumnElement[bool]:
     """A clause over ``resident.id`` selecting the residents this actor may list for this purpose."""
-    return true()
+    if is_system(actor) or not _settings.enforce:
+        return true()
+    now = now or utcnow()
+    clauses = []
+    for grant in actor.grants:
+        scope = SCOPES[grant.role]
+        if category in scope.categories(purpose):
+            clauses.append(
+                and_(
+                    scope_clause(session, actor, grant, now),
+                    consent_clause(scope.recipient, category, purpose, now),
+                )
+            )
+    return or_(*clauses) if clauses else false()
+
+
+# --- one resident ----------------------------------------------------------------------------
+
+DENIALS = {
+    "access.role": "您的角色无权访问此类信息 (your role may not access this kind of data)",
+    "access.scope": "该居民不在您的服务范围内 (this resident is outside your scope)",
+    "access.consent": "居民未同意向您所在机构提供此类信息 (the resident has not consented to share this data with you)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: frozenset[DataCategory]
+    grant: RoleGrant | None  # the grant relied on (the first one that allowed the first category)
+    code: str  # why the first category asked for was refused (or "" when it was allowed)
+    break_glass_id: int | None = None
+
+
+def _decide(
+    session: Session,
+    actor: Actor,
+    resident_id: int,
+    categories: Sequence[DataCategory],
+    purpose: Purpose,
+    now: dt.datetime,
+) -> Decision:
+    """Which of ``categories`` this actor may touch for this resident: one query for scope x consent."""
+    candidates = [
+        (grant, SCOPES[grant.role]) for grant in actor.grants if SCOPES[grant.role].categories(purpose)
+    ]
+    columns: list[Any] = [Resident.id]
+    plan: list[tuple[RoleGrant, int, dict[DataCategory, int]]] = []
+    for grant, scope in candidates:
+        scope_at = len(columns)
+        columns.append(scope_clause(session, actor, grant, now).label(f"s{scope_at}"))
+        consent_at: dict[DataCategory, int] = {}
+        for category in categories:
+            if category in scope.categories(purpose):
+                consent_at[category] = len(columns)
+                columns.append(consent_clause(scope.recipient, category, purpose, now).label(f"c{len(columns)}"))
+        plan.append((grant, scope_at, consent_at))
+    row = session.execute(select(*columns).where(Resident.id == resident_id)).first()
+    if row is None:
+        raise NotFound("resident.not_found", "未找到该居民 (resident not found)", resident_id=resident_id)
+    primary = categories[0]
+    allowed: set[DataCategory] = set()
+    relied: RoleGrant | None = None
+    refusals: set[str] = set()
+    for grant, scope_at, consent_at in plan:
+        in_scope = bool(row[scope_at])
+        for category, at in consent_at.items():
+            if in_scope and row[at]:
+                allowed.add(category)
+                if category is primary and relied is None:
+                    relied = grant
+        if primary in consent_at:
+            refusals.add("access.consent" if in_scope else "access.scope")
+    if primary in allowed:
+        code = ""
+    elif refusals:
+        code = "access.consent" if "access.consent" in refusals else "access.scope"
+    else:
+        code = "access.role"
+    return Decision(frozenset(allowed), relied, code)
+
+
+def _break_glass(session: Session, actor: Actor, resident_id: int, now: dt.datetime) -> BreakGlassAccess | None:
+    if actor.user_id is None or not any(SCOPES[g.role].break_glass for g in actor.grants):
+        return None
+    return session.execute(
+        select(BreakGlassAccess)
+        .where(
+            BreakGlassAccess.user_id == actor.user_id,
+            BreakGlassAccess.resident_id == resident_id,
+            BreakGlassAccess.opened_at <= now,
+            BreakGlassAccess.expires_at > now,
+        )
+        .order_by(BreakGlassAccess.expires_at.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def _break_glass_grant(actor: Actor) -> RoleGrant | None:
+    return next((g for g in actor.grants if SCOPES[g.role].break_glass), None)
+
+
+def _evaluate(
+    session: Session,
+    actor: Actor,
+    resident_id: int,
+    categories: Sequence[DataCategory],
+    purpose: Purpose,
+    now: dt.datetime,
+) -> Decision:
+    decision = _decide(session, actor, resident_id, categories, purpose, now)
+    if decision.code and purpose is Purpose.care:
+        opened = _break_glass(session, actor, resident_id, now)
+        if opened is not None:
+            grant = _break_glass_grant(actor)
+            assert grant is not None
+            reach = SCOPES[grant.role].care
+            return Decision(
+                frozenset(c for c in categories if c in reach) | decision.allowed, grant, "", opened.id
+            )
+    return decision
+
+
+def _refuse(
+    session: Session,
+    actor: Actor,
+    resident_id: int | None,
+    *,
+    code: str,
+    action: str,
+    what: str,
+    field_group: str,
+    purpose: Purpose,
+    now: dt.datetime,
+) -> Forbidden:
+    queue_denial(
+        session, actor, action=action, resource_type=what, resident_id=resident_id, field_group=field_group,
+        purpose=purpose.value, reason=code, at=now,
+    )  # fmt: skip
+    return Forbidden(code, DENIALS[code])
+
+
+def authorize(
+    session: Session,
+    actor: Actor,
+    resident_id: int,
+    *,
+    category: DataCategory,
+    what: str,
+    purpose: Purpose = Purpose.care,
+    action: str = "read",
+    now: dt.datetime | None = None,
+) -> None:
+    """Allow (and audit) or refuse (audit, then raise ``Forbidden``) one access to one resident.
+
+    Raises ``NotFound`` (``resident.not_found``) for a resident id that names no one.
+    """
+    if not _settings.enforce:
+        return
+    now = now or utcnow()
+    if is_system(actor):
+        record_access(
+            session, actor, action=action, resource_type=what, resident_id=resident_id,
+            field_group=category.value, purpose=purpose.value, at=now,
+        )  # fmt: skip
+        return
+    decision = _evaluate(session, actor, resident_id, [category], purpose, now)
+    if decision.code:
+        raise _refuse(
+            session, actor, resident_id, code=decision.code, action=action, what=what,
+            field_group=category.value, purpose=purpose, now=now,
+        )  # fmt: skip
+    _record_allowed(session, actor, resident_id, decision, action=action, what=what,
+                    field_group=category.value, purpose=purpose, now=now)  # fmt: skip
+
+
+def _record_allowed(
+    session: Session,
+    actor: Actor,
+    resident_id: int,
+    decision: Decision,
+    *,
+    action: str,
+    what: str,
+    field_group: str,
+    purpose: Purpose,
+    now: dt.datetime,
+    reason: str | None = None,
+) -> None:
+    if decision.break_glass_id is not None:
+        reason = f"break-glass #{decision.break_glass_id}: {action}" + (f"; {reason}" if reason else "")
+        action = AuditAction.break_glass
+    record_access(
+        session, actor, action=action, resource_type=what, resident_id=resident_id, field_group=field_group,
+        purpose=purpose.value, reason=reason, grant=decision.grant, at=now,
+    )  # fmt: skip
+
+
+def authorize_profile(
+    session: Session,
+    actor: Actor,
+    resident_id: int,
+    *,
+    what: str = "resident_profile",
+    now: dt.datetime | None = None,
+) -> frozenset[FieldGroup]:
+    """The field groups this actor sees of this resident's profile; identity is required.
+
+    One audit row names the groups shown. Raises like ``authorize`` when identity is refused.
+    """
+    now = now or utcnow()
+    if is_system(actor) or not _settings.enforce:
+        return frozenset(FieldGroup)
+    categories = [DataCategory.identity, *(c for c in DataCategory if c is not DataCategory.identity)]
+    decision = _evaluate(session, actor, resident_id, categories, Purpose.care, now)
+    if decision.code:
+        raise _refuse(
+            session, actor, resident_id, code=decision.code, action="read", what=what,
+            field_group=DataCategory.identity.value, purpose=Purpose.care, now=now,
+        )  # fmt: skip
+    role_groups: set[FieldGroup] = set()
+    for grant in actor.grants:
+        role_groups |= SCOPES[grant.role].groups
+    shown = frozenset(g for g in role_groups if GROUP_CATEGORY[g] in decision.allowed)
+    _record_allowed(
+        session, actor, resident_id, decision, action="read", what=what, field_group="profile",
+        purpose=Purpose.care, now=now, reason="shown: " + ",".join(sorted(shown)),
+    )  # fmt: skip
+    return shown
+
+
+def may_work_registry(actor: Actor) -> bool:
+    """Registry work (link reviews, merges, import runs) belongs to the roles marked ``registry``."""
+    return is_system(actor) or any(SCOPES[g.role].registry for g in actor.grants)
+
+
+def require_registry(
+    session: Session, actor: Actor, *, what: str, action: str = "read", now: dt.datetime | None = None
+) -> None:
+    """Refuse (audited) an actor whose roles do not keep the registry."""
+    if not _settings.enforce or may_work_registry(actor):
+        return
+    raise _refuse(
+        session, actor, None, code="access.role", action=action, what=what,
+        field_group=DataCategory.identity.value, purpose=Purpose.care, now=now or utcnow(),
+    )  # fmt: skip

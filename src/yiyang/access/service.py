@@ -41,6 +41,7 @@ class SignInThrottled(DomainError):
         super().__init__(
             "auth.throttled",
             f"登录失败次数过多，请 {retry_after_seconds} 秒后再试 (too many failed sign-ins; retry in {retry_after_seconds} s)",
+            headers={"Retry-After": str(retry_after_seconds)},
             retry_after=retry_after_seconds,
         )
         self.retry_after = retry_after_seconds
