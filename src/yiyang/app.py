@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from yiyang import __version__
+from yiyang.access import policy
 from yiyang.access.redaction import install_pii_redaction
 from yiyang.config import Settings, get_settings
 from yiyang.db import Database
@@ -24,6 +25,7 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
     install_handlers()  # cross-domain reactions: an import re-tiers the residents it touched
     app = FastAPI(title="yiyang 医养", version=__version__, description="社区医养结合 community medical-and-elderly care")
     app.state.settings = settings
+    policy.configure(settings)  # consent defaults and break-the-glass duration
     app.state.database = database or Database(settings=settings)
 
     @app.exception_handler(DomainError)

@@ -146,6 +146,19 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "choice.secondary_plus": {"zh-CN": "中学及以上", "en": "secondary school or more"},
     "choice.male": {"zh-CN": "男", "en": "male"},
     "choice.female": {"zh-CN": "女", "en": "female"},
+    # access: sign-in, refusals, break-the-glass
+    "signin.title": {"zh-CN": "登录", "en": "Sign in"},
+    "signin.username": {"zh-CN": "用户名", "en": "User name"},
+    "signin.password": {"zh-CN": "密码", "en": "Password"},
+    "signin.submit": {"zh-CN": "登录", "en": "Sign in"},
+    "signin.signout": {"zh-CN": "退出登录", "en": "Sign out"},
+    "error.forbidden": {"zh-CN": "无权访问", "en": "Not allowed"},
+    "breakglass.explain": {
+        "zh-CN": "紧急情况下可临时打开该居民档案；每次访问都会记录并由卫健、民政工作人员审阅。",
+        "en": "In an emergency you may open this resident's record for a limited time; every use is audited and reviewed by officers.",
+    },
+    "breakglass.reason": {"zh-CN": "理由", "en": "Reason"},
+    "breakglass.open": {"zh-CN": "紧急访问", "en": "Break the glass"},
 }
 
 

@@ -23,3 +23,7 @@ ROUTERS.extend([assessments_router, tiers_router])
 from yiyang.web.tier_pages import router as tier_pages_router  # noqa: E402
 
 ROUTERS.append(tier_pages_router)
+from yiyang.access.consent_api import router as consent_router  # noqa: E402
+from yiyang.web.sign_in import router as sign_in_router  # noqa: E402
+
+ROUTERS.extend([consent_router, sign_in_router])

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.orm import Session
 
 from yiyang.access import service, tokens
 from yiyang.access.actor import Actor, CredentialKind
@@ -43,6 +44,12 @@ def request_id(request: Request) -> str:
 
 def current_actor(request: Request, session: SessionDep) -> Actor:
     """The signed-in actor, or 401 (``auth.required`` / ``auth.invalid``); 403 ``auth.csrf``."""
+    return resolve_actor(request, session, request.headers.get(tokens.CSRF_HEADER))
+
+
+def resolve_actor(request: Request, session: Session, csrf_offered: str | None) -> Actor:
+    """As ``current_actor``, with the CSRF token taken from wherever the caller found it (a header,
+    or a staff page's form field)."""
     now = get_clock(request)()
     authorization = request.headers.get("authorization")
     if authorization:
@@ -64,7 +71,7 @@ def current_actor(request: Request, session: SessionDep) -> Actor:
     if (
         kind is CredentialKind.session
         and unsafe
-        and not tokens.csrf_matches(secret, request.headers.get(tokens.CSRF_HEADER))
+        and not tokens.csrf_matches(secret, csrf_offered)
     ):
         raise Forbidden("auth.csrf", "缺少或错误的 CSRF 令牌 (missing or wrong CSRF token)")
     actor = service.load_actor(

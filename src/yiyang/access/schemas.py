@@ -70,3 +70,68 @@ class LoginResponse(BaseModel):
 
 class SignOutResult(BaseModel):
     revoked: int  # credentials revoked by this request
+
+
+# --- consent and break-the-glass ---------------------------------------------------------------
+
+
+class ConsentCreate(BaseModel):
+    category: Literal["identity", "clinical", "sensor", "civil_affairs", "care_services"]
+    recipient_class: Literal["health", "civil_affairs", "social"]
+    purpose: Literal["care", "statistics"] = "care"
+    decision: Literal["permit", "deny"] = "permit"
+    valid_from: dt.datetime | None = None
+    valid_until: dt.datetime | None = None
+    note: str | None = Field(default=None, max_length=200, description="e.g. the paper form's number; no PII")
+
+
+class ConsentRead(BaseModel):
+    model_config = {"from_attributes": True}
+
+    id: int
+    resident_id: int
+    category: str
+    recipient_class: str
+    purpose: str
+    decision: str
+    valid_from: dt.datetime
+    valid_until: dt.datetime | None
+    revoked_at: dt.datetime | None
+    ended_reason: str | None
+    source: str
+    recorded_by: int | None
+    revoked_by: int | None
+    note: str | None
+    created_at: dt.datetime
+
+
+class BreakGlassOpen(BaseModel):
+    reason: str = Field(min_length=1, max_length=200, description="why, for the reviewer; no ID numbers")
+
+
+class BreakGlassRead(BaseModel):
+    model_config = {"from_attributes": True}
+
+    id: int
+    user_id: int
+    actor_name: str
+    role: str
+    organisation_id: int | None
+    resident_id: int
+    reason: str
+    opened_at: dt.datetime
+    expires_at: dt.datetime
+    reviewed_by: int | None
+    reviewed_at: dt.datetime | None
+    verdict: str | None
+    review_note: str | None
+
+
+class BreakGlassPage(BaseModel):
+    total: int
+    items: list[BreakGlassRead]
+
+
+class BreakGlassReview(BaseModel):
+    verdict: Literal["justified", "unjustified"]
+    note: str | None = Field(default=None, max_length=200)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from yiyang.assessments.instruments import get_instrument, score
@@ -249,6 +249,7 @@ def capability_reassessments_due(
     community_id: int | None = None,
     limit: int = 50,
     offset: int = 0,
+    visible: ColumnElement[bool] | None = None,
 ) -> tuple[int, list[ReassessmentDue]]:
     """Residents whose latest capability assessment is overdue, due within ``within_days``, or
     overtaken by a change: a diagnosis first seen after it (``CHANGE_DIAGNOSIS_PREFIXES``) or a
@@ -287,6 +288,8 @@ def capability_reassessments_due(
         .where(Assessment.instrument == CAPABILITY_INSTRUMENT, Resident.status == ResidentStatus.active)
         .where(or_(Assessment.reassess_due_on <= horizon, changed_dx, level_changed))
     )
+    if visible is not None:  # the actor's scope (access.policy.visible_residents)
+        stmt = stmt.where(visible)
     if community_id is not None:
         stmt = stmt.where(Resident.community_id == community_id)
     total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
@@ -339,6 +342,7 @@ def never_assessed(
     community_id: int | None = None,
     limit: int = 50,
     offset: int = 0,
+    visible: ColumnElement[bool] | None = None,
 ) -> tuple[int, Sequence[Resident]]:
     """Active residents aged ``min_age`` or more with no capability assessment on record."""
     born_by = _years_before(today, min_age)
@@ -348,6 +352,8 @@ def never_assessed(
     stmt = select(Resident).where(
         Resident.status == ResidentStatus.active, Resident.birth_date <= born_by, ~assessed.exists()
     )
+    if visible is not None:  # the actor's scope (access.policy.visible_residents)
+        stmt = stmt.where(visible)
     if community_id is not None:
         stmt = stmt.where(Resident.community_id == community_id)
     total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()

@@ -9,8 +9,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from sqlalchemy.orm import Session
 
+from yiyang.access import policy
 from yiyang.access.actor import Actor
 from yiyang.access.deps import ActorDep, ClockDep
+from yiyang.access.policy import DataCategory
+from yiyang.access.routes import no_resident_data, resident_data
 from yiyang.deps import MAX_ID, IdPath, SessionDep
 from yiyang.devices import schemas, service
 from yiyang.devices.ingest import no_rules
@@ -19,6 +22,10 @@ from yiyang.devices.telemetry import Rejection
 from yiyang.errors import Forbidden
 
 router = APIRouter(prefix="/api", tags=["devices"])
+# Which device sits in whose home is part of the registry an administrator keeps (identity);
+# the readings themselves are sensor data.
+_PLACEMENT = resident_data(DataCategory.identity)
+_PLACEMENTS = resident_data(DataCategory.identity, many=True)
 _basic = HTTPBasic(auto_error=False, description="设备编号 : 设备密钥 (device uid : device secret)")
 
 
@@ -44,7 +51,7 @@ def _read(session: Session, device: Device, now: dt.datetime) -> schemas.DeviceR
     )
 
 
-@router.post("/devices", response_model=schemas.DeviceRegistered, status_code=201)
+@router.post("/devices", response_model=schemas.DeviceRegistered, status_code=201, openapi_extra=_PLACEMENTS)
 def register_device(
     body: schemas.DeviceCreate, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.DeviceRegistered:
@@ -53,7 +60,7 @@ def register_device(
     return schemas.DeviceRegistered(**_read(session, device, clock()).model_dump(), secret=secret)
 
 
-@router.get("/devices", response_model=list[schemas.DeviceRead])
+@router.get("/devices", response_model=list[schemas.DeviceRead], openapi_extra=_PLACEMENTS)
 def list_devices(
     session: SessionDep,
     actor: ActorDep,
@@ -66,6 +73,8 @@ def list_devices(
 ) -> list[schemas.DeviceRead]:
     _admin(actor)
     now = clock()
+    if resident_id is not None:
+        policy.authorize(session, actor, resident_id, category=DataCategory.identity, what="device", now=now)
     devices = service.list_devices(
         session,
         kind=kind,
@@ -78,7 +87,7 @@ def list_devices(
     return [_read(session, device, now) for device in devices]
 
 
-@router.get("/devices/{device_id}", response_model=schemas.DeviceRead)
+@router.get("/devices/{device_id}", response_model=schemas.DeviceRead, openapi_extra=_PLACEMENTS)
 def read_device(
     device_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.DeviceRead:
@@ -86,14 +95,16 @@ def read_device(
     return _read(session, service.get_device(session, device_id), clock())
 
 
-@router.post("/devices/{device_id}/secret", response_model=schemas.SecretRotated)
+@router.post(
+    "/devices/{device_id}/secret", response_model=schemas.SecretRotated, openapi_extra=no_resident_data("device credential")
+)
 def rotate_secret(device_id: IdPath, session: SessionDep, actor: ActorDep) -> schemas.SecretRotated:
     _admin(actor)
     device, secret = service.rotate_secret(session, device_id)
     return schemas.SecretRotated(uid=device.uid, secret=secret)
 
 
-@router.post("/devices/{device_id}/retire", response_model=schemas.DeviceRead)
+@router.post("/devices/{device_id}/retire", response_model=schemas.DeviceRead, openapi_extra=_PLACEMENTS)
 def retire_device(
     device_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.DeviceRead:
@@ -102,17 +113,28 @@ def retire_device(
     return _read(session, service.retire_device(session, device_id, now), now)
 
 
-@router.get("/devices/{device_id}/bindings", response_model=list[schemas.BindingRead])
-def list_bindings(device_id: IdPath, session: SessionDep, actor: ActorDep) -> list[schemas.BindingRead]:
+@router.get("/devices/{device_id}/bindings", response_model=list[schemas.BindingRead], openapi_extra=_PLACEMENTS)
+def list_bindings(
+    device_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
+) -> list[schemas.BindingRead]:
     _admin(actor)
-    return [schemas.BindingRead.model_validate(b) for b in service.bindings_of(session, device_id)]
+    bindings = service.bindings_of(session, device_id)
+    now = clock()
+    for resident_id in sorted({b.resident_id for b in bindings if b.resident_id}):
+        policy.authorize(session, actor, resident_id, category=DataCategory.identity, what="device_binding", now=now)
+    return [schemas.BindingRead.model_validate(b) for b in bindings]
 
 
-@router.post("/devices/{device_id}/bindings", response_model=schemas.BindingRead, status_code=201)
+@router.post("/devices/{device_id}/bindings", response_model=schemas.BindingRead, status_code=201, openapi_extra=_PLACEMENT)
 def bind_device(
     device_id: IdPath, body: schemas.BindingCreate, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.BindingRead:
     _admin(actor)
+    if body.resident_id is not None:
+        policy.authorize(
+            session, actor, body.resident_id, category=DataCategory.identity, what="device_binding",
+            action="create", now=clock(),
+        )  # fmt: skip
     binding = service.bind_device(
         session,
         device_id,
@@ -124,7 +146,7 @@ def bind_device(
     return schemas.BindingRead.model_validate(binding)
 
 
-@router.post("/devices/{device_id}/bindings/{binding_id}/end", response_model=schemas.BindingRead)
+@router.post("/devices/{device_id}/bindings/{binding_id}/end", response_model=schemas.BindingRead, openapi_extra=_PLACEMENT)
 def end_binding(
     device_id: IdPath,
     binding_id: IdPath,
@@ -135,10 +157,18 @@ def end_binding(
 ) -> schemas.BindingRead:
     _admin(actor)
     binding = service.end_binding(session, device_id, binding_id, body.valid_to or clock())
+    if binding.resident_id is not None:
+        policy.authorize(
+            session, actor, binding.resident_id, category=DataCategory.identity, what="device_binding",
+            action="update", now=clock(),
+        )  # fmt: skip
     return schemas.BindingRead.model_validate(binding)
 
 
-@router.post("/telemetry", response_model=schemas.TelemetryUploadResult)
+@router.post(
+    "/telemetry", response_model=schemas.TelemetryUploadResult,
+    openapi_extra=no_resident_data("devices upload; they authenticate as devices, not people"),
+)  # fmt: skip
 def upload_telemetry(
     body: schemas.TelemetryUpload,
     request: Request,

@@ -23,7 +23,15 @@ from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 
 from yiyang import __version__
-from yiyang.deps import MAX_ID, ResidentIdPath, SessionDep
+from yiyang.access import consent as consents
+from yiyang.access import policy
+from yiyang.access.actor import Actor
+from yiyang.access.audit import record_access
+from yiyang.access.consent_fhir import consent_from_resource, consent_resource
+from yiyang.access.deps import ActorDep, ClockDep
+from yiyang.access.policy import DataCategory, FieldGroup
+from yiyang.access.routes import no_resident_data, resident_data
+from yiyang.deps import MAX_ID, IdPath, ResidentIdPath, SessionDep
 from yiyang.errors import DomainError, NotFound
 from yiyang.fhir.bundles import (
     EntryOutcome,
@@ -153,7 +161,7 @@ def _base_url(request: Request) -> str:
 # -- metadata --------------------------------------------------------------------------------
 
 
-@router.get("/metadata", summary="CapabilityStatement")
+@router.get("/metadata", summary="CapabilityStatement", openapi_extra=no_resident_data("what the server supports"))
 def capability_statement() -> FhirResponse:
     return FhirResponse(_capability_statement())
 
@@ -175,7 +183,8 @@ def _capability_statement() -> dict[str, Any]:
             {
                 "mode": "server",
                 "documentation": "Patient read and search, Patient/$everything, transaction Bundles of "
-                "Patient, Condition and Observation (docs/fhir.md)",
+                "Patient, Condition, Observation and Consent; Consent read, search, create and update "
+                "(docs/fhir.md, docs/access.md)",
                 "resource": [
                     {
                         "type": "Patient",
@@ -207,6 +216,13 @@ def _capability_statement() -> dict[str, Any]:
                     },
                     {"type": "Condition"},
                     {"type": "Observation"},
+                    {
+                        "type": "Consent",
+                        "interaction": [
+                            {"code": "read"}, {"code": "search-type"}, {"code": "create"}, {"code": "update"}
+                        ],
+                        "searchParam": [{"name": "patient", "type": "reference"}],
+                    },
                 ],
                 "interaction": [{"code": "transaction"}],
             }
@@ -265,28 +281,55 @@ def _patients(session: Session, found: Sequence[Resident]) -> list[dict[str, Any
     ]
 
 
+def _minimised(patients: list[dict[str, Any]], groups: frozenset[FieldGroup]) -> list[dict[str, Any]]:
+    """Field minimisation: without the registry group, no ID number, record number or birth date."""
+    if FieldGroup.registry in groups:
+        return patients
+    for patient in patients:
+        patient["identifier"] = [i for i in patient.get("identifier", ()) if i.get("system") == RESIDENT_SYSTEM]
+        patient.pop("birthDate", None)
+    return patients
+
+
+def _role_groups(actor: Actor) -> frozenset[FieldGroup]:
+    if policy.is_system(actor):
+        return frozenset(FieldGroup)
+    return frozenset(g for grant in actor.grants for g in policy.SCOPES[grant.role].groups)
+
+
+_IDENTITY = resident_data(DataCategory.identity)
+
+
 @router.get(
-    "/Patient/{resident_id}", summary="read Patient", responses={404: _OUTCOME_DOC, 410: _OUTCOME_DOC}
-)
-def read_patient(resident_id: ResidentIdPath, session: SessionDep) -> FhirResponse:
+    "/Patient/{resident_id}", summary="read Patient", responses={404: _OUTCOME_DOC, 410: _OUTCOME_DOC},
+    openapi_extra=_IDENTITY,
+)  # fmt: skip
+def read_patient(resident_id: ResidentIdPath, session: SessionDep, actor: ActorDep, clock: ClockDep) -> FhirResponse:
     resident = _active_resident(session, resident_id)
-    return FhirResponse(_patients(session, [resident])[0])
+    groups = policy.authorize_profile(session, actor, resident.id, what="Patient", now=clock())
+    return FhirResponse(_minimised(_patients(session, [resident]), groups)[0])
 
 
 @router.get(
     "/Patient/{resident_id}/$everything",
     summary="Patient $everything",
     responses={404: _OUTCOME_DOC, 410: _OUTCOME_DOC},
+    openapi_extra=resident_data(DataCategory.identity, DataCategory.clinical),
 )
-def patient_everything(resident_id: ResidentIdPath, session: SessionDep, request: Request) -> FhirResponse:
-    """The Patient, its Conditions and the latest Observation of each code."""
+def patient_everything(
+    resident_id: ResidentIdPath, session: SessionDep, request: Request, actor: ActorDep, clock: ClockDep
+) -> FhirResponse:
+    """The Patient, its Conditions and the latest Observation of each code (what the reader may see)."""
     resident = _active_resident(session, resident_id)
-    conditions = [condition_resource(c) for c in residents.conditions_of(session, resident.id)]
-    observations = [
-        observation_resource(o) for o in residents.latest_observations(session, resident.id).values()
-    ]
+    groups = policy.authorize_profile(session, actor, resident.id, what="Patient/$everything", now=clock())
+    conditions, observations = [], []
+    if FieldGroup.clinical in groups:
+        conditions = [condition_resource(c) for c in residents.conditions_of(session, resident.id)]
+        observations = [
+            observation_resource(o) for o in residents.latest_observations(session, resident.id).values()
+        ]
     bundle = searchset(
-        _patients(session, [resident]),
+        _minimised(_patients(session, [resident]), groups),
         base_url=_base_url(request),
         total=1,
         includes=[*conditions, *observations],
@@ -373,10 +416,15 @@ def _name_clause(value: str):  # type: ignore[no-untyped-def]
     return Resident.name.contains(value, autoescape=True)
 
 
-@router.get("/Patient", summary="search Patient", responses={400: _OUTCOME_DOC})
+@router.get(
+    "/Patient", summary="search Patient", responses={400: _OUTCOME_DOC},
+    openapi_extra=resident_data(DataCategory.identity, many=True),
+)  # fmt: skip
 def search_patients(
     request: Request,
     session: SessionDep,
+    actor: ActorDep,
+    clock: ClockDep,
     identifier: Annotated[str | None, Query(max_length=200, description="[system|]value")] = None,
     name: Annotated[str | None, Query(max_length=64, description="汉字或拼音 (characters or pinyin)")] = None,
     birthdate: Annotated[
@@ -385,7 +433,8 @@ def search_patients(
     count: Annotated[int, Query(alias="_count", ge=0, le=MAX_COUNT)] = DEFAULT_COUNT,
     offset: Annotated[int, Query(alias="_offset", ge=0, le=MAX_OFFSET)] = 0,
 ) -> FhirResponse:
-    stmt = select(Resident).where(Resident.status == ResidentStatus.active)
+    visible = policy.visible_residents(session, actor, category=DataCategory.identity, now=clock())
+    stmt = select(Resident).where(Resident.status == ResidentStatus.active, visible)
     if identifier is not None:
         clause = _identifier_clause(identifier)
         stmt = stmt.where(clause if clause is not None else Resident.id.is_(None))
@@ -411,9 +460,8 @@ def search_patients(
         links.append(("next", page(offset + count)))
     if count and offset > 0:
         links.append(("previous", page(max(0, offset - count))))
-    return FhirResponse(
-        searchset(_patients(session, found), base_url=_base_url(request), total=total, links=links)
-    )
+    patients = _minimised(_patients(session, found), _role_groups(actor))
+    return FhirResponse(searchset(patients, base_url=_base_url(request), total=total, links=links))
 
 
 # -- transaction -----------------------------------------------------------------------------
@@ -429,12 +477,26 @@ def _rejection_issue(rejection: RowRejection) -> Issue:
     )
 
 
-@router.post("", summary="transaction Bundle", responses={400: _OUTCOME_DOC, 422: _OUTCOME_DOC})
+@router.post(
+    "", summary="transaction Bundle", responses={400: _OUTCOME_DOC, 422: _OUTCOME_DOC},
+    openapi_extra=resident_data(DataCategory.identity, DataCategory.clinical, registry=True),
+)  # fmt: skip
 def transaction(
     bundle: Annotated[dict[str, Any], Body(description="a FHIR transaction Bundle (application/fhir+json)")],
     session: SessionDep,
+    actor: ActorDep,
+    clock: ClockDep,
 ) -> FhirResponse:
-    """Apply a transaction Bundle whole: every Patient stored, or nothing and every problem listed."""
+    """Apply a transaction Bundle whole: every Patient stored, or nothing and every problem listed.
+
+    Consent entries (POST Consent, or PUT Consent/<id>) are recorded for existing Patients, each
+    checked like ``POST /fhir/Consent``; the other entries go through the registry import, which is
+    registry work (``policy.require_registry``)."""
+    now = clock()
+    raw_entries = bundle.get("entry") if isinstance(bundle, dict) else None
+    if isinstance(raw_entries, list) and any(_is_consent(e) for e in raw_entries):
+        return _consent_transaction(session, actor, bundle, raw_entries, now)
+    policy.require_registry(session, actor, what="fhir_transaction", action="create", now=now)
     items = rows_from_transaction(bundle, communities=_communities(session))
     rejections = [item for item in items if isinstance(item, RowRejection)]
     if rejections:
@@ -444,6 +506,7 @@ def transaction(
     if not rows:  # nothing to store: no import run either
         return FhirResponse(transaction_response([EntryOutcome()] * entry_count))
     label = f"FHIR Bundle/{bundle['id']}" if isinstance(bundle.get("id"), str) else "FHIR transaction"
+    record_access(session, actor, action="create", resource_type="fhir_transaction", field_group="import", at=now)
     try:
         report = sources.import_source_rows(session, Feed.health, rows, label=label[:200])
     except DomainError:
@@ -476,3 +539,154 @@ def _refused(status_code: int, rejections: Sequence[RowRejection]) -> FhirError:
         f"事务未执行：{len(rejections)} 个条目有误 (transaction refused: {len(rejections)} entries have problems)",
         issues=[_rejection_issue(r) for r in rejections],
     )
+
+
+# -- Consent ---------------------------------------------------------------------------------
+
+
+def _is_consent(entry: Any) -> bool:
+    return isinstance(entry, dict) and isinstance(entry.get("resource"), dict) and (
+        entry["resource"].get("resourceType") == "Consent"
+    )
+
+
+def _patient_param(value: str) -> int:
+    number = value.removeprefix("Patient/")
+    if not number.isdigit() or not 0 < int(number) <= MAX_ID:
+        raise FhirError(400, "fhir.search.patient", "patient 应为 Patient/<id> 或 <id> (patient must be Patient/<id>)")
+    return int(number)
+
+
+@router.get(
+    "/Consent", summary="search Consent", responses={400: _OUTCOME_DOC},
+    openapi_extra=resident_data(DataCategory.identity),
+)  # fmt: skip
+def search_consents(
+    request: Request,
+    session: SessionDep,
+    actor: ActorDep,
+    clock: ClockDep,
+    patient: Annotated[str, Query(max_length=40, description="Patient/<id> or <id>")],
+) -> FhirResponse:
+    """A resident's consent decisions, every one with its status (the history included)."""
+    now = clock()
+    resident_id = _patient_param(patient)
+    _active_resident(session, resident_id)
+    rows = consents.consent_history(session, actor, resident_id, now)
+    resources = [consent_resource(row, now) for row in rows]
+    return FhirResponse(
+        searchset(resources, base_url=_base_url(request), total=len(resources), links=[("self", str(request.url))])
+    )
+
+
+@router.get(
+    "/Consent/{consent_id}", summary="read Consent", responses={404: _OUTCOME_DOC},
+    openapi_extra=resident_data(DataCategory.identity),
+)  # fmt: skip
+def read_consent(consent_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep) -> FhirResponse:
+    now = clock()
+    row = _consent_or_404(session, consent_id)
+    policy.authorize(session, actor, row.resident_id, category=DataCategory.identity, what="consent", now=now)
+    return FhirResponse(consent_resource(row, now))
+
+
+def _consent_or_404(session: Session, consent_id: int):  # type: ignore[no-untyped-def]
+    try:
+        return consents.get_consent(session, consent_id)
+    except NotFound:
+        raise FhirError(404, "consent.not_found", "未找到该授权 (Consent not found)", issue_type="not-found") from None
+
+
+@router.post(
+    "/Consent", summary="create Consent", status_code=201, responses={400: _OUTCOME_DOC, 422: _OUTCOME_DOC},
+    openapi_extra=resident_data(DataCategory.identity),
+)  # fmt: skip
+def create_consent(
+    resource: Annotated[dict[str, Any], Body(description="a FHIR Consent (application/fhir+json)")],
+    session: SessionDep,
+    actor: ActorDep,
+    clock: ClockDep,
+) -> FhirResponse:
+    now = clock()
+    row = _apply_consent(session, actor, resource, None, now)
+    return FhirResponse(consent_resource(row, now), status_code=201, headers={"Location": f"Consent/{row.id}"})
+
+
+@router.put(
+    "/Consent/{consent_id}", summary="update Consent", responses={400: _OUTCOME_DOC, 404: _OUTCOME_DOC},
+    openapi_extra=resident_data(DataCategory.identity),
+)  # fmt: skip
+def update_consent(
+    consent_id: IdPath,
+    resource: Annotated[dict[str, Any], Body(description="a FHIR Consent (application/fhir+json)")],
+    session: SessionDep,
+    actor: ActorDep,
+    clock: ClockDep,
+) -> FhirResponse:
+    """status inactive withdraws the decision; any other change records a new decision that
+    supersedes it (decisions are kept as history, never edited): the answer names the new id."""
+    now = clock()
+    row = _apply_consent(session, actor, resource, consent_id, now)
+    return FhirResponse(consent_resource(row, now), headers={"Location": f"Consent/{row.id}"})
+
+
+def _apply_consent(session: Session, actor: Actor, resource: Any, consent_id: int | None, now: dt.datetime):  # type: ignore[no-untyped-def]
+    wanted = consent_from_resource(resource)
+    if consent_id is not None:
+        existing = _consent_or_404(session, consent_id)
+        if existing.resident_id != wanted.resident_id:
+            raise FhirError(400, "fhir.consent.patient", "不能更改授权的居民 (a Consent cannot move to another Patient)")
+        if not wanted.active:
+            return consents.revoke_consent(session, actor, consent_id, now)
+    elif not wanted.active:
+        raise FhirError(400, "fhir.consent.status", "新建的授权须为 active (a new Consent must be active)")
+    _active_resident(session, wanted.resident_id)
+    return consents.record_consent(
+        session, actor, wanted.resident_id, category=wanted.category, recipient_class=wanted.recipient_class,
+        purpose=wanted.purpose, decision=wanted.decision, now=now, valid_from=wanted.valid_from,
+        valid_until=wanted.valid_until, source=consents.ConsentSource.fhir,
+    )  # fmt: skip
+
+
+def _consent_transaction(
+    session: Session, actor: Actor, bundle: dict[str, Any], entries: list[Any], now: dt.datetime
+) -> FhirResponse:
+    """A transaction of Consent entries only: all recorded, or none and every problem listed."""
+    if bundle.get("resourceType") != "Bundle" or bundle.get("type") != "transaction":
+        raise FhirError(400, "fhir.bundle.type", "须为 transaction 类型的 Bundle (a transaction Bundle is expected)")
+    if not all(_is_consent(e) for e in entries):
+        raise FhirError(
+            400, "fhir.transaction.mixed",
+            "Consent 须单独成一个事务 (send Consent entries in a transaction of their own)",
+        )  # fmt: skip
+    issues: list[Issue] = []
+    outcomes: list[EntryOutcome] = []
+    for index, entry in enumerate(entries):
+        request = entry.get("request") if isinstance(entry.get("request"), dict) else {}
+        method, url = str(request.get("method", "POST")).upper(), str(request.get("url", "Consent"))
+        target: int | None = None
+        if method == "PUT" and url.startswith("Consent/") and url[8:].isdigit() and 0 < int(url[8:]) <= MAX_ID:
+            target = int(url[8:])
+        elif method != "POST" or url != "Consent":
+            issues.append(Issue("fhir.entry.request", "仅支持 POST Consent 或 PUT Consent/<id> "
+                                "(only POST Consent or PUT Consent/<id>)", "invalid",
+                                expression=f"Bundle.entry[{index}].request"))  # fmt: skip
+            continue
+        try:
+            row = _apply_consent(session, actor, entry["resource"], target, now)
+        except DomainError as error:
+            if error.status_code == 403:
+                session.rollback()
+                raise
+            issues.append(Issue(error.code, error.message, _ISSUE_TYPES.get(error.status_code, "processing"),
+                                expression=f"Bundle.entry[{index}]"))  # fmt: skip
+            continue
+        outcomes.append(EntryOutcome(location=f"Consent/{row.id}", status="201 Created" if target is None else "200 OK"))
+    if issues:
+        session.rollback()
+        raise FhirError(
+            400, "fhir.transaction.refused",
+            f"事务未执行：{len(issues)} 个条目有误 (transaction refused: {len(issues)} entries have problems)",
+            issues=issues,
+        )  # fmt: skip
+    return FhirResponse(transaction_response(outcomes))

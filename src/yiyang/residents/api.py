@@ -1,93 +1,149 @@
-"""Registry routes: thin, each calls one service function.
-
-Until access control lands (users, scope, consent, audit), decisions are attributed to the
-``X-Yiyang-Actor`` header or "api".
-"""
+"""Registry routes: thin, each checks access (``access.policy``) and calls one service function."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Query
 
+from yiyang.access import policy
+from yiyang.access.actor import Actor
+from yiyang.access.deps import ActorDep, ClockDep
+from yiyang.access.policy import DataCategory, FieldGroup
+from yiyang.access.routes import resident_data
 from yiyang.deps import IdPath, ResidentIdPath, SessionDep
 from yiyang.residents import schemas, service
 from yiyang.residents.identity import age_on
+from yiyang.residents.models import LinkReview, ResidentMerge
+from yiyang.residents.precedence import PROFILE_ATTRIBUTES
 
 router = APIRouter(prefix="/api", tags=["residents"])
+_IDENTITY = resident_data(DataCategory.identity)
+_REGISTRY = resident_data(DataCategory.identity, registry=True)
 
-ActorHeader = Annotated[str, Header(alias="X-Yiyang-Actor", max_length=64)]
 
-
-@router.get("/residents", response_model=schemas.ResidentPage)
+@router.get("/residents", response_model=schemas.ResidentPage, openapi_extra=resident_data(DataCategory.identity, many=True))
 def search_residents(
     session: SessionDep,
+    actor: ActorDep,
+    clock: ClockDep,
     q: Annotated[str | None, Query(max_length=64, description="name, pinyin, ID number or phone")] = None,
     community_id: Annotated[int | None, Query(ge=1, le=2_147_483_647)] = None,
     needs_review: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> schemas.ResidentPage:
+    visible = policy.visible_residents(session, actor, category=DataCategory.identity, now=clock())
     total, rows = service.search_residents(
-        session, q, community_id=community_id, needs_review=needs_review, limit=limit, offset=offset
+        session, q, community_id=community_id, needs_review=needs_review, limit=limit, offset=offset, visible=visible
     )
     return schemas.ResidentPage(total=total, items=[schemas.ResidentSummary.model_validate(r) for r in rows])
 
 
-@router.get("/residents/{resident_id}", response_model=schemas.ResidentProfile)
-def read_profile(resident_id: ResidentIdPath, session: SessionDep) -> schemas.ResidentProfile:
+@router.get("/residents/{resident_id}", response_model=schemas.ResidentProfile, openapi_extra=_IDENTITY)
+def read_profile(
+    resident_id: ResidentIdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
+) -> schemas.ResidentProfile:
+    """The profile, minimised: only the field groups the reader's role and the resident's consent allow."""
+    groups = policy.authorize_profile(session, actor, resident_id, now=clock())
     resident = service.get_active_resident(session, resident_id)
+    attributes = {a for a in PROFILE_ATTRIBUTES if policy.ATTRIBUTE_GROUPS.get(a) in groups}
+    clinical = FieldGroup.clinical in groups
     return schemas.ResidentProfile(
         id=resident.id,
         status=resident.status,
         merged_into_id=resident.merged_into_id,
         needs_review=resident.needs_review,
         age=age_on(resident.birth_date, dt.date.today()) if resident.birth_date else None,
-        facts=[schemas.FactRead(**vars(f)) for f in service.profile_facts(session, resident)],
-        conditions=[schemas.ConditionRead.model_validate(c) for c in service.conditions_of(session, resident.id)],
+        facts=[
+            schemas.FactRead(**vars(f)) for f in service.profile_facts(session, resident) if f.attribute in attributes
+        ],
+        conditions=[schemas.ConditionRead.model_validate(c) for c in service.conditions_of(session, resident.id)]
+        if clinical
+        else [],
         latest_observations=[
             schemas.ObservationRead.model_validate(o) for o in service.latest_observations(session, resident.id).values()
-        ],
+        ]
+        if clinical
+        else [],
+        field_groups=sorted(groups),
     )
 
 
-@router.get("/residents/{resident_id}/sources", response_model=list[schemas.SourceRecordRead])
-def read_sources(resident_id: ResidentIdPath, session: SessionDep) -> list[schemas.SourceRecordRead]:
+@router.get("/residents/{resident_id}/sources", response_model=list[schemas.SourceRecordRead], openapi_extra=_REGISTRY)
+def read_sources(
+    resident_id: ResidentIdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
+) -> list[schemas.SourceRecordRead]:
+    """The agency records behind the profile: whole rows, so registry keepers only."""
+    _registry(session, actor, clock(), resident_id, what="source_record")
     service.get_resident(session, resident_id)
     return [schemas.SourceRecordRead.model_validate(r) for r in service.source_records_of(session, resident_id)]
 
 
-@router.get("/residents/{resident_id}/history", response_model=list[schemas.FactChangeRead])
-def read_history(resident_id: ResidentIdPath, session: SessionDep) -> list[schemas.FactChangeRead]:
+@router.get("/residents/{resident_id}/history", response_model=list[schemas.FactChangeRead], openapi_extra=_REGISTRY)
+def read_history(
+    resident_id: ResidentIdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
+) -> list[schemas.FactChangeRead]:
+    _registry(session, actor, clock(), resident_id, what="fact_history")
     service.get_resident(session, resident_id)
     return [schemas.FactChangeRead.model_validate(c) for c in service.fact_history(session, resident_id)]
 
 
-@router.post("/residents/merge", response_model=schemas.MergeRead, status_code=201)
-def merge(body: schemas.MergeRequest, session: SessionDep, actor: ActorHeader = "api") -> schemas.MergeRead:
-    record = service.merge_residents(session, body.survivor_id, body.merged_id, by=actor, reason=body.reason)
+@router.post("/residents/merge", response_model=schemas.MergeRead, status_code=201, openapi_extra=_REGISTRY)
+def merge(body: schemas.MergeRequest, session: SessionDep, actor: ActorDep, clock: ClockDep) -> schemas.MergeRead:
+    now = clock()
+    for resident_id in (body.survivor_id, body.merged_id):
+        _registry(session, actor, now, resident_id, what="resident_merge", action="update")
+    record = service.merge_residents(
+        session, body.survivor_id, body.merged_id, by=actor.username, reason=body.reason
+    )
     return schemas.MergeRead.model_validate(record)
 
 
-@router.post("/merges/{merge_id}/unmerge", response_model=schemas.MergeRead)
-def unmerge(merge_id: IdPath, session: SessionDep, actor: ActorHeader = "api") -> schemas.MergeRead:
-    return schemas.MergeRead.model_validate(service.unmerge(session, merge_id, by=actor))
+@router.post("/merges/{merge_id}/unmerge", response_model=schemas.MergeRead, openapi_extra=_REGISTRY)
+def unmerge(merge_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep) -> schemas.MergeRead:
+    now = clock()
+    policy.require_registry(session, actor, what="resident_merge", action="update", now=now)
+    record = session.get(ResidentMerge, merge_id)
+    if record is not None:
+        for resident_id in (record.survivor_id, record.merged_id):
+            _registry(session, actor, now, resident_id, what="resident_merge", action="update")
+    return schemas.MergeRead.model_validate(service.unmerge(session, merge_id, by=actor.username))
 
 
-@router.get("/link-reviews", response_model=schemas.ReviewPage)
+@router.get("/link-reviews", response_model=schemas.ReviewPage, openapi_extra=resident_data(DataCategory.identity, many=True, registry=True))
 def list_reviews(
     session: SessionDep,
+    actor: ActorDep,
+    clock: ClockDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> schemas.ReviewPage:
-    total, rows = service.open_reviews(session, limit, offset)
+    now = clock()
+    policy.require_registry(session, actor, what="link_review", now=now)
+    visible = policy.visible_residents(session, actor, category=DataCategory.identity, now=now)
+    total, rows = service.open_reviews(session, limit, offset, visible=visible)
     return schemas.ReviewPage(total=total, items=[schemas.ReviewRead.model_validate(r) for r in rows])
 
 
-@router.post("/link-reviews/{review_id}/decision", response_model=schemas.ReviewRead)
+@router.post("/link-reviews/{review_id}/decision", response_model=schemas.ReviewRead, openapi_extra=_REGISTRY)
 def decide_review(
-    review_id: IdPath, body: schemas.ReviewDecision, session: SessionDep, actor: ActorHeader = "api"
+    review_id: IdPath, body: schemas.ReviewDecision, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.ReviewRead:
-    review = service.decide_review(session, review_id, same_person=body.same_person, by=actor)
-    return schemas.ReviewRead.model_validate(review)
+    now = clock()
+    policy.require_registry(session, actor, what="link_review", action="update", now=now)
+    review = session.get(LinkReview, review_id)
+    if review is not None:
+        for resident_id in (review.resident_id, review.candidate_id):
+            _registry(session, actor, now, resident_id, what="link_review", action="update")
+    decided = service.decide_review(session, review_id, same_person=body.same_person, by=actor.username)
+    return schemas.ReviewRead.model_validate(decided)
+
+
+def _registry(
+    session: SessionDep, actor: Actor, now: dt.datetime, resident_id: int, *, what: str, action: str = "read"
+) -> None:
+    """Registry work: a role that keeps the registry, with the resident's identity in its scope."""
+    policy.require_registry(session, actor, what=what, action=action, now=now)
+    policy.authorize(session, actor, resident_id, category=DataCategory.identity, what=what, action=action, now=now)

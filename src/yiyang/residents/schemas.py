@@ -70,6 +70,7 @@ class ResidentProfile(BaseModel):
     facts: list[FactRead]
     conditions: list[ConditionRead]
     latest_observations: list[ObservationRead]
+    field_groups: list[str] = []  # what the reader's role and the resident's consent let them see
 
 
 class SourceRecordRead(BaseModel):

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from yiyang import events
@@ -64,9 +64,15 @@ def search_residents(
     needs_review: bool | None = None,
     limit: int = 20,
     offset: int = 0,
+    visible: ColumnElement[bool] | None = None,
 ) -> tuple[int, Sequence[Resident]]:
-    """Active residents by name (characters or pinyin), ID number or phone, newest first."""
+    """Active residents by name (characters or pinyin), ID number or phone, newest first.
+
+    ``visible``: the actor's scope (``access.policy.visible_residents``), applied in the query.
+    """
     stmt = select(Resident).where(Resident.status == ResidentStatus.active)
+    if visible is not None:
+        stmt = stmt.where(visible)
     if query:
         query = query.strip()
         stmt = stmt.where(_query_clause(query))
@@ -365,8 +371,14 @@ def unmerge(session: Session, merge_id: int, *, by: str) -> ResidentMerge:
 
 # -- the review queue -------------------------------------------------------------------------
 
-def open_reviews(session: Session, limit: int = 50, offset: int = 0) -> tuple[int, Sequence[LinkReview]]:
+def open_reviews(
+    session: Session, limit: int = 50, offset: int = 0, visible: ColumnElement[bool] | None = None
+) -> tuple[int, Sequence[LinkReview]]:
+    """Open reviews; with ``visible`` (a clause over ``resident``), those whose both residents it selects."""
     stmt = select(LinkReview).where(LinkReview.status == ReviewStatus.open)
+    if visible is not None:
+        shown = select(Resident.id).where(visible)
+        stmt = stmt.where(LinkReview.resident_id.in_(shown), LinkReview.candidate_id.in_(shown))
     total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
     rows = session.execute(stmt.order_by(LinkReview.score.desc(), LinkReview.id).limit(limit).offset(offset))
     return total, rows.scalars().all()

@@ -1,4 +1,4 @@
-"""Import-run routes: what was imported, when, with what outcome."""
+"""Import-run routes: what was imported, when, with what outcome. Registry keepers only."""
 
 from __future__ import annotations
 
@@ -7,23 +7,38 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 
+from yiyang.access import policy
+from yiyang.access.audit import record_access
+from yiyang.access.deps import ActorDep, ClockDep
+from yiyang.access.policy import DataCategory
+from yiyang.access.routes import resident_data
 from yiyang.deps import IdPath, SessionDep
 from yiyang.errors import NotFound
 from yiyang.sources.models import ImportRun
 from yiyang.sources.schemas import ImportRunRead
 
 router = APIRouter(prefix="/api", tags=["imports"])
+# Runs name files and count rows; their rejections quote lines of agency files.
+_REGISTRY = resident_data(DataCategory.identity, many=True, registry=True)
 
 
-@router.get("/import-runs", response_model=list[ImportRunRead])
-def list_runs(session: SessionDep, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[ImportRunRead]:
-    runs = session.execute(select(ImportRun).order_by(ImportRun.id.desc()).limit(limit)).scalars()
+@router.get("/import-runs", response_model=list[ImportRunRead], openapi_extra=_REGISTRY)
+def list_runs(
+    session: SessionDep, actor: ActorDep, clock: ClockDep, limit: Annotated[int, Query(ge=1, le=200)] = 50
+) -> list[ImportRunRead]:
+    now = clock()
+    policy.require_registry(session, actor, what="import_run", now=now)
+    runs = session.execute(select(ImportRun).order_by(ImportRun.id.desc()).limit(limit)).scalars().all()
+    record_access(session, actor, action="read", resource_type="import_run", field_group="list", at=now)
     return [ImportRunRead.model_validate(run) for run in runs]
 
 
-@router.get("/import-runs/{run_id}")
-def read_run(run_id: IdPath, session: SessionDep) -> dict:
+@router.get("/import-runs/{run_id}", openapi_extra=_REGISTRY)
+def read_run(run_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep) -> dict:
+    now = clock()
+    policy.require_registry(session, actor, what="import_run", now=now)
     run = session.get(ImportRun, run_id)
     if run is None:
         raise NotFound("import_run.not_found", "未找到该导入批次 (import run not found)")
+    record_access(session, actor, action="read", resource_type="import_run", field_group="rejections", at=now)
     return {**ImportRunRead.model_validate(run).model_dump(mode="json"), "rejections": run.rejections}

@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from sqlalchemy import or_
 
+from yiyang.access import policy
+from yiyang.access.actor import Actor
+from yiyang.access.deps import ActorDep, ClockDep
+from yiyang.access.policy import DataCategory, Purpose
+from yiyang.access.routes import no_resident_data, resident_data
 from yiyang.deps import MAX_ID, IdPath, ResidentIdPath, SessionDep
 from yiyang.errors import NotFound
 from yiyang.residents.service import get_active_resident, get_resident
@@ -13,6 +19,11 @@ from yiyang.tiers import fhir, schemas, service
 from yiyang.tiers.rules import Tier, reasons_from_json
 
 router = APIRouter(prefix="/api", tags=["tiers"])
+_CLINICAL = resident_data(DataCategory.clinical)
+
+
+def _clinical(session: SessionDep, actor: Actor, resident_id: int, now, *, what: str = "tier", action: str = "read"):  # type: ignore[no-untyped-def]
+    policy.authorize(session, actor, resident_id, category=DataCategory.clinical, what=what, action=action, now=now)
 
 
 def _tier_or_404(session: SessionDep, resident_id: int) -> service.TierView:
@@ -27,22 +38,31 @@ def _tier_or_404(session: SessionDep, resident_id: int) -> service.TierView:
     return view
 
 
-@router.get("/residents/{resident_id}/tier", response_model=schemas.TierRead)
-def read_tier(resident_id: ResidentIdPath, session: SessionDep) -> schemas.TierRead:
+@router.get("/residents/{resident_id}/tier", response_model=schemas.TierRead, openapi_extra=_CLINICAL)
+def read_tier(resident_id: ResidentIdPath, session: SessionDep, actor: ActorDep, clock: ClockDep) -> schemas.TierRead:
+    _clinical(session, actor, resident_id, clock())
     view = _tier_or_404(session, resident_id)
     return schemas.tier_read(view.resident_id, view.tier, view.reasons, view.decided_at, view.changed_at)
 
 
-@router.post("/residents/{resident_id}/tier/recompute", response_model=schemas.TierRead)
-def recompute_tier(resident_id: ResidentIdPath, session: SessionDep) -> schemas.TierRead:
+@router.post("/residents/{resident_id}/tier/recompute", response_model=schemas.TierRead, openapi_extra=_CLINICAL)
+def recompute_tier(
+    resident_id: ResidentIdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
+) -> schemas.TierRead:
+    _clinical(session, actor, resident_id, clock(), action="update")
     get_active_resident(session, resident_id)
     service.retier_residents(session, [resident_id], trigger="manual")
     view = _tier_or_404(session, resident_id)
     return schemas.tier_read(view.resident_id, view.tier, view.reasons, view.decided_at, view.changed_at)
 
 
-@router.get("/residents/{resident_id}/tier/history", response_model=list[schemas.TierChangeRead])
-def read_tier_history(resident_id: ResidentIdPath, session: SessionDep) -> list[schemas.TierChangeRead]:
+@router.get(
+    "/residents/{resident_id}/tier/history", response_model=list[schemas.TierChangeRead], openapi_extra=_CLINICAL
+)
+def read_tier_history(
+    resident_id: ResidentIdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
+) -> list[schemas.TierChangeRead]:
+    _clinical(session, actor, resident_id, clock())
     get_resident(session, resident_id)
     rules = service.current_rules()
     return [
@@ -58,23 +78,27 @@ def read_tier_history(resident_id: ResidentIdPath, session: SessionDep) -> list[
     ]
 
 
-@router.get("/residents/{resident_id}/tier/fhir")
-def read_tier_flag(resident_id: ResidentIdPath, session: SessionDep) -> dict[str, Any]:
+@router.get("/residents/{resident_id}/tier/fhir", openapi_extra=_CLINICAL)
+def read_tier_flag(resident_id: ResidentIdPath, session: SessionDep, actor: ActorDep, clock: ClockDep) -> dict[str, Any]:
     """The tier as a FHIR Flag."""
+    _clinical(session, actor, resident_id, clock())
     view = _tier_or_404(session, resident_id)
     return fhir.tier_flag(view.resident_id, view.tier, view.reasons, view.changed_at)
 
 
-@router.get("/tiers", response_model=schemas.TierPage)
+@router.get("/tiers", response_model=schemas.TierPage, openapi_extra=resident_data(DataCategory.clinical, many=True))
 def list_by_tier(
     session: SessionDep,
+    actor: ActorDep,
+    clock: ClockDep,
     community_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     tier: Tier | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> schemas.TierPage:
+    visible = policy.visible_residents(session, actor, category=DataCategory.clinical, now=clock())
     total, rows = service.residents_by_tier(
-        session, community_id=community_id, tier=tier, limit=limit, offset=offset
+        session, community_id=community_id, tier=tier, limit=limit, offset=offset, visible=visible
     )
     rules = service.current_rules()
     items = [
@@ -95,9 +119,13 @@ def list_by_tier(
     return schemas.TierPage(total=total, items=items)
 
 
-@router.get("/tiers/mix", response_model=list[schemas.TierMixRead])
+@router.get(
+    "/tiers/mix", response_model=list[schemas.TierMixRead], openapi_extra=resident_data(DataCategory.clinical, many=True)
+)
 def read_tier_mix(
     session: SessionDep,
+    actor: ActorDep,
+    clock: ClockDep,
     parent_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="area id; none: the streets")] = None,
 ) -> list[schemas.TierMixRead]:
     return [
@@ -110,35 +138,52 @@ def read_tier_mix(
             green=m.green,
             total=m.total,
         )
-        for m in service.tier_mix(session, parent_id)
+        for m in service.tier_mix(session, parent_id, visible=_counted(session, actor, clock()))
     ]
 
 
-@router.get("/tiers/rules")
+def _counted(session: SessionDep, actor: Actor, now):  # type: ignore[no-untyped-def]
+    """Aggregates: the residents counted for statistics, and those in the actor's care lists."""
+    return or_(
+        policy.visible_residents(session, actor, category=DataCategory.clinical, purpose=Purpose.statistics, now=now),
+        policy.visible_residents(session, actor, category=DataCategory.clinical, now=now),
+    )
+
+
+@router.get("/tiers/rules", openapi_extra=no_resident_data("the rules in force"))
 def read_rules() -> list[dict[str, Any]]:
     """The rules in force: the defaults as changed by the district's rules file."""
     return [rule.as_json() for rule in service.current_rules()]
 
 
-@router.get("/residents/{resident_id}/care-plans", response_model=list[schemas.CarePlanRead])
-def list_care_plans(resident_id: ResidentIdPath, session: SessionDep) -> list[schemas.CarePlanRead]:
+@router.get("/residents/{resident_id}/care-plans", response_model=list[schemas.CarePlanRead], openapi_extra=_CLINICAL)
+def list_care_plans(
+    resident_id: ResidentIdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
+) -> list[schemas.CarePlanRead]:
+    _clinical(session, actor, resident_id, clock(), what="care_plan")
     get_resident(session, resident_id)
     return [schemas.care_plan_read(plan) for plan in service.care_plans_of(session, resident_id)]
 
 
-@router.get("/care-plans/{plan_id}", response_model=schemas.CarePlanRead)
-def read_care_plan(plan_id: IdPath, session: SessionDep) -> schemas.CarePlanRead:
-    return schemas.care_plan_read(service.get_care_plan(session, plan_id))
+@router.get("/care-plans/{plan_id}", response_model=schemas.CarePlanRead, openapi_extra=_CLINICAL)
+def read_care_plan(plan_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep) -> schemas.CarePlanRead:
+    plan = service.get_care_plan(session, plan_id)
+    _clinical(session, actor, plan.resident_id, clock(), what="care_plan")
+    return schemas.care_plan_read(plan)
 
 
-@router.get("/care-plans/{plan_id}/fhir")
-def read_care_plan_fhir(plan_id: IdPath, session: SessionDep) -> dict[str, Any]:
-    return fhir.care_plan_resource(service.get_care_plan(session, plan_id))
+@router.get("/care-plans/{plan_id}/fhir", openapi_extra=_CLINICAL)
+def read_care_plan_fhir(plan_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep) -> dict[str, Any]:
+    plan = service.get_care_plan(session, plan_id)
+    _clinical(session, actor, plan.resident_id, clock(), what="care_plan")
+    return fhir.care_plan_resource(plan)
 
 
-@router.post("/care-plans/{plan_id}/activate", response_model=schemas.CarePlanRead)
+@router.post("/care-plans/{plan_id}/activate", response_model=schemas.CarePlanRead, openapi_extra=_CLINICAL)
 def activate_care_plan(
-    plan_id: IdPath, body: schemas.CarePlanActivate, session: SessionDep
+    plan_id: IdPath, body: schemas.CarePlanActivate, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.CarePlanRead:
     """A clinician accepts a proposed plan (proposed -> active); the care loop takes it from here."""
-    return schemas.care_plan_read(service.activate_care_plan(session, plan_id, by=body.by))
+    plan = service.get_care_plan(session, plan_id)
+    _clinical(session, actor, plan.resident_id, clock(), what="care_plan", action="update")
+    return schemas.care_plan_read(service.activate_care_plan(session, plan_id, by=body.by or actor.username))

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
 
 from yiyang.config import Settings, get_settings
@@ -677,13 +677,18 @@ def residents_by_tier(
     tier: Tier | None = None,
     limit: int = 50,
     offset: int = 0,
+    visible: ColumnElement[bool] | None = None,
 ) -> tuple[int, list[tuple[Resident, ResidentTier]]]:
-    """Active residents with their tier, most severe first, latest change first within a tier."""
+    """Active residents with their tier, most severe first, latest change first within a tier.
+
+    ``visible``: the actor's scope (``access.policy.visible_residents``), applied in the query."""
     stmt = (
         select(Resident, ResidentTier)
         .join(ResidentTier, ResidentTier.resident_id == Resident.id)
         .where(Resident.status == ResidentStatus.active)
     )
+    if visible is not None:
+        stmt = stmt.where(visible)
     if community_id is not None:
         stmt = stmt.where(Resident.community_id == community_id)
     if tier is not None:
@@ -713,15 +718,20 @@ class TierMix:
         return self.red + self.yellow + self.green
 
 
-def tier_mix(session: Session, parent_id: int | None = None) -> list[TierMix]:
+def tier_mix(
+    session: Session, parent_id: int | None = None, visible: ColumnElement[bool] | None = None
+) -> list[TierMix]:
     """Tier counts for each area one level below ``parent_id`` (the streets of the district when
-    None), rolled up from residents' communities; residents with no community are one row."""
+    None), rolled up from residents' communities; residents with no community are one row.
+    ``visible``: the residents the actor may count (``visible_residents`` for statistics)."""
     areas = {a.id: a for a in session.execute(select(Area)).scalars()}
+    counted = select(Resident.community_id, ResidentTier.tier, func.count()).join(
+        ResidentTier, ResidentTier.resident_id == Resident.id
+    )
+    if visible is not None:
+        counted = counted.where(visible)
     counts = session.execute(
-        select(Resident.community_id, ResidentTier.tier, func.count())
-        .join(ResidentTier, ResidentTier.resident_id == Resident.id)
-        .where(Resident.status == ResidentStatus.active)
-        .group_by(Resident.community_id, ResidentTier.tier)
+        counted.where(Resident.status == ResidentStatus.active).group_by(Resident.community_id, ResidentTier.tier)
     ).all()
     if parent_id is not None and parent_id not in areas:
         raise NotFound("area.not_found", "未找到该区划 (area not found)", area_id=parent_id)

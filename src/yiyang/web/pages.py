@@ -1,4 +1,8 @@
-"""Staff pages. Thin: each page calls services and renders a template."""
+"""Staff pages. Thin: each page checks access (``access.policy``), calls services and renders a template.
+
+Every page takes the signed-in actor (``sign_in.WebActorDep``: a redirect to /login without one);
+a refusal renders ``forbidden.html`` (403), and its audit row is kept (``access/denials.py``).
+"""
 
 from __future__ import annotations
 
@@ -9,15 +13,23 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
 from sqlalchemy import select
 
+from yiyang.access import break_glass, policy
+from yiyang.access.actor import Actor
+from yiyang.access.deps import get_clock
+from yiyang.access.policy import DataCategory, FieldGroup
+from yiyang.access.routes import no_resident_data, resident_data
 from yiyang.deps import IdPath, ResidentIdPath, SessionDep
-from yiyang.errors import NotFound
+from yiyang.errors import DomainError, Forbidden, NotFound
 from yiyang.geo.models import Area
 from yiyang.i18n import pick_language, translate, translator
 from yiyang.residents import service
 from yiyang.residents.identity import age_on, mask_id_number, mask_phone
+from yiyang.residents.models import LinkReview
 from yiyang.sources.models import ImportRun
+from yiyang.web.actor import WebActorDep
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter(include_in_schema=False)
@@ -26,14 +38,33 @@ router = APIRouter(include_in_schema=False)
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     chosen = request.query_params.get("lang")
     lang = pick_language(chosen, request.cookies.get("lang"))
+    csrf = getattr(request.state, "csrf_token", None)
     response = TEMPLATES.TemplateResponse(
         request, template,
-        {"t": translator(lang), "lang": lang, "display": _display(lang, context.pop("area_names", {})), **context},
+        {"t": translator(lang), "lang": lang, "display": _display(lang, context.pop("area_names", {})),
+         "csrf_token": csrf, "csrf_field": lambda: _csrf_field(csrf), **context},
         status_code=status_code,
     )  # fmt: skip
     if chosen == lang:
         response.set_cookie("lang", lang, max_age=365 * 24 * 3600, samesite="lax")
     return response
+
+
+def _csrf_field(token: str | None) -> Markup:
+    if not token:
+        return Markup("")
+    return Markup('<input type="hidden" name="csrf_token" value="{}">').format(escape(token))
+
+
+def refused(request: Request, error: DomainError, resident_id: int | None = None) -> HTMLResponse:
+    """A refusal as a page; a clinician refused one resident is offered break-the-glass."""
+    actor: Actor | None = getattr(request.state, "actor", None)
+    offer = resident_id if actor and any(policy.SCOPES[g.role].break_glass for g in actor.grants) else None
+    return render(request, "forbidden.html", status_code=403, message=error.message, break_glass=offer)
+
+
+def _now(request: Request) -> dt.datetime:
+    return get_clock(request)()
 
 
 def _display(lang: str, area_names: dict[str, str]):  # type: ignore[no-untyped-def]
@@ -59,20 +90,22 @@ def _display(lang: str, area_names: dict[str, str]):  # type: ignore[no-untyped-
     return display
 
 
-@router.get("/")
+@router.get("/", openapi_extra=no_resident_data("redirect"))
 def home() -> RedirectResponse:
     return RedirectResponse("/residents", status_code=303)
 
 
-@router.get("/residents", response_class=HTMLResponse)
+@router.get("/residents", response_class=HTMLResponse, openapi_extra=resident_data(DataCategory.identity, many=True))
 def residents_page(
     request: Request,
     session: SessionDep,
+    actor: WebActorDep,
     q: Annotated[str | None, Query(max_length=64)] = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> HTMLResponse:
     size = 25
-    total, rows = service.search_residents(session, q or None, limit=size, offset=(page - 1) * size)
+    visible = policy.visible_residents(session, actor, category=DataCategory.identity, now=_now(request))
+    total, rows = service.search_residents(session, q or None, limit=size, offset=(page - 1) * size, visible=visible)
     communities = _area_names(session, {r.community_id for r in rows if r.community_id})
     today = dt.date.today()
     items = [
@@ -83,43 +116,92 @@ def residents_page(
     return render(request, "residents.html", q=q or "", total=total, items=items, page=page, pages=(total + size - 1) // size)
 
 
-@router.get("/residents/{resident_id}", response_class=HTMLResponse)
-def profile_page(request: Request, resident_id: ResidentIdPath, session: SessionDep) -> HTMLResponse:
+@router.get("/residents/{resident_id}", response_class=HTMLResponse, openapi_extra=resident_data(DataCategory.identity))
+def profile_page(request: Request, resident_id: ResidentIdPath, session: SessionDep, actor: WebActorDep) -> HTMLResponse:
     try:
+        groups = policy.authorize_profile(session, actor, resident_id, now=_now(request))
         resident = service.get_active_resident(session, resident_id)
     except NotFound as error:
         return render(request, "not_found.html", status_code=404, message=error.message)
-    facts = service.profile_facts(session, resident)
+    except Forbidden as error:
+        return refused(request, error, resident_id)
+    attributes = {a for a, group in policy.ATTRIBUTE_GROUPS.items() if group in groups}
+    facts = [f for f in service.profile_facts(session, resident) if f.attribute in attributes]
     codes = [f.value for f in facts if f.attribute in ("community_code", "grid_code") and f.value]
     area_names = dict(session.execute(select(Area.code, Area.name).where(Area.code.in_(codes))).all()) if codes else {}
+    clinical = FieldGroup.clinical in groups
+    registry = FieldGroup.registry in groups and policy.may_work_registry(actor)
     return render(
         request, "profile.html", resident=resident,
         age=age_on(resident.birth_date, dt.date.today()) if resident.birth_date else None,
         community=_area_names(session, {resident.community_id}).get(resident.community_id, "—"),
-        facts=facts, conditions=service.conditions_of(session, resident.id),
-        observations=service.observations_of(session, resident.id, limit=20),
-        sources=service.source_records_of(session, resident.id), history=service.fact_history(session, resident.id),
-        area_names=area_names, **tier_panel(session, resident.id),
+        facts=facts, clinical=clinical,
+        conditions=service.conditions_of(session, resident.id) if clinical else [],
+        observations=service.observations_of(session, resident.id, limit=20) if clinical else [],
+        sources=service.source_records_of(session, resident.id) if registry else None,
+        history=service.fact_history(session, resident.id) if registry else [],
+        area_names=area_names, **(tier_panel(session, resident.id) if clinical else {"tier_panel": None}),
     )  # fmt: skip
 
 
-@router.get("/reviews", response_class=HTMLResponse)
-def reviews_page(request: Request, session: SessionDep) -> HTMLResponse:
-    total, reviews = service.open_reviews(session, limit=50)
+@router.post("/residents/{resident_id}/break-glass", openapi_extra=resident_data(DataCategory.clinical), response_model=None)
+def break_glass_page(
+    request: Request,
+    resident_id: ResidentIdPath,
+    session: SessionDep,
+    actor: WebActorDep,
+    reason: Annotated[str, Form(max_length=200)],
+) -> HTMLResponse | RedirectResponse:
+    try:
+        break_glass.open_break_glass(session, actor, resident_id, reason, _now(request))
+    except Forbidden as error:
+        return refused(request, error)
+    except DomainError as error:
+        return render(request, "forbidden.html", status_code=error.status_code, message=error.message, break_glass=resident_id)
+    return RedirectResponse(f"/residents/{resident_id}", status_code=303)
+
+
+@router.get("/reviews", response_class=HTMLResponse, openapi_extra=resident_data(DataCategory.identity, many=True, registry=True))
+def reviews_page(request: Request, session: SessionDep, actor: WebActorDep) -> HTMLResponse:
+    now = _now(request)
+    try:
+        policy.require_registry(session, actor, what="link_review", now=now)
+    except Forbidden as error:
+        return refused(request, error)
+    visible = policy.visible_residents(session, actor, category=DataCategory.identity, now=now)
+    total, reviews = service.open_reviews(session, limit=50, visible=visible)
     pairs = [(r, service.get_resident(session, r.resident_id), service.get_resident(session, r.candidate_id)) for r in reviews]
     return render(request, "reviews.html", total=total, pairs=pairs)
 
 
-@router.post("/reviews/{review_id}")
+@router.post("/reviews/{review_id}", openapi_extra=resident_data(DataCategory.identity, registry=True), response_model=None)
 def decide_review_page(
-    review_id: IdPath, session: SessionDep, decision: Annotated[str, Form(pattern="^(same|different)$")]
-) -> RedirectResponse:
-    service.decide_review(session, review_id, same_person=decision == "same", by="web")
+    request: Request,
+    review_id: IdPath,
+    session: SessionDep,
+    actor: WebActorDep,
+    decision: Annotated[str, Form(pattern="^(same|different)$")],
+) -> HTMLResponse | RedirectResponse:
+    now = _now(request)
+    review = session.get(LinkReview, review_id)
+    try:
+        policy.require_registry(session, actor, what="link_review", action="update", now=now)
+        for resident_id in (review.resident_id, review.candidate_id) if review else ():
+            policy.authorize(session, actor, resident_id, category=DataCategory.identity, what="link_review",
+                             action="update", now=now)  # fmt: skip
+    except Forbidden as error:
+        session.rollback()
+        return refused(request, error)
+    service.decide_review(session, review_id, same_person=decision == "same", by=actor.username)
     return RedirectResponse("/reviews", status_code=303)
 
 
-@router.get("/imports", response_class=HTMLResponse)
-def imports_page(request: Request, session: SessionDep) -> HTMLResponse:
+@router.get("/imports", response_class=HTMLResponse, openapi_extra=resident_data(DataCategory.identity, many=True, registry=True))
+def imports_page(request: Request, session: SessionDep, actor: WebActorDep) -> HTMLResponse:
+    try:
+        policy.require_registry(session, actor, what="import_run", now=_now(request))
+    except Forbidden as error:
+        return refused(request, error)
     runs = session.execute(select(ImportRun).order_by(ImportRun.id.desc()).limit(100)).scalars().all()
     return render(request, "imports.html", runs=runs)
 

@@ -15,14 +15,17 @@ from xml.sax.saxutils import escape
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from yiyang.access import policy
+from yiyang.access.policy import DataCategory, Purpose
+from yiyang.access.routes import resident_data
 from yiyang.assessments import service as assessments
 from yiyang.assessments.instruments import INSTRUMENTS, Instrument, get_instrument
 from yiyang.assessments.scoring import CAPABILITY_DOMAINS, CARE_RISK_EVENTS, Item, ItemKind
 from yiyang.deps import ResidentIdPath, SessionDep
-from yiyang.errors import DomainError, NotFound
+from yiyang.errors import DomainError, Forbidden, NotFound
 from yiyang.geo.models import Area, AreaLevel
 from yiyang.residents import service as residents
 from yiyang.residents.identity import age_on
@@ -30,7 +33,8 @@ from yiyang.tiers import service as tiers
 from yiyang.tiers.care_plans import ACTIVITIES, GOALS
 from yiyang.tiers.models import CarePlanStatus
 from yiyang.tiers.rules import Tier, reasons_from_json
-from yiyang.web.pages import render
+from yiyang.web.actor import WebActorDep
+from yiyang.web.pages import _now, refused, render
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 25
@@ -64,13 +68,23 @@ def profile_context(session: Session, resident_id: int) -> dict[str, Any]:
 # -- capture ------------------------------------------------------------------------------------
 
 
-@router.get("/residents/{resident_id}/assessments/new", response_class=HTMLResponse)
+_CLINICAL = resident_data(DataCategory.clinical)
+
+
+@router.get("/residents/{resident_id}/assessments/new", response_class=HTMLResponse, openapi_extra=_CLINICAL)
 def new_assessment_page(
     request: Request,
     resident_id: ResidentIdPath,
     session: SessionDep,
+    actor: WebActorDep,
     instrument: Annotated[str | None, Query(max_length=32)] = None,
 ) -> HTMLResponse:
+    try:
+        policy.authorize(session, actor, resident_id, category=DataCategory.clinical, what="assessment", now=_now(request))
+    except Forbidden as error:
+        return refused(request, error, resident_id)
+    except NotFound as error:
+        return render(request, "not_found.html", status_code=404, message=error.message)
     try:
         resident = residents.get_active_resident(session, resident_id)
         chosen = get_instrument(instrument) if instrument else None
@@ -85,13 +99,26 @@ def new_assessment_page(
     )
 
 
-@router.post("/residents/{resident_id}/assessments/new", response_class=HTMLResponse, response_model=None)
+@router.post(
+    "/residents/{resident_id}/assessments/new", response_class=HTMLResponse, response_model=None,
+    openapi_extra=_CLINICAL,
+)  # fmt: skip
 async def record_assessment_page(
     request: Request,
     resident_id: ResidentIdPath,
     session: SessionDep,
+    actor: WebActorDep,
     instrument: Annotated[str, Query(max_length=32)],
 ) -> HTMLResponse | RedirectResponse:
+    try:
+        policy.authorize(
+            session, actor, resident_id, category=DataCategory.clinical, what="assessment", action="create",
+            now=_now(request),
+        )  # fmt: skip
+    except Forbidden as error:
+        return refused(request, error, resident_id)
+    except NotFound as error:
+        return render(request, "not_found.html", status_code=404, message=error.message)
     try:
         resident = residents.get_active_resident(session, resident_id)
         chosen = get_instrument(instrument)
@@ -110,7 +137,7 @@ async def record_assessment_page(
             instrument=chosen.code, answers=answers, assessed_at=assessed_at, assessor=values.get("assessor", ""),
             options={o.code: values[f"option.{o.code}"] for o in chosen.options if values.get(f"option.{o.code}")},
         )  # fmt: skip
-        assessments.record_assessment(session, resident.id, capture, recorded_by="web")
+        assessments.record_assessment(session, resident.id, capture, recorded_by=actor.username)
     except DomainError as error:
         session.rollback()
         errors = error.detail.get("errors") or [
@@ -192,10 +219,19 @@ def _form(
 # -- lists and the mix chart --------------------------------------------------------------------
 
 
-@router.get("/tiers", response_class=HTMLResponse)
+def counted(session: Session, actor, now: dt.datetime):  # type: ignore[no-untyped-def]
+    """Residents an aggregate may count: for statistics, or in the actor's care lists."""
+    return or_(
+        policy.visible_residents(session, actor, category=DataCategory.clinical, purpose=Purpose.statistics, now=now),
+        policy.visible_residents(session, actor, category=DataCategory.clinical, now=now),
+    )
+
+
+@router.get("/tiers", response_class=HTMLResponse, openapi_extra=resident_data(DataCategory.clinical, many=True))
 def tiers_page(
     request: Request,
     session: SessionDep,
+    actor: WebActorDep,
     street: Annotated[str | None, Query(max_length=32)] = None,
     community: Annotated[str | None, Query(max_length=32)] = None,
     tier: Tier | None = None,
@@ -208,12 +244,15 @@ def tiers_page(
         return render(request, "not_found.html", status_code=404, message="未找到该区划 (area not found)")
     if community_area is not None and street_area is None and community_area.parent_id:
         street_area = session.get(Area, community_area.parent_id)
-    mix = tiers.tier_mix(session, street_area.id if street_area else None)
+    now = _now(request)
+    mix = tiers.tier_mix(session, street_area.id if street_area else None, visible=counted(session, actor, now))
     residents_page: dict[str, Any] | None = None
     if community_area is not None:
+        visible = policy.visible_residents(session, actor, category=DataCategory.clinical, now=now)
         total, rows = tiers.residents_by_tier(
-            session, community_id=community_area.id, tier=tier, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
-        )
+            session, community_id=community_area.id, tier=tier, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
+            visible=visible,
+        )  # fmt: skip
         counts = next((m for m in mix if m.area_id == community_area.id), None)
         rules = tiers.current_rules()
         today = dt.date.today()
@@ -239,15 +278,19 @@ def tiers_page(
     )  # fmt: skip
 
 
-@router.get("/tiers/chart.svg")
+@router.get("/tiers/chart.svg", openapi_extra=resident_data(DataCategory.clinical, many=True))
 def tiers_chart(
-    request: Request, session: SessionDep, street: Annotated[str | None, Query(max_length=32)] = None
+    request: Request,
+    session: SessionDep,
+    actor: WebActorDep,
+    street: Annotated[str | None, Query(max_length=32)] = None,
 ) -> Response:
     street_area = _area_by_code(session, street, AreaLevel.street)
     if street and street_area is None:
         raise NotFound("area.not_found", "未找到该区划 (area not found)")
     lang = "en" if request.query_params.get("lang") == "en" else "zh-CN"
-    svg = tier_mix_svg(tiers.tier_mix(session, street_area.id if street_area else None), lang=lang)
+    visible = counted(session, actor, _now(request))
+    svg = tier_mix_svg(tiers.tier_mix(session, street_area.id if street_area else None, visible=visible), lang=lang)
     return Response(svg, media_type="image/svg+xml")
 
 
