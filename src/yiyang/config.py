@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     # Scope and consent, see docs/access.md: how long a break-the-glass opening lasts, and which
     # (recipient class:category:purpose) sharings are implied where a resident recorded no decision.
     break_glass_hours: float = 4.0
-    consent_implied: str | None = None  # e.g. "health:clinical:care,civil_affairs:identity:care"; None: defaults
+    consent_implied: str | None = None  # "health:clinical:care,..." (docs/access.md); None: defaults
 
     @model_validator(mode="after")
     def _production_keys(self) -> Settings:

@@ -13,7 +13,9 @@ from typing import Any
 class DomainError(Exception):
     status_code = 400
 
-    def __init__(self, code: str, message: str, *, headers: dict[str, str] | None = None, **detail: Any) -> None:
+    def __init__(
+        self, code: str, message: str, *, headers: dict[str, str] | None = None, **detail: Any
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message

@@ -17,6 +17,8 @@ from yiyang.assessments.models import Assessment
 from yiyang.db import Database
 from yiyang.sources.models import Feed
 
+from ..signed_in import sign_in_as_clinician
+
 BARTHEL_SEVERE = dict.fromkeys(
     (
         "feeding",
@@ -46,6 +48,7 @@ def database(request: pytest.FixtureRequest) -> Database:
 @pytest.fixture
 def client(database: Database) -> Iterator[TestClient]:
     with TestClient(create_app(database)) as test_client:
+        sign_in_as_clinician(test_client, database, "nurse-7")
         yield test_client
 
 
@@ -57,7 +60,7 @@ def resident_id(database: Database) -> int:
 
 def post(client: TestClient, resident_id: int, body: dict[str, Any]):  # type: ignore[no-untyped-def]
     return client.post(
-        f"/api/residents/{resident_id}/assessments", json=body, headers={"X-Yiyang-Actor": "nurse-7"}
+        f"/api/residents/{resident_id}/assessments", json=body
     )
 
 

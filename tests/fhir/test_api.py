@@ -35,6 +35,8 @@ from yiyang.residents.models import (
 from yiyang.residents.names import name_pinyin
 from yiyang.sources.models import ImportRun
 
+from ..signed_in import sign_in_as_clinician
+
 SAMPLE = Path(__file__).parents[2] / "docs" / "samples" / "fhir_transaction.json"
 COMMUNITY = "110108001001"
 FHIR_JSON = "application/fhir+json"
@@ -47,6 +49,7 @@ def sample() -> dict[str, Any]:
 @pytest.fixture
 def client(sqlite_db: Database) -> Iterator[TestClient]:
     with TestClient(create_app(sqlite_db)) as test_client:
+        sign_in_as_clinician(test_client, sqlite_db)
         yield test_client
 
 
@@ -403,6 +406,7 @@ def test_a_malformed_bundle_is_a_400_operation_outcome(client: TestClient, body:
 def test_round_trip_on_both_engines(db: Database) -> None:
     add_community(db)
     with TestClient(create_app(db)) as client:
+        sign_in_as_clinician(client, db)
         location = post(client, sample()).json()["entry"][0]["response"]["location"]
         patient = client.get(f"/fhir/{location}").json()
         found = search(client, name="ouyang", birthdate="1948-03-15")

@@ -13,6 +13,8 @@ from yiyang.geo.service import import_geography
 from yiyang.sources.models import Feed
 from yiyang.sources.service import import_file
 
+from ..signed_in import sign_in_as_clinician
+
 SAMPLES = Path(__file__).parents[2] / "docs" / "samples"
 
 
@@ -22,7 +24,9 @@ def client(db: Database) -> TestClient:
         import_geography(session, SAMPLES / "geography.csv")
     import_file(db, Feed.health, SAMPLES / "health.csv")
     import_file(db, Feed.insurance, SAMPLES / "insurance_gb18030.csv")
-    return TestClient(create_app(db))
+    client = TestClient(create_app(db))
+    sign_in_as_clinician(client, db, "clerk-7")
+    return client
 
 
 def find(client: TestClient, name: str) -> int:
@@ -72,9 +76,8 @@ def test_import_runs_are_listed_with_their_rejections(client: TestClient) -> Non
 def test_merge_then_unmerge_keeps_history(client: TestClient) -> None:
     survivor, merged = find(client, "王秀英"), find(client, "张淑珍")  # the second has no ID number
     response = client.post(
-        "/api/residents/merge", json={"survivor_id": survivor, "merged_id": merged, "reason": "same person"},
-        headers={"X-Yiyang-Actor": "clerk-7"},
-    )  # fmt: skip
+        "/api/residents/merge", json={"survivor_id": survivor, "merged_id": merged, "reason": "same person"}
+    )
     assert response.status_code == 201, response.text
     merge = response.json()
     assert merge["merged_by"] == "clerk-7" and merge["source_record_ids"]

@@ -18,10 +18,13 @@ from yiyang.sources.records import ConditionFact
 from yiyang.tiers.service import TierMix
 from yiyang.web.tier_pages import tier_mix_svg
 
+from ..signed_in import sign_in_as_clinician
+
 
 @pytest.fixture
 def client(sqlite_db: Database) -> Iterator[TestClient]:
     with TestClient(create_app(sqlite_db)) as test_client:
+        sign_in_as_clinician(test_client, sqlite_db)
         yield test_client
 
 

@@ -15,6 +15,8 @@ from yiyang.residents.models import Resident
 from yiyang.sources.models import Feed
 from yiyang.sources.service import import_file
 
+from ..signed_in import sign_in_as_clinician
+
 SAMPLES = Path(__file__).parents[2] / "docs" / "samples"
 
 
@@ -24,7 +26,9 @@ def client(sqlite_db: Database) -> TestClient:
         import_geography(session, SAMPLES / "geography.csv")
     import_file(sqlite_db, Feed.health, SAMPLES / "health.csv")
     import_file(sqlite_db, Feed.insurance, SAMPLES / "insurance_gb18030.csv")
-    return TestClient(create_app(sqlite_db))
+    client = TestClient(create_app(sqlite_db))
+    sign_in_as_clinician(client, sqlite_db)
+    return client
 
 
 def resident_id(client: TestClient, name: str) -> int:

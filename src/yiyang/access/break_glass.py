@@ -80,7 +80,9 @@ def _require_reviewer(session: Session, actor: Actor, now: dt.datetime) -> None:
 
 def _reviewable(session: Session, actor: Actor, now: dt.datetime):  # type: ignore[no-untyped-def]
     clauses = [
-        scope_clause(session, actor, g, now) for g in _reviewer_grants(actor) if SCOPES[g.role].draw is Draw.area
+        scope_clause(session, actor, g, now)
+        for g in _reviewer_grants(actor)
+        if SCOPES[g.role].draw is Draw.area
     ]
     return BreakGlassAccess.resident_id.in_(select(Resident.id).where(or_(*clauses)))
 
@@ -101,13 +103,20 @@ def list_break_glass(
         stmt = stmt.where(BreakGlassAccess.reviewed_at.is_(None))
     total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
     rows = session.execute(
-        stmt.order_by(BreakGlassAccess.opened_at.desc(), BreakGlassAccess.id.desc()).limit(limit).offset(offset)
+        stmt.order_by(BreakGlassAccess.opened_at.desc(), BreakGlassAccess.id.desc())
+        .limit(limit)
+        .offset(offset)
     ).scalars()
     return total, rows.all()
 
 
 def review_break_glass(
-    session: Session, actor: Actor, opening_id: int, verdict: BreakGlassVerdict, note: str | None, now: dt.datetime
+    session: Session,
+    actor: Actor,
+    opening_id: int,
+    verdict: BreakGlassVerdict,
+    note: str | None,
+    now: dt.datetime,
 ) -> BreakGlassAccess:
     _require_reviewer(session, actor, now)
     opening = session.execute(

@@ -47,9 +47,13 @@ def record_consent(
     note: str | None = None,
 ) -> Consent:
     """Record one decision; the decision in force for the same key ends (superseded)."""
-    authorize(session, actor, resident_id, category=DataCategory.identity, what="consent", action="create", now=now)
+    authorize(
+        session, actor, resident_id, category=DataCategory.identity, what="consent", action="create", now=now
+    )
     if recipient_class is RecipientClass.own:
-        raise Invalid("consent.recipient", "不能对本人设置授权 (no consent is needed for the resident's own access)")
+        raise Invalid(
+            "consent.recipient", "不能对本人设置授权 (no consent is needed for the resident's own access)"
+        )
     start = valid_from or now
     if valid_until is not None and valid_until <= start:
         raise Invalid("consent.period", "截止时间须晚于开始时间 (valid_until must be after valid_from)")
@@ -83,7 +87,9 @@ def revoke_consent(session: Session, actor: Actor, consent_id: int, now: dt.date
         session, actor, consent.resident_id, category=DataCategory.identity, what="consent", action="update", now=now
     )  # fmt: skip
     if consent.revoked_at is not None and consent.revoked_at <= now:
-        raise Conflict("consent.revoked", "该授权已撤回或已被替代 (this consent was already revoked or replaced)")
+        raise Conflict(
+            "consent.revoked", "该授权已撤回或已被替代 (this consent was already revoked or replaced)"
+        )
     consent.revoked_at = now
     consent.revoked_by = actor.user_id
     consent.ended_reason = "revoked"
@@ -121,7 +127,11 @@ def consent_history(
     authorize(session, actor, resident_id, category=DataCategory.identity, what="consent", now=now)
     if only_in_force:
         return in_force(session, resident_id, now)
-    return session.execute(select(Consent).where(Consent.resident_id == resident_id).order_by(Consent.id)).scalars().all()
+    return (
+        session.execute(select(Consent).where(Consent.resident_id == resident_id).order_by(Consent.id))
+        .scalars()
+        .all()
+    )
 
 
 def consent_status(consent: Consent, now: dt.datetime) -> str:
@@ -133,4 +143,3 @@ def consent_status(consent: Consent, now: dt.datetime) -> str:
     if consent.valid_from > now:
         return "proposed"
     return "active"
-

@@ -72,7 +72,11 @@ def open_break_glass(
     return BreakGlassRead.model_validate(opened)
 
 
-@router.get("/break-glass", response_model=BreakGlassPage, openapi_extra=resident_data(DataCategory.identity, many=True))
+@router.get(
+    "/break-glass",
+    response_model=BreakGlassPage,
+    openapi_extra=resident_data(DataCategory.identity, many=True),
+)
 def list_break_glass(
     session: SessionDep,
     actor: ActorDep,

@@ -53,7 +53,9 @@ def consent_resource(consent: Consent, now: dt.datetime) -> dict[str, Any]:
         "id": str(consent.id),
         "status": consent_status(consent, now),
         "scope": {"coding": [{"system": SCOPE_SYSTEM, "code": "patient-privacy"}]},
-        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0", "display": "Patient Consent"}]}],
+        "category": [
+            {"coding": [{"system": "http://loinc.org", "code": "59284-0", "display": "Patient Consent"}]}
+        ],
         "patient": {"reference": f"Patient/{consent.resident_id}"},
         "dateTime": _instant(consent.created_at),
         "policyRule": {"coding": [{"system": ACT_CODE_SYSTEM, "code": "OPTIN" if permit else "OPTOUT"}]},

@@ -68,11 +68,7 @@ def resolve_actor(request: Request, session: Session, csrf_offered: str | None) 
             "auth.invalid", "登录已失效，请重新登录 (credential unknown, expired or revoked)"
         )
     unsafe = request.method in tokens.UNSAFE_METHODS
-    if (
-        kind is CredentialKind.session
-        and unsafe
-        and not tokens.csrf_matches(secret, csrf_offered)
-    ):
+    if kind is CredentialKind.session and unsafe and not tokens.csrf_matches(secret, csrf_offered):
         raise Forbidden("auth.csrf", "缺少或错误的 CSRF 令牌 (missing or wrong CSRF token)")
     actor = service.load_actor(
         session,

@@ -198,7 +198,9 @@ SCOPES: dict[Role, RoleScope] = {
 ConsentKey = tuple[RecipientClass, DataCategory, Purpose]
 
 
-def _implied(*rows: tuple[RecipientClass, Iterable[DataCategory], Iterable[Purpose]]) -> frozenset[ConsentKey]:
+def _implied(
+    *rows: tuple[RecipientClass, Iterable[DataCategory], Iterable[Purpose]],
+) -> frozenset[ConsentKey]:
     return frozenset((r, c, p) for r, categories, purposes in rows for c in categories for p in purposes)
 
 
@@ -401,7 +403,9 @@ def _decide(
         for category in categories:
             if category in scope.categories(purpose):
                 consent_at[category] = len(columns)
-                columns.append(consent_clause(scope.recipient, category, purpose, now).label(f"c{len(columns)}"))
+                columns.append(
+                    consent_clause(scope.recipient, category, purpose, now).label(f"c{len(columns)}")
+                )
         plan.append((grant, scope_at, consent_at))
     row = session.execute(select(*columns).where(Resident.id == resident_id)).first()
     if row is None:
@@ -428,7 +432,9 @@ def _decide(
     return Decision(frozenset(allowed), relied, code)
 
 
-def _break_glass(session: Session, actor: Actor, resident_id: int, now: dt.datetime) -> BreakGlassAccess | None:
+def _break_glass(
+    session: Session, actor: Actor, resident_id: int, now: dt.datetime
+) -> BreakGlassAccess | None:
     if actor.user_id is None or not any(SCOPES[g.role].break_glass for g in actor.grants):
         return None
     return session.execute(

@@ -57,7 +57,9 @@ def record_assessment(
 
 
 @router.get(
-    "/residents/{resident_id}/assessments", response_model=list[schemas.AssessmentRead], openapi_extra=_CLINICAL
+    "/residents/{resident_id}/assessments",
+    response_model=list[schemas.AssessmentRead],
+    openapi_extra=_CLINICAL,
 )
 def list_assessments(
     resident_id: ResidentIdPath,
@@ -67,7 +69,9 @@ def list_assessments(
     instrument: Annotated[str | None, Query(max_length=32)] = None,
     limit: Limit = 100,
 ) -> list[schemas.AssessmentRead]:
-    policy.authorize(session, actor, resident_id, category=DataCategory.clinical, what="assessment", now=clock())
+    policy.authorize(
+        session, actor, resident_id, category=DataCategory.clinical, what="assessment", now=clock()
+    )
     get_resident(session, resident_id)
     rows = service.assessments_of(session, resident_id, instrument, limit=limit)
     return [schemas.AssessmentRead.model_validate(row) for row in rows]
@@ -85,7 +89,9 @@ def read_assessment(
 
 
 @router.get("/assessments/{assessment_id}/fhir", openapi_extra=_CLINICAL)
-def assessment_as_fhir(assessment_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep) -> dict[str, Any]:
+def assessment_as_fhir(
+    assessment_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
+) -> dict[str, Any]:
     """A collection Bundle: the QuestionnaireResponse, and its score Observations or RiskAssessment."""
     assessment = service.get_assessment(session, assessment_id)
     policy.authorize(

@@ -96,7 +96,9 @@ def read_device(
 
 
 @router.post(
-    "/devices/{device_id}/secret", response_model=schemas.SecretRotated, openapi_extra=no_resident_data("device credential")
+    "/devices/{device_id}/secret",
+    response_model=schemas.SecretRotated,
+    openapi_extra=no_resident_data("device credential"),
 )
 def rotate_secret(device_id: IdPath, session: SessionDep, actor: ActorDep) -> schemas.SecretRotated:
     _admin(actor)
@@ -113,7 +115,9 @@ def retire_device(
     return _read(session, service.retire_device(session, device_id, now), now)
 
 
-@router.get("/devices/{device_id}/bindings", response_model=list[schemas.BindingRead], openapi_extra=_PLACEMENTS)
+@router.get(
+    "/devices/{device_id}/bindings", response_model=list[schemas.BindingRead], openapi_extra=_PLACEMENTS
+)
 def list_bindings(
     device_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> list[schemas.BindingRead]:
@@ -121,11 +125,18 @@ def list_bindings(
     bindings = service.bindings_of(session, device_id)
     now = clock()
     for resident_id in sorted({b.resident_id for b in bindings if b.resident_id}):
-        policy.authorize(session, actor, resident_id, category=DataCategory.identity, what="device_binding", now=now)
+        policy.authorize(
+            session, actor, resident_id, category=DataCategory.identity, what="device_binding", now=now
+        )
     return [schemas.BindingRead.model_validate(b) for b in bindings]
 
 
-@router.post("/devices/{device_id}/bindings", response_model=schemas.BindingRead, status_code=201, openapi_extra=_PLACEMENT)
+@router.post(
+    "/devices/{device_id}/bindings",
+    response_model=schemas.BindingRead,
+    status_code=201,
+    openapi_extra=_PLACEMENT,
+)
 def bind_device(
     device_id: IdPath, body: schemas.BindingCreate, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.BindingRead:
@@ -146,7 +157,11 @@ def bind_device(
     return schemas.BindingRead.model_validate(binding)
 
 
-@router.post("/devices/{device_id}/bindings/{binding_id}/end", response_model=schemas.BindingRead, openapi_extra=_PLACEMENT)
+@router.post(
+    "/devices/{device_id}/bindings/{binding_id}/end",
+    response_model=schemas.BindingRead,
+    openapi_extra=_PLACEMENT,
+)
 def end_binding(
     device_id: IdPath,
     binding_id: IdPath,

@@ -161,7 +161,9 @@ def _base_url(request: Request) -> str:
 # -- metadata --------------------------------------------------------------------------------
 
 
-@router.get("/metadata", summary="CapabilityStatement", openapi_extra=no_resident_data("what the server supports"))
+@router.get(
+    "/metadata", summary="CapabilityStatement", openapi_extra=no_resident_data("what the server supports")
+)
 def capability_statement() -> FhirResponse:
     return FhirResponse(_capability_statement())
 
@@ -219,7 +221,10 @@ def _capability_statement() -> dict[str, Any]:
                     {
                         "type": "Consent",
                         "interaction": [
-                            {"code": "read"}, {"code": "search-type"}, {"code": "create"}, {"code": "update"}
+                            {"code": "read"},
+                            {"code": "search-type"},
+                            {"code": "create"},
+                            {"code": "update"},
                         ],
                         "searchParam": [{"name": "patient", "type": "reference"}],
                     },
@@ -286,7 +291,9 @@ def _minimised(patients: list[dict[str, Any]], groups: frozenset[FieldGroup]) ->
     if FieldGroup.registry in groups:
         return patients
     for patient in patients:
-        patient["identifier"] = [i for i in patient.get("identifier", ()) if i.get("system") == RESIDENT_SYSTEM]
+        patient["identifier"] = [
+            i for i in patient.get("identifier", ()) if i.get("system") == RESIDENT_SYSTEM
+        ]
         patient.pop("birthDate", None)
     return patients
 
@@ -304,7 +311,9 @@ _IDENTITY = resident_data(DataCategory.identity)
     "/Patient/{resident_id}", summary="read Patient", responses={404: _OUTCOME_DOC, 410: _OUTCOME_DOC},
     openapi_extra=_IDENTITY,
 )  # fmt: skip
-def read_patient(resident_id: ResidentIdPath, session: SessionDep, actor: ActorDep, clock: ClockDep) -> FhirResponse:
+def read_patient(
+    resident_id: ResidentIdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
+) -> FhirResponse:
     resident = _active_resident(session, resident_id)
     groups = policy.authorize_profile(session, actor, resident.id, what="Patient", now=clock())
     return FhirResponse(_minimised(_patients(session, [resident]), groups)[0])
@@ -506,7 +515,9 @@ def transaction(
     if not rows:  # nothing to store: no import run either
         return FhirResponse(transaction_response([EntryOutcome()] * entry_count))
     label = f"FHIR Bundle/{bundle['id']}" if isinstance(bundle.get("id"), str) else "FHIR transaction"
-    record_access(session, actor, action="create", resource_type="fhir_transaction", field_group="import", at=now)
+    record_access(
+        session, actor, action="create", resource_type="fhir_transaction", field_group="import", at=now
+    )
     try:
         report = sources.import_source_rows(session, Feed.health, rows, label=label[:200])
     except DomainError:
@@ -545,15 +556,19 @@ def _refused(status_code: int, rejections: Sequence[RowRejection]) -> FhirError:
 
 
 def _is_consent(entry: Any) -> bool:
-    return isinstance(entry, dict) and isinstance(entry.get("resource"), dict) and (
-        entry["resource"].get("resourceType") == "Consent"
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("resource"), dict)
+        and (entry["resource"].get("resourceType") == "Consent")
     )
 
 
 def _patient_param(value: str) -> int:
     number = value.removeprefix("Patient/")
     if not number.isdigit() or not 0 < int(number) <= MAX_ID:
-        raise FhirError(400, "fhir.search.patient", "patient 应为 Patient/<id> 或 <id> (patient must be Patient/<id>)")
+        raise FhirError(
+            400, "fhir.search.patient", "patient 应为 Patient/<id> 或 <id> (patient must be Patient/<id>)"
+        )
     return int(number)
 
 
@@ -575,7 +590,9 @@ def search_consents(
     rows = consents.consent_history(session, actor, resident_id, now)
     resources = [consent_resource(row, now) for row in rows]
     return FhirResponse(
-        searchset(resources, base_url=_base_url(request), total=len(resources), links=[("self", str(request.url))])
+        searchset(
+            resources, base_url=_base_url(request), total=len(resources), links=[("self", str(request.url))]
+        )
     )
 
 
@@ -594,7 +611,9 @@ def _consent_or_404(session: Session, consent_id: int):  # type: ignore[no-untyp
     try:
         return consents.get_consent(session, consent_id)
     except NotFound:
-        raise FhirError(404, "consent.not_found", "未找到该授权 (Consent not found)", issue_type="not-found") from None
+        raise FhirError(
+            404, "consent.not_found", "未找到该授权 (Consent not found)", issue_type="not-found"
+        ) from None
 
 
 @router.post(
@@ -609,7 +628,9 @@ def create_consent(
 ) -> FhirResponse:
     now = clock()
     row = _apply_consent(session, actor, resource, None, now)
-    return FhirResponse(consent_resource(row, now), status_code=201, headers={"Location": f"Consent/{row.id}"})
+    return FhirResponse(
+        consent_resource(row, now), status_code=201, headers={"Location": f"Consent/{row.id}"}
+    )
 
 
 @router.put(
@@ -635,7 +656,9 @@ def _apply_consent(session: Session, actor: Actor, resource: Any, consent_id: in
     if consent_id is not None:
         existing = _consent_or_404(session, consent_id)
         if existing.resident_id != wanted.resident_id:
-            raise FhirError(400, "fhir.consent.patient", "不能更改授权的居民 (a Consent cannot move to another Patient)")
+            raise FhirError(
+                400, "fhir.consent.patient", "不能更改授权的居民 (a Consent cannot move to another Patient)"
+            )
         if not wanted.active:
             return consents.revoke_consent(session, actor, consent_id, now)
     elif not wanted.active:
@@ -653,7 +676,9 @@ def _consent_transaction(
 ) -> FhirResponse:
     """A transaction of Consent entries only: all recorded, or none and every problem listed."""
     if bundle.get("resourceType") != "Bundle" or bundle.get("type") != "transaction":
-        raise FhirError(400, "fhir.bundle.type", "须为 transaction 类型的 Bundle (a transaction Bundle is expected)")
+        raise FhirError(
+            400, "fhir.bundle.type", "须为 transaction 类型的 Bundle (a transaction Bundle is expected)"
+        )
     if not all(_is_consent(e) for e in entries):
         raise FhirError(
             400, "fhir.transaction.mixed",
@@ -665,7 +690,12 @@ def _consent_transaction(
         request = entry.get("request") if isinstance(entry.get("request"), dict) else {}
         method, url = str(request.get("method", "POST")).upper(), str(request.get("url", "Consent"))
         target: int | None = None
-        if method == "PUT" and url.startswith("Consent/") and url[8:].isdigit() and 0 < int(url[8:]) <= MAX_ID:
+        if (
+            method == "PUT"
+            and url.startswith("Consent/")
+            and url[8:].isdigit()
+            and 0 < int(url[8:]) <= MAX_ID
+        ):
             target = int(url[8:])
         elif method != "POST" or url != "Consent":
             issues.append(Issue("fhir.entry.request", "仅支持 POST Consent 或 PUT Consent/<id> "
@@ -681,7 +711,9 @@ def _consent_transaction(
             issues.append(Issue(error.code, error.message, _ISSUE_TYPES.get(error.status_code, "processing"),
                                 expression=f"Bundle.entry[{index}]"))  # fmt: skip
             continue
-        outcomes.append(EntryOutcome(location=f"Consent/{row.id}", status="201 Created" if target is None else "200 OK"))
+        outcomes.append(
+            EntryOutcome(location=f"Consent/{row.id}", status="201 Created" if target is None else "200 OK")
+        )
     if issues:
         session.rollback()
         raise FhirError(

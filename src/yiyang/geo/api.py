@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from yiyang.access.routes import no_resident_data
 from yiyang.deps import MAX_ID, IdPath, SessionDep
 from yiyang.geo import service
 from yiyang.geo.models import AreaLevel, OrganisationKind
@@ -18,7 +19,7 @@ Limit = Annotated[int, Query(ge=1, le=1000, description="at most this many rows"
 Offset = Annotated[int, Query(ge=0, le=MAX_ID, description="rows to skip")]
 
 
-@router.get("/areas", response_model=list[AreaRead])
+@router.get("/areas", response_model=list[AreaRead], openapi_extra=no_resident_data("geography"))
 def list_areas(
     session: SessionDep,
     level: AreaLevel | None = None,
@@ -30,7 +31,7 @@ def list_areas(
     return [AreaRead.model_validate(area) for area in areas]
 
 
-@router.get("/areas/{area_id}", response_model=AreaDetail)
+@router.get("/areas/{area_id}", response_model=AreaDetail, openapi_extra=no_resident_data("geography"))
 def get_area(area_id: IdPath, session: SessionDep) -> AreaDetail:
     area = service.get_area(session, area_id)
     children = service.list_children(session, area.id)
@@ -42,7 +43,9 @@ def get_area(area_id: IdPath, session: SessionDep) -> AreaDetail:
     )
 
 
-@router.get("/organisations", response_model=list[OrganisationRead])
+@router.get(
+    "/organisations", response_model=list[OrganisationRead], openapi_extra=no_resident_data("organisations")
+)
 def list_organisations(
     session: SessionDep,
     kind: OrganisationKind | None = None,
@@ -56,7 +59,11 @@ def list_organisations(
     return [OrganisationRead.model_validate(organisation) for organisation in organisations]
 
 
-@router.get("/households/{household_id}", response_model=HouseholdRead)
+@router.get(
+    "/households/{household_id}",
+    response_model=HouseholdRead,
+    openapi_extra=no_resident_data("a household's address and size, naming nobody"),
+)
 def get_household(household_id: IdPath, session: SessionDep) -> HouseholdRead:
     summary = service.household_summary(session, household_id)
     return HouseholdRead(

@@ -23,7 +23,11 @@ _IDENTITY = resident_data(DataCategory.identity)
 _REGISTRY = resident_data(DataCategory.identity, registry=True)
 
 
-@router.get("/residents", response_model=schemas.ResidentPage, openapi_extra=resident_data(DataCategory.identity, many=True))
+@router.get(
+    "/residents",
+    response_model=schemas.ResidentPage,
+    openapi_extra=resident_data(DataCategory.identity, many=True),
+)
 def search_residents(
     session: SessionDep,
     actor: ActorDep,
@@ -36,7 +40,13 @@ def search_residents(
 ) -> schemas.ResidentPage:
     visible = policy.visible_residents(session, actor, category=DataCategory.identity, now=clock())
     total, rows = service.search_residents(
-        session, q, community_id=community_id, needs_review=needs_review, limit=limit, offset=offset, visible=visible
+        session,
+        q,
+        community_id=community_id,
+        needs_review=needs_review,
+        limit=limit,
+        offset=offset,
+        visible=visible,
     )
     return schemas.ResidentPage(total=total, items=[schemas.ResidentSummary.model_validate(r) for r in rows])
 
@@ -57,13 +67,18 @@ def read_profile(
         needs_review=resident.needs_review,
         age=age_on(resident.birth_date, dt.date.today()) if resident.birth_date else None,
         facts=[
-            schemas.FactRead(**vars(f)) for f in service.profile_facts(session, resident) if f.attribute in attributes
+            schemas.FactRead(**vars(f))
+            for f in service.profile_facts(session, resident)
+            if f.attribute in attributes
         ],
-        conditions=[schemas.ConditionRead.model_validate(c) for c in service.conditions_of(session, resident.id)]
+        conditions=[
+            schemas.ConditionRead.model_validate(c) for c in service.conditions_of(session, resident.id)
+        ]
         if clinical
         else [],
         latest_observations=[
-            schemas.ObservationRead.model_validate(o) for o in service.latest_observations(session, resident.id).values()
+            schemas.ObservationRead.model_validate(o)
+            for o in service.latest_observations(session, resident.id).values()
         ]
         if clinical
         else [],
@@ -71,17 +86,23 @@ def read_profile(
     )
 
 
-@router.get("/residents/{resident_id}/sources", response_model=list[schemas.SourceRecordRead], openapi_extra=_REGISTRY)
+@router.get(
+    "/residents/{resident_id}/sources", response_model=list[schemas.SourceRecordRead], openapi_extra=_REGISTRY
+)
 def read_sources(
     resident_id: ResidentIdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> list[schemas.SourceRecordRead]:
     """The agency records behind the profile: whole rows, so registry keepers only."""
     _registry(session, actor, clock(), resident_id, what="source_record")
     service.get_resident(session, resident_id)
-    return [schemas.SourceRecordRead.model_validate(r) for r in service.source_records_of(session, resident_id)]
+    return [
+        schemas.SourceRecordRead.model_validate(r) for r in service.source_records_of(session, resident_id)
+    ]
 
 
-@router.get("/residents/{resident_id}/history", response_model=list[schemas.FactChangeRead], openapi_extra=_REGISTRY)
+@router.get(
+    "/residents/{resident_id}/history", response_model=list[schemas.FactChangeRead], openapi_extra=_REGISTRY
+)
 def read_history(
     resident_id: ResidentIdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> list[schemas.FactChangeRead]:
@@ -91,7 +112,9 @@ def read_history(
 
 
 @router.post("/residents/merge", response_model=schemas.MergeRead, status_code=201, openapi_extra=_REGISTRY)
-def merge(body: schemas.MergeRequest, session: SessionDep, actor: ActorDep, clock: ClockDep) -> schemas.MergeRead:
+def merge(
+    body: schemas.MergeRequest, session: SessionDep, actor: ActorDep, clock: ClockDep
+) -> schemas.MergeRead:
     now = clock()
     for resident_id in (body.survivor_id, body.merged_id):
         _registry(session, actor, now, resident_id, what="resident_merge", action="update")
@@ -112,7 +135,11 @@ def unmerge(merge_id: IdPath, session: SessionDep, actor: ActorDep, clock: Clock
     return schemas.MergeRead.model_validate(service.unmerge(session, merge_id, by=actor.username))
 
 
-@router.get("/link-reviews", response_model=schemas.ReviewPage, openapi_extra=resident_data(DataCategory.identity, many=True, registry=True))
+@router.get(
+    "/link-reviews",
+    response_model=schemas.ReviewPage,
+    openapi_extra=resident_data(DataCategory.identity, many=True, registry=True),
+)
 def list_reviews(
     session: SessionDep,
     actor: ActorDep,
@@ -146,4 +173,6 @@ def _registry(
 ) -> None:
     """Registry work: a role that keeps the registry, with the resident's identity in its scope."""
     policy.require_registry(session, actor, what=what, action=action, now=now)
-    policy.authorize(session, actor, resident_id, category=DataCategory.identity, what=what, action=action, now=now)
+    policy.authorize(
+        session, actor, resident_id, category=DataCategory.identity, what=what, action=action, now=now
+    )

@@ -22,8 +22,12 @@ router = APIRouter(prefix="/api", tags=["tiers"])
 _CLINICAL = resident_data(DataCategory.clinical)
 
 
-def _clinical(session: SessionDep, actor: Actor, resident_id: int, now, *, what: str = "tier", action: str = "read"):  # type: ignore[no-untyped-def]
-    policy.authorize(session, actor, resident_id, category=DataCategory.clinical, what=what, action=action, now=now)
+def _clinical(
+    session: SessionDep, actor: Actor, resident_id: int, now, *, what: str = "tier", action: str = "read"
+):  # type: ignore[no-untyped-def]
+    policy.authorize(
+        session, actor, resident_id, category=DataCategory.clinical, what=what, action=action, now=now
+    )
 
 
 def _tier_or_404(session: SessionDep, resident_id: int) -> service.TierView:
@@ -39,13 +43,17 @@ def _tier_or_404(session: SessionDep, resident_id: int) -> service.TierView:
 
 
 @router.get("/residents/{resident_id}/tier", response_model=schemas.TierRead, openapi_extra=_CLINICAL)
-def read_tier(resident_id: ResidentIdPath, session: SessionDep, actor: ActorDep, clock: ClockDep) -> schemas.TierRead:
+def read_tier(
+    resident_id: ResidentIdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
+) -> schemas.TierRead:
     _clinical(session, actor, resident_id, clock())
     view = _tier_or_404(session, resident_id)
     return schemas.tier_read(view.resident_id, view.tier, view.reasons, view.decided_at, view.changed_at)
 
 
-@router.post("/residents/{resident_id}/tier/recompute", response_model=schemas.TierRead, openapi_extra=_CLINICAL)
+@router.post(
+    "/residents/{resident_id}/tier/recompute", response_model=schemas.TierRead, openapi_extra=_CLINICAL
+)
 def recompute_tier(
     resident_id: ResidentIdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.TierRead:
@@ -57,7 +65,9 @@ def recompute_tier(
 
 
 @router.get(
-    "/residents/{resident_id}/tier/history", response_model=list[schemas.TierChangeRead], openapi_extra=_CLINICAL
+    "/residents/{resident_id}/tier/history",
+    response_model=list[schemas.TierChangeRead],
+    openapi_extra=_CLINICAL,
 )
 def read_tier_history(
     resident_id: ResidentIdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
@@ -79,14 +89,18 @@ def read_tier_history(
 
 
 @router.get("/residents/{resident_id}/tier/fhir", openapi_extra=_CLINICAL)
-def read_tier_flag(resident_id: ResidentIdPath, session: SessionDep, actor: ActorDep, clock: ClockDep) -> dict[str, Any]:
+def read_tier_flag(
+    resident_id: ResidentIdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
+) -> dict[str, Any]:
     """The tier as a FHIR Flag."""
     _clinical(session, actor, resident_id, clock())
     view = _tier_or_404(session, resident_id)
     return fhir.tier_flag(view.resident_id, view.tier, view.reasons, view.changed_at)
 
 
-@router.get("/tiers", response_model=schemas.TierPage, openapi_extra=resident_data(DataCategory.clinical, many=True))
+@router.get(
+    "/tiers", response_model=schemas.TierPage, openapi_extra=resident_data(DataCategory.clinical, many=True)
+)
 def list_by_tier(
     session: SessionDep,
     actor: ActorDep,
@@ -120,7 +134,9 @@ def list_by_tier(
 
 
 @router.get(
-    "/tiers/mix", response_model=list[schemas.TierMixRead], openapi_extra=resident_data(DataCategory.clinical, many=True)
+    "/tiers/mix",
+    response_model=list[schemas.TierMixRead],
+    openapi_extra=resident_data(DataCategory.clinical, many=True),
 )
 def read_tier_mix(
     session: SessionDep,
@@ -145,7 +161,9 @@ def read_tier_mix(
 def _counted(session: SessionDep, actor: Actor, now):  # type: ignore[no-untyped-def]
     """Aggregates: the residents counted for statistics, and those in the actor's care lists."""
     return or_(
-        policy.visible_residents(session, actor, category=DataCategory.clinical, purpose=Purpose.statistics, now=now),
+        policy.visible_residents(
+            session, actor, category=DataCategory.clinical, purpose=Purpose.statistics, now=now
+        ),
         policy.visible_residents(session, actor, category=DataCategory.clinical, now=now),
     )
 
@@ -156,7 +174,9 @@ def read_rules() -> list[dict[str, Any]]:
     return [rule.as_json() for rule in service.current_rules()]
 
 
-@router.get("/residents/{resident_id}/care-plans", response_model=list[schemas.CarePlanRead], openapi_extra=_CLINICAL)
+@router.get(
+    "/residents/{resident_id}/care-plans", response_model=list[schemas.CarePlanRead], openapi_extra=_CLINICAL
+)
 def list_care_plans(
     resident_id: ResidentIdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> list[schemas.CarePlanRead]:
@@ -166,14 +186,18 @@ def list_care_plans(
 
 
 @router.get("/care-plans/{plan_id}", response_model=schemas.CarePlanRead, openapi_extra=_CLINICAL)
-def read_care_plan(plan_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep) -> schemas.CarePlanRead:
+def read_care_plan(
+    plan_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
+) -> schemas.CarePlanRead:
     plan = service.get_care_plan(session, plan_id)
     _clinical(session, actor, plan.resident_id, clock(), what="care_plan")
     return schemas.care_plan_read(plan)
 
 
 @router.get("/care-plans/{plan_id}/fhir", openapi_extra=_CLINICAL)
-def read_care_plan_fhir(plan_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep) -> dict[str, Any]:
+def read_care_plan_fhir(
+    plan_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
+) -> dict[str, Any]:
     plan = service.get_care_plan(session, plan_id)
     _clinical(session, actor, plan.resident_id, clock(), what="care_plan")
     return fhir.care_plan_resource(plan)

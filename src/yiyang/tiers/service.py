@@ -731,7 +731,9 @@ def tier_mix(
     if visible is not None:
         counted = counted.where(visible)
     counts = session.execute(
-        counted.where(Resident.status == ResidentStatus.active).group_by(Resident.community_id, ResidentTier.tier)
+        counted.where(Resident.status == ResidentStatus.active).group_by(
+            Resident.community_id, ResidentTier.tier
+        )
     ).all()
     if parent_id is not None and parent_id not in areas:
         raise NotFound("area.not_found", "未找到该区划 (area not found)", area_id=parent_id)

@@ -43,7 +43,9 @@ async def web_actor(request: Request, session: SessionDep) -> Actor:
     except service.Unauthorized:
         wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise SignInRequired(
-            "auth.required", "请先登录 (sign-in required)", headers={"Location": f"/login?next={quote(wanted)}"}
+            "auth.required",
+            "请先登录 (sign-in required)",
+            headers={"Location": f"/login?next={quote(wanted)}"},
         ) from None
     if actor.via is CredentialKind.session:
         request.state.csrf_token = tokens.csrf_token_for(request.cookies[tokens.SESSION_COOKIE])
@@ -51,5 +53,3 @@ async def web_actor(request: Request, session: SessionDep) -> Actor:
 
 
 WebActorDep = Annotated[Actor, Depends(web_actor)]
-
-

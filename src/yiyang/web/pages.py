@@ -95,7 +95,9 @@ def home() -> RedirectResponse:
     return RedirectResponse("/residents", status_code=303)
 
 
-@router.get("/residents", response_class=HTMLResponse, openapi_extra=resident_data(DataCategory.identity, many=True))
+@router.get(
+    "/residents", response_class=HTMLResponse, openapi_extra=resident_data(DataCategory.identity, many=True)
+)
 def residents_page(
     request: Request,
     session: SessionDep,
@@ -105,7 +107,9 @@ def residents_page(
 ) -> HTMLResponse:
     size = 25
     visible = policy.visible_residents(session, actor, category=DataCategory.identity, now=_now(request))
-    total, rows = service.search_residents(session, q or None, limit=size, offset=(page - 1) * size, visible=visible)
+    total, rows = service.search_residents(
+        session, q or None, limit=size, offset=(page - 1) * size, visible=visible
+    )
     communities = _area_names(session, {r.community_id for r in rows if r.community_id})
     today = dt.date.today()
     items = [
@@ -113,11 +117,25 @@ def residents_page(
          "community": communities.get(r.community_id, "—")}
         for r in rows
     ]  # fmt: skip
-    return render(request, "residents.html", q=q or "", total=total, items=items, page=page, pages=(total + size - 1) // size)
+    return render(
+        request,
+        "residents.html",
+        q=q or "",
+        total=total,
+        items=items,
+        page=page,
+        pages=(total + size - 1) // size,
+    )
 
 
-@router.get("/residents/{resident_id}", response_class=HTMLResponse, openapi_extra=resident_data(DataCategory.identity))
-def profile_page(request: Request, resident_id: ResidentIdPath, session: SessionDep, actor: WebActorDep) -> HTMLResponse:
+@router.get(
+    "/residents/{resident_id}",
+    response_class=HTMLResponse,
+    openapi_extra=resident_data(DataCategory.identity),
+)
+def profile_page(
+    request: Request, resident_id: ResidentIdPath, session: SessionDep, actor: WebActorDep
+) -> HTMLResponse:
     try:
         groups = policy.authorize_profile(session, actor, resident_id, now=_now(request))
         resident = service.get_active_resident(session, resident_id)
@@ -128,7 +146,9 @@ def profile_page(request: Request, resident_id: ResidentIdPath, session: Session
     attributes = {a for a, group in policy.ATTRIBUTE_GROUPS.items() if group in groups}
     facts = [f for f in service.profile_facts(session, resident) if f.attribute in attributes]
     codes = [f.value for f in facts if f.attribute in ("community_code", "grid_code") and f.value]
-    area_names = dict(session.execute(select(Area.code, Area.name).where(Area.code.in_(codes))).all()) if codes else {}
+    area_names = (
+        dict(session.execute(select(Area.code, Area.name).where(Area.code.in_(codes))).all()) if codes else {}
+    )
     clinical = FieldGroup.clinical in groups
     registry = FieldGroup.registry in groups and policy.may_work_registry(actor)
     return render(
@@ -144,7 +164,11 @@ def profile_page(request: Request, resident_id: ResidentIdPath, session: Session
     )  # fmt: skip
 
 
-@router.post("/residents/{resident_id}/break-glass", openapi_extra=resident_data(DataCategory.clinical), response_model=None)
+@router.post(
+    "/residents/{resident_id}/break-glass",
+    openapi_extra=resident_data(DataCategory.clinical),
+    response_model=None,
+)
 def break_glass_page(
     request: Request,
     resident_id: ResidentIdPath,
@@ -157,11 +181,21 @@ def break_glass_page(
     except Forbidden as error:
         return refused(request, error)
     except DomainError as error:
-        return render(request, "forbidden.html", status_code=error.status_code, message=error.message, break_glass=resident_id)
+        return render(
+            request,
+            "forbidden.html",
+            status_code=error.status_code,
+            message=error.message,
+            break_glass=resident_id,
+        )
     return RedirectResponse(f"/residents/{resident_id}", status_code=303)
 
 
-@router.get("/reviews", response_class=HTMLResponse, openapi_extra=resident_data(DataCategory.identity, many=True, registry=True))
+@router.get(
+    "/reviews",
+    response_class=HTMLResponse,
+    openapi_extra=resident_data(DataCategory.identity, many=True, registry=True),
+)
 def reviews_page(request: Request, session: SessionDep, actor: WebActorDep) -> HTMLResponse:
     now = _now(request)
     try:
@@ -170,11 +204,18 @@ def reviews_page(request: Request, session: SessionDep, actor: WebActorDep) -> H
         return refused(request, error)
     visible = policy.visible_residents(session, actor, category=DataCategory.identity, now=now)
     total, reviews = service.open_reviews(session, limit=50, visible=visible)
-    pairs = [(r, service.get_resident(session, r.resident_id), service.get_resident(session, r.candidate_id)) for r in reviews]
+    pairs = [
+        (r, service.get_resident(session, r.resident_id), service.get_resident(session, r.candidate_id))
+        for r in reviews
+    ]
     return render(request, "reviews.html", total=total, pairs=pairs)
 
 
-@router.post("/reviews/{review_id}", openapi_extra=resident_data(DataCategory.identity, registry=True), response_model=None)
+@router.post(
+    "/reviews/{review_id}",
+    openapi_extra=resident_data(DataCategory.identity, registry=True),
+    response_model=None,
+)
 def decide_review_page(
     request: Request,
     review_id: IdPath,
@@ -196,7 +237,11 @@ def decide_review_page(
     return RedirectResponse("/reviews", status_code=303)
 
 
-@router.get("/imports", response_class=HTMLResponse, openapi_extra=resident_data(DataCategory.identity, many=True, registry=True))
+@router.get(
+    "/imports",
+    response_class=HTMLResponse,
+    openapi_extra=resident_data(DataCategory.identity, many=True, registry=True),
+)
 def imports_page(request: Request, session: SessionDep, actor: WebActorDep) -> HTMLResponse:
     try:
         policy.require_registry(session, actor, what="import_run", now=_now(request))

@@ -80,7 +80,9 @@ def new_assessment_page(
     instrument: Annotated[str | None, Query(max_length=32)] = None,
 ) -> HTMLResponse:
     try:
-        policy.authorize(session, actor, resident_id, category=DataCategory.clinical, what="assessment", now=_now(request))
+        policy.authorize(
+            session, actor, resident_id, category=DataCategory.clinical, what="assessment", now=_now(request)
+        )
     except Forbidden as error:
         return refused(request, error, resident_id)
     except NotFound as error:
@@ -222,12 +224,16 @@ def _form(
 def counted(session: Session, actor, now: dt.datetime):  # type: ignore[no-untyped-def]
     """Residents an aggregate may count: for statistics, or in the actor's care lists."""
     return or_(
-        policy.visible_residents(session, actor, category=DataCategory.clinical, purpose=Purpose.statistics, now=now),
+        policy.visible_residents(
+            session, actor, category=DataCategory.clinical, purpose=Purpose.statistics, now=now
+        ),
         policy.visible_residents(session, actor, category=DataCategory.clinical, now=now),
     )
 
 
-@router.get("/tiers", response_class=HTMLResponse, openapi_extra=resident_data(DataCategory.clinical, many=True))
+@router.get(
+    "/tiers", response_class=HTMLResponse, openapi_extra=resident_data(DataCategory.clinical, many=True)
+)
 def tiers_page(
     request: Request,
     session: SessionDep,
@@ -245,7 +251,9 @@ def tiers_page(
     if community_area is not None and street_area is None and community_area.parent_id:
         street_area = session.get(Area, community_area.parent_id)
     now = _now(request)
-    mix = tiers.tier_mix(session, street_area.id if street_area else None, visible=counted(session, actor, now))
+    mix = tiers.tier_mix(
+        session, street_area.id if street_area else None, visible=counted(session, actor, now)
+    )
     residents_page: dict[str, Any] | None = None
     if community_area is not None:
         visible = policy.visible_residents(session, actor, category=DataCategory.clinical, now=now)
@@ -290,7 +298,9 @@ def tiers_chart(
         raise NotFound("area.not_found", "未找到该区划 (area not found)")
     lang = "en" if request.query_params.get("lang") == "en" else "zh-CN"
     visible = counted(session, actor, _now(request))
-    svg = tier_mix_svg(tiers.tier_mix(session, street_area.id if street_area else None, visible=visible), lang=lang)
+    svg = tier_mix_svg(
+        tiers.tier_mix(session, street_area.id if street_area else None, visible=visible), lang=lang
+    )
     return Response(svg, media_type="image/svg+xml")
 
 

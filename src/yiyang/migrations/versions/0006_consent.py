@@ -40,7 +40,12 @@ def upgrade() -> None:
         sa.Column(
             "source",
             sa.Enum(
-                "paper_form", "resident", "family_member", "fhir", name="consentsource", native_enum=False,
+                "paper_form",
+                "resident",
+                "family_member",
+                "fhir",
+                name="consentsource",
+                native_enum=False,
                 length=16,
             ),
             nullable=False,
@@ -49,7 +54,9 @@ def upgrade() -> None:
         sa.Column("revoked_by", sa.Integer(), nullable=True),
         sa.Column("note", sa.String(length=200), nullable=True),
         sa.Column("created_at", yiyang.db.UTCDateTime(), nullable=False),
-        sa.ForeignKeyConstraint(["resident_id"], ["resident.id"], name=op.f("fk_consent_resident_id_resident")),
+        sa.ForeignKeyConstraint(
+            ["resident_id"], ["resident.id"], name=op.f("fk_consent_resident_id_resident")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_consent")),
     )
     op.create_index(
@@ -82,7 +89,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_break_glass_access")),
     )
-    op.create_index("ix_break_glass_user_resident", "break_glass_access", ["user_id", "resident_id", "expires_at"])
+    op.create_index(
+        "ix_break_glass_user_resident", "break_glass_access", ["user_id", "resident_id", "expires_at"]
+    )
     op.create_index(op.f("ix_break_glass_access_resident_id"), "break_glass_access", ["resident_id"])
     op.create_index(op.f("ix_break_glass_access_opened_at"), "break_glass_access", ["opened_at"])
 
