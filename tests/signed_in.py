@@ -25,8 +25,8 @@ LONG_AGO = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 TEAM_CODE = "TEST-FD-TEAM"
 
 
-def bearer_for(database: Database, user_id: int, *, ttl_hours: int = 24 * 365 * 20) -> dict[str, str]:
-    """An Authorization header for this user, issued as of 2000 and valid for decades."""
+def bearer_for(database: Database, user_id: int, *, ttl_hours: int = 24 * 365 * 100) -> dict[str, str]:
+    """An Authorization header for this user, issued as of 2000 and valid for a century."""
     with database.unit_of_work() as session:
         user = session.get(service.User, user_id)
         issued = service.issue_credential(
@@ -69,14 +69,20 @@ def contract_everyone(database: Database, team_id: int) -> None:
         )
 
 
-def sign_in_as_clinician(client: TestClient, database: Database, username: str = "clinician") -> int:
-    """The client acts as a contracted family doctor who also keeps the registry; returns the user id."""
+def clinician(database: Database, username: str = "clinician") -> int:
+    """A family doctor of the test team who also keeps the registry; returns the user id."""
     team_id = clinical_team(database)
     with database.unit_of_work() as session:
         user = service.create_user(session, username)
         service.grant_role(session, user, Role.family_doctor, organisation_id=team_id)
         service.grant_role(session, user, Role.district_admin)
-        user_id = user.id
+        return user.id
+
+
+def sign_in_as_clinician(client: TestClient, database: Database, username: str = "clinician") -> int:
+    """The client acts as a contracted family doctor who also keeps the registry; returns the user id."""
+    team_id = clinical_team(database)
+    user_id = clinician(database, username)
     client.headers.update(bearer_for(database, user_id))
 
     def before_request(_request: httpx.Request) -> None:

@@ -18,12 +18,15 @@ from yiyang.sources.models import Feed
 from yiyang.sources.records import ConditionFact
 from yiyang.tiers.service import sweep_tiers
 
+from ..signed_in import bearer_for, clinical_team, clinician, contract_everyone
+
 ROUTES = (
     r"^/api/(instruments|assessments|tiers|care-plans|capability-reassessments)"
     r"|^/api/residents/\{resident_id\}/(assessments|tier|care-plans)"
 )
 _folder = Path(tempfile.mkdtemp(prefix="yiyang-tier-schema-"))
 _database = Database(f"sqlite:///{_folder / 'yiyang.db'}")
+_headers: dict[str, str] = {}
 schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(_database)).include(path_regex=ROUTES)
 
 
@@ -35,6 +38,8 @@ def seeded_database(sqlite_template: Path) -> Iterator[None]:
     run(_database, Feed.health, [health_row("HR-1", conditions=[ConditionFact("I10", "高血压")])])
     with _database.unit_of_work() as session:
         sweep_tiers(session)
+    _headers.update(bearer_for(_database, clinician(_database)))
+    contract_everyone(_database, clinical_team(_database))
     yield
     _database.dispose()
     shutil.rmtree(_folder, ignore_errors=True)
@@ -43,5 +48,5 @@ def seeded_database(sqlite_template: Path) -> Iterator[None]:
 @schema.parametrize()
 @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
 def test_assessment_and_tier_routes_never_fail(case: schemathesis.Case) -> None:
-    response = case.call()
+    response = case.call(headers=_headers)
     assert response.status_code < 500, (case.method, case.path, response.status_code, response.text[:300])
