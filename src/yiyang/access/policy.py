@@ -589,12 +589,18 @@ def may_work_registry(actor: Actor) -> bool:
 
 
 def require_registry(
-    session: Session, actor: Actor, *, what: str, action: str = "read", now: dt.datetime | None = None
+    session: Session,
+    actor: Actor,
+    *,
+    what: str,
+    action: str = "read",
+    resident_id: int | None = None,
+    now: dt.datetime | None = None,
 ) -> None:
     """Refuse (audited) an actor whose roles do not keep the registry."""
     if not _settings.enforce or may_work_registry(actor):
         return
     raise _refuse(
-        session, actor, None, code="access.role", action=action, what=what,
+        session, actor, resident_id, code="access.role", action=action, what=what,
         field_group=DataCategory.identity.value, purpose=Purpose.care, now=now or utcnow(),
     )  # fmt: skip
