@@ -142,7 +142,9 @@ def test_role_endpoint_scope_consent(
 
 
 @pytest.mark.parametrize("role", list(Role), ids=str)
-def test_lists_hold_only_residents_in_scope_with_consent(client: TestClient, world: World, role: Role) -> None:
+def test_lists_hold_only_residents_in_scope_with_consent(
+    client: TestClient, world: World, role: Role
+) -> None:
     expected = {
         world.residents[key]
         for key in world.residents

@@ -74,8 +74,12 @@ def build_world(database: Database, now: dt.datetime | None = None) -> World:
         c2 = _area(session, AreaLevel.community, "C2", s2)
         g2 = _area(session, AreaLevel.grid, "G2", c2)
         world.areas = {"D": district.id, "S1": s1.id, "G1": g1.id, "S2": s2.id}
-        team = Organisation(code="T1", name="家医团队一", kind=OrganisationKind.family_doctor_team, area_id=c1.id)
-        station = Organisation(code="ST1", name="驿站一", kind=OrganisationKind.elderly_care_station, area_id=c1.id)
+        team = Organisation(
+            code="T1", name="家医团队一", kind=OrganisationKind.family_doctor_team, area_id=c1.id
+        )
+        station = Organisation(
+            code="ST1", name="驿站一", kind=OrganisationKind.elderly_care_station, area_id=c1.id
+        )
         office = Organisation(code="SO1", name="街道办", kind=OrganisationKind.street_office, area_id=s1.id)
         session.add_all([team, station, office])
         session.flush()

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, Response
 from yiyang.access import service, tokens
 from yiyang.access.actor import CredentialKind
 from yiyang.access.deps import ActorDep, ClockDep
+from yiyang.access.routes import no_resident_data
 from yiyang.access.schemas import ActorRead, LoginRequest, LoginResponse, SignOutResult
 from yiyang.config import Settings
 from yiyang.deps import SessionDep
@@ -25,7 +26,12 @@ def _client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-@router.post("/login", response_model=LoginResponse, responses={401: {}, 429: {}})
+@router.post(
+    "/login",
+    response_model=LoginResponse,
+    responses={401: {}, 429: {}},
+    openapi_extra=no_resident_data("sign-in"),
+)
 def login(body: LoginRequest, request: Request, response: Response, session: SessionDep, clock: ClockDep):
     settings = _settings(request)
     now = clock()
@@ -77,7 +83,7 @@ def login(body: LoginRequest, request: Request, response: Response, session: Ses
     )
 
 
-@router.post("/logout", response_model=SignOutResult)
+@router.post("/logout", response_model=SignOutResult, openapi_extra=no_resident_data("sign-out"))
 def logout(actor: ActorDep, response: Response, session: SessionDep, clock: ClockDep) -> SignOutResult:
     revoked = service.revoke_credential(session, actor.credential_id, clock()) if actor.credential_id else 0
     if actor.via is CredentialKind.session:
@@ -85,7 +91,7 @@ def logout(actor: ActorDep, response: Response, session: SessionDep, clock: Cloc
     return SignOutResult(revoked=revoked)
 
 
-@router.post("/logout-all", response_model=SignOutResult)
+@router.post("/logout-all", response_model=SignOutResult, openapi_extra=no_resident_data("sign-out"))
 def logout_all(actor: ActorDep, response: Response, session: SessionDep, clock: ClockDep) -> SignOutResult:
     """Sign out everywhere: every token and session of this user."""
     assert actor.user_id is not None
@@ -95,7 +101,7 @@ def logout_all(actor: ActorDep, response: Response, session: SessionDep, clock: 
     return SignOutResult(revoked=revoked)
 
 
-@router.get("/me", response_model=ActorRead)
+@router.get("/me", response_model=ActorRead, openapi_extra=no_resident_data("who is signed in"))
 def me(actor: ActorDep, request: Request) -> ActorRead:
     csrf = None
     if actor.via is CredentialKind.session:
