@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
+from sqlalchemy import ColumnElement, and_, bindparam, exists, false, or_, select, true
 from sqlalchemy.orm import Session
 
 from yiyang.access.actor import Actor, RoleGrant
@@ -382,6 +382,80 @@ class Decision:
     break_glass_id: int | None = None
 
 
+# One resident at a time: statements built once with bound parameters (building SQLAlchemy
+# expressions per request costs more than running them), the decision taken in Python on the
+# few rows they return. It must agree with the clauses above; the access matrix test checks both.
+_RELATIONSHIP_IN_FORCE = and_(
+    ResidentRelationship.resident_id == bindparam("resident_id"),
+    ResidentRelationship.kind == bindparam("kind"),
+    ResidentRelationship.valid_from <= bindparam("now"),
+    or_(ResidentRelationship.valid_until.is_(None), ResidentRelationship.valid_until > bindparam("now")),
+    or_(ResidentRelationship.ended_at.is_(None), ResidentRelationship.ended_at > bindparam("now")),
+)
+_BY_ORGANISATION = (
+    select(ResidentRelationship.id)
+    .where(_RELATIONSHIP_IN_FORCE, ResidentRelationship.organisation_id == bindparam("who"))
+    .limit(1)
+)
+_BY_USER = (
+    select(ResidentRelationship.id)
+    .where(_RELATIONSHIP_IN_FORCE, ResidentRelationship.user_id == bindparam("who"))
+    .limit(1)
+)
+_CONSENTS_IN_FORCE = select(
+    Consent.recipient_class, Consent.category, Consent.purpose, Consent.decision
+).where(
+    Consent.resident_id == bindparam("resident_id"),
+    Consent.valid_from <= bindparam("now"),
+    or_(Consent.valid_until.is_(None), Consent.valid_until > bindparam("now")),
+    or_(Consent.revoked_at.is_(None), Consent.revoked_at > bindparam("now")),
+)
+
+
+def _in_scope(session: Session, actor: Actor, grant: RoleGrant, resident: Resident, now: dt.datetime) -> bool:
+    draw = SCOPES[grant.role].draw
+    if draw is Draw.contract or draw is Draw.service:
+        if grant.organisation_id is None:
+            return False
+        kind = RelationshipKind.contract if draw is Draw.contract else RelationshipKind.service
+        found = session.execute(
+            _BY_ORGANISATION, {"resident_id": resident.id, "kind": kind, "now": now, "who": grant.organisation_id}
+        )
+        return found.first() is not None
+    if draw is Draw.pairing:
+        found = session.execute(
+            _BY_USER, {"resident_id": resident.id, "kind": RelationshipKind.pairing, "now": now, "who": actor.user_id}
+        )
+        return actor.user_id is not None and found.first() is not None
+    if draw is Draw.area:
+        if grant.area_id is None:
+            return True
+        area = session.get(Area, grant.area_id)
+        if area is None:
+            return False
+        for place_id in (resident.grid_id, resident.community_id):
+            place = session.get(Area, place_id) if place_id else None
+            if place is not None and (place.id == area.id or place.path.startswith(area.path + "/")):
+                return True
+        return False
+    if draw is Draw.own:
+        return actor.resident_id == resident.id
+    if draw is Draw.acts_for:
+        return resident.id in actor.acts_for
+    return False
+
+
+def _consented(
+    decisions: dict[ConsentKey, set[str]], recipient: RecipientClass, category: DataCategory, purpose: Purpose
+) -> bool:
+    if recipient is RecipientClass.own:
+        return True
+    recorded = decisions.get((recipient, category, purpose))
+    if recorded:  # a decision in force: a deny wins over a permit
+        return ConsentDecision.deny.value not in recorded
+    return (recipient, category, purpose) in _settings.implied_consent
+
+
 def _decide(
     session: Session,
     actor: Actor,
@@ -390,38 +464,34 @@ def _decide(
     purpose: Purpose,
     now: dt.datetime,
 ) -> Decision:
-    """Which of ``categories`` this actor may touch for this resident: one query for scope x consent."""
-    candidates = [
-        (grant, SCOPES[grant.role]) for grant in actor.grants if SCOPES[grant.role].categories(purpose)
-    ]
-    columns: list[Any] = [Resident.id]
-    plan: list[tuple[RoleGrant, int, dict[DataCategory, int]]] = []
-    for grant, scope in candidates:
-        scope_at = len(columns)
-        columns.append(scope_clause(session, actor, grant, now).label(f"s{scope_at}"))
-        consent_at: dict[DataCategory, int] = {}
-        for category in categories:
-            if category in scope.categories(purpose):
-                consent_at[category] = len(columns)
-                columns.append(
-                    consent_clause(scope.recipient, category, purpose, now).label(f"c{len(columns)}")
-                )
-        plan.append((grant, scope_at, consent_at))
-    row = session.execute(select(*columns).where(Resident.id == resident_id)).first()
-    if row is None:
+    """Which of ``categories`` this actor may touch for this resident (scope x consent)."""
+    resident = session.get(Resident, resident_id)
+    if resident is None:
         raise NotFound("resident.not_found", "未找到该居民 (resident not found)", resident_id=resident_id)
     primary = categories[0]
     allowed: set[DataCategory] = set()
     relied: RoleGrant | None = None
     refusals: set[str] = set()
-    for grant, scope_at, consent_at in plan:
-        in_scope = bool(row[scope_at])
-        for category, at in consent_at.items():
-            if in_scope and row[at]:
+    decisions: dict[ConsentKey, set[str]] | None = None
+    for grant in actor.grants:
+        scope = SCOPES[grant.role]
+        reach = [c for c in categories if c in scope.categories(purpose)]
+        if not reach:
+            continue
+        in_scope = _in_scope(session, actor, grant, resident, now)
+        if in_scope and decisions is None and scope.recipient is not RecipientClass.own:
+            decisions = {}
+            for recipient, category, row_purpose, decision in session.execute(
+                _CONSENTS_IN_FORCE, {"resident_id": resident_id, "now": now}
+            ):
+                key = (RecipientClass(recipient), DataCategory(category), Purpose(row_purpose))
+                decisions.setdefault(key, set()).add(str(getattr(decision, "value", decision)))
+        for category in reach:
+            if in_scope and _consented(decisions or {}, scope.recipient, category, purpose):
                 allowed.add(category)
                 if category is primary and relied is None:
                     relied = grant
-        if primary in consent_at:
+        if primary in reach:
             refusals.add("access.consent" if in_scope else "access.scope")
     if primary in allowed:
         code = ""
