@@ -41,9 +41,35 @@ def demo_command(
     for feed, path in ((Feed.health, files.health), (Feed.insurance, files.insurance), (Feed.civil, files.civil)):
         run_import(feed, Path(path), report=None)
 
+    _demo_sign_in()
     if serve:
         from yiyang.cli import serve as serve_command
 
         host = settings.host
         console.print(f"[green]打开 open http://{host}:{port or settings.port}/residents")
         serve_command(host=host, port=port or settings.port)
+
+
+def _demo_sign_in() -> None:
+    """A demo account: health officer over the district and administrator, its password shown once."""
+    import secrets
+
+    from sqlalchemy import select
+
+    from yiyang.access import service as access
+    from yiyang.access.roles import Role
+    from yiyang.geo.models import Area, AreaLevel
+    from yiyang.migrate import open_database
+
+    db = open_database()
+    with db.unit_of_work() as session:
+        district = session.execute(select(Area).where(Area.level == AreaLevel.district)).scalars().first()
+        if district is None or access.find_user(session, "demo") is not None:
+            db.dispose()
+            return
+        password = secrets.token_urlsafe(9)
+        user = access.create_user(session, "demo", password=password, display_name="演示 demo")
+        access.grant_role(session, user, Role.health_officer, area_id=district.id)
+        access.grant_role(session, user, Role.district_admin)
+    db.dispose()
+    console.print(f"[bold]登录 sign in[/]: demo / {password}")
