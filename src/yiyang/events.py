@@ -64,3 +64,7 @@ def install_handlers() -> None:
     subscribe(ResidentsMerged, on_residents_merged)
     subscribe(ResidentsUnmerged, on_residents_unmerged)
     subscribe(ResidentsChanged, on_residents_changed)
+    from yiyang.access import consent
+
+    subscribe(ResidentsMerged, consent.on_residents_merged)  # consent decisions follow the person
+    subscribe(ResidentsUnmerged, consent.on_residents_unmerged)

@@ -365,3 +365,24 @@ def test_a_refusal_is_audited_though_the_unit_of_work_rolls_back(db: Database) -
 
     with db.unit_of_work() as session:
         assert verify_chain(session).ok
+
+
+def test_consent_follows_a_merge_and_comes_back_on_unmerge(world: World, reactions: None) -> None:
+    from types import SimpleNamespace
+
+    from yiyang import events
+
+    survivor, merged = world.residents["out_given"], world.residents["out_withdrawn"]
+    merge = SimpleNamespace(survivor_id=survivor, merged_id=merged, moved={})
+    with world.database.unit_of_work() as session:
+        before = session.execute(select(Consent.id).where(Consent.resident_id == merged)).scalars().all()
+        # when the registry merges the two records (the event its merge publishes)
+        events.publish(session, events.ResidentsMerged(merge))
+        # then the decisions follow the person, and the survivor's withdrawals still hold (deny wins)
+        assert session.execute(select(Consent.id).where(Consent.resident_id == merged)).first() is None
+        assert merge.moved["consent_ids"] == list(before)
+    # and an unmerge takes them back
+    with world.database.unit_of_work() as session:
+        events.publish(session, events.ResidentsUnmerged(merge))
+        back = session.execute(select(Consent.id).where(Consent.resident_id == merged)).scalars().all()
+    assert sorted(back) == sorted(before)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from yiyang.access.actor import Actor
@@ -54,7 +55,8 @@ def record_consent(
         raise Invalid(
             "consent.recipient", "不能对本人设置授权 (no consent is needed for the resident's own access)"
         )
-    start = valid_from or now
+    start = _aware(valid_from) or now
+    valid_until = _aware(valid_until)
     if valid_until is not None and valid_until <= start:
         raise Invalid("consent.period", "截止时间须晚于开始时间 (valid_until must be after valid_from)")
     for current in in_force(session, resident_id, now, category=category, recipient_class=recipient_class,
@@ -71,6 +73,11 @@ def record_consent(
     session.add(consent)
     session.flush()
     return consent
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    """A time without a zone is taken as UTC, as the database stores it."""
+    return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
 
 
 def get_consent(session: Session, consent_id: int) -> Consent:
@@ -143,3 +150,27 @@ def consent_status(consent: Consent, now: dt.datetime) -> str:
     if consent.valid_from > now:
         return "proposed"
     return "active"
+
+
+# --- merges ------------------------------------------------------------------------------------
+
+
+def on_residents_merged(session: Session, event: Any) -> None:
+    """A merged resident's consent decisions follow it to the survivor (noted for an unmerge).
+
+    Two decisions may then be in force for one key; a deny wins, so the merge never widens what
+    the person allowed.
+    """
+    merge = event.merge
+    moved = session.execute(select(Consent.id).where(Consent.resident_id == merge.merged_id)).scalars().all()
+    if moved:
+        session.execute(update(Consent).where(Consent.id.in_(moved)).values(resident_id=merge.survivor_id))
+    merge.moved = {**(merge.moved or {}), "consent_ids": list(moved)}
+    session.flush()
+
+
+def on_residents_unmerged(session: Session, event: Any) -> None:
+    moved = (event.merge.moved or {}).get("consent_ids") or []
+    if moved:
+        session.execute(update(Consent).where(Consent.id.in_(moved)).values(resident_id=event.merge.merged_id))
+        session.flush()

@@ -118,7 +118,9 @@ def consent_from_resource(raw: Any) -> ConsentInput:
         raise _bad("not a Consent resource")
     try:
         resource = FhirConsent.model_validate(raw)
-    except ValidationError as error:
+    except (ValueError, TypeError) as error:  # pydantic's ValidationError is a ValueError
+        if not isinstance(error, ValidationError):
+            raise _bad("does not validate") from None
         first = error.errors()[0] if error.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
         raise _bad(f"{where}: {first.get('msg', 'does not validate')}"[:160]) from None
