@@ -57,8 +57,12 @@ def build(database: Database, extra: int) -> tuple[int, list[int]]:
     import_file(database, Feed.insurance, SAMPLES / "insurance_gb18030.csv")
     with database.unit_of_work() as session:
         district = session.execute(select(Area).where(Area.level == AreaLevel.district)).scalars().first()
-        team = Organisation(code="FD-T1", name="家庭医生团队", kind=OrganisationKind.family_doctor_team, area_id=district.id)
-        other = Organisation(code="FD-T2", name="另一团队", kind=OrganisationKind.family_doctor_team, area_id=district.id)
+        team = Organisation(
+            code="FD-T1", name="家庭医生团队", kind=OrganisationKind.family_doctor_team, area_id=district.id
+        )
+        other = Organisation(
+            code="FD-T2", name="另一团队", kind=OrganisationKind.family_doctor_team, area_id=district.id
+        )
         session.add_all([team, other])
         session.flush()
         sample = list(session.execute(select(Resident.id).order_by(Resident.id)).scalars())
@@ -105,7 +109,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--residents", type=int, default=20_000)
     parser.add_argument("--reads", type=int, default=2_000)
-    parser.add_argument("--database-url", default=None, help="an empty database; default: a temporary SQLite file")
+    parser.add_argument(
+        "--database-url", default=None, help="an empty database; default: a temporary SQLite file"
+    )
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="yiyang-bench-access-"))
@@ -115,7 +121,9 @@ def main() -> None:
     upgrade(database.engine)
     started = time.perf_counter()
     doctor_id, sample = build(database, args.residents)
-    print(f"setup  {args.residents:,} extra residents, {len(sample)} sample residents in {time.perf_counter() - started:.1f} s")
+    print(
+        f"setup  {args.residents:,} extra residents, {len(sample)} sample residents in {time.perf_counter() - started:.1f} s"
+    )
 
     with database.unit_of_work() as session:
         actor = service.load_actor(session, doctor_id, dt.datetime.now(dt.UTC))
@@ -132,7 +140,9 @@ def main() -> None:
     app = create_app(database, settings)
     with database.unit_of_work() as session:
         user = session.get(service.User, doctor_id)
-        issued = service.issue_credential(session, user, CredentialKind.bearer, dt.timedelta(days=1), dt.datetime.now(dt.UTC))
+        issued = service.issue_credential(
+            session, user, CredentialKind.bearer, dt.timedelta(days=1), dt.datetime.now(dt.UTC)
+        )
     client = TestClient(app, headers={"Authorization": f"Bearer {issued.secret}"})
 
     def api_read(resident_id: int) -> None:
@@ -148,7 +158,9 @@ def main() -> None:
         ratio = floor / ours  # time per read, ours over floor
         figures[level] = (floor, ours, ratio)
         print(f"floor  {level:<7} profile read, policy off   {floor:10,.0f} reads/s")
-        print(f"ours   {level:<7} scope + consent + audit  {ours:10,.0f} reads/s   ratio {ratio:.2f} (goal <= 1.3)")
+        print(
+            f"ours   {level:<7} scope + consent + audit  {ours:10,.0f} reads/s   ratio {ratio:.2f} (goal <= 1.3)"
+        )
 
     with database.unit_of_work() as session:
         audited = session.execute(text("SELECT count(*) FROM audit_event")).scalar_one()

@@ -172,5 +172,7 @@ def on_residents_merged(session: Session, event: Any) -> None:
 def on_residents_unmerged(session: Session, event: Any) -> None:
     moved = (event.merge.moved or {}).get("consent_ids") or []
     if moved:
-        session.execute(update(Consent).where(Consent.id.in_(moved)).values(resident_id=event.merge.merged_id))
+        session.execute(
+            update(Consent).where(Consent.id.in_(moved)).values(resident_id=event.merge.merged_id)
+        )
         session.flush()

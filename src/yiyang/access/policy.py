@@ -419,12 +419,14 @@ def _in_scope(session: Session, actor: Actor, grant: RoleGrant, resident: Reside
             return False
         kind = RelationshipKind.contract if draw is Draw.contract else RelationshipKind.service
         found = session.execute(
-            _BY_ORGANISATION, {"resident_id": resident.id, "kind": kind, "now": now, "who": grant.organisation_id}
+            _BY_ORGANISATION,
+            {"resident_id": resident.id, "kind": kind, "now": now, "who": grant.organisation_id},
         )
         return found.first() is not None
     if draw is Draw.pairing:
         found = session.execute(
-            _BY_USER, {"resident_id": resident.id, "kind": RelationshipKind.pairing, "now": now, "who": actor.user_id}
+            _BY_USER,
+            {"resident_id": resident.id, "kind": RelationshipKind.pairing, "now": now, "who": actor.user_id},
         )
         return actor.user_id is not None and found.first() is not None
     if draw is Draw.area:
