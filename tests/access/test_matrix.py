@@ -16,9 +16,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from yiyang.access.models import AuditEvent, AuditOutcome
+from yiyang.access.policy import DataCategory
 from yiyang.access.roles import Role
 from yiyang.app import create_app
-from yiyang.db import Database
+from yiyang.db import Database, utcnow
+from yiyang.errors import Forbidden
 from yiyang.tiers.service import retier_residents
 
 from .world import IN_SCOPE, World, build_world
@@ -77,9 +79,6 @@ def expected_allowed(role: Role, endpoint: Endpoint, target: str) -> bool:
     if endpoint.registry and role not in KEEPS_REGISTRY:
         return False
     return target.endswith("given") or role in NEEDS_NO_CONSENT
-
-
-_folder: Path | None = None
 
 
 @pytest.fixture(scope="module")
@@ -159,3 +158,33 @@ def test_lists_hold_only_residents_in_scope_with_consent(
     assert page.status_code == 200
     for key, resident_id in world.residents.items():
         assert (f'href="/residents/{resident_id}?' in page.text) == (resident_id in expected), key
+
+
+def test_list_clause_agrees_with_single_decisions_on_both_databases(db: Database) -> None:
+    # given the same district on SQLite and on PostgreSQL
+    from yiyang.access import policy, service
+    from yiyang.residents.models import Resident
+
+    built = build_world(db)
+    for role in Role:
+        name = "resident:in_given" if role is Role.resident else role.value
+        with db.unit_of_work() as session:
+            actor = service.load_actor(session, built.users[name], utcnow())
+            # when the list clause and the one-resident decision are asked about every resident
+            clause = policy.visible_residents(session, actor, category=DataCategory.identity)
+            listed = set(session.execute(select(Resident.id).where(clause)).scalars())
+            single = set()
+            for resident_id in built.residents.values():
+                try:
+                    policy.authorize(session, actor, resident_id, category=DataCategory.identity, what="test")
+                    single.add(resident_id)
+                except Forbidden:
+                    pass
+        # then they agree, and with the scope table
+        expected = {
+            built.residents[key]
+            for key in built.residents
+            if expected_allowed(role, Endpoint("/", "identity"), key)
+            and (role is not Role.resident or key == "in_given")
+        }
+        assert listed == single == expected, role

@@ -72,3 +72,33 @@ def test_sign_in_form_is_throttled_with_retry_after(client: TestClient, sqlite_d
     api = client.post("/api/auth/login", json={"username": "zhao.nurse", "password": PASSWORD})
     assert api.status_code == 429 and api.headers["retry-after"] == throttled.headers["retry-after"]
     assert api.json()["code"] == "auth.throttled"
+
+
+def test_a_refused_clinician_breaks_the_glass_from_the_page(
+    client: TestClient, sqlite_db: Database, place: Place
+) -> None:
+    # given a nurse of a team with no contract for the resident, signed in on the web
+    from yiyang.geo.models import Organisation, OrganisationKind
+
+    with sqlite_db.unit_of_work() as session:
+        team = Organisation(
+            code="T9", name="团队", kind=OrganisationKind.family_doctor_team, area_id=place.district_id
+        )
+        session.add(team)
+        session.flush()
+        team_id = team.id
+    add_user(sqlite_db, "sun.nurse", Role.nurse, organisation_id=team_id)
+    client.post("/login", data={"username": "sun.nurse", "password": PASSWORD})
+    # when she opens the resident's page she is refused, and offered break-the-glass
+    refused = client.get(f"/residents/{place.resident_id}")
+    assert refused.status_code == 403 and "王秀英" not in refused.text
+    assert f'action="/residents/{place.resident_id}/break-glass"' in refused.text
+    # then with a reason (and the form's CSRF token) the record opens
+    opened = client.post(
+        f"/residents/{place.resident_id}/break-glass",
+        data={"reason": "独居老人跌倒报警，需查看病史", "csrf_token": csrf_in(refused.text)},
+        follow_redirects=False,
+    )
+    assert opened.status_code == 303
+    page = client.get(f"/residents/{place.resident_id}")
+    assert page.status_code == 200 and "王秀英" in page.text
