@@ -59,9 +59,7 @@ def resident_id(database: Database) -> int:
 
 
 def post(client: TestClient, resident_id: int, body: dict[str, Any]):  # type: ignore[no-untyped-def]
-    return client.post(
-        f"/api/residents/{resident_id}/assessments", json=body
-    )
+    return client.post(f"/api/residents/{resident_id}/assessments", json=body)
 
 
 def stored_count(database: Database) -> int:
