@@ -126,3 +126,26 @@ def test_an_officer_elsewhere_does_not_see_the_opening(client: TestClient, world
         f"/api/residents/{resident_id}/break-glass", json={"reason": REASON}, headers=world.token(Role.nurse)
     )
     assert client.get("/api/break-glass", headers=world.token(Role.health_officer)).json()["total"] == 0
+
+
+def test_the_glass_opens_the_clinical_part_a_deny_had_hidden(client: TestClient, world: World) -> None:
+    # given a resident in the team's panel who refused to share clinical data with health organisations
+    resident_id = world.residents["in_given"]
+    denied = client.post(
+        f"/api/residents/{resident_id}/consents",
+        json={"category": "clinical", "recipient_class": "health", "decision": "deny"},
+        headers=world.token(Role.resident, "in_given"),
+    )
+    assert denied.status_code == 201
+    nurse = world.token(Role.nurse)
+    assert "clinical" not in client.get(f"/api/residents/{resident_id}", headers=nurse).json()["field_groups"]
+    # when the nurse breaks the glass
+    assert (
+        client.post(
+            f"/api/residents/{resident_id}/break-glass", json={"reason": REASON}, headers=nurse
+        ).status_code
+        == 201
+    )
+    # then the profile shows the clinical part, the read audited as break_glass
+    assert "clinical" in client.get(f"/api/residents/{resident_id}", headers=nurse).json()["field_groups"]
+    assert audit_rows(world, resident_id)[-1] == ("break_glass", "allowed")

@@ -535,7 +535,9 @@ def _evaluate(
     now: dt.datetime,
 ) -> Decision:
     decision = _decide(session, actor, resident_id, categories, purpose, now)
-    if decision.code and purpose is Purpose.care:
+    # The glass opens what was refused: the category asked for, or in a profile the clinical part.
+    clinical_refused = DataCategory.clinical in categories and DataCategory.clinical not in decision.allowed
+    if (decision.code or clinical_refused) and purpose is Purpose.care:
         opened = _break_glass(session, actor, resident_id, now)
         if opened is not None:
             grant = _break_glass_grant(actor)
