@@ -329,3 +329,68 @@ def test_the_ingest_client_may_subscribe_to_the_shared_subscription_only(
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+@pytest.fixture
+def cli_env(
+    sqlite_db: Database, dynsec_broker: DynsecBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Database]:
+    """The command line pointed at the test database and the private broker."""
+    from yiyang.access.keys import get_keys
+    from yiyang.config import get_settings
+
+    for name, value in {
+        "YIYANG_DATABASE_URL": str(sqlite_db.engine.url),
+        "YIYANG_DATA_DIR": str(tmp_path),
+        "YIYANG_BROKER_ADMISSION": "mosquitto-dynsec",
+        "YIYANG_BROKER_PORT": str(dynsec_broker.port),
+        "YIYANG_BROKER_ADMIN_USERNAME": "admin",
+        "YIYANG_BROKER_ADMIN_PASSWORD": dynsec_broker.admin_password,
+        "YIYANG_INGEST_USERNAME": "ingest-cli",
+        "YIYANG_INGEST_PASSWORD": "ingest-cli-secret",
+    }.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    get_keys.cache_clear()
+    previous = broker.use_admission(None)
+    yield sqlite_db
+    current = broker.use_admission(previous)
+    if current is not None:
+        current.adapter.close()
+    get_settings.cache_clear()
+    get_keys.cache_clear()
+
+
+def test_sync_broker_command_admits_devices_registered_while_the_broker_was_away(
+    cli_env: Database, dynsec_broker: DynsecBroker
+) -> None:
+    from typer.testing import CliRunner
+
+    from yiyang.access.keys import get_keys
+    from yiyang.cli import app
+
+    # given a device registered while the broker could not be reached: its secret is queued,
+    # sealed with the field key the command line uses too
+    unreachable = broker.MosquittoDynsec(dynsec_broker.settings(port=_free_port(), timeout_s=0.3))
+    away = broker.Admission(unreachable, ROOT, get_keys().field_keys)
+    with cli_env.unit_of_work() as session:
+        broker.use_admission(away)
+        _, secret = service.register_device(session, "DR-CLI", DeviceKind.door_sensor, now=T0)
+        broker.use_admission(None)
+
+    # when the queue is retried, then the whole registry synced
+    runner = CliRunner()
+    pending = runner.invoke(app, ["devices", "sync-broker", "--pending-only"])
+    assert pending.exit_code == 0, pending.output
+    assert '"applied": 1' in pending.output and '"pending": 0' in pending.output
+    result = runner.invoke(app, ["devices", "sync-broker"])
+    assert result.exit_code == 0, result.output
+    assert '"ingest": "admitted"' in result.output and '"failed": 0' in result.output
+
+    # then the device and the ingest worker can connect
+    device = Device(dynsec_broker.port, "DR-CLI", secret)
+    assert device.connected.wait(5)
+    device.close()
+    worker = Device(dynsec_broker.port, "ingest-cli", "ingest-cli-secret", client_id="ingest-cli-1")
+    assert worker.connected.wait(5)
+    worker.close()

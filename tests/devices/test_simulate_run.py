@@ -156,3 +156,32 @@ def test_a_run_over_mosquitto_into_the_ingest_worker_stores_every_reading_once(
     result = worker.close()
     assert counts(pg_db) == (telemetry, events)
     assert result.duplicates == telemetry + events and not result.quarantined
+
+
+def test_simulate_command_feeds_the_pipeline_and_writes_the_ground_truth(
+    sqlite_db: Database, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from typer.testing import CliRunner
+
+    from yiyang.cli import app
+    from yiyang.config import get_settings
+
+    residents(sqlite_db)
+    monkeypatch.setenv("YIYANG_DATABASE_URL", str(sqlite_db.engine.url))
+    monkeypatch.setenv("YIYANG_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        arguments = ["simulate", "--homes", "3", "--hours", "4", "--via", "inprocess", "--inject", "40"]
+        arguments += ["--start", "2026-11-21T06:00+08:00", "--truth", str(tmp_path / "truth.jsonl")]
+        result = CliRunner().invoke(app, arguments)
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    assert summary["stored"] == summary["telemetry"] + summary["events"] > 0
+    assert summary["quarantined"] == {}
+    truth = [json.loads(line) for line in (tmp_path / "truth.jsonl").read_text().splitlines()]
+    assert len(truth) == summary["injected"] > 0
+    assert counts(sqlite_db) == (summary["telemetry"], summary["events"])

@@ -182,6 +182,8 @@ class DynsecControl:
         self._subscribed = threading.Event()
         self._refused: str | None = None
         self._counter = 0
+        # Routes run on a thread pool: one exchange at a time on this connection.
+        self._lock = threading.Lock()
         self._client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=f"yiyang-admission-{uuid.uuid4().hex[:12]}",
@@ -221,6 +223,10 @@ class DynsecControl:
         """Send commands in one message; the answers in the same order (each may hold "error")."""
         if not commands:
             return []
+        with self._lock:
+            return self._exchange(commands)
+
+    def _exchange(self, commands: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         tagged = []
         for command in commands:
             self._counter += 1
@@ -577,6 +583,46 @@ def _device_rows(session: Session, chunk: int = 1000) -> Iterator[list[tuple[str
             return
         last_id = rows[-1].id
         yield [(row.uid, DeviceKind(row.kind), DeviceState(row.state)) for row in rows]
+
+
+def retry_pending(
+    session: Session, now: dt.datetime, admission: Admission | None = None, limit: int = 1000
+) -> tuple[int, int]:
+    """Apply the queued changes only (a cheap timed job); returns (applied, still pending)."""
+    admission = admission or current_admission()
+    if not admission.active:
+        return 0, 0
+    applied = 0
+    rows = session.scalars(
+        select(BrokerAdmissionPending).order_by(BrokerAdmissionPending.queued_at).limit(limit)
+    ).all()
+    for row in rows:
+        device = session.scalar(select(Device).where(Device.uid == row.uid))
+        if device is None or device.state != DeviceState.active:
+            done = (
+                revoke_device(session, device, now, admission)
+                if device is not None
+                else _revoke_uid(admission, row)
+            )
+        else:
+            done = admit_device(session, device, None, now, admission)
+        if not done:
+            break  # the broker is still away: leave the rest for next time
+        applied += 1
+    session.flush()
+    remaining = session.scalar(select(func.count()).select_from(BrokerAdmissionPending)) or 0
+    return applied, remaining
+
+
+def _revoke_uid(admission: Admission, row: BrokerAdmissionPending) -> bool:
+    try:
+        admission.adapter.revoke(row.uid, device_role(row.uid))
+    except (BrokerUnavailable, BrokerRefused):
+        return False
+    object_session = Session.object_session(row)
+    if object_session is not None:
+        object_session.delete(row)
+    return True
 
 
 def sync_broker(

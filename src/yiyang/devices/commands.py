@@ -26,6 +26,9 @@ def sync_broker_command(
         "--ingest/--no-ingest",
         help="also admit the ingest workers' client (YIYANG_INGEST_USERNAME / PASSWORD)",
     ),
+    pending_only: bool = typer.Option(
+        False, "--pending-only", help="only retry the changes queued while the broker was away (a cheap timed job)"
+    ),
 ) -> None:
     """接入同步 Reconcile the MQTT broker with the device registry: admit active devices, remove
     retired and unknown ones, deliver queued secrets (docs/telemetry.md)."""
@@ -44,6 +47,15 @@ def sync_broker_command(
     if ingest and ingest_settings.username:
         ingest_account = (ingest_settings.username, ingest_settings.password, ingest_settings.share_group)
     db = open_database()
+    if pending_only:
+        try:
+            with db.unit_of_work() as session:
+                applied, remaining = broker.retry_pending(session, utcnow(), admission)
+        finally:
+            admission.adapter.close()
+            db.dispose()
+        typer.echo(json.dumps({"applied": applied, "pending": remaining}))
+        raise typer.Exit(1 if remaining else 0)
     try:
         with (
             Progress(
