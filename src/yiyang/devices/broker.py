@@ -24,6 +24,7 @@ import datetime as dt
 import logging
 import queue
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -59,7 +60,7 @@ class BrokerSettings(BaseSettings):
     admin_username: str | None = None
     admin_password: SecretStr | None = None
     timeout_s: float = 5.0
-    commands_per_message: int = 100
+    retry_after_s: float = 30.0
 
 
 class BrokerUnavailable(RuntimeError):
@@ -201,14 +202,16 @@ class DynsecControl:
         if not self._connected.wait(timeout_s) or self._refused:
             self.close()
             raise BrokerUnavailable(f"broker refused the administrator ({self._refused or 'no answer'})")
-        self._client.subscribe(f"{CONTROL_TOPIC}/response", qos=1)
         if not self._subscribed.wait(timeout_s):
             self.close()
             raise BrokerUnavailable("broker did not confirm the control subscription")
 
-    def _on_connect(self, _client: Any, _userdata: Any, _flags: Any, reason_code: Any, _props: Any) -> None:
+    def _on_connect(self, client: Any, _userdata: Any, _flags: Any, reason_code: Any, _props: Any) -> None:
         if reason_code.is_failure:
             self._refused = str(reason_code)
+        else:
+            # Again after every reconnect: paho's session does not outlive the connection.
+            client.subscribe(f"{CONTROL_TOPIC}/response", qos=1)
         self._connected.set()
 
     def _on_message(self, _client: Any, _userdata: Any, message: Any) -> None:
@@ -286,6 +289,9 @@ class MosquittoDynsec:
     def __init__(self, settings: BrokerSettings, control: DynsecControl | None = None) -> None:
         self.settings = settings
         self._control = control
+        # After a failed connection, changes are queued at once for a while instead of every
+        # registry request waiting out the connect timeout again.
+        self._retry_at = 0.0
 
     @property
     def control(self) -> DynsecControl:
@@ -294,13 +300,19 @@ class MosquittoDynsec:
                 raise BrokerUnavailable(
                     "YIYANG_BROKER_ADMIN_USERNAME and YIYANG_BROKER_ADMIN_PASSWORD are not set"
                 )
-            self._control = DynsecControl(
-                self.settings.host,
-                self.settings.port,
-                self.settings.admin_username,
-                self.settings.admin_password.get_secret_value(),
-                self.settings.timeout_s,
-            )
+            if time.monotonic() < self._retry_at:
+                raise BrokerUnavailable("broker was unreachable moments ago; queued")
+            try:
+                self._control = DynsecControl(
+                    self.settings.host,
+                    self.settings.port,
+                    self.settings.admin_username,
+                    self.settings.admin_password.get_secret_value(),
+                    self.settings.timeout_s,
+                )
+            except BrokerUnavailable:
+                self._retry_at = time.monotonic() + self.settings.retry_after_s
+                raise
         return self._control
 
     def _role_commands(self, grant: ClientGrant, current: tuple[Acl, ...] | None) -> list[dict[str, Any]]:
