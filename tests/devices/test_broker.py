@@ -394,3 +394,47 @@ def test_sync_broker_command_admits_devices_registered_while_the_broker_was_away
     worker = Device(dynsec_broker.port, "ingest-cli", "ingest-cli-secret", client_id="ingest-cli-1")
     assert worker.connected.wait(5)
     worker.close()
+
+
+def test_the_ingest_worker_with_its_own_account_stores_what_admitted_devices_send(
+    sqlite_db: Database, dynsec_broker: DynsecBroker, admission: broker.Admission, start_worker
+) -> None:
+    from sqlalchemy import func
+
+    from tests.devices.conftest import telemetry_payload
+    from yiyang.devices.ingest import IngestSettings
+    from yiyang.devices.models import Telemetry
+
+    # given the ingest account made by sync-broker and an admitted device
+    with sqlite_db.unit_of_work() as session:
+        _, secret = service.register_device(session, "WB-W1", DeviceKind.wearable, now=T0)
+        broker.sync_broker(session, T0, admission, ingest=("ingest-w1", "w1-secret", "workers"))
+    settings = IngestSettings(
+        broker_port=dynsec_broker.port,
+        username="ingest-w1",
+        password="w1-secret",
+        client_id="ingest-w1-a",
+        topic_root=ROOT,
+        share_group="workers",
+        session_expiry_s=0,
+        batch_ms=20,
+        stats_every_s=3600,
+    )
+    worker = start_worker(sqlite_db, settings)
+    # when the device publishes
+    device = Device(dynsec_broker.port, "WB-W1", secret)
+    assert device.connected.wait(5)
+    now = dt.datetime.now(dt.UTC)
+    for seq in range(5):
+        device.client.publish(
+            f"{ROOT}/v1/WB-W1/telemetry", telemetry_payload(seq, now - dt.timedelta(minutes=seq)), qos=1
+        ).wait_for_publish(5)
+    device.close()
+
+    # then the worker, subscribed through its own role, stores it all
+    def stored() -> int:
+        with sqlite_db.unit_of_work() as session:
+            return session.scalar(select(func.count()).select_from(Telemetry)) or 0
+
+    assert wait_for(lambda: stored() == 5, timeout=10), stored()
+    worker.close()
