@@ -438,3 +438,20 @@ def test_the_ingest_worker_with_its_own_account_stores_what_admitted_devices_sen
 
     assert wait_for(lambda: stored() == 5, timeout=10), stored()
     worker.close()
+
+
+def test_sync_removes_device_clients_the_registry_does_not_know(
+    sqlite_db: Database, admission: broker.Admission
+) -> None:
+    # given a device client left on the broker by a registration that rolled back
+    admission.adapter.admit(broker.device_grant("GHOST-1", DeviceKind.wearable, ROOT), "ghost-secret")
+    admission.adapter.revoke("GHOST-2", None)  # absent is fine
+    assert "GHOST-1" in admission.adapter.clients()
+    # when the registry is synced
+    with sqlite_db.unit_of_work() as session:
+        report = broker.sync_broker(session, T0, admission)
+    # then the client and its role are gone, and other clients are untouched
+    assert report.revoked >= 1
+    assert "GHOST-1" not in admission.adapter.clients()
+    assert broker.device_role("GHOST-1") not in admission.adapter.roles()
+    assert "admin" in admission.adapter.clients()

@@ -718,6 +718,10 @@ def sync_broker(
         if device_roles and username not in registered:
             adapter.revoke(username, device_role(username))
             report.revoked += 1
+    for role in roles:
+        uid = role.removeprefix(DEVICE_ROLE_PREFIX)
+        if role.startswith(DEVICE_ROLE_PREFIX) and uid not in registered and uid not in clients:
+            adapter.revoke(uid, role)  # a role left behind by a transaction that rolled back
     for uid, row in pending.items():
         if uid not in registered:
             session.delete(row)
