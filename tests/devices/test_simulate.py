@@ -189,3 +189,37 @@ def test_ground_truth_lines_name_the_device_and_time() -> None:
     line = item.truth()
     assert line["kind"] == item.kind.value and line["device_uid"] == item.uid
     assert dt.datetime.fromisoformat(line["time"]).timestamp() == item.start
+
+
+def test_detections_are_scored_against_the_ground_truth() -> None:
+    truth = [item.truth() for item in scenario().injections]
+    by_kind = collections.Counter(line["kind"] for line in truth)
+
+    def at(line: dict, seconds: int) -> dt.datetime:
+        return dt.datetime.fromisoformat(line["time"]) + dt.timedelta(seconds=seconds)
+
+    # an alert system that finds every fall a minute later, every inactivity at 12 h, and
+    # raises one false SOS
+    detections = [
+        simulate.Detection(InjectionKind.fall, at(line, 60), device_uid=line["device_uid"])
+        for line in truth
+        if line["kind"] == "fall"
+    ]
+    detections += [
+        simulate.Detection(InjectionKind.inactivity, at(line, 12 * 3600 + 60), device_uid=line["device_uid"])
+        for line in truth
+        if line["kind"] == "inactivity"
+    ]
+    detections.append(simulate.Detection(InjectionKind.sos, START, device_uid="nobody"))
+    scores = simulate.score_detections(truth, detections)
+    assert scores["fall"] == {"injected": by_kind["fall"], "found": by_kind["fall"], "recall": 1.0}
+    assert scores["inactivity"]["recall"] == 1.0
+    assert scores["sos"]["found"] == 0 and scores["bp_spike"]["recall"] == 0.0
+    assert scores["all"]["found"] == by_kind["fall"] + by_kind["inactivity"]
+    assert scores["all"]["unmatched"] == 1
+    # too late does not count
+    late = [
+        simulate.Detection(InjectionKind.fall, at(line, 3600), device_uid=line["device_uid"])
+        for line in truth
+    ]
+    assert simulate.score_detections(truth, late)["fall"]["found"] == 0

@@ -727,3 +727,70 @@ def stream(scenario: Scenario) -> Iterator[SimMessage]:
         for home in scenario.homes
     ]
     return heapq.merge(*streams, key=lambda message: message.at)
+
+
+# ---- scoring what the alerts found against the ground truth ----------------------------------------
+
+# When an alert counts as finding an injected event: from/to seconds after the injected time.
+# Inactivity is due once 12 hours have passed; a silent device once its kind's silence allowance
+# (at most 2 hours for the kinds that are silenced) and a missed heartbeat have passed.
+DETECTION_WINDOWS: dict[InjectionKind, tuple[int, int]] = {
+    InjectionKind.fall: (0, 300),
+    InjectionKind.sos: (0, 300),
+    InjectionKind.bp_spike: (0, 600),
+    InjectionKind.hypoglycaemia: (0, 600),
+    InjectionKind.inactivity: (12 * 3600, INACTIVITY_S + 1800),
+    InjectionKind.device_silent: (0, 4 * 3600),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """Something an alert rule raised, in the ground truth's terms."""
+
+    kind: InjectionKind
+    at: dt.datetime
+    device_uid: str | None = None
+    resident_id: int | None = None
+    household_id: int | None = None
+
+
+def score_detections(
+    truth: Iterable[dict[str, Any]],
+    detections: Iterable[Detection],
+    windows: dict[InjectionKind, tuple[int, int]] = DETECTION_WINDOWS,
+) -> dict[str, dict[str, float]]:
+    """Recall per kind (and ``all``): an injected event is found when a detection of its kind,
+    about its device, resident or household, falls in its window. Each detection finds at most
+    one injected event; detections that find none are counted as ``unmatched``."""
+    pool = sorted(detections, key=lambda d: d.at)
+    used = [False] * len(pool)
+    scores: dict[str, dict[str, float]] = {}
+    for line in sorted(truth, key=lambda item: item["time"]):
+        kind = InjectionKind(line["kind"])
+        at = dt.datetime.fromisoformat(line["time"])
+        low, high = windows[kind]
+        row = scores.setdefault(kind.value, {"injected": 0, "found": 0})
+        row["injected"] += 1
+        for index, detection in enumerate(pool):
+            if used[index] or detection.kind != kind:
+                continue
+            offset = (detection.at - at).total_seconds()
+            same = (
+                (detection.device_uid is not None and detection.device_uid == line.get("device_uid"))
+                or (detection.resident_id is not None and detection.resident_id == line.get("resident_id"))
+                or (detection.household_id is not None and detection.household_id == line.get("household_id"))
+            )
+            if same and low <= offset <= high:
+                used[index] = True
+                row["found"] += 1
+                break
+    total = {"injected": 0.0, "found": 0.0}
+    for row in scores.values():
+        row["recall"] = row["found"] / row["injected"]
+        total["injected"] += row["injected"]
+        total["found"] += row["found"]
+    total["recall"] = total["found"] / total["injected"] if total["injected"] else 1.0
+    total["unmatched"] = float(used.count(False))
+    scores["all"] = total
+    return scores
