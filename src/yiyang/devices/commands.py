@@ -27,7 +27,9 @@ def sync_broker_command(
         help="also admit the ingest workers' client (YIYANG_INGEST_USERNAME / PASSWORD)",
     ),
     pending_only: bool = typer.Option(
-        False, "--pending-only", help="only retry the changes queued while the broker was away (a cheap timed job)"
+        False,
+        "--pending-only",
+        help="only retry the changes queued while the broker was away (a cheap timed job)",
     ),
 ) -> None:
     """接入同步 Reconcile the MQTT broker with the device registry: admit active devices, remove
