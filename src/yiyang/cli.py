@@ -62,6 +62,11 @@ from yiyang.devices.ingest import ingest_command  # noqa: E402
 
 app.command("ingest")(ingest_command)
 
+from yiyang.devices.commands import devices_app, simulate_command  # noqa: E402
+
+app.add_typer(devices_app, name="devices")
+app.command("simulate")(simulate_command)
+
 from yiyang.tiers.commands import tiers_app  # noqa: E402
 
 app.add_typer(tiers_app, name="tiers")

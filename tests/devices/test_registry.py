@@ -159,3 +159,12 @@ def test_silent_devices_are_marked_offline(db: Database) -> None:
     with db.unit_of_work() as session:
         assert session.get(Device, quiet.id).online is False
         assert session.get(Device, chatty.id).online is True
+
+
+def test_a_retired_device_gets_no_new_secret(db: Database) -> None:
+    with db.unit_of_work() as session:
+        device, _ = service.register_device(session, "TM-R", DeviceKind.terminal)
+        service.retire_device(session, device.id, T0)
+    with db.unit_of_work() as session, pytest.raises(Conflict) as error:
+        service.rotate_secret(session, device.id)
+    assert error.value.code == "device.retired"

@@ -56,8 +56,9 @@ def register_device(
     body: schemas.DeviceCreate, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.DeviceRegistered:
     _admin(actor)
-    device, secret = service.register_device(session, body.uid, body.kind, body.model)
-    return schemas.DeviceRegistered(**_read(session, device, clock()).model_dump(), secret=secret)
+    now = clock()
+    device, secret = service.register_device(session, body.uid, body.kind, body.model, now)
+    return schemas.DeviceRegistered(**_read(session, device, now).model_dump(), secret=secret)
 
 
 @router.get("/devices", response_model=list[schemas.DeviceRead], openapi_extra=_PLACEMENTS)
@@ -100,9 +101,11 @@ def read_device(
     response_model=schemas.SecretRotated,
     openapi_extra=no_resident_data("device credential"),
 )
-def rotate_secret(device_id: IdPath, session: SessionDep, actor: ActorDep) -> schemas.SecretRotated:
+def rotate_secret(
+    device_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
+) -> schemas.SecretRotated:
     _admin(actor)
-    device, secret = service.rotate_secret(session, device_id)
+    device, secret = service.rotate_secret(session, device_id, clock())
     return schemas.SecretRotated(uid=device.uid, secret=secret)
 
 

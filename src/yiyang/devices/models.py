@@ -184,3 +184,18 @@ class TelemetryQuarantine(Base):
     reason: Mapped[str] = mapped_column(String(40), index=True)
     detail: Mapped[str | None] = mapped_column(String(200))
     payload: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class BrokerAdmissionPending(Base):
+    """A device whose broker client may be out of step with the registry, because the broker could
+    not be reached when the device changed. ``secret`` is the password still to be delivered,
+    sealed with the field key (the registry itself keeps only the hash), cleared once delivered."""
+
+    __tablename__ = "broker_admission_pending"
+
+    uid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    secret: Mapped[str | None] = mapped_column(String(200))
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    queued_at: Mapped[dt.datetime] = mapped_column()
+    last_attempt_at: Mapped[dt.datetime] = mapped_column()

@@ -14,7 +14,8 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from yiyang.devices import storage
+from yiyang.db import utcnow
+from yiyang.devices import broker, storage
 from yiyang.devices.ingest import (
     BatchOutcome,
     Delivery,
@@ -84,9 +85,10 @@ def new_secret() -> str:
 
 
 def register_device(
-    session: Session, uid: str, kind: DeviceKind, model: str | None = None
+    session: Session, uid: str, kind: DeviceKind, model: str | None = None, now: dt.datetime | None = None
 ) -> tuple[Device, str]:
-    """Register a device; returns it with its secret (stored only as a hash)."""
+    """Register a device; returns it with its secret (stored only as a hash). The broker is told
+    (``broker.admit_device``): the device may connect and publish on its own topics."""
     if not UID_PATTERN.match(uid):
         raise Invalid(
             "device.uid.format",
@@ -105,6 +107,7 @@ def register_device(
         raise Conflict(
             "device.uid.taken", "设备编号已登记 (a device with this uid is already registered)"
         ) from None
+    broker.admit_device(session, device, secret, now or utcnow())
     return device, secret
 
 
@@ -142,10 +145,14 @@ def list_devices(
     return session.scalars(query).all()
 
 
-def rotate_secret(session: Session, device_id: int) -> tuple[Device, str]:
+def rotate_secret(session: Session, device_id: int, now: dt.datetime | None = None) -> tuple[Device, str]:
+    """A new secret for an active device; the broker gets the new password."""
     device = get_device(session, device_id)
+    if device.state != DeviceState.active:
+        raise Conflict("device.retired", "设备已停用 (device is retired)")
     secret = new_secret()
     device.secret_hash = hash_secret(secret)
+    broker.admit_device(session, device, secret, now or utcnow())
     return device, secret
 
 
@@ -158,6 +165,7 @@ def retire_device(session: Session, device_id: int, at: dt.datetime) -> Device:
         select(DeviceBinding).where(DeviceBinding.device_id == device_id, DeviceBinding.valid_to.is_(None))
     ):
         binding.valid_to = max(at, binding.valid_from + dt.timedelta(seconds=1))
+    broker.revoke_device(session, device, at)  # its broker client goes, its connection is cut
     return device
 
 
