@@ -23,3 +23,7 @@ ROUTERS.extend([assessments_router, tiers_router])
 from yiyang.web.tier_pages import router as tier_pages_router  # noqa: E402
 
 ROUTERS.append(tier_pages_router)
+from yiyang.care.api import router as care_router  # noqa: E402
+from yiyang.web.care_pages import router as care_pages_router  # noqa: E402
+
+ROUTERS.extend([care_router, care_pages_router])
