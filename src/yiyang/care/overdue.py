@@ -117,9 +117,7 @@ def _labels(session: Session, by: str, keys: list[int]) -> dict[int, str]:
         return dict(session.execute(select(Area.id, Area.name).where(Area.id.in_(keys))).all())
     if by == "team":
         return dict(
-            session.execute(select(Organisation.id, Organisation.name).where(Organisation.id.in_(keys)))
-            .tuples()
-            .all()
+            session.execute(select(Organisation.id, Organisation.name).where(Organisation.id.in_(keys))).all()
         )
     from yiyang.access.models import User
 
@@ -139,17 +137,13 @@ def my_work(
     if not mine:
         return []
     scope = visible_residents(session, actor, category=DataCategory.care_services, now=now)
-    return (
-        session.execute(
-            select(WorkItem, Resident.name)
-            .join(Resident, Resident.id == WorkItem.resident_id)
-            .where(WorkItem.status.in_(OPEN_STATUSES), or_(*mine), scope)
-            .order_by(WorkItem.due_by, WorkItem.id)
-            .limit(limit)
-        )
-        .tuples()
-        .all()
-    )
+    return session.execute(
+        select(WorkItem, Resident.name)
+        .join(Resident, Resident.id == WorkItem.resident_id)
+        .where(WorkItem.status.in_(OPEN_STATUSES), or_(*mine), scope)
+        .order_by(WorkItem.due_by, WorkItem.id)
+        .limit(limit)
+    ).all()
 
 
 # -- export -------------------------------------------------------------------------------------
