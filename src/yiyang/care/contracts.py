@@ -16,7 +16,7 @@ from sqlalchemy import func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from yiyang.access.actor import Actor
-from yiyang.access.models import RelationshipKind, ResidentRelationship
+from yiyang.access.models import RelationshipKind, ResidentRelationship, User
 from yiyang.access.policy import DataCategory, authorize
 from yiyang.access.roles import Role
 from yiyang.care.models import CareContract, CareHistory, CareTeam, ContractStatus, GroupContract
@@ -67,6 +67,11 @@ def history_of(session: Session, subject_type: str, subject_id: int) -> Sequence
 # -- teams ----------------------------------------------------------------------------------------
 
 
+def _check_user(session: Session, user_id: int | None) -> None:
+    if user_id is not None and session.get(User, user_id) is None:
+        raise NotFound("care.user.not_found", "未找到该用户 (user not found)", user_id=user_id)
+
+
 def require_admin(actor: Actor) -> None:
     if not actor.is_admin:
         raise Forbidden("care.admin_only", "仅管理员可操作 (administrators only)")
@@ -94,6 +99,7 @@ def create_team(
         raise Invalid(
             "care.team.centre", "所属机构须为社区卫生服务中心 (the team must belong to a health centre)"
         )
+    _check_user(session, lead_user_id)
     if session.scalar(select(Organisation.id).where(Organisation.code == code)) is not None:
         raise Conflict("care.team.code", "机构编码已存在 (an organisation with this code exists)")
     org = Organisation(code=code, name=name, kind=OrganisationKind.family_doctor_team, area_id=centre.area_id)

@@ -65,6 +65,8 @@ def read_referral(session: Session, actor: Actor, referral_id: int, now: dt.date
 def _sender_org(session: Session, actor: Actor, resident_id: int, explicit: int | None) -> int:
     orgs = actor_organisations(actor)
     if explicit is not None:
+        if session.get(Organisation, explicit) is None:
+            raise NotFound("care.referral.sender", "未找到转出机构 (referring organisation not found)")
         if not (actor.is_admin or explicit in orgs):
             raise Forbidden(
                 "care.referral.sender", "只能以本机构名义转诊 (refer only on behalf of your own organisation)"
