@@ -297,3 +297,23 @@ def test_a_returned_referral_schedules_the_community_follow_up(db: Database) -> 
         )  # fmt: skip
         with pytest.raises(Conflict):
             referrals.complete_referral(session, receiver, referral.id, now=days(6))
+
+
+def test_the_day_job_dates_the_next_visit_from_the_last_completed_one(db: Database) -> None:
+    # given a hypertension follow-up completed on 10 January (Beijing time, late in the UTC evening before)
+    world, rid = contracted(db, packages=("chronic",))
+    with db.unit_of_work() as session:
+        session.add(WorkItem(
+            resident_id=rid, kind=WorkKind.follow_up, programme="hypertension", status=WorkStatus.done,
+            rule="bphs.htn.quarterly", owner_organisation_id=world.team_id, due_from=dt.date(2026, 1, 1),
+            due_by=dt.date(2026, 1, 15), completed_at=dt.datetime(2026, 1, 9, 17, 30, tzinfo=dt.UTC),
+        ))  # fmt: skip
+    # when the day job runs, then the next one is due 90 days after the visit, its window opening 2 weeks before
+    run_care_day(db, NOW)
+    with db.unit_of_work() as session:
+        (_done, new) = items(session, rid, "hypertension")
+        assert (new.due_from, new.due_by, new.status) == (
+            dt.date(2026, 3, 26),
+            dt.date(2026, 4, 10),
+            WorkStatus.scheduled,
+        )

@@ -14,7 +14,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, insert, literal, or_, select, update
+import orjson
+from sqlalchemy import DateTime, String, and_, cast, func, insert, literal, or_, select, type_coerce, update
 from sqlalchemy.orm import Session
 
 from yiyang.care.contracts import expire_contracts
@@ -22,6 +23,7 @@ from yiyang.care.models import CareContract, CareHistory, CareTeam, ContractStat
 from yiyang.care.packages import entitlements_of
 from yiyang.care.schedule import (
     DEFAULT_RULES,
+    Cadence,
     Programme,
     ScheduleRules,
     cadences,
@@ -30,7 +32,6 @@ from yiyang.care.schedule import (
     status_on,
 )
 from yiyang.db import Database, bulk_insert, db_datetime
-from yiyang.residents.identity import age_on
 from yiyang.residents.models import Condition, Resident
 
 BY = "system:care-day"
@@ -72,65 +73,111 @@ def care_day(session: Session, now: dt.datetime, rules: ScheduleRules = DEFAULT_
     return report
 
 
+@dataclass(frozen=True, slots=True)
+class _Promise:
+    """One programme a package combination promises, as plain values for the hot loop."""
+
+    programme: str
+    kind: str
+    rule: str
+    cadence: Cadence
+    min_age: int | None
+    prefixes: tuple[str, ...]
+
+
+def _promises(
+    packages_json: str | None, cache: dict[str | None, tuple[_Promise, ...]], plans: dict
+) -> tuple[_Promise, ...]:  # type: ignore[type-arg]
+    found = cache.get(packages_json)
+    if found is None:
+        codes = tuple(orjson.loads(packages_json)) if packages_json else ()
+        found = cache[packages_json] = tuple(
+            _Promise(p.value, plans[p].kind.value, plans[p].rule, plans[p], e.min_age, e.icd10_prefixes)
+            for p, e in entitlements_of(codes).items()
+        )
+    return found
+
+
 def generate_due_work(session: Session, now: dt.datetime, rules: ScheduleRules = DEFAULT_RULES) -> int:
     """Each contract in force gets the next item of every programme its packages promise and the
     resident qualifies for, unless one is already open."""
     today = local_day(now)
     plans = cadences(rules)
-    contracts = session.execute(
-        select(CareContract.resident_id, CareContract.team_id, CareContract.doctor_user_id, CareContract.packages,
+    connection = session.connection()  # Core rows: no ORM loading for a district's worth of them
+    contracts = connection.execute(
+        select(CareContract.resident_id, CareContract.team_id, cast(CareContract.packages, String),
                Resident.birth_date)
         .join(Resident, Resident.id == CareContract.resident_id)
         .where(CareContract.status == ContractStatus.in_force, CareContract.valid_from <= today)
     ).all()  # fmt: skip
     if not contracts:
         return 0
-    entitlement_cache: dict[tuple[str, ...], dict] = {}
     prefixes = sorted({p for e in _all_entitlements() for p in e.icd10_prefixes})
-    diagnoses: dict[int, set[str]] = {}
+    diagnoses: dict[int, list[str]] = {}
     if prefixes:
-        for resident_id, code in session.execute(
+        for resident_id, code in connection.execute(
             select(Condition.resident_id, Condition.code).where(
                 or_(*[Condition.code.like(p + "%") for p in prefixes])
             )
         ):
-            diagnoses.setdefault(resident_id, set()).add(code)
-    open_work = set(
-        session.execute(select(WorkItem.resident_id, WorkItem.programme).where(WorkItem.status.in_(OPEN)))
-    )
+            diagnoses.setdefault(resident_id, []).append(code)
+    programmes = [p.value for p in plans]
+    open_work = {
+        (resident_id, programme)  # plain tuples: a Row compares slowly inside a set
+        for resident_id, programme in connection.execute(
+            select(WorkItem.resident_id, WorkItem.programme).where(
+                WorkItem.status.in_(OPEN), WorkItem.programme.in_(programmes)
+            )
+        )
+    }
+    # The last completed visit per resident and programme; read as plain naive UTC (no per-row
+    # timezone conversion), shifted to China Standard Time for the calendar day.
     last_done: dict[tuple[int, str], dt.date] = {}
+    shift = dt.timedelta(hours=8)
     for resident_id, programme, completed in session.execute(
-        select(WorkItem.resident_id, WorkItem.programme, func.max(WorkItem.completed_at))
-        .where(WorkItem.status == WorkStatus.done.value, WorkItem.programme.in_([p.value for p in plans]))
+        select(
+            WorkItem.resident_id, WorkItem.programme, type_coerce(func.max(WorkItem.completed_at), DateTime)
+        )
+        .where(WorkItem.status == WorkStatus.done.value, WorkItem.programme.in_(programmes))
         .group_by(WorkItem.resident_id, WorkItem.programme)
     ):
         if completed is not None:
-            last_done[(resident_id, programme)] = local_day(completed)
+            if isinstance(completed, str):  # SQLite hands the text back when the type is coerced
+                completed = dt.datetime.fromisoformat(completed)
+            last_done[(resident_id, programme)] = (completed.replace(tzinfo=None) + shift).date()
     stamp = db_datetime(now).isoformat(sep=" ")  # text: COPY and SQLite both take it
+    cache: dict[str | None, tuple[_Promise, ...]] = {}
+    adult_before = {}  # min_age -> latest birth date that is old enough today
     rows: list[tuple[Any, ...]] = []
-    for resident_id, team_id, _doctor, packages, birth_date in contracts:
-        key = tuple(packages or ())
-        entitlements = entitlement_cache.get(key)
-        if entitlements is None:
-            entitlements = entitlement_cache[key] = entitlements_of(key)
-        age = age_on(birth_date, today) if birth_date else None
+    for resident_id, team_id, packages_json, birth_date in contracts:
         codes = diagnoses.get(resident_id, ())
-        for programme, entitlement in entitlements.items():
-            if (resident_id, programme.value) in open_work:
+        for promise in _promises(packages_json, cache, plans):
+            if (resident_id, promise.programme) in open_work:
                 continue
-            if entitlement.min_age is not None and (age is None or age < entitlement.min_age):
+            if promise.min_age is not None:
+                limit = adult_before.get(promise.min_age)
+                if limit is None:
+                    limit = adult_before[promise.min_age] = _born_by(today, promise.min_age)
+                if birth_date is None or birth_date > limit:
+                    continue
+            if promise.prefixes and not any(c.startswith(promise.prefixes) for c in codes):
                 continue
-            if entitlement.icd10_prefixes and not any(
-                c.startswith(entitlement.icd10_prefixes) for c in codes
-            ):
-                continue
-            cadence = plans[programme]
-            due_from, due_by = next_due(cadence, last_done.get((resident_id, programme.value)), today, rules)
+            due_from, due_by = next_due(
+                promise.cadence, last_done.get((resident_id, promise.programme)), today, rules
+            )
             rows.append((
-                resident_id, cadence.kind.value, programme.value, status_on(due_from, due_by, today), cadence.rule,
+                resident_id, promise.kind, promise.programme, status_on(due_from, due_by, today), promise.rule,
                 None, team_id, due_from.isoformat(), due_by.isoformat(), "contract", None, 0, stamp, stamp,
             ))  # fmt: skip
     return bulk_insert(session, "work_item", COLUMNS, rows)
+
+
+def _born_by(today: dt.date, age: int) -> dt.date:
+    """The latest birth date of someone ``age`` or older today (29 February counts from 1 March)."""
+    try:
+        return today.replace(year=today.year - age)
+    except ValueError:
+        return today.replace(year=today.year - age, day=28)
 
 
 def _all_entitlements():  # type: ignore[no-untyped-def]
