@@ -313,7 +313,7 @@ def test_the_day_job_dates_the_next_visit_from_the_last_completed_one(db: Databa
     with db.unit_of_work() as session:
         (_done, new) = items(session, rid, "hypertension")
         assert (new.due_from, new.due_by, new.status) == (
-            dt.date(2026, 3, 26),
+            dt.date(2026, 3, 27),
             dt.date(2026, 4, 10),
             WorkStatus.scheduled,
         )
