@@ -19,7 +19,7 @@ from yiyang.care.fhir import work_item_task
 from yiyang.care.models import Referral, ReferralStatus, WorkItem, WorkKind, WorkStatus
 from yiyang.care.schedule import VisitOutcome
 from yiyang.db import Database
-from yiyang.errors import Conflict, Forbidden
+from yiyang.errors import Conflict, Forbidden, Invalid
 from yiyang.tiers.models import CarePlan, CarePlanStatus
 from yiyang.tiers.rules import Tier
 
@@ -317,3 +317,33 @@ def test_the_day_job_dates_the_next_visit_from_the_last_completed_one(db: Databa
             dt.date(2026, 4, 10),
             WorkStatus.scheduled,
         )
+
+
+def test_cancelling_keeps_history_and_a_mental_follow_up_needs_its_risk_grade(db: Database) -> None:
+    world, rid = contracted(db, conditions=("I10", "F20.0"))
+    run_care_day(db, NOW)
+    with db.unit_of_work() as session:
+        (mental,) = items(session, rid, "severe_mental")
+        doctor = load(session, world.doctor_id)
+        with pytest.raises(Invalid):
+            service.record_outcome(session, doctor, mental.id, service.Outcome(), now=NOW)
+    with db.unit_of_work() as session:
+        doctor = load(session, world.doctor_id)
+        result = service.record_outcome(
+            session, doctor, mental.id, service.Outcome(visit=VisitOutcome(risk_grade=1)), now=NOW
+        )
+        assert result.next_items[0].rule == "bphs.smd.basically_stable"
+        (htn,) = items(session, rid, "hypertension")
+        service.cancel_work_item(session, doctor, htn.id, reason="已迁出 (moved away)", now=NOW)
+        assert htn.status is WorkStatus.cancelled
+        assert [h.action for h in service.work_item_history(session, htn.id)] == ["cancelled"]
+
+
+def test_the_xlsx_export_is_audited(db: Database) -> None:
+    from yiyang.access.models import AuditEvent
+
+    world, _rid = contracted(db)
+    with db.unit_of_work() as session:
+        overdue.overdue_xlsx(session, load(session, world.doctor_id), now=NOW)
+        exports = session.scalars(select(AuditEvent).where(AuditEvent.action == "export")).all()
+        assert [(e.resource_type, e.user_id) for e in exports] == [("work_item.overdue", world.doctor_id)]
