@@ -20,11 +20,10 @@ from sqlalchemy.orm import Session
 
 from yiyang.care.contracts import expire_contracts
 from yiyang.care.models import CareContract, CareHistory, CareTeam, ContractStatus, WorkItem, WorkStatus
-from yiyang.care.packages import entitlements_of
+from yiyang.care.packages import PACKAGES, Entitlement, entitlements_of
 from yiyang.care.schedule import (
     DEFAULT_RULES,
     Cadence,
-    Programme,
     ScheduleRules,
     cadences,
     local_day,
@@ -188,16 +187,14 @@ def _insert_work(session: Session, rows: list[tuple[Any, ...]]) -> int:
 
 
 def _born_by(today: dt.date, age: int) -> dt.date:
-    """The latest birth date of someone ``age`` or older today (29 February counts from 1 March)."""
+    """The latest birth date of someone ``age`` or older today (on 29 February: the 28th)."""
     try:
         return today.replace(year=today.year - age)
     except ValueError:
         return today.replace(year=today.year - age, day=28)
 
 
-def _all_entitlements():  # type: ignore[no-untyped-def]
-    from yiyang.care.packages import PACKAGES
-
+def _all_entitlements() -> list[Entitlement]:
     return [e for package in PACKAGES.values() for e in package.entitlements]
 
 
@@ -283,6 +280,3 @@ def escalate_overdue(
             or 0
         )
     return counts[0], counts[1]
-
-
-__all__ = ["DayReport", "Programme", "care_day", "run_care_day"]
