@@ -118,7 +118,7 @@ def generate_due_work(session: Session, now: dt.datetime, rules: ScheduleRules =
             select(Condition.resident_id, Condition.code).where(
                 or_(*[Condition.code.like(p + "%") for p in prefixes])
             )
-        ):
+        ).all():
             diagnoses.setdefault(resident_id, []).append(code)
     programmes = [p.value for p in plans]
     open_work = {
@@ -127,19 +127,19 @@ def generate_due_work(session: Session, now: dt.datetime, rules: ScheduleRules =
             select(WorkItem.resident_id, WorkItem.programme).where(
                 WorkItem.status.in_(OPEN), WorkItem.programme.in_(programmes)
             )
-        )
+        ).all()
     }
     # The last completed visit per resident and programme; read as plain naive UTC (no per-row
     # timezone conversion), shifted to China Standard Time for the calendar day.
     last_done: dict[tuple[int, str], dt.date] = {}
     shift = dt.timedelta(hours=8)
-    for resident_id, programme, completed in session.execute(
+    for resident_id, programme, completed in connection.execute(
         select(
             WorkItem.resident_id, WorkItem.programme, type_coerce(func.max(WorkItem.completed_at), DateTime)
         )
         .where(WorkItem.status == WorkStatus.done.value, WorkItem.programme.in_(programmes))
         .group_by(WorkItem.resident_id, WorkItem.programme)
-    ):
+    ).all():
         if completed is not None:
             if isinstance(completed, str):  # SQLite hands the text back when the type is coerced
                 completed = dt.datetime.fromisoformat(completed)
