@@ -347,3 +347,18 @@ def test_the_xlsx_export_is_audited(db: Database) -> None:
         overdue.overdue_xlsx(session, load(session, world.doctor_id), now=NOW)
         exports = session.scalars(select(AuditEvent).where(AuditEvent.action == "export")).all()
         assert [(e.resource_type, e.user_id) for e in exports] == [("work_item.overdue", world.doctor_id)]
+
+
+def test_a_grid_workers_overdue_visit_escalates_to_the_residents_team_lead(db: Database) -> None:
+    world, rid = contracted(db, packages=("basic",))
+    with db.unit_of_work() as session:
+        visit = service.on_alert_raised(session, AlertRaised(9, rid, "no_activity_12h", "high", NOW))
+        assert visit.owner_user_id == world.grid_worker_id and visit.owner_organisation_id is None
+    run_care_day(db, days(30))
+    with db.unit_of_work() as session:
+        item = session.get(WorkItem, visit.id)
+        assert (item.status, item.escalation_level) == (WorkStatus.overdue, 2)
+        assert (item.escalated_to_user_id, item.escalated_to_organisation_id) == (
+            world.lead_id,
+            world.centre_id,
+        )

@@ -240,17 +240,21 @@ def mark_due_and_overdue(session: Session, now: dt.datetime) -> tuple[int, int]:
 def escalate_overdue(
     session: Session, now: dt.datetime, rules: ScheduleRules = DEFAULT_RULES
 ) -> tuple[int, int]:
-    """Overdue past the lead's threshold: to the owning team's lead; past the centre's: to its
-    health centre (the team's ``health_centre_id``). Returns (to centre, to lead)."""
+    """Overdue past the lead's threshold: to the team lead; past the centre's: to the team's health
+    centre (``care_team.health_centre_id``). The team is the owning team, or for work a person owns
+    (a grid worker's visit) the team the resident is under contract with. Returns (to centre, to lead)."""
     today = local_day(now)
-    lead = (
-        select(CareTeam.lead_user_id).where(CareTeam.organisation_id == WorkItem.owner_organisation_id)
+    contract_team = (
+        select(CareContract.team_id)
+        .where(
+            CareContract.resident_id == WorkItem.resident_id, CareContract.status == ContractStatus.in_force
+        )
+        .limit(1)
         .scalar_subquery()
-    )  # fmt: skip
-    centre = (
-        select(CareTeam.health_centre_id).where(CareTeam.organisation_id == WorkItem.owner_organisation_id)
-        .scalar_subquery()
-    )  # fmt: skip
+    )
+    team = func.coalesce(WorkItem.owner_organisation_id, contract_team)
+    lead = select(CareTeam.lead_user_id).where(CareTeam.organisation_id == team).scalar_subquery()
+    centre = select(CareTeam.health_centre_id).where(CareTeam.organisation_id == team).scalar_subquery()
     counts = []
     for level, days in ((2, rules.escalate_to_centre_after_days), (1, rules.escalate_to_lead_after_days)):
         where = and_(
