@@ -71,6 +71,10 @@ from yiyang.tiers.commands import tiers_app  # noqa: E402
 
 app.add_typer(tiers_app, name="tiers")
 
+from yiyang.care.commands import care_app  # noqa: E402
+
+app.add_typer(care_app, name="care")
+
 
 if __name__ == "__main__":
     app()

@@ -41,6 +41,21 @@ class ResidentsUnmerged:
     merge: Any
 
 
+@dataclass(frozen=True, slots=True)
+class WorkItemCompleted:
+    """A care work item was closed (done or failed) with its outcome; ``source_type``/``source_id``
+    name what raised it (an alert, a care plan, a referral), so that domain can close its loop."""
+
+    work_item_id: int
+    resident_id: int
+    kind: str
+    status: str  # done | failed
+    source_type: str | None
+    source_id: int | None
+    outcome: dict[str, Any]
+    completed_at: Any  # datetime
+
+
 def subscribe(event_type: type, handler: Handler) -> None:
     handlers = _handlers.setdefault(event_type, [])
     if handler not in handlers:

@@ -3,6 +3,7 @@
 from yiyang.access import consent_models  # noqa: F401
 from yiyang.access import models as access_models  # noqa: F401
 from yiyang.assessments import models as assessment_models  # noqa: F401
+from yiyang.care import models as care_models  # noqa: F401
 from yiyang.db import Base
 from yiyang.devices import models as device_models  # noqa: F401
 from yiyang.geo import models as geo_models  # noqa: F401

@@ -27,3 +27,7 @@ from yiyang.access.consent_api import router as consent_router  # noqa: E402
 from yiyang.web.sign_in import router as sign_in_router  # noqa: E402
 
 ROUTERS.extend([consent_router, sign_in_router])
+from yiyang.care.api import router as care_router  # noqa: E402
+from yiyang.web.care_pages import router as care_pages_router  # noqa: E402
+
+ROUTERS.extend([care_router, care_pages_router])

@@ -1,0 +1,440 @@
+"""Family-doctor teams and contracts (家庭医生签约): sign, renew, terminate, expire, group signing.
+
+A contract in force is mirrored by a ``resident_relationship`` row (kind contract, organisation
+= the team, source ``care_contract``/id); ending the contract ends the row, so the team's scope
+follows its contracts. Services never commit: the request or job that owns the unit of work does.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, insert, literal, select, update
+from sqlalchemy.orm import Session
+
+from yiyang.access.actor import Actor
+from yiyang.access.models import RelationshipKind, ResidentRelationship, User
+from yiyang.access.policy import DataCategory, authorize
+from yiyang.access.roles import Role
+from yiyang.care.models import CareContract, CareHistory, CareTeam, ContractStatus, GroupContract
+from yiyang.care.packages import unknown_packages
+from yiyang.care.schedule import LOCAL_TZ, local_day
+from yiyang.errors import Conflict, Forbidden, Invalid, NotFound
+from yiyang.geo.models import Organisation, OrganisationKind
+from yiyang.residents.service import get_active_resident
+
+SOURCE_TYPE = "care_contract"
+TEAM_ROLES = (Role.family_doctor, Role.nurse, Role.health_manager)
+
+
+def by_of(actor: Actor) -> str:
+    return actor.username[:64]
+
+
+def history(
+    session: Session, subject_type: str, subject_id: int, action: str, *, at: dt.datetime, by: str,
+    from_status: str | None = None, to_status: str | None = None, note: str | None = None,
+) -> None:  # fmt: skip
+    session.add(
+        CareHistory(
+            subject_type=subject_type,
+            subject_id=subject_id,
+            action=action,
+            from_status=from_status,
+            to_status=to_status,
+            at=at,
+            by=by[:64],
+            note=note[:200] if note else None,
+        )  # fmt: skip
+    )
+
+
+def history_of(session: Session, subject_type: str, subject_id: int) -> Sequence[CareHistory]:
+    return (
+        session.execute(
+            select(CareHistory)
+            .where(CareHistory.subject_type == subject_type, CareHistory.subject_id == subject_id)
+            .order_by(CareHistory.at, CareHistory.id)
+        )
+        .scalars()
+        .all()
+    )
+
+
+# -- teams ----------------------------------------------------------------------------------------
+
+
+def _check_user(session: Session, user_id: int | None) -> None:
+    if user_id is not None and session.get(User, user_id) is None:
+        raise NotFound("care.user.not_found", "未找到该用户 (user not found)", user_id=user_id)
+
+
+def require_admin(actor: Actor) -> None:
+    if not actor.is_admin:
+        raise Forbidden("care.admin_only", "仅管理员可操作 (administrators only)")
+
+
+def team_member(actor: Actor, team_id: int) -> bool:
+    return any(g.organisation_id == team_id for role in TEAM_ROLES for g in actor.grants_for(role))
+
+
+def require_team_member(actor: Actor, team_id: int) -> None:
+    if not (actor.is_admin or team_member(actor, team_id)):
+        raise Forbidden(
+            "care.team_role", "仅该家庭医生团队成员可操作 (members of this family-doctor team only)"
+        )
+
+
+def create_team(
+    session: Session, actor: Actor, *, code: str, name: str, health_centre_id: int, panel_limit: int,
+    lead_user_id: int | None = None, specialists: list[dict] | None = None, now: dt.datetime,
+) -> CareTeam:  # fmt: skip
+    """A team is an organisation of kind family_doctor_team under its health centre's area."""
+    require_admin(actor)
+    centre = session.get(Organisation, health_centre_id)
+    if centre is None or centre.kind is not OrganisationKind.health_centre:
+        raise Invalid(
+            "care.team.centre", "所属机构须为社区卫生服务中心 (the team must belong to a health centre)"
+        )
+    _check_user(session, lead_user_id)
+    if session.scalar(select(Organisation.id).where(Organisation.code == code)) is not None:
+        raise Conflict("care.team.code", "机构编码已存在 (an organisation with this code exists)")
+    org = Organisation(code=code, name=name, kind=OrganisationKind.family_doctor_team, area_id=centre.area_id)
+    session.add(org)
+    session.flush()
+    team = CareTeam(
+        organisation_id=org.id, health_centre_id=centre.id, panel_limit=panel_limit,
+        lead_user_id=lead_user_id, specialists=specialists or [], created_at=now,
+    )  # fmt: skip
+    session.add(team)
+    session.flush()
+    return team
+
+
+def get_team(session: Session, team_id: int) -> CareTeam:
+    team = session.get(CareTeam, team_id)
+    if team is None:
+        raise NotFound(
+            "care.team.not_found", "未找到该家庭医生团队 (family-doctor team not found)", team_id=team_id
+        )
+    return team
+
+
+def panel_size(session: Session, team_id: int) -> int:
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(CareContract)
+            .where(CareContract.team_id == team_id, CareContract.status == ContractStatus.in_force)
+        )
+        or 0
+    )
+
+
+def _check_panel(session: Session, team: CareTeam, adding: int) -> None:
+    size = panel_size(session, team.organisation_id)
+    if size + adding > team.panel_limit:
+        raise Conflict(
+            "care.panel_full", "团队签约人数已达上限 (the team's panel is full)",
+            panel_limit=team.panel_limit, panel_size=size, adding=adding,
+        )  # fmt: skip
+
+
+# -- contracts ------------------------------------------------------------------------------------
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    index = day.month - 1 + months
+    year, month = day.year + index // 12, index % 12 + 1
+    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def _start_of(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), LOCAL_TZ).astimezone(dt.UTC)
+
+
+def _check_packages(packages: list[str]) -> None:
+    if not packages:
+        raise Invalid("care.contract.packages", "请选择至少一个服务包 (choose at least one package)")
+    unknown = unknown_packages(packages)
+    if unknown:
+        raise Invalid(
+            "care.contract.package_unknown", "未知的服务包 (unknown service package)", packages=unknown
+        )
+
+
+def contract_in_force(session: Session, resident_id: int) -> CareContract | None:
+    return session.scalar(
+        select(CareContract).where(
+            CareContract.resident_id == resident_id, CareContract.status == ContractStatus.in_force
+        )
+    )
+
+
+def _write_contract(
+    session: Session, *, resident_id: int, team_id: int, packages: list[str], valid_from: dt.date,
+    months: int, by: str, now: dt.datetime, doctor_user_id: int | None = None,
+    group_contract_id: int | None = None, renewed_from_id: int | None = None,
+) -> CareContract:  # fmt: skip
+    contract = CareContract(
+        resident_id=resident_id, team_id=team_id, doctor_user_id=doctor_user_id, group_contract_id=group_contract_id,
+        packages=list(packages), status=ContractStatus.in_force, valid_from=valid_from,
+        valid_until=add_months(valid_from, months) - dt.timedelta(days=1), renewed_from_id=renewed_from_id,
+        signed_by=by, signed_at=now,
+    )  # fmt: skip
+    session.add(contract)
+    session.flush()
+    session.add(
+        ResidentRelationship(
+            resident_id=resident_id,
+            kind=RelationshipKind.contract,
+            organisation_id=team_id,
+            valid_from=_start_of(valid_from),
+            valid_until=_start_of(contract.valid_until + dt.timedelta(days=1)),
+            source_type=SOURCE_TYPE,
+            source_id=contract.id,
+            created_at=now,
+        )  # fmt: skip
+    )
+    history(session, "contract", contract.id, "renewed" if renewed_from_id else "signed", at=now, by=by,
+            to_status=ContractStatus.in_force.value)  # fmt: skip
+    return contract
+
+
+def sign_contract(
+    session: Session, actor: Actor, *, resident_id: int, team_id: int, packages: list[str],
+    valid_from: dt.date | None = None, months: int = 12, doctor_user_id: int | None = None, now: dt.datetime,
+) -> CareContract:  # fmt: skip
+    """签约: one resident with one team; the panel limit holds; one contract in force at a time."""
+    team = get_team(session, team_id)
+    require_team_member(actor, team_id)
+    get_active_resident(session, resident_id)
+    authorize(session, actor, resident_id, category=DataCategory.care_services, what="care_contract",
+              action="create", now=now)  # fmt: skip
+    _check_packages(packages)
+    if contract_in_force(session, resident_id) is not None:
+        raise Conflict(
+            "care.contract.exists", "该居民已有生效中的签约 (this resident already has a contract in force)"
+        )
+    _check_panel(session, team, 1)
+    return _write_contract(
+        session, resident_id=resident_id, team_id=team_id, packages=packages,
+        valid_from=valid_from or local_day(now), months=months, by=by_of(actor), now=now, doctor_user_id=doctor_user_id,
+    )  # fmt: skip
+
+
+def get_contract(session: Session, contract_id: int) -> CareContract:
+    contract = session.get(CareContract, contract_id)
+    if contract is None:
+        raise NotFound(
+            "care.contract.not_found", "未找到该签约 (contract not found)", contract_id=contract_id
+        )
+    return contract
+
+
+def read_contract(session: Session, actor: Actor, contract_id: int, now: dt.datetime) -> CareContract:
+    contract = get_contract(session, contract_id)
+    authorize(
+        session,
+        actor,
+        contract.resident_id,
+        category=DataCategory.care_services,
+        what="care_contract",
+        now=now,
+    )
+    return contract
+
+
+def contracts_of(
+    session: Session, actor: Actor, resident_id: int, now: dt.datetime
+) -> Sequence[CareContract]:
+    authorize(session, actor, resident_id, category=DataCategory.care_services, what="care_contract", now=now)
+    return (
+        session.execute(
+            select(CareContract)
+            .where(CareContract.resident_id == resident_id)
+            .order_by(CareContract.id.desc())
+        )
+        .scalars()
+        .all()
+    )
+
+
+def _end_relationship(session: Session, contract_id: int, at: dt.datetime) -> None:
+    session.execute(
+        update(ResidentRelationship)
+        .where(
+            ResidentRelationship.source_type == SOURCE_TYPE,
+            ResidentRelationship.source_id == contract_id,
+            ResidentRelationship.ended_at.is_(None),
+        )
+        .values(ended_at=at)
+    )
+
+
+def terminate_contract(
+    session: Session, actor: Actor, contract_id: int, *, reason: str, now: dt.datetime
+) -> CareContract:
+    """解约: the contract ends now, and with it the team's scope over the resident."""
+    contract = get_contract(session, contract_id)
+    require_team_member(actor, contract.team_id)
+    authorize(session, actor, contract.resident_id, category=DataCategory.care_services, what="care_contract",
+              action="update", now=now)  # fmt: skip
+    if contract.status is not ContractStatus.in_force:
+        raise Conflict("care.contract.not_in_force", "该签约已不在履约中 (the contract is not in force)",
+                       status=contract.status.value)  # fmt: skip
+    contract.status = ContractStatus.terminated
+    contract.ended_at = now
+    contract.end_reason = reason[:200]
+    _end_relationship(session, contract.id, now)
+    history(session, "contract", contract.id, "terminated", at=now, by=by_of(actor),
+            from_status=ContractStatus.in_force.value, to_status=contract.status.value, note=reason)  # fmt: skip
+    session.flush()
+    return contract
+
+
+def renew_contract(
+    session: Session, actor: Actor, contract_id: int, *, months: int = 12, packages: list[str] | None = None,
+    now: dt.datetime,
+) -> CareContract:  # fmt: skip
+    """续约: a new contract continuing this one (from the day after it ends, or today if it has)."""
+    old = get_contract(session, contract_id)
+    team = get_team(session, old.team_id)
+    require_team_member(actor, old.team_id)
+    authorize(session, actor, old.resident_id, category=DataCategory.care_services, what="care_contract",
+              action="create", now=now)  # fmt: skip
+    if old.status not in (ContractStatus.in_force, ContractStatus.expired):
+        raise Conflict("care.contract.not_renewable", "仅履约中或已到期的签约可续约 (only a contract in force or expired can be renewed)",
+                       status=old.status.value)  # fmt: skip
+    packages = list(packages or old.packages)
+    _check_packages(packages)
+    today = local_day(now)
+    if old.status is ContractStatus.expired:
+        if contract_in_force(session, old.resident_id) is not None:
+            raise Conflict(
+                "care.contract.exists",
+                "该居民已有生效中的签约 (this resident already has a contract in force)",
+            )
+        _check_panel(session, team, 1)
+        start = today
+    else:
+        start = max(today, old.valid_until + dt.timedelta(days=1))
+    previous = old.status.value
+    old.status = ContractStatus.renewed
+    old.ended_at = now
+    _end_relationship(session, old.id, now)
+    history(session, "contract", old.id, "renewed", at=now, by=by_of(actor), from_status=previous,
+            to_status=old.status.value)  # fmt: skip
+    session.flush()
+    return _write_contract(
+        session, resident_id=old.resident_id, team_id=old.team_id, packages=packages, valid_from=start,
+        months=months, by=by_of(actor), now=now, doctor_user_id=old.doctor_user_id, renewed_from_id=old.id,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSigning:
+    group: GroupContract
+    contracts: tuple[CareContract, ...]
+    skipped: tuple[int, ...]  # residents already under a contract in force
+
+
+def sign_group(
+    session: Session, actor: Actor, *, team_id: int, institution_id: int, resident_ids: list[int],
+    packages: list[str], valid_from: dt.date | None = None, months: int = 12, now: dt.datetime,
+) -> GroupSigning:  # fmt: skip
+    """功能社区签约: an institution (care home, school) signs many residents at once.
+
+    Residents already under a contract are skipped and reported; the panel limit applies to the
+    whole group at once, so a group that would overflow the panel signs nobody.
+    """
+    team = get_team(session, team_id)
+    require_team_member(actor, team_id)
+    institution = session.get(Organisation, institution_id)
+    if institution is None:
+        raise NotFound(
+            "care.institution.not_found",
+            "未找到该机构 (institution not found)",
+            institution_id=institution_id,
+        )
+    _check_packages(packages)
+    wanted = list(dict.fromkeys(resident_ids))
+    for resident_id in wanted:
+        get_active_resident(session, resident_id)
+        authorize(session, actor, resident_id, category=DataCategory.care_services, what="care_contract",
+                  action="create", now=now)  # fmt: skip
+    already = set(
+        session.execute(
+            select(CareContract.resident_id).where(
+                CareContract.resident_id.in_(wanted), CareContract.status == ContractStatus.in_force
+            )
+        ).scalars()
+    )
+    signing = [r for r in wanted if r not in already]
+    _check_panel(session, team, len(signing))
+    start = valid_from or local_day(now)
+    group = GroupContract(
+        team_id=team_id, institution_id=institution_id, packages=list(packages), valid_from=start,
+        valid_until=add_months(start, months) - dt.timedelta(days=1), signed_by=by_of(actor), signed_at=now,
+    )  # fmt: skip
+    session.add(group)
+    session.flush()
+    contracts = tuple(
+        _write_contract(
+            session,
+            resident_id=r,
+            team_id=team_id,
+            packages=packages,
+            valid_from=start,
+            months=months,
+            by=by_of(actor),
+            now=now,
+            group_contract_id=group.id,
+        )  # fmt: skip
+        for r in signing
+    )
+    return GroupSigning(group, contracts, tuple(sorted(already)))
+
+
+def expire_contracts(session: Session, now: dt.datetime, by: str = "system:care-day") -> int:
+    """Contracts past their last day become expired and their relationship rows end (set-based)."""
+    today = local_day(now)
+    ending = (
+        select(CareContract.id)
+        .where(CareContract.status == ContractStatus.in_force, CareContract.valid_until < today)
+        .scalar_subquery()
+    )
+    session.execute(
+        update(ResidentRelationship)
+        .where(
+            ResidentRelationship.source_type == SOURCE_TYPE,
+            ResidentRelationship.source_id.in_(ending),
+            ResidentRelationship.ended_at.is_(None),
+        )
+        .values(ended_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        insert(CareHistory).from_select(
+            ["subject_type", "subject_id", "action", "from_status", "to_status", "at", "by"],
+            select(
+                literal("contract"),
+                CareContract.id,
+                literal("expired"),
+                literal("in_force"),
+                literal("expired"),
+                literal(now, CareHistory.at.type),
+                literal(by),
+            ).where(CareContract.status == ContractStatus.in_force, CareContract.valid_until < today),
+        )  # fmt: skip
+    )
+    result = session.execute(
+        update(CareContract)
+        .where(CareContract.status == ContractStatus.in_force, CareContract.valid_until < today)
+        .values(status=ContractStatus.expired, ended_at=now, end_reason="expired")
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
