@@ -10,7 +10,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from yiyang.access.deps import current_actor
-from yiyang.access.routes import declared
+from yiyang.access.routes import api_routes, declared
 from yiyang.app import create_app
 from yiyang.db import Database
 from yiyang.web.actor import web_actor
@@ -19,7 +19,7 @@ UNDECLARED_OK = {"/healthz"}  # the app's own liveness probe
 
 
 def _routes(database: Database) -> list[APIRoute]:
-    return [route for route in create_app(database).routes if isinstance(route, APIRoute)]
+    return list(api_routes(create_app(database).routes))
 
 
 def _takes_actor(dependant: Dependant) -> bool:
@@ -53,6 +53,11 @@ def test_routes_naming_a_resident_declare_categories(sqlite_db: Database) -> Non
     assert not vague, vague
 
 
+def test_the_inventory_sees_the_routes_of_included_routers(sqlite_db: Database) -> None:
+    paths = {route.path for route in _routes(sqlite_db)}
+    assert {"/api/residents/{resident_id}", "/fhir/Patient/{resource_id}", "/residents"} <= paths
+
+
 def test_a_route_without_declaration_is_caught(sqlite_db: Database) -> None:
     # given an app with one route added that forgot its declaration
     app = create_app(sqlite_db)
@@ -62,5 +67,5 @@ def test_a_route_without_declaration_is_caught(sqlite_db: Database) -> None:
         return {"resident_id": resident_id}
 
     # then the inventory notices it
-    undeclared = [r.path for r in app.routes if isinstance(r, APIRoute) and declared(r) is None]
+    undeclared = [r.path for r in api_routes(app.routes) if declared(r) is None]
     assert "/api/residents/{resident_id}/secret-notes" in undeclared

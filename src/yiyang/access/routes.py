@@ -8,7 +8,10 @@ fails for any route under /api, /fhir or the staff web that declares neither.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
+
+from fastapi.routing import APIRoute
 
 from yiyang.access.policy import DataCategory
 
@@ -28,3 +31,17 @@ def no_resident_data(why: str) -> dict[str, Any]:
 def declared(route: Any) -> dict[str, Any] | None:
     extra = getattr(route, "openapi_extra", None) or {}
     return extra.get(ACCESS_KEY)
+
+
+def api_routes(routes: Iterable[Any]) -> Iterator[APIRoute]:
+    """Every APIRoute of an app, including those of included routers.
+
+    FastAPI keeps an included router as one node (``original_router``) rather than copying its
+    routes into the app, so a flat look at ``app.routes`` would miss almost every route.
+    """
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from api_routes(inner.routes)
