@@ -1,0 +1,1 @@
+"""Closed-loop care (照护闭环): contracts, work items, follow-ups, referrals, service orders."""
