@@ -23,3 +23,8 @@ ROUTERS.extend([assessments_router, tiers_router])
 from yiyang.web.tier_pages import router as tier_pages_router  # noqa: E402
 
 ROUTERS.append(tier_pages_router)
+from yiyang.care.orders.api import router as orders_router  # noqa: E402
+from yiyang.timebank.api import router as timebank_router  # noqa: E402
+from yiyang.web.order_pages import router as order_pages_router  # noqa: E402
+
+ROUTERS.extend([orders_router, timebank_router, order_pages_router])

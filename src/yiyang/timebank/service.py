@@ -359,7 +359,7 @@ def spend(
     session: Session, actor: Actor, minutes: int, key: str, memo: str | None, now: dt.datetime
 ) -> Posted:
     """A volunteer redeems hours for a service for themselves or their family."""
-    account = _own_account(session, actor, now)
+    account = own_account(session, actor, now)
     redeemed = system_account(session, AccountKind.redeemed, now)
     return post(
         session, TransactionKind.spend, f"spend:{account.id}:{key}",
@@ -372,7 +372,7 @@ def donate(
     session: Session, actor: Actor, minutes: int, key: str, to_user_id: int | None, now: dt.datetime
 ) -> Posted:
     """A volunteer gives hours to the community pool (公益池) or to another volunteer."""
-    account = _own_account(session, actor, now)
+    account = own_account(session, actor, now)
     if to_user_id is None:
         target = system_account(session, AccountKind.pool, now)
     else:
@@ -432,7 +432,7 @@ def expire(session: Session, now: dt.datetime, validity_days: int = DEFAULT_VALI
     return total
 
 
-def _own_account(session: Session, actor: Actor, now: dt.datetime) -> TimebankAccount:
+def own_account(session: Session, actor: Actor, now: dt.datetime) -> TimebankAccount:
     if actor.user_id is None or not actor.has_role(Role.volunteer):
         raise Forbidden("timebank.not_volunteer", "只有志愿者有时间账户 (only volunteers hold time accounts)")
     return account_of(session, actor.user_id, now)

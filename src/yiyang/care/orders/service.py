@@ -532,6 +532,16 @@ def list_orders(
     return total, rows
 
 
+def status_counts(session: Session, actor: Actor, now: dt.datetime) -> dict[OrderStatus, int]:
+    """Orders by status among the residents this actor may see."""
+    rows = session.execute(
+        select(ServiceOrder.status, func.count())
+        .where(_visible(session, actor, now))
+        .group_by(ServiceOrder.status)
+    ).all()
+    return {OrderStatus(status): count for status, count in rows}
+
+
 def _visible(session: Session, actor: Actor, now: dt.datetime) -> ColumnElement[bool]:
     clause = visible_residents(session, actor, category=DataCategory.care_services, now=now)
     visible_ids = select(Resident.id).where(clause)
