@@ -22,6 +22,7 @@ from yiyang.access.actor import Actor
 from yiyang.access.models import RelationshipKind, ResidentRelationship, RoleMembership, User
 from yiyang.access.policy import DataCategory, authorize
 from yiyang.access.roles import Audience, Role, role_info
+from yiyang.db import is_postgres
 from yiyang.errors import Conflict, Forbidden, Invalid, NotFound
 from yiyang.geo.models import Area
 from yiyang.residents.service import get_active_resident
@@ -223,14 +224,31 @@ def system_account(session: Session, kind: AccountKind, now: dt.datetime) -> Tim
 def _open(
     session: Session, kind: AccountKind, code: str, user_id: int | None, now: dt.datetime
 ) -> TimebankAccount:
-    # A savepoint: two first uses at once both try to open it; the loser reads the winner's row.
+    account = TimebankAccount(kind=kind, code=code, user_id=user_id, created_at=now)
     try:
+        _insert_once(
+            session, [account], conflict=("timebank.account.concurrent", "账户正在开立，请重试 (retry)")
+        )
+    except IntegrityError:  # opened at the same moment by another transaction: use that one
+        return session.scalars(select(TimebankAccount).where(TimebankAccount.code == code)).one()
+    return account
+
+
+def _insert_once(session: Session, rows: Sequence[object], *, conflict: tuple[str, str]) -> None:
+    """Insert rows guarded by a unique key. On PostgreSQL inside a savepoint, so a concurrent
+    writer's row makes this raise ``IntegrityError`` with the rest of the transaction intact (the
+    caller then reads the winner's row). On SQLite writers are serialised, and pysqlite's
+    savepoints would commit early, so a plain flush; a lost race there is a retryable conflict."""
+    if is_postgres(session):
         with session.begin_nested():
-            account = TimebankAccount(kind=kind, code=code, user_id=user_id, created_at=now)
-            session.add(account)
-        return account
+            session.add_all(rows)
+            session.flush()
+        return
+    try:
+        session.add_all(rows)
+        session.flush()
     except IntegrityError:
-        return session.scalar(select(TimebankAccount).where(TimebankAccount.code == code))  # type: ignore[return-value]
+        raise Conflict(*conflict) from None
 
 
 def balance(session: Session, account_id: int) -> int:
@@ -291,27 +309,27 @@ def post(
             "时间余额不足 (not enough hours in the account)",
             balance_minutes=balances[short[0]],
         )
+    transaction = TimebankTransaction(
+        kind=kind, idempotency_key=key, source_type=source_type, source_id=source_id,
+        memo=memo[:200] if memo else None, posted_at=now, posted_by=by[:64],
+    )  # fmt: skip
     try:
-        with session.begin_nested():
-            transaction = TimebankTransaction(
-                kind=kind, idempotency_key=key, source_type=source_type, source_id=source_id,
-                memo=memo[:200] if memo else None, posted_at=now, posted_by=by[:64],
-            )  # fmt: skip
-            session.add(transaction)
-            session.flush()
-            session.add_all(
-                TimebankEntry(
-                    transaction_id=transaction.id, account_id=p.account_id, minutes=p.minutes, posted_at=now
-                )
-                for p in postings
-            )
-            session.flush()
+        _insert_once(
+            session, [transaction], conflict=("timebank.key.concurrent", "同一笔记账正在处理，请重试 (retry)")
+        )
     except IntegrityError:
         # The same key posted at the same moment by another transaction: the first one stands.
         replayed = _replay(session, kind, key, postings)
         if replayed is None:
             raise
         return replayed
+    session.add_all(
+        TimebankEntry(
+            transaction_id=transaction.id, account_id=p.account_id, minutes=p.minutes, posted_at=now
+        )
+        for p in postings
+    )
+    session.flush()
     return Posted(transaction, replayed=False)
 
 
