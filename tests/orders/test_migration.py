@@ -9,7 +9,7 @@ from yiyang.db import Database
 from yiyang.models import metadata
 
 TABLES = (
-    "service_provider", "service_order", "service_order_transition", "volunteer_profile", "volunteer_pairing",
+    "service_provider", "service_provider_area", "service_order", "service_order_transition", "volunteer_profile", "volunteer_pairing",
     "timebank_account", "timebank_transaction", "timebank_entry",
 )  # fmt: skip
 

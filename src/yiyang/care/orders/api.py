@@ -162,9 +162,11 @@ def list_providers(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> list[schemas.ProviderRead]:
     _admin(actor)
+    providers = service.list_providers(session, limit, offset)
+    coverage = service.coverage_of(session, [p.id for p in providers])
     return [
-        schemas.ProviderRead.of(p, service.provider_name(session, p))
-        for p in service.list_providers(session, limit, offset)
+        schemas.ProviderRead.of(p, service.provider_name(session, p), coverage.get(p.id, []))
+        for p in providers
     ]
 
 
@@ -185,7 +187,8 @@ def register_provider(
         ),
         clock(),
     )
-    return schemas.ProviderRead.of(provider, service.provider_name(session, provider))
+    coverage = service.coverage_of(session, [provider.id]).get(provider.id, [])
+    return schemas.ProviderRead.of(provider, service.provider_name(session, provider), coverage)
 
 
 @router.post("/service-orders/sweep", response_model=schemas.SweepResult)

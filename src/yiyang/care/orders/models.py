@@ -1,6 +1,6 @@
 """Service-order tables: the providers that take orders, the orders, and every transition.
 
-``service_order_transition`` is the history: one row per change of state (placed, offered,
+``service_provider_area`` lists the areas each provider covers. ``service_order_transition`` is the history: one row per change of state (placed, offered,
 accepted, declined, lapsed, completed, rated, cancelled), with who did it and why, so an
 order's whole path can be replayed.
 """
@@ -47,13 +47,23 @@ class ServiceProvider(Base):
     organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisation.id"), unique=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"), unique=True)  # a volunteer
     base_area_id: Mapped[int] = mapped_column(ForeignKey("area.id"))
-    coverage_area_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
     skills: Mapped[list[Any]] = mapped_column(JSON, default=list)
     availability: Mapped[list[Any]] = mapped_column(JSON, default=list)  # slots "tue.pm"; empty: any time
     capacity: Mapped[int] = mapped_column(Integer, default=5)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ServiceProviderArea(Base):
+    """An area a provider covers, with everything under it. A table rather than a list on the
+    provider, so dispatch finds the providers covering an address by index (the area and its
+    ancestors) instead of reading every volunteer in the district."""
+
+    __tablename__ = "service_provider_area"
+
+    provider_id: Mapped[int] = mapped_column(ForeignKey("service_provider.id"), primary_key=True)
+    area_id: Mapped[int] = mapped_column(ForeignKey("area.id"), primary_key=True, index=True)
 
 
 class ServiceOrder(Base):

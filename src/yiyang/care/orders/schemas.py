@@ -207,10 +207,10 @@ class ProviderRead(BaseModel):
     active: bool
 
     @classmethod
-    def of(cls, provider: ServiceProvider, name: str) -> ProviderRead:
+    def of(cls, provider: ServiceProvider, name: str, coverage: list[int]) -> ProviderRead:
         return cls(
             id=provider.id, kind=provider.kind, organisation_id=provider.organisation_id, user_id=provider.user_id,
-            name=name, base_area_id=provider.base_area_id, coverage_area_ids=list(provider.coverage_area_ids),
+            name=name, base_area_id=provider.base_area_id, coverage_area_ids=coverage,
             skills=list(provider.skills), availability=list(provider.availability), capacity=provider.capacity,
             active=provider.active,
         )  # fmt: skip

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from yiyang import events
@@ -50,6 +50,7 @@ from yiyang.care.orders.models import (
     ServiceOrder,
     ServiceOrderTransition,
     ServiceProvider,
+    ServiceProviderArea,
 )
 from yiyang.config import Settings, get_settings
 from yiyang.errors import Conflict, Forbidden, Invalid, NotFound
@@ -220,7 +221,7 @@ def dispatch_order(
     ranking = rank_providers(
         service,
         _area_path(session, order.area_id),
-        _candidates(session, service, order.requested_for),
+        _candidates(session, service, order.area_id, order.requested_for),
         already_tried=tried_providers(session, order.id),
         weights=weights,
     )
@@ -233,7 +234,7 @@ def dispatch_order(
         reasons = sorted({reason.value for reason in ranking.excluded.values()})
         _record(
             session, order, "unassigned", previous, actor, now,
-            reason="no provider: " + (", ".join(reasons) if reasons else "none registered"),
+            reason="no provider: " + (", ".join(reasons) if reasons else "none covers the area"),
         )  # fmt: skip
         return ranking
     order.status = OrderStatus.offered
@@ -259,10 +260,20 @@ def tried_providers(session: Session, order_id: int) -> set[int]:
     return {row for row in rows if row is not None}
 
 
-def _candidates(session: Session, service: Service, requested_for: dt.datetime | None) -> list[Candidate]:
+def _candidates(
+    session: Session, service: Service, area_id: int, requested_for: dt.datetime | None
+) -> list[Candidate]:
+    """Providers of the service's kinds that cover the area (found through the area's ancestors,
+    by index), as dispatch sees them: skills, coverage, base, open orders, availability."""
+    ancestors = select(Area.id).where(Area.code.in_(_area_path(session, area_id).split("/")))
+    covering = select(ServiceProviderArea.provider_id).where(ServiceProviderArea.area_id.in_(ancestors))
     providers = session.scalars(
         select(ServiceProvider)
-        .where(ServiceProvider.active.is_(True), ServiceProvider.kind.in_(service.providers))
+        .where(
+            ServiceProvider.active.is_(True),
+            ServiceProvider.kind.in_(service.providers),
+            ServiceProvider.id.in_(covering),
+        )
         .order_by(ServiceProvider.id)
     ).all()
     if not providers:
@@ -278,14 +289,15 @@ def _candidates(session: Session, service: Service, requested_for: dt.datetime |
             .group_by(ServiceOrder.provider_id)
         ).all()
     )
-    area_ids = {p.base_area_id for p in providers} | {a for p in providers for a in p.coverage_area_ids}
+    coverage = coverage_of(session, ids)
+    area_ids = {p.base_area_id for p in providers} | {a for areas in coverage.values() for a in areas}
     paths = dict(session.execute(select(Area.id, Area.path).where(Area.id.in_(area_ids))).all())
     return [
         Candidate(
             provider_id=p.id,
             kind=ProviderKind(p.kind),
             skills=frozenset(p.skills),
-            coverage_paths=tuple(paths[a] for a in p.coverage_area_ids if a in paths),
+            coverage_paths=tuple(paths[a] for a in coverage.get(p.id, ()) if a in paths),
             base_path=paths.get(p.base_area_id, ""),
             open_orders=load.get(p.id, 0),
             capacity=p.capacity,
@@ -294,6 +306,25 @@ def _candidates(session: Session, service: Service, requested_for: dt.datetime |
         )
         for p in providers
     ]
+
+
+def coverage_of(session: Session, provider_ids: Sequence[int]) -> dict[int, list[int]]:
+    """The areas each provider covers."""
+    found: dict[int, list[int]] = {}
+    rows = session.execute(
+        select(ServiceProviderArea.provider_id, ServiceProviderArea.area_id)
+        .where(ServiceProviderArea.provider_id.in_(provider_ids))
+        .order_by(ServiceProviderArea.provider_id, ServiceProviderArea.area_id)
+    )
+    for provider_id, area_id in rows:
+        found.setdefault(provider_id, []).append(area_id)
+    return found
+
+
+def _set_coverage(session: Session, provider: ServiceProvider, area_ids: Sequence[int]) -> None:
+    session.flush()  # the provider needs its id
+    session.execute(delete(ServiceProviderArea).where(ServiceProviderArea.provider_id == provider.id))
+    session.add_all(ServiceProviderArea(provider_id=provider.id, area_id=a) for a in sorted(set(area_ids)))
 
 
 def _area_path(session: Session, area_id: int) -> str:
@@ -333,7 +364,7 @@ def sweep_offers(
         ranking = rank_providers(
             service,
             _area_path(session, order.area_id),
-            _candidates(session, service, order.requested_for),
+            _candidates(session, service, order.area_id, order.requested_for),
             already_tried=tried_providers(session, order.id),
             weights=weights,
         )
@@ -626,7 +657,7 @@ def register_provider(session: Session, request: ProviderRequest, now: dt.dateti
         provider = ServiceProvider(organisation_id=organisation.id, kind=kind, created_at=now)
         session.add(provider)
     provider.base_area_id = organisation.area_id
-    provider.coverage_area_ids = sorted(set(request.coverage_area_ids)) or [organisation.area_id]
+    _set_coverage(session, provider, request.coverage_area_ids or (organisation.area_id,))
     provider.skills = sorted(set(request.skills))
     provider.capacity = request.capacity
     provider.active = request.active
@@ -657,7 +688,7 @@ def on_volunteer_profile_changed(session: Session, event: events.VolunteerProfil
         )
         session.add(provider)
     provider.base_area_id = event.area_id
-    provider.coverage_area_ids = [event.area_id]
+    _set_coverage(session, provider, (event.area_id,))
     provider.skills = sorted(set(event.skills))
     provider.availability = sorted(set(event.availability) & SLOTS)
     provider.active = event.active

@@ -1,4 +1,4 @@
-"""care orders and time bank: service providers, service orders and their history, volunteer
+"""care orders and time bank: service providers and the areas they cover, service orders and their history, volunteer
 profiles and pairings, the double-entry hours ledger
 
 Revision ID: 0011
@@ -47,7 +47,6 @@ def upgrade() -> None:
         sa.Column("organisation_id", sa.Integer(), nullable=True),
         sa.Column("user_id", sa.Integer(), nullable=True),
         sa.Column("base_area_id", sa.Integer(), nullable=False),
-        sa.Column("coverage_area_ids", sa.JSON(), nullable=False),
         sa.Column("skills", sa.JSON(), nullable=False),
         sa.Column("availability", sa.JSON(), nullable=False),
         sa.Column("capacity", sa.Integer(), nullable=False),
@@ -61,6 +60,15 @@ def upgrade() -> None:
         sa.UniqueConstraint("organisation_id", name=op.f("uq_service_provider_organisation_id")),
         sa.UniqueConstraint("user_id", name=op.f("uq_service_provider_user_id")),
     )
+    op.create_table(
+        "service_provider_area",
+        sa.Column("provider_id", sa.Integer(), nullable=False),
+        sa.Column("area_id", sa.Integer(), nullable=False),
+        _fk("service_provider_area", "provider_id", "service_provider"),
+        _fk("service_provider_area", "area_id", "area"),
+        sa.PrimaryKeyConstraint("provider_id", "area_id", name=op.f("pk_service_provider_area")),
+    )
+    op.create_index(op.f("ix_service_provider_area_area_id"), "service_provider_area", ["area_id"])
     op.create_table(
         "service_order",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -189,6 +197,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in (
         "timebank_entry", "timebank_transaction", "timebank_account", "volunteer_pairing", "volunteer_profile",
-        "service_order_transition", "service_order", "service_provider",
+        "service_order_transition", "service_order", "service_provider_area", "service_provider",
     ):  # fmt: skip
         op.drop_table(table)
