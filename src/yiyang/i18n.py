@@ -147,7 +147,6 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "choice.male": {"zh-CN": "男", "en": "male"},
     "choice.female": {"zh-CN": "女", "en": "female"},
     # service orders and the time bank (服务订单与时间银行)
-    "nav.board": {"zh-CN": "接单看板", "en": "Order board"},
     "orders.board.title": {"zh-CN": "接单看板", "en": "Order board"},
     "orders.board.intro": {
         "zh-CN": "派给本机构的订单。接单前只显示服务、区域和时间；接单后可查看老人信息。",

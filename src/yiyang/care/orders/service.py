@@ -218,10 +218,11 @@ def dispatch_order(
 ) -> Ranking:
     """Offer the order to the best provider that has not yet declined it, or leave it unassigned."""
     service = catalogue.get(order.service_code)
+    area_path = _area_path(session, order.area_id)
     ranking = rank_providers(
         service,
-        _area_path(session, order.area_id),
-        _candidates(session, service, order.area_id, order.requested_for),
+        area_path,
+        _candidates(session, service, area_path, order.requested_for),
         already_tried=tried_providers(session, order.id),
         weights=weights,
     )
@@ -261,11 +262,11 @@ def tried_providers(session: Session, order_id: int) -> set[int]:
 
 
 def _candidates(
-    session: Session, service: Service, area_id: int, requested_for: dt.datetime | None
+    session: Session, service: Service, area_path: str, requested_for: dt.datetime | None
 ) -> list[Candidate]:
     """Providers of the service's kinds that cover the area (found through the area's ancestors,
     by index), as dispatch sees them: skills, coverage, base, open orders, availability."""
-    ancestors = select(Area.id).where(Area.code.in_(_area_path(session, area_id).split("/")))
+    ancestors = select(Area.id).where(Area.code.in_(area_path.split("/")))
     covering = select(ServiceProviderArea.provider_id).where(ServiceProviderArea.area_id.in_(ancestors))
     providers = session.scalars(
         select(ServiceProvider)
@@ -361,10 +362,11 @@ def sweep_offers(
     ).all()
     for order in waiting:
         service = catalogue.get(order.service_code)
+        area_path = _area_path(session, order.area_id)
         ranking = rank_providers(
             service,
-            _area_path(session, order.area_id),
-            _candidates(session, service, order.area_id, order.requested_for),
+            area_path,
+            _candidates(session, service, area_path, order.requested_for),
             already_tried=tried_providers(session, order.id),
             weights=weights,
         )
