@@ -169,6 +169,8 @@ def test_the_resident_rates_a_completed_order_once(db: Database, place: District
         staff = actor(session, place.staff_a)
         orders.accept_order(session, staff, order_id, NOW)
         orders.complete_order(session, staff, order_id, orders.CompletionProof(30, "ok"), NOW)
+    with db.unit_of_work() as session, pytest.raises(Forbidden):  # not by the station that served
+        orders.rate_order(session, actor(session, place.staff_a), order_id, 5, None, NOW)
     with db.unit_of_work() as session:
         orders.rate_order(session, actor(session, place.elder_user), order_id, 4, "饭菜可口", NOW)
     with db.unit_of_work() as session, pytest.raises(Conflict):

@@ -159,3 +159,32 @@ def test_a_station_order_earns_no_hours(db: Database, place: District, reactions
         from yiyang.timebank.models import TimebankTransaction
 
         assert session.scalars(select(TimebankTransaction)).all() == []
+
+
+def test_expiry_takes_old_hours_first_and_a_second_run_takes_nothing(db: Database, place: District) -> None:
+    t0 = NOW - dt.timedelta(days=700)
+    user = place.volunteer_1
+    with db.unit_of_work() as session:
+        timebank.earn(session, user, 120, source_type="service_order", source_id=1, now=t0, by="t")
+        timebank.earn(
+            session,
+            user,
+            60,
+            source_type="service_order",
+            source_id=2,
+            now=t0 + dt.timedelta(days=200),
+            by="t",
+        )
+        timebank.spend(session, actor(session, user), 30, "k", None, t0 + dt.timedelta(days=300))
+    # a year's validity, 400 days on: the first lot is old; the spending used 30 of it
+    at = t0 + dt.timedelta(days=400)
+    with db.unit_of_work() as session:
+        assert timebank.expire(session, at, validity_days=365) == 90
+    with db.unit_of_work() as session:
+        assert timebank.expire(session, at, validity_days=365) == 0
+        assert timebank.balance(session, timebank.account_of(session, user, at).id) == 60
+    # later the second lot is old too
+    with db.unit_of_work() as session:
+        assert timebank.expire(session, t0 + dt.timedelta(days=600), validity_days=365) == 60
+        summary = timebank.hours_summary(session, timebank.account_of(session, user, at).id)
+        assert (summary.balance, summary.earned, summary.spent, summary.expired) == (0, 180, 30, 150)

@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,7 +26,7 @@ from yiyang.db import is_postgres
 from yiyang.errors import Conflict, Forbidden, Invalid, NotFound
 from yiyang.geo.models import Area
 from yiyang.residents.service import get_active_resident
-from yiyang.timebank.ledger import Credit, Posting, check_postings, expiring_minutes, overdrawn
+from yiyang.timebank.ledger import Posting, check_postings, expiring_from_totals, overdrawn
 from yiyang.timebank.models import (
     AccountKind,
     TimebankAccount,
@@ -410,35 +410,24 @@ def donate(
 def expire(session: Session, now: dt.datetime, validity_days: int = DEFAULT_VALIDITY_DAYS) -> int:
     """The timed job: hours older than the validity lapse, oldest first. Returns minutes expired.
 
-    Running it again expires nothing more: what it posted counts as debited the next time. The
-    key names the newest lot it expired, so two runs at once over the same state post once.
+    One aggregate over all volunteer accounts finds those holding old hours; each of those is then
+    locked and worked out again (a spend may have landed in between) before posting. Running it
+    again expires nothing more: what it posted counts as debited the next time. The key names the
+    newest lot it expired, so two runs at once over the same state post once.
     """
     cutoff = now - dt.timedelta(days=validity_days)
     sink = system_account(session, AccountKind.expired, now)
     total = 0
-    accounts = session.scalars(
-        select(TimebankAccount.id)
-        .join(TimebankEntry, TimebankEntry.account_id == TimebankAccount.id)
-        .where(
-            TimebankAccount.kind == AccountKind.volunteer,
-            TimebankEntry.minutes > 0,
-            TimebankEntry.posted_at < cutoff,
-        )
-        .distinct()
-        .order_by(TimebankAccount.id)
-    ).all()
-    for account_id in accounts:
-        rows = session.execute(
-            select(TimebankEntry.id, TimebankEntry.posted_at, TimebankEntry.minutes)
-            .where(TimebankEntry.account_id == account_id)
-            .order_by(TimebankEntry.id)
-        ).all()
-        credits = [Credit(at, minutes) for _, at, minutes in rows if minutes > 0]
-        debited = -sum(minutes for _, _, minutes in rows if minutes < 0)
-        minutes = expiring_minutes(credits, debited, cutoff)
+    for account_id, old, debited, _newest in _expiry_totals(session, cutoff):
+        if expiring_from_totals(old, debited) <= 0:
+            continue
+        session.scalars(
+            select(TimebankAccount.id).where(TimebankAccount.id == account_id).with_for_update()
+        ).one()
+        _, old, debited, newest_lot = _expiry_totals(session, cutoff, account_id)[0]
+        minutes = expiring_from_totals(old, debited)
         if minutes <= 0:
             continue
-        newest_lot = max(entry_id for entry_id, at, m in rows if m > 0 and at < cutoff)
         posted = post(
             session, TransactionKind.expire, f"expire:{account_id}:{newest_lot}",
             [Posting(account_id, -minutes), Posting(sink.id, minutes)],
@@ -448,6 +437,28 @@ def expire(session: Session, now: dt.datetime, validity_days: int = DEFAULT_VALI
         if not posted.replayed:
             total += minutes
     return total
+
+
+def _expiry_totals(
+    session: Session, cutoff: dt.datetime, account_id: int | None = None
+) -> list[tuple[int, int, int, int]]:
+    """Per volunteer account holding lots older than the cutoff: (account, minutes credited before
+    the cutoff, minutes ever debited, the newest such lot's entry id)."""
+    old_credit = (TimebankEntry.minutes > 0) & (TimebankEntry.posted_at < cutoff)
+    old = func.sum(case((old_credit, TimebankEntry.minutes), else_=0))
+    debited = func.sum(case((TimebankEntry.minutes < 0, -TimebankEntry.minutes), else_=0))
+    newest = func.max(case((old_credit, TimebankEntry.id)))
+    query = (
+        select(TimebankEntry.account_id, old, debited, newest)
+        .join(TimebankAccount, TimebankAccount.id == TimebankEntry.account_id)
+        .where(TimebankAccount.kind == AccountKind.volunteer)
+        .group_by(TimebankEntry.account_id)
+        .having(newest.is_not(None))
+        .order_by(TimebankEntry.account_id)
+    )
+    if account_id is not None:
+        query = query.where(TimebankEntry.account_id == account_id)
+    return [(a, int(o), int(d), int(n)) for a, o, d, n in session.execute(query).all()]
 
 
 def own_account(session: Session, actor: Actor, now: dt.datetime) -> TimebankAccount:

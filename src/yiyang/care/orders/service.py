@@ -491,6 +491,10 @@ def rate_order(
         now=now,
     )
     _expect(order, OrderStatus.completed)
+    if order.provider_id is not None and order.provider_id in {p.id for p in providers_of(session, actor)}:
+        raise Forbidden(
+            "order.rating.own", "服务方不能评价自己的服务 (a provider cannot rate its own service)"
+        )
     if order.rating is not None:
         raise Conflict("order.rating.exists", "该服务已评价 (this order was already rated)")
     order.rating = rating
