@@ -154,6 +154,18 @@ def test_refusals_are_4xx_with_codes_and_write_nothing(
         f"/api/residents/{place.elder}/service-orders", json={"service_code": "meal"}, headers=stranger
     )
     assert refused.status_code == 403
+    naive = client.post(
+        f"/api/residents/{place.elder}/service-orders",
+        json={"service_code": "meal", "requested_for": "2026-11-24T10:00:00"},
+        headers=admin,
+    )
+    assert naive.status_code == 422 and naive.json()["code"] == "request.invalid"
+    past = client.post(
+        f"/api/residents/{place.elder}/service-orders",
+        json={"service_code": "meal", "requested_for": "2026-11-23T10:00:00+08:00"},
+        headers=admin,
+    )
+    assert past.status_code == 422 and past.json()["code"] == "order.requested_for.past"
     only_admin = client.post("/api/service-orders/sweep", headers=bearer(client, "staff.a"))
     assert only_admin.status_code == 403
     with sqlite_db.unit_of_work() as session:

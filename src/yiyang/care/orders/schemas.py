@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from yiyang.care.orders.catalogue import STATUS_NAMES, ProviderKind, Service
 from yiyang.care.orders.models import (
@@ -82,7 +82,7 @@ class OrderCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     service_code: str = Field(min_length=1, max_length=32)
-    requested_for: dt.datetime | None = None
+    requested_for: AwareDatetime | None = None  # with its offset, e.g. 2026-11-24T10:00:00+08:00
     note: ShortText | None = None
 
 
