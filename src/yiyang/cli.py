@@ -70,6 +70,11 @@ app.command("simulate")(simulate_command)
 from yiyang.tiers.commands import tiers_app  # noqa: E402
 
 app.add_typer(tiers_app, name="tiers")
+from yiyang.care.orders.commands import orders_app  # noqa: E402
+from yiyang.timebank.commands import timebank_app  # noqa: E402
+
+app.add_typer(orders_app, name="orders")
+app.add_typer(timebank_app, name="timebank")
 
 from yiyang.care.commands import care_app  # noqa: E402
 

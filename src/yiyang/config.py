@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     review_threshold: float = 15.0
     import_batch_rows: int = 5000
     tier_rules_file: Path | None = None  # TOML/JSON changing the tier rules; see docs/tiers.md
+    service_catalogue_file: Path | None = None  # TOML/JSON changing prices and subsidies; docs/orders.md
     # Access, see docs/access.md. "production" requires both keys; so does any database other than
     # the embedded SQLite file, which otherwise gets development keys generated under data_dir.
     environment: str = "development"

@@ -54,6 +54,30 @@ class WorkItemCompleted:
     source_id: int | None
     outcome: dict[str, Any]
     completed_at: Any  # datetime
+# -- service orders and the time bank -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceOrderCompleted:
+    """A service order was completed with proof; the time bank credits a volunteer provider."""
+
+    order_id: int
+    resident_id: int
+    service_code: str
+    volunteer_user_id: int | None  # the provider when it is a volunteer, else None
+    minutes: int  # time on site as recorded in the proof
+    completed_at: Any
+
+
+@dataclass(frozen=True, slots=True)
+class VolunteerProfileChanged:
+    """A volunteer's profile was saved; the order domain keeps its provider row in step."""
+
+    user_id: int
+    area_id: int
+    skills: tuple[str, ...]
+    availability: tuple[str, ...]
+    active: bool
 
 
 def subscribe(event_type: type, handler: Handler) -> None:
@@ -83,3 +107,8 @@ def install_handlers() -> None:
 
     subscribe(ResidentsMerged, consent.on_residents_merged)  # consent decisions follow the person
     subscribe(ResidentsUnmerged, consent.on_residents_unmerged)
+    from yiyang.care.orders.service import on_volunteer_profile_changed
+    from yiyang.timebank.service import on_service_order_completed
+
+    subscribe(VolunteerProfileChanged, on_volunteer_profile_changed)
+    subscribe(ServiceOrderCompleted, on_service_order_completed)

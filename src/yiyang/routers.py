@@ -31,3 +31,8 @@ from yiyang.care.api import router as care_router  # noqa: E402
 from yiyang.web.care_pages import router as care_pages_router  # noqa: E402
 
 ROUTERS.extend([care_router, care_pages_router])
+from yiyang.care.orders.api import router as orders_router  # noqa: E402
+from yiyang.timebank.api import router as timebank_router  # noqa: E402
+from yiyang.web.order_pages import router as order_pages_router  # noqa: E402
+
+ROUTERS.extend([orders_router, timebank_router, order_pages_router])

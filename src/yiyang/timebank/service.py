@@ -1,0 +1,546 @@
+"""Time bank steps: volunteer profiles, pairings (小老助老), and posting hours to the ledger.
+
+``post`` is the one way minutes move. It is idempotent (a key per source: replaying a posting
+returns the first one; the same key with different content is refused), balanced (entries sum to
+zero), and never takes a volunteer's account below zero: the accounts being debited are locked
+(``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite writers are serialised), their balances summed
+from their entries, and the posting refused if one would go negative. Nothing here commits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import case, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from yiyang import events
+from yiyang.access.actor import Actor
+from yiyang.access.models import RelationshipKind, ResidentRelationship, RoleMembership, User
+from yiyang.access.policy import DataCategory, authorize
+from yiyang.access.roles import Audience, Role, role_info
+from yiyang.db import is_postgres
+from yiyang.errors import Conflict, Forbidden, Invalid, NotFound
+from yiyang.geo.models import Area
+from yiyang.residents.service import get_active_resident
+from yiyang.timebank.ledger import Posting, check_postings, expiring_from_totals, overdrawn
+from yiyang.timebank.models import (
+    AccountKind,
+    TimebankAccount,
+    TimebankEntry,
+    TimebankTransaction,
+    TransactionKind,
+    VolunteerPairing,
+    VolunteerProfile,
+)
+
+PAIRING_SOURCE = "volunteer_pairing"  # resident_relationship.source_type of a pairing
+DEFAULT_VALIDITY_DAYS = 3 * 365  # hours expire after three years unless a district says otherwise
+SYSTEM_ACCOUNTS = (AccountKind.issuance, AccountKind.redeemed, AccountKind.pool, AccountKind.expired)
+
+
+# -- volunteers ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileRequest:
+    area_id: int
+    skills: tuple[str, ...] = ()
+    availability: tuple[str, ...] = ()
+    active: bool = True
+
+
+def is_volunteer(session: Session, user_id: int) -> bool:
+    return (
+        session.scalar(
+            select(RoleMembership.id).where(
+                RoleMembership.user_id == user_id,
+                RoleMembership.role == Role.volunteer,
+                RoleMembership.revoked_at.is_(None),
+            )
+        )
+        is not None
+    )
+
+
+def save_profile(
+    session: Session, actor: Actor, user_id: int, request: ProfileRequest, now: dt.datetime
+) -> VolunteerProfile:
+    """A volunteer keeps their own profile; an administrator may keep anyone's."""
+    if actor.user_id != user_id and not actor.is_admin:
+        raise Forbidden(
+            "timebank.profile.forbidden", "只能维护自己的志愿者档案 (you may only edit your own profile)"
+        )
+    if session.get(User, user_id) is None:
+        raise NotFound("user.not_found", "用户不存在 (no such user)")
+    if not is_volunteer(session, user_id):
+        raise Invalid(
+            "timebank.not_volunteer", "该用户不是志愿者 (this user does not hold the volunteer role)"
+        )
+    if session.get(Area, request.area_id) is None:
+        raise NotFound("area.not_found", "辖区不存在 (no such area)")
+    profile = session.get(VolunteerProfile, user_id)
+    if profile is None:
+        profile = VolunteerProfile(user_id=user_id, created_at=now)
+        session.add(profile)
+    profile.area_id = request.area_id
+    profile.skills = sorted(set(request.skills))
+    profile.availability = sorted(set(request.availability))
+    profile.active = request.active
+    profile.updated_at = now
+    session.flush()
+    account_of(session, user_id, now)
+    events.publish(
+        session,
+        events.VolunteerProfileChanged(
+            user_id=user_id,
+            area_id=profile.area_id,
+            skills=tuple(profile.skills),
+            availability=tuple(profile.availability),
+            active=profile.active,
+        ),
+    )
+    return profile
+
+
+def get_profile(session: Session, user_id: int) -> VolunteerProfile:
+    profile = session.get(VolunteerProfile, user_id)
+    if profile is None:
+        raise NotFound("timebank.profile.not_found", "尚无志愿者档案 (no volunteer profile yet)")
+    return profile
+
+
+# -- pairing ---------------------------------------------------------------------------------------
+
+
+def pair(
+    session: Session, actor: Actor, volunteer_user_id: int, resident_id: int, now: dt.datetime
+) -> VolunteerPairing:
+    """Staff pair a volunteer with an elder; the volunteer gets scope over that elder while paired."""
+    _staff(actor)
+    get_active_resident(session, resident_id)
+    authorize(
+        session, actor, resident_id, category=DataCategory.care_services, what="volunteer_pairing",
+        action="create", now=now,
+    )  # fmt: skip
+    profile = session.get(VolunteerProfile, volunteer_user_id)
+    if profile is None or not profile.active or not is_volunteer(session, volunteer_user_id):
+        raise Invalid("timebank.pairing.volunteer", "该志愿者不在岗 (this volunteer is not active)")
+    existing = session.scalar(
+        select(VolunteerPairing.id).where(
+            VolunteerPairing.volunteer_user_id == volunteer_user_id,
+            VolunteerPairing.resident_id == resident_id,
+            VolunteerPairing.ended_at.is_(None),
+        )
+    )
+    if existing is not None:
+        raise Conflict("timebank.pairing.exists", "已经结对 (already paired)", pairing_id=existing)
+    pairing = VolunteerPairing(
+        volunteer_user_id=volunteer_user_id,
+        resident_id=resident_id,
+        started_at=now,
+        created_by_user_id=actor.user_id,
+    )
+    session.add(pairing)
+    session.flush()
+    session.add(
+        ResidentRelationship(
+            resident_id=resident_id,
+            kind=RelationshipKind.pairing,
+            user_id=volunteer_user_id,
+            valid_from=now,
+            source_type=PAIRING_SOURCE,
+            source_id=pairing.id,
+            created_at=now,
+        )
+    )
+    session.flush()
+    return pairing
+
+
+def end_pairing(
+    session: Session, actor: Actor, pairing_id: int, reason: str | None, now: dt.datetime
+) -> VolunteerPairing:
+    pairing = session.get(VolunteerPairing, pairing_id)
+    if pairing is None:
+        raise NotFound("timebank.pairing.not_found", "结对不存在 (no such pairing)")
+    if actor.user_id != pairing.volunteer_user_id:
+        _staff(actor)
+    authorize(
+        session, actor, pairing.resident_id, category=DataCategory.care_services, what="volunteer_pairing",
+        action="update", now=now,
+    )  # fmt: skip
+    if pairing.ended_at is not None:
+        raise Conflict("timebank.pairing.ended", "结对已结束 (the pairing has already ended)")
+    pairing.ended_at = now
+    pairing.end_reason = reason
+    for row in session.scalars(
+        select(ResidentRelationship).where(
+            ResidentRelationship.source_type == PAIRING_SOURCE,
+            ResidentRelationship.source_id == pairing.id,
+            ResidentRelationship.ended_at.is_(None),
+        )
+    ):
+        row.ended_at = now
+        row.valid_until = now
+    return pairing
+
+
+def pairings_of(
+    session: Session, volunteer_user_id: int, *, current_only: bool = True
+) -> Sequence[VolunteerPairing]:
+    query = select(VolunteerPairing).where(VolunteerPairing.volunteer_user_id == volunteer_user_id)
+    if current_only:
+        query = query.where(VolunteerPairing.ended_at.is_(None))
+    return session.scalars(query.order_by(VolunteerPairing.id)).all()
+
+
+def _staff(actor: Actor) -> None:
+    if not any(role_info(r).audience is Audience.staff and r is not Role.volunteer for r in actor.roles):
+        raise Forbidden(
+            "timebank.pairing.forbidden", "只有工作人员可以安排结对 (only staff arrange pairings)"
+        )
+
+
+# -- accounts and posting ----------------------------------------------------------------------------
+
+
+def account_of(session: Session, user_id: int, now: dt.datetime) -> TimebankAccount:
+    """A volunteer's account, opened on first use."""
+    account = session.scalar(select(TimebankAccount).where(TimebankAccount.user_id == user_id))
+    if account is None:
+        account = _open(session, AccountKind.volunteer, f"volunteer:{user_id}", user_id, now)
+    return account
+
+
+def system_account(session: Session, kind: AccountKind, now: dt.datetime) -> TimebankAccount:
+    account = session.scalar(select(TimebankAccount).where(TimebankAccount.code == kind.value))
+    return account if account is not None else _open(session, kind, kind.value, None, now)
+
+
+def _open(
+    session: Session, kind: AccountKind, code: str, user_id: int | None, now: dt.datetime
+) -> TimebankAccount:
+    account = TimebankAccount(kind=kind, code=code, user_id=user_id, created_at=now)
+    try:
+        _insert_once(
+            session, [account], conflict=("timebank.account.concurrent", "账户正在开立，请重试 (retry)")
+        )
+    except IntegrityError:  # opened at the same moment by another transaction: use that one
+        return session.scalars(select(TimebankAccount).where(TimebankAccount.code == code)).one()
+    return account
+
+
+def _insert_once(session: Session, rows: Sequence[object], *, conflict: tuple[str, str]) -> None:
+    """Insert rows guarded by a unique key. On PostgreSQL inside a savepoint, so a concurrent
+    writer's row makes this raise ``IntegrityError`` with the rest of the transaction intact (the
+    caller then reads the winner's row). On SQLite writers are serialised, and pysqlite's
+    savepoints would commit early, so a plain flush; a lost race there is a retryable conflict."""
+    if is_postgres(session):
+        with session.begin_nested():
+            session.add_all(rows)
+            session.flush()
+        return
+    try:
+        session.add_all(rows)
+        session.flush()
+    except IntegrityError:
+        raise Conflict(*conflict) from None
+
+
+def balance(session: Session, account_id: int) -> int:
+    """Minutes in an account: the sum of its entries."""
+    return int(
+        session.scalar(
+            select(func.coalesce(func.sum(TimebankEntry.minutes), 0)).where(
+                TimebankEntry.account_id == account_id
+            )
+        )
+        or 0
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    transaction: TimebankTransaction
+    replayed: bool  # True: this key was posted before and nothing new was written
+
+
+def post(
+    session: Session,
+    kind: TransactionKind,
+    key: str,
+    postings: Sequence[Posting],
+    *,
+    source_type: str,
+    source_id: int | None,
+    now: dt.datetime,
+    by: str,
+    memo: str | None = None,
+) -> Posted:
+    """Write one balanced transaction, once per key, never overdrawing a volunteer."""
+    check_postings(postings)
+    if not key or len(key) > 120:
+        raise Invalid(
+            "timebank.key", "幂等键须为 1-120 个字符 (the idempotency key must be 1-120 characters)"
+        )
+    earlier = _replay(session, kind, key, postings)
+    if earlier is not None:
+        return earlier
+    involved = sorted({p.account_id for p in postings})
+    accounts = session.scalars(
+        select(TimebankAccount)
+        .where(TimebankAccount.id.in_(involved))
+        .order_by(TimebankAccount.id)
+        .with_for_update()
+    ).all()  # locked in id order, so two postings over the same accounts cannot deadlock
+    if len(accounts) != len(involved):
+        raise NotFound("timebank.account.not_found", "账户不存在 (no such account)")
+    guarded = {a.id for a in accounts if a.kind == AccountKind.volunteer}
+    debited = {p.account_id for p in postings if p.minutes < 0} & guarded
+    balances = {account_id: balance(session, account_id) for account_id in debited}
+    short = overdrawn(balances, [p for p in postings if p.account_id in debited], debited)
+    if short:
+        raise Invalid(
+            "timebank.balance.insufficient",
+            "时间余额不足 (not enough hours in the account)",
+            balance_minutes=balances[short[0]],
+        )
+    transaction = TimebankTransaction(
+        kind=kind, idempotency_key=key, source_type=source_type, source_id=source_id,
+        memo=memo[:200] if memo else None, posted_at=now, posted_by=by[:64],
+    )  # fmt: skip
+    try:
+        _insert_once(
+            session, [transaction], conflict=("timebank.key.concurrent", "同一笔记账正在处理，请重试 (retry)")
+        )
+    except IntegrityError:
+        # The same key posted at the same moment by another transaction: the first one stands.
+        replayed = _replay(session, kind, key, postings)
+        if replayed is None:
+            raise
+        return replayed
+    session.add_all(
+        TimebankEntry(
+            transaction_id=transaction.id, account_id=p.account_id, minutes=p.minutes, posted_at=now
+        )
+        for p in postings
+    )
+    session.flush()
+    return Posted(transaction, replayed=False)
+
+
+def _replay(session: Session, kind: TransactionKind, key: str, postings: Sequence[Posting]) -> Posted | None:
+    earlier = session.scalar(select(TimebankTransaction).where(TimebankTransaction.idempotency_key == key))
+    if earlier is None:
+        return None
+    entries = session.execute(
+        select(TimebankEntry.account_id, TimebankEntry.minutes).where(
+            TimebankEntry.transaction_id == earlier.id
+        )
+    ).all()
+    if earlier.kind != kind or sorted(entries) != sorted((p.account_id, p.minutes) for p in postings):
+        raise Conflict(
+            "timebank.key.reused",
+            "该幂等键已用于另一笔记账 (this idempotency key was used for a different posting)",
+        )
+    return Posted(earlier, replayed=True)
+
+
+# -- the four kinds of posting -------------------------------------------------------------------
+
+
+def earn(
+    session: Session,
+    volunteer_user_id: int,
+    minutes: int,
+    *,
+    source_type: str,
+    source_id: int,
+    now: dt.datetime,
+    by: str,
+) -> Posted:
+    """Hours earned for a service: issued to the volunteer, once per source."""
+    account = account_of(session, volunteer_user_id, now)
+    issuance = system_account(session, AccountKind.issuance, now)
+    return post(
+        session, TransactionKind.earn, f"earn:{source_type}:{source_id}",
+        [Posting(issuance.id, -minutes), Posting(account.id, minutes)],
+        source_type=source_type, source_id=source_id, now=now, by=by,
+    )  # fmt: skip
+
+
+def spend(
+    session: Session, actor: Actor, minutes: int, key: str, memo: str | None, now: dt.datetime
+) -> Posted:
+    """A volunteer redeems hours for a service for themselves or their family."""
+    account = own_account(session, actor, now)
+    redeemed = system_account(session, AccountKind.redeemed, now)
+    return post(
+        session, TransactionKind.spend, f"spend:{account.id}:{key}",
+        [Posting(account.id, -minutes), Posting(redeemed.id, minutes)],
+        source_type="request", source_id=None, now=now, by=actor.username, memo=memo,
+    )  # fmt: skip
+
+
+def donate(
+    session: Session, actor: Actor, minutes: int, key: str, to_user_id: int | None, now: dt.datetime
+) -> Posted:
+    """A volunteer gives hours to the community pool (公益池) or to another volunteer."""
+    account = own_account(session, actor, now)
+    if to_user_id is None:
+        target = system_account(session, AccountKind.pool, now)
+    else:
+        if to_user_id == actor.user_id or not is_volunteer(session, to_user_id):
+            raise Invalid(
+                "timebank.donate.target",
+                "只能捐赠给其他志愿者或公益池 (donate to another volunteer or the pool)",
+            )
+        target = account_of(session, to_user_id, now)
+    return post(
+        session, TransactionKind.donate, f"donate:{account.id}:{key}",
+        [Posting(account.id, -minutes), Posting(target.id, minutes)],
+        source_type="request", source_id=None, now=now, by=actor.username,
+    )  # fmt: skip
+
+
+def expire(session: Session, now: dt.datetime, validity_days: int = DEFAULT_VALIDITY_DAYS) -> int:
+    """The timed job: hours older than the validity lapse, oldest first. Returns minutes expired.
+
+    One aggregate over all volunteer accounts finds those holding old hours; each of those is then
+    locked and worked out again (a spend may have landed in between) before posting. Running it
+    again expires nothing more: what it posted counts as debited the next time. The key names the
+    newest lot it expired, so two runs at once over the same state post once.
+    """
+    cutoff = now - dt.timedelta(days=validity_days)
+    sink = system_account(session, AccountKind.expired, now)
+    total = 0
+    for account_id, old, debited, _newest in _expiry_totals(session, cutoff):
+        if expiring_from_totals(old, debited) <= 0:
+            continue
+        session.scalars(
+            select(TimebankAccount.id).where(TimebankAccount.id == account_id).with_for_update()
+        ).one()
+        _, old, debited, newest_lot = _expiry_totals(session, cutoff, account_id)[0]
+        minutes = expiring_from_totals(old, debited)
+        if minutes <= 0:
+            continue
+        posted = post(
+            session, TransactionKind.expire, f"expire:{account_id}:{newest_lot}",
+            [Posting(account_id, -minutes), Posting(sink.id, minutes)],
+            source_type="expiry", source_id=newest_lot, now=now, by="system:timebank-expiry",
+            memo=f"validity {validity_days} days",
+        )  # fmt: skip
+        if not posted.replayed:
+            total += minutes
+    return total
+
+
+def _expiry_totals(
+    session: Session, cutoff: dt.datetime, account_id: int | None = None
+) -> list[tuple[int, int, int, int]]:
+    """Per volunteer account holding lots older than the cutoff: (account, minutes credited before
+    the cutoff, minutes ever debited, the newest such lot's entry id)."""
+    old_credit = (TimebankEntry.minutes > 0) & (TimebankEntry.posted_at < cutoff)
+    old = func.sum(case((old_credit, TimebankEntry.minutes), else_=0))
+    debited = func.sum(case((TimebankEntry.minutes < 0, -TimebankEntry.minutes), else_=0))
+    newest = func.max(case((old_credit, TimebankEntry.id)))
+    query = (
+        select(TimebankEntry.account_id, old, debited, newest)
+        .join(TimebankAccount, TimebankAccount.id == TimebankEntry.account_id)
+        .where(TimebankAccount.kind == AccountKind.volunteer)
+        .group_by(TimebankEntry.account_id)
+        .having(newest.is_not(None))
+        .order_by(TimebankEntry.account_id)
+    )
+    if account_id is not None:
+        query = query.where(TimebankEntry.account_id == account_id)
+    return [(a, int(o), int(d), int(n)) for a, o, d, n in session.execute(query).all()]
+
+
+def own_account(session: Session, actor: Actor, now: dt.datetime) -> TimebankAccount:
+    if actor.user_id is None or not actor.has_role(Role.volunteer):
+        raise Forbidden("timebank.not_volunteer", "只有志愿者有时间账户 (only volunteers hold time accounts)")
+    return account_of(session, actor.user_id, now)
+
+
+# -- statements ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StatementLine:
+    transaction_id: int
+    kind: TransactionKind
+    minutes: int
+    posted_at: dt.datetime
+    source_type: str
+    source_id: int | None
+    memo: str | None
+
+
+def statement(session: Session, account_id: int, limit: int = 100, offset: int = 0) -> list[StatementLine]:
+    rows = session.execute(
+        select(TimebankEntry, TimebankTransaction)
+        .join(TimebankTransaction, TimebankTransaction.id == TimebankEntry.transaction_id)
+        .where(TimebankEntry.account_id == account_id)
+        .order_by(TimebankEntry.id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return [
+        StatementLine(
+            t.id, TransactionKind(t.kind), e.minutes, e.posted_at, t.source_type, t.source_id, t.memo
+        )
+        for e, t in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class HoursSummary:
+    balance: int
+    earned: int
+    spent: int
+    donated: int
+    expired: int
+    received: int  # donations from other volunteers
+
+
+def hours_summary(session: Session, account_id: int) -> HoursSummary:
+    incoming = (TimebankEntry.minutes > 0).label("incoming")
+    rows = session.execute(
+        select(TimebankTransaction.kind, incoming, func.sum(TimebankEntry.minutes))
+        .join(TimebankTransaction, TimebankTransaction.id == TimebankEntry.transaction_id)
+        .where(TimebankEntry.account_id == account_id)
+        .group_by(TimebankTransaction.kind, incoming)
+    ).all()
+    sums = dict.fromkeys(TransactionKind, 0)
+    received = 0
+    for kind, is_incoming, minutes in rows:
+        if TransactionKind(kind) is TransactionKind.donate and is_incoming:
+            received += int(minutes)
+        else:
+            sums[TransactionKind(kind)] += abs(int(minutes))
+    return HoursSummary(
+        balance=balance(session, account_id),
+        earned=sums[TransactionKind.earn],
+        spent=sums[TransactionKind.spend],
+        donated=sums[TransactionKind.donate],
+        expired=sums[TransactionKind.expire],
+        received=received,
+    )
+
+
+# -- reactions ---------------------------------------------------------------------------------------
+
+
+def on_service_order_completed(session: Session, event: events.ServiceOrderCompleted) -> None:
+    """A volunteer's completed order earns its time on site, once, whatever replays the event."""
+    if event.volunteer_user_id is None or event.minutes <= 0:
+        return
+    earn(
+        session, event.volunteer_user_id, event.minutes, source_type="service_order", source_id=event.order_id,
+        now=event.completed_at, by="system:orders",
+    )  # fmt: skip

@@ -1,0 +1,309 @@
+"""Orders and the time bank over HTTP: codes and messages for refusals, the board hides who until
+an order is accepted, the board's forms need the session's CSRF token, and the pages render."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from tests.orders.district import NOW, PASSWORD, District, build
+from yiyang.app import create_app
+from yiyang.care.orders.models import ServiceOrder
+from yiyang.db import Database
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@pytest.fixture
+def place(sqlite_db: Database) -> District:
+    return build(sqlite_db)
+
+
+@pytest.fixture
+def client(sqlite_db: Database, place: District) -> Iterator[TestClient]:
+    app = create_app(sqlite_db)
+    app.state.clock = Clock()
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def bearer(client: TestClient, username: str) -> dict[str, str]:
+    response = client.post("/api/auth/login", json={"username": username, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['token']}"}
+
+
+def web_login(client: TestClient, username: str) -> str:
+    response = client.post(
+        "/api/auth/login", json={"username": username, "password": PASSWORD, "client": "web"}
+    )
+    assert response.status_code == 200
+    return response.json()["csrf_token"]
+
+
+def register(client: TestClient, admin: dict[str, str], place: District) -> dict[str, int]:
+    ids = {}
+    for key, org, skills in (
+        ("a", place.station_a, ["meal_delivery", "personal_care"]),
+        ("b", place.station_b, ["meal_delivery"]),
+    ):
+        response = client.post(
+            "/api/service-providers",
+            json={"organisation_id": org, "skills": skills, "coverage_area_ids": [place.street_1]},
+            headers=admin,
+        )
+        assert response.status_code == 201, response.text
+        ids[key] = response.json()["id"]
+    return ids
+
+
+def test_the_catalogue_and_a_residents_offers(client: TestClient, place: District) -> None:
+    catalogue = client.get("/api/service-catalogue").json()
+    assert len(catalogue) == 10 and catalogue[0]["code"] == "meal"
+    staff = bearer(client, "staff.a")
+    offers = {
+        o["service"]["code"]: o
+        for o in client.get(f"/api/residents/{place.elder}/service-offers", headers=staff).json()
+    }
+    assert (
+        offers["meal"]["eligible"]
+        and offers["meal"]["subsidy_yuan"] == 15.0
+        and offers["meal"]["payable_yuan"] == 0
+    )
+    assert offers["meal"]["subsidy_basis"] == "tekun"
+    assert not offers["respite"]["eligible"]
+    assert offers["respite"]["refusals"][0]["code"] == "order.eligibility.status"
+    assert client.get(f"/api/residents/{place.elder}/service-offers").status_code == 401
+
+
+def test_an_order_from_placing_to_rating_over_the_api(client: TestClient, place: District) -> None:
+    admin = bearer(client, "admin")
+    providers = register(client, admin, place)
+    elder = bearer(client, "elder.zhang")
+    # the elder orders a meal
+    placed = client.post(
+        f"/api/residents/{place.elder}/service-orders", json={"service_code": "meal"}, headers=elder
+    )
+    assert placed.status_code == 201, placed.text
+    order = placed.json()
+    assert (order["status"], order["provider_id"], order["placed_as"]) == (
+        "offered",
+        providers["a"],
+        "resident",
+    )
+    # station A sees it on its board without knowing who it is for
+    staff_a = bearer(client, "staff.a")
+    board = client.get("/api/service-board", headers=staff_a).json()
+    assert [(i["order_id"], i["resident_id"], i["area_name"]) for i in board] == [
+        (order["id"], None, "甲一网格")
+    ]
+    assert client.get("/api/service-board", headers=bearer(client, "staff.b")).json() == []
+    # station B may not take it; station A does
+    refused = client.post(f"/api/service-orders/{order['id']}/accept", headers=bearer(client, "staff.b"))
+    assert refused.status_code == 403 and refused.json()["code"] == "order.not_provider"
+    accepted = client.post(f"/api/service-orders/{order['id']}/accept", headers=staff_a)
+    assert accepted.status_code == 200 and accepted.json()["status"] == "accepted"
+    assert client.get("/api/service-board", headers=staff_a).json()[0]["resident_id"] == place.elder
+    # proof is required to complete
+    bad = client.post(
+        f"/api/service-orders/{order['id']}/complete", json={"minutes_on_site": 0}, headers=staff_a
+    )
+    assert bad.status_code == 422
+    done = client.post(
+        f"/api/service-orders/{order['id']}/complete",
+        json={"minutes_on_site": 25, "note": "送餐到家", "photo_ref": "photo:0001"},
+        headers=staff_a,
+    )
+    assert done.status_code == 200 and done.json()["status"] == "completed"
+    rated = client.post(f"/api/service-orders/{order['id']}/rate", json={"rating": 5}, headers=elder)
+    assert rated.status_code == 200 and rated.json()["rating"] == 5
+    again = client.post(f"/api/service-orders/{order['id']}/rate", json={"rating": 1}, headers=elder)
+    assert again.status_code == 409 and again.json()["code"] == "order.rating.exists"
+    history = client.get(f"/api/service-orders/{order['id']}/history", headers=admin).json()
+    assert [h["event"] for h in history] == ["placed", "offered", "accepted", "completed", "rated"]
+    listing = client.get("/api/service-orders", params={"status": "completed"}, headers=admin).json()
+    assert listing["total"] == 1
+
+
+def test_refusals_are_4xx_with_codes_and_write_nothing(
+    client: TestClient, place: District, sqlite_db: Database
+) -> None:
+    admin = bearer(client, "admin")
+    register(client, admin, place)
+    young = client.post(
+        f"/api/residents/{place.younger}/service-orders", json={"service_code": "meal"}, headers=admin
+    )
+    assert young.status_code == 422 and young.json()["code"] == "order.eligibility.age"
+    assert "不符合" in young.json()["message"] and "not eligible" in young.json()["message"]
+    unknown = client.post(
+        f"/api/residents/{place.elder}/service-orders", json={"service_code": "spa"}, headers=admin
+    )
+    assert unknown.status_code == 404 and unknown.json()["code"] == "order.service.unknown"
+    stranger = bearer(client, "stranger")
+    refused = client.post(
+        f"/api/residents/{place.elder}/service-orders", json={"service_code": "meal"}, headers=stranger
+    )
+    assert refused.status_code == 403
+    naive = client.post(
+        f"/api/residents/{place.elder}/service-orders",
+        json={"service_code": "meal", "requested_for": "2026-11-24T10:00:00"},
+        headers=admin,
+    )
+    assert naive.status_code == 422 and naive.json()["code"] == "request.invalid"
+    past = client.post(
+        f"/api/residents/{place.elder}/service-orders",
+        json={"service_code": "meal", "requested_for": "2026-11-23T10:00:00+08:00"},
+        headers=admin,
+    )
+    assert past.status_code == 422 and past.json()["code"] == "order.requested_for.past"
+    only_admin = client.post("/api/service-orders/sweep", headers=bearer(client, "staff.a"))
+    assert only_admin.status_code == 403
+    with sqlite_db.unit_of_work() as session:
+        assert session.scalar(select(func.count()).select_from(ServiceOrder)) == 0
+
+
+def test_the_board_page_takes_orders_only_with_the_csrf_token(client: TestClient, place: District) -> None:
+    admin = bearer(client, "admin")
+    register(client, admin, place)
+    placed = client.post(
+        f"/api/residents/{place.elder}/service-orders", json={"service_code": "meal"}, headers=admin
+    )
+    order_id = placed.json()["id"]
+    csrf = web_login(client, "staff.a")
+    page = client.get("/orders/board")
+    assert page.status_code == 200
+    assert "接单看板" in page.text and f"#{order_id}" in page.text and "张老" not in page.text
+    assert f'value="{csrf}"' in page.text
+    # a forged form without the token is refused and changes nothing
+    forged = client.post(f"/orders/{order_id}/accept", data={}, follow_redirects=False)
+    assert forged.status_code == 403 and forged.json()["code"] == "auth.csrf"
+    assert client.get(f"/api/service-orders/{order_id}", headers=admin).json()["status"] == "offered"
+    # the real form works and comes back to the board
+    taken = client.post(f"/orders/{order_id}/accept", data={"csrf_token": csrf}, follow_redirects=False)
+    assert taken.status_code == 303 and taken.headers["location"].startswith("/orders/board")
+    assert client.get(f"/api/service-orders/{order_id}", headers=admin).json()["status"] == "accepted"
+    english = client.get("/orders/board?lang=en")
+    assert "Being served" in english.text
+    done = client.post(
+        f"/orders/{order_id}/complete",
+        data={"csrf_token": csrf, "minutes_on_site": "30", "note": "ok"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    order_page = client.get(f"/orders/{order_id}")
+    assert order_page.status_code == 200 and "张老" in order_page.text and "<svg" not in order_page.text
+    listing = client.get("/orders")
+    assert listing.status_code == 200 and "<svg" in listing.text
+
+
+def test_a_second_staff_member_cannot_take_an_order_from_the_board_twice(
+    client: TestClient, place: District
+) -> None:
+    admin = bearer(client, "admin")
+    register(client, admin, place)
+    order_id = client.post(
+        f"/api/residents/{place.elder}/service-orders", json={"service_code": "meal"}, headers=admin
+    ).json()["id"]
+    csrf = web_login(client, "staff.a")
+    assert (
+        client.post(
+            f"/orders/{order_id}/accept", data={"csrf_token": csrf}, follow_redirects=False
+        ).status_code
+        == 303
+    )
+    second = client.post(f"/orders/{order_id}/accept", data={"csrf_token": csrf}, follow_redirects=False)
+    assert second.status_code == 409 and "accepted" in second.text
+
+
+def test_a_volunteer_keeps_a_profile_spends_and_donates_and_sees_their_hours(
+    client: TestClient, place: District
+) -> None:
+    volunteer = bearer(client, "volunteer.1")
+    saved = client.put(
+        f"/api/timebank/volunteers/{place.volunteer_1}/profile",
+        json={"area_id": place.community_1, "skills": ["escort"], "availability": ["tue.am"]},
+        headers=volunteer,
+    )
+    assert saved.status_code == 200, saved.text
+    bad_slot = client.put(
+        f"/api/timebank/volunteers/{place.volunteer_1}/profile",
+        json={"area_id": place.community_1, "availability": ["someday"]},
+        headers=volunteer,
+    )
+    assert bad_slot.status_code == 422
+    # pairing by staff, then the volunteer sees it
+    staff = bearer(client, "staff.a")
+    pairing = client.post(
+        "/api/timebank/pairings",
+        json={"volunteer_user_id": place.volunteer_1, "resident_id": place.elder},
+        headers=staff,
+    )
+    assert pairing.status_code == 201, pairing.text
+    # nothing earned yet: spending is refused with the balance, donating too
+    broke = client.post("/api/timebank/spend", json={"minutes": 30, "key": "r1"}, headers=volunteer)
+    assert broke.status_code == 422 and broke.json()["code"] == "timebank.balance.insufficient"
+    me = client.get("/api/timebank/me", headers=volunteer).json()
+    assert me["balance_minutes"] == 0 and [p["resident_id"] for p in me["pairings"]] == [place.elder]
+    page = client.get("/timebank/me", headers=volunteer)
+    assert page.status_code == 200 and "张老" in page.text and "<svg" in page.text
+    not_volunteer = client.get("/api/timebank/me", headers=staff)
+    assert not_volunteer.status_code == 403
+    ended = client.post(
+        f"/api/timebank/pairings/{pairing.json()['id']}/end", json={"reason": "结束"}, headers=staff
+    )
+    assert ended.status_code == 200 and ended.json()["ended_at"] is not None
+
+
+def test_an_order_earns_hours_over_the_api_and_a_retried_spend_posts_once(
+    client: TestClient, place: District
+) -> None:
+    volunteer = bearer(client, "volunteer.2")
+    client.put(
+        f"/api/timebank/volunteers/{place.volunteer_2}/profile",
+        json={"area_id": place.community_1, "skills": ["errand"]},
+        headers=volunteer,
+    )
+    family = bearer(client, "family.zhang")
+    order = client.post(
+        f"/api/residents/{place.elder}/service-orders",
+        json={"service_code": "medicine_pickup"},
+        headers=family,
+    ).json()
+    assert order["placed_as"] == "family"
+    assert client.post(f"/api/service-orders/{order['id']}/accept", headers=volunteer).status_code == 200
+    client.post(
+        f"/api/service-orders/{order['id']}/complete",
+        json={"minutes_on_site": 90, "note": "取药送达"},
+        headers=volunteer,
+    )
+    assert client.get("/api/timebank/me", headers=volunteer).json()["earned_minutes"] == 90
+    first = client.post(
+        "/api/timebank/spend", json={"minutes": 60, "key": "retry-1"}, headers=volunteer
+    ).json()
+    retry = client.post(
+        "/api/timebank/spend", json={"minutes": 60, "key": "retry-1"}, headers=volunteer
+    ).json()
+    assert (first["replayed"], retry["replayed"]) == (False, True)
+    assert retry["transaction_id"] == first["transaction_id"] and retry["balance_minutes"] == 30
+    donated = client.post(
+        "/api/timebank/donate", json={"minutes": 30, "key": "gift-1"}, headers=volunteer
+    ).json()
+    assert donated["balance_minutes"] == 0
+
+
+def test_only_an_administrator_runs_the_expiry_sweep(client: TestClient, place: District) -> None:
+    assert client.post("/api/timebank/expire", json={}, headers=bearer(client, "staff.a")).status_code == 403
+    response = client.post(
+        "/api/timebank/expire", json={"validity_days": 365}, headers=bearer(client, "admin")
+    )
+    assert response.status_code == 200 and response.json() == {"expired_minutes": 0}
