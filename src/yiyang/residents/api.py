@@ -13,7 +13,7 @@ from fastapi import APIRouter, Header, Query
 
 from yiyang.deps import IdPath, ResidentIdPath, SessionDep
 from yiyang.residents import schemas, service
-from yiyang.residents.identity import age_on
+from yiyang.residents.identity import age_on, mask_attribute
 
 router = APIRouter(prefix="/api", tags=["residents"])
 
@@ -44,7 +44,11 @@ def read_profile(resident_id: ResidentIdPath, session: SessionDep) -> schemas.Re
         merged_into_id=resident.merged_into_id,
         needs_review=resident.needs_review,
         age=age_on(resident.birth_date, dt.date.today()) if resident.birth_date else None,
-        facts=[schemas.FactRead(**vars(f)) for f in service.profile_facts(session, resident)],
+        # ID number and phone masked: the unmasked value only through POST .../reveal (audited).
+        facts=[
+            schemas.FactRead(**{**vars(f), "value": mask_attribute(f.attribute, f.value)})
+            for f in service.profile_facts(session, resident)
+        ],
         conditions=[schemas.ConditionRead.model_validate(c) for c in service.conditions_of(session, resident.id)],
         latest_observations=[
             schemas.ObservationRead.model_validate(o) for o in service.latest_observations(session, resident.id).values()
@@ -55,7 +59,12 @@ def read_profile(resident_id: ResidentIdPath, session: SessionDep) -> schemas.Re
 @router.get("/residents/{resident_id}/sources", response_model=list[schemas.SourceRecordRead])
 def read_sources(resident_id: ResidentIdPath, session: SessionDep) -> list[schemas.SourceRecordRead]:
     service.get_resident(session, resident_id)
-    return [schemas.SourceRecordRead.model_validate(r) for r in service.source_records_of(session, resident_id)]
+    return [
+        schemas.SourceRecordRead.model_validate(r).model_copy(
+            update={"payload": {**r.payload, **{k: mask_attribute(k, getattr(r, k)) for k in ("id_number", "phone")}}}
+        )
+        for r in service.source_records_of(session, resident_id)
+    ]
 
 
 @router.get("/residents/{resident_id}/history", response_model=list[schemas.FactChangeRead])

@@ -1,0 +1,210 @@
+"""access: ID numbers and phones encrypted at rest, with blind indexes; existing rows encrypted
+
+Revision ID: 0007
+Revises: 0005
+Create Date: 2026-11-29
+
+Written by hand; runs on SQLite and PostgreSQL alike.
+
+- ``resident.id_number`` / ``phone`` become ``id_number_enc`` / ``phone_enc`` (AES-256-GCM under
+  the current field key, ``access/pii.py``), with ``id_number_bidx`` (unique) and ``phone_bidx``
+  (indexed) beside them.
+- ``source_record`` gains ``id_number_enc`` / ``phone_enc``; the two values leave the payload
+  JSON, and ``content_hash`` is recomputed as a keyed digest.
+- ``fact_change`` keeps only masked forms of ID numbers and phones (the source records it names
+  hold the sealed values).
+
+Existing rows are encrypted in batches with the keys of the process running the migration, so
+``YIYANG_FIELD_KEYS`` and ``YIYANG_BLIND_INDEX_KEY`` must be the ones the app will run with. An
+empty database needs no keys. SQLite cannot drop a column that carries a UNIQUE constraint, so
+there the renamed ``id_number_enc`` keeps the old (now meaningless) constraint over ciphertexts;
+uniqueness is checked on ``id_number_bidx``.
+"""
+
+import datetime as dt
+from collections.abc import Sequence
+
+import orjson
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0007"
+down_revision: str | None = "0005"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+BATCH = 2000
+SEALED = sa.String(length=160)
+INDEX = sa.String(length=64)
+
+
+def _keys():  # type: ignore[no-untyped-def]
+    from yiyang.access.keys import get_keys
+
+    return get_keys()
+
+
+def _batches(bind, sql: str, **params):  # type: ignore[no-untyped-def]
+    """Rows of ``sql`` (which selects ``id`` first and has ``id > :last``) in id order, a batch at a time."""
+    last = 0
+    while True:
+        rows = bind.execute(
+            sa.text(sql + " ORDER BY id LIMIT :limit"), {"last": last, "limit": BATCH, **params}
+        ).all()
+        if not rows:
+            return
+        yield rows
+        last = rows[-1][0]
+
+
+def upgrade() -> None:
+    from yiyang.access import pii
+    from yiyang.residents.identity import mask_attribute
+
+    bind = op.get_bind()
+    postgres = bind.dialect.name == "postgresql"
+
+    # -- resident ------------------------------------------------------------------------
+    op.drop_index("ix_resident_phone", table_name="resident")
+    op.execute("ALTER TABLE resident RENAME COLUMN id_number TO id_number_enc")
+    op.execute("ALTER TABLE resident RENAME COLUMN phone TO phone_enc")
+    if postgres:
+        op.drop_constraint("uq_resident_id_number", "resident", type_="unique")
+        op.alter_column("resident", "id_number_enc", type_=SEALED, existing_nullable=True)
+        op.alter_column("resident", "phone_enc", type_=SEALED, existing_nullable=True)
+    op.add_column("resident", sa.Column("id_number_bidx", INDEX, nullable=True))
+    op.add_column("resident", sa.Column("phone_bidx", INDEX, nullable=True))
+    update = sa.text(
+        "UPDATE resident SET id_number_enc = :id_enc, id_number_bidx = :id_idx, phone_enc = :phone_enc, "
+        "phone_bidx = :phone_idx WHERE id = :id"
+    )
+    for rows in _batches(
+        bind,
+        "SELECT id, id_number_enc, phone_enc FROM resident WHERE id > :last "
+        "AND (id_number_enc IS NOT NULL OR phone_enc IS NOT NULL)",
+    ):
+        keys = _keys()
+        bind.execute(
+            update,
+            [
+                {
+                    "id": resident_id,
+                    "id_enc": pii.seal(number, pii.RESIDENT_ID_NUMBER, keys),
+                    "id_idx": pii.write_index("id_number", number, keys),
+                    "phone_enc": pii.seal(phone, pii.RESIDENT_PHONE, keys),
+                    "phone_idx": pii.write_index("phone", phone, keys),
+                }
+                for resident_id, number, phone in rows
+            ],
+        )
+    op.create_index("uq_resident_id_number_bidx", "resident", ["id_number_bidx"], unique=True)
+    op.create_index("ix_resident_phone_bidx", "resident", ["phone_bidx"])
+
+    # -- source_record -------------------------------------------------------------------
+    op.add_column("source_record", sa.Column("id_number_enc", SEALED, nullable=True))
+    op.add_column("source_record", sa.Column("phone_enc", SEALED, nullable=True))
+    update = sa.text(
+        "UPDATE source_record SET payload = :payload, content_hash = :digest, id_number_enc = :id_enc, "
+        "phone_enc = :phone_enc WHERE id = :id"
+    ).bindparams(sa.bindparam("payload", type_=sa.JSON()))
+    for rows in _batches(bind, "SELECT id, payload, observed_at FROM source_record WHERE id > :last"):
+        keys = _keys()
+        changes = []
+        for record_id, payload, observed_at in rows:
+            if isinstance(payload, str):
+                payload = orjson.loads(payload)
+            if isinstance(observed_at, str):
+                observed_at = dt.datetime.fromisoformat(observed_at)
+            # The digest the import runner computes (sources.service.content_hash): keyed, naive UTC.
+            blob = orjson.dumps(
+                [payload, observed_at.replace(tzinfo=None).isoformat()], option=orjson.OPT_SORT_KEYS
+            )
+            number, phone = payload.get("id_number"), payload.get("phone")
+            changes.append(
+                {
+                    "id": record_id,
+                    "payload": {k: v for k, v in payload.items() if k not in ("id_number", "phone")},
+                    "digest": pii.content_digest(blob, keys),
+                    "id_enc": pii.seal(number, pii.SOURCE_ID_NUMBER, keys),
+                    "phone_enc": pii.seal(phone, pii.SOURCE_PHONE, keys),
+                }
+            )
+        bind.execute(update, changes)
+
+    # -- fact_change: masked forms only ---------------------------------------------------
+    update = sa.text("UPDATE fact_change SET old_value = :old, new_value = :new WHERE id = :id")
+    for rows in _batches(
+        bind,
+        "SELECT id, attribute, old_value, new_value FROM fact_change WHERE id > :last "
+        "AND attribute IN ('id_number', 'phone')",
+    ):
+        bind.execute(
+            update,
+            [
+                {"id": i, "old": mask_attribute(attribute, old), "new": mask_attribute(attribute, new)}
+                for i, attribute, old, new in rows
+            ],
+        )
+
+
+def downgrade() -> None:
+    """Back to plain columns (the masked history stays masked)."""
+    from yiyang.access import pii
+
+    bind = op.get_bind()
+    postgres = bind.dialect.name == "postgresql"
+    update = sa.text(
+        "UPDATE source_record SET payload = :payload, id_number_enc = NULL, phone_enc = NULL WHERE id = :id"
+    )
+    update = update.bindparams(sa.bindparam("payload", type_=sa.JSON()))
+    for rows in _batches(
+        bind, "SELECT id, payload, id_number_enc, phone_enc FROM source_record WHERE id > :last"
+    ):
+        keys = _keys()
+        changes = []
+        for record_id, payload, number, phone in rows:
+            if isinstance(payload, str):
+                payload = orjson.loads(payload)
+            payload = {
+                **payload,
+                "id_number": pii.unseal(number, pii.SOURCE_ID_NUMBER, keys),
+                "phone": pii.unseal(phone, pii.SOURCE_PHONE, keys),
+            }
+            changes.append({"id": record_id, "payload": payload})
+        bind.execute(update, changes)
+    with op.batch_alter_table("source_record") as batch:
+        batch.drop_column("phone_enc")
+        batch.drop_column("id_number_enc")
+
+    op.drop_index("ix_resident_phone_bidx", table_name="resident")
+    op.drop_index("uq_resident_id_number_bidx", table_name="resident")
+    update = sa.text("UPDATE resident SET id_number_enc = :number, phone_enc = :phone WHERE id = :id")
+    for rows in _batches(
+        bind,
+        "SELECT id, id_number_enc, phone_enc FROM resident WHERE id > :last "
+        "AND (id_number_enc IS NOT NULL OR phone_enc IS NOT NULL)",
+    ):
+        keys = _keys()
+        bind.execute(
+            update,
+            [
+                {
+                    "id": resident_id,
+                    "number": pii.unseal(number, pii.RESIDENT_ID_NUMBER, keys),
+                    "phone": pii.unseal(phone, pii.RESIDENT_PHONE, keys),
+                }
+                for resident_id, number, phone in rows
+            ],
+        )
+    op.execute("ALTER TABLE resident RENAME COLUMN id_number_enc TO id_number")
+    op.execute("ALTER TABLE resident RENAME COLUMN phone_enc TO phone")
+    if postgres:
+        op.drop_column("resident", "phone_bidx")
+        op.drop_column("resident", "id_number_bidx")
+        op.alter_column("resident", "id_number", type_=sa.String(18), existing_nullable=True)
+        op.alter_column("resident", "phone", type_=sa.String(20), existing_nullable=True)
+        op.create_unique_constraint("uq_resident_id_number", "resident", ["id_number"])
+    else:  # SQLite 3.35+ drops plain columns in place; the old UNIQUE is still on id_number
+        op.execute("ALTER TABLE resident DROP COLUMN phone_bidx")
+        op.execute("ALTER TABLE resident DROP COLUMN id_number_bidx")
+    op.create_index("ix_resident_phone", "resident", ["phone"])
