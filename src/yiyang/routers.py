@@ -23,3 +23,6 @@ ROUTERS.extend([assessments_router, tiers_router])
 from yiyang.web.tier_pages import router as tier_pages_router  # noqa: E402
 
 ROUTERS.append(tier_pages_router)
+from yiyang.access.audit_api import router as audit_router  # noqa: E402
+
+ROUTERS.append(audit_router)

@@ -17,11 +17,13 @@ the same contexts.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import operator
 from typing import Any
 
+import orjson
 from sqlalchemy import String
 from sqlalchemy.sql import operators
 from sqlalchemy.types import TypeDecorator
@@ -79,6 +81,14 @@ def content_digest(blob: bytes, keys: AccessKeys | None = None) -> str:
     """A 128-bit keyed BLAKE2b of content that may hold personal fields."""
     keys = keys or get_keys()
     return hashlib.blake2b(blob, digest_size=16, key=_content_key(keys.blind_index_key)).hexdigest()
+
+
+def record_digest(payload: dict[str, Any], observed_at: dt.datetime, keys: AccessKeys | None = None) -> str:
+    """A source record's content hash: its whole payload (ID number and phone included) and the
+    moment it was observed, as naive UTC so the zone it arrived in does not matter."""
+    if observed_at.tzinfo is not None:
+        observed_at = observed_at.astimezone(dt.UTC).replace(tzinfo=None)
+    return content_digest(orjson.dumps([payload, observed_at.isoformat()], option=orjson.OPT_SORT_KEYS), keys)
 
 
 _content_keys: dict[bytes, bytes] = {}

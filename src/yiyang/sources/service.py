@@ -107,9 +107,8 @@ class _Profile:
 
 
 def content_hash(payload: dict[str, Any], observed_at: dt.datetime) -> str:
-    """Keyed (the payload holds the ID number and phone), over the payload and the UTC moment."""
-    observed = db_datetime(observed_at).isoformat()  # naive UTC: the same whichever zone it came in
-    return pii.content_digest(orjson.dumps([payload, observed], option=orjson.OPT_SORT_KEYS))
+    """Keyed, since the payload holds the ID number and phone (``pii.record_digest``)."""
+    return pii.record_digest(payload, observed_at)
 
 
 def stored_payload(payload: dict[str, Any]) -> dict[str, Any]:

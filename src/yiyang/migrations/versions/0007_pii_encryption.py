@@ -115,16 +115,13 @@ def upgrade() -> None:
                 payload = orjson.loads(payload)
             if isinstance(observed_at, str):
                 observed_at = dt.datetime.fromisoformat(observed_at)
-            # The digest the import runner computes (sources.service.content_hash): keyed, naive UTC.
-            blob = orjson.dumps(
-                [payload, observed_at.replace(tzinfo=None).isoformat()], option=orjson.OPT_SORT_KEYS
-            )
             number, phone = payload.get("id_number"), payload.get("phone")
             changes.append(
                 {
                     "id": record_id,
                     "payload": {k: v for k, v in payload.items() if k not in ("id_number", "phone")},
-                    "digest": pii.content_digest(blob, keys),
+                    # The keyed digest the import runner computes (sources.service.content_hash).
+                    "digest": pii.record_digest(payload, observed_at, keys),
                     "id_enc": pii.seal(number, pii.SOURCE_ID_NUMBER, keys),
                     "phone_enc": pii.seal(phone, pii.SOURCE_PHONE, keys),
                 }
