@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import xlsxwriter
@@ -147,18 +147,19 @@ def _cell(value: object) -> object:
 
 def export_events(
     session: Session, actor: Actor, query: AuditQuery, *, now: dt.datetime | None = None
-) -> Iterator[tuple[object, ...]]:
+) -> list[tuple[object, ...]]:
     """The matching events (oldest first, at most MAX_EXPORT_ROWS) as rows of cells; audited as export."""
     stmt, grant = _authorised_search(session, actor, query, AuditAction.export, now)
+    events = session.execute(stmt.order_by(AuditEvent.id).limit(MAX_EXPORT_ROWS)).scalars()
+    rows = [tuple(_cell(getattr(event, name)) for name, _ in EXPORT_COLUMNS) for event in events]
     record_access(
         session, actor, action=AuditAction.export, resource_type=AUDIT_RESOURCE, resident_id=query.resident_id,
         purpose="audit", grant=grant, at=now,
     )  # fmt: skip
-    rows = session.execute(stmt.order_by(AuditEvent.id).limit(MAX_EXPORT_ROWS)).scalars()
-    return (tuple(_cell(getattr(event, name)) for name, _ in EXPORT_COLUMNS) for event in rows)
+    return rows
 
 
-def as_csv(rows: Iterator[tuple[object, ...]]) -> bytes:
+def as_csv(rows: Iterable[tuple[object, ...]]) -> bytes:
     """UTF-8 with a byte-order mark, so Excel opens the Chinese headings right."""
     buffer = io.StringIO()
     buffer.write("\ufeff")
@@ -168,7 +169,7 @@ def as_csv(rows: Iterator[tuple[object, ...]]) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
-def as_xlsx(rows: Iterator[tuple[object, ...]]) -> bytes:
+def as_xlsx(rows: Iterable[tuple[object, ...]]) -> bytes:
     buffer = io.BytesIO()
     workbook = xlsxwriter.Workbook(
         buffer, {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False}
