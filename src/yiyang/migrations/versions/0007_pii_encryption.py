@@ -17,8 +17,8 @@ Written by hand; runs on SQLite and PostgreSQL alike.
 Existing rows are encrypted in batches with the keys of the process running the migration, so
 ``YIYANG_FIELD_KEYS`` and ``YIYANG_BLIND_INDEX_KEY`` must be the ones the app will run with. An
 empty database needs no keys. SQLite cannot drop a column that carries a UNIQUE constraint, so
-there the renamed ``id_number_enc`` keeps the old (now meaningless) constraint over ciphertexts;
-uniqueness is checked on ``id_number_bidx``.
+there ``id_number`` is renamed to ``id_number_enc`` and keeps its old (now meaningless) constraint
+and declared length; uniqueness is checked on ``id_number_bidx``.
 """
 
 import datetime as dt
@@ -65,13 +65,16 @@ def upgrade() -> None:
     postgres = bind.dialect.name == "postgresql"
 
     # -- resident ------------------------------------------------------------------------
+    # New sealed columns, filled from the plain ones, which are then dropped. SQLite cannot drop
+    # a column under a UNIQUE constraint, so there id_number is renamed and sealed in place.
     op.drop_index("ix_resident_phone", table_name="resident")
-    op.execute("ALTER TABLE resident RENAME COLUMN id_number TO id_number_enc")
-    op.execute("ALTER TABLE resident RENAME COLUMN phone TO phone_enc")
+    op.add_column("resident", sa.Column("phone_enc", SEALED, nullable=True))
     if postgres:
-        op.drop_constraint("uq_resident_id_number", "resident", type_="unique")
-        op.alter_column("resident", "id_number_enc", type_=SEALED, existing_nullable=True)
-        op.alter_column("resident", "phone_enc", type_=SEALED, existing_nullable=True)
+        op.add_column("resident", sa.Column("id_number_enc", SEALED, nullable=True))
+        plain_id = "id_number"
+    else:
+        op.execute("ALTER TABLE resident RENAME COLUMN id_number TO id_number_enc")
+        plain_id = "id_number_enc"
     op.add_column("resident", sa.Column("id_number_bidx", INDEX, nullable=True))
     op.add_column("resident", sa.Column("phone_bidx", INDEX, nullable=True))
     update = sa.text(
@@ -80,8 +83,7 @@ def upgrade() -> None:
     )
     for rows in _batches(
         bind,
-        "SELECT id, id_number_enc, phone_enc FROM resident WHERE id > :last "
-        "AND (id_number_enc IS NOT NULL OR phone_enc IS NOT NULL)",
+        f"SELECT id, {plain_id}, phone FROM resident WHERE id > :last AND ({plain_id} IS NOT NULL OR phone IS NOT NULL)",
     ):
         keys = _keys()
         bind.execute(
@@ -97,6 +99,9 @@ def upgrade() -> None:
                 for resident_id, number, phone in rows
             ],
         )
+    op.execute("ALTER TABLE resident DROP COLUMN phone")  # SQLite 3.35+ drops a plain column in place
+    if postgres:
+        op.execute("ALTER TABLE resident DROP COLUMN id_number")  # its UNIQUE constraint goes with it
     op.create_index("uq_resident_id_number_bidx", "resident", ["id_number_bidx"], unique=True)
     op.create_index("ix_resident_phone_bidx", "resident", ["phone_bidx"])
 
@@ -169,13 +174,16 @@ def downgrade() -> None:
             }
             changes.append({"id": record_id, "payload": payload})
         bind.execute(update, changes)
-    with op.batch_alter_table("source_record") as batch:
-        batch.drop_column("phone_enc")
-        batch.drop_column("id_number_enc")
+    for column in ("phone_enc", "id_number_enc"):  # in place on both engines (no batch copy on SQLite)
+        op.execute(f"ALTER TABLE source_record DROP COLUMN {column}")
 
     op.drop_index("ix_resident_phone_bidx", table_name="resident")
     op.drop_index("uq_resident_id_number_bidx", table_name="resident")
-    update = sa.text("UPDATE resident SET id_number_enc = :number, phone_enc = :phone WHERE id = :id")
+    op.add_column("resident", sa.Column("phone", sa.String(length=20), nullable=True))
+    if postgres:
+        op.add_column("resident", sa.Column("id_number", sa.String(length=18), nullable=True))
+    plain_id = "id_number" if postgres else "id_number_enc"
+    update = sa.text(f"UPDATE resident SET {plain_id} = :number, phone = :phone WHERE id = :id")
     for rows in _batches(
         bind,
         "SELECT id, id_number_enc, phone_enc FROM resident WHERE id > :last "
@@ -193,15 +201,11 @@ def downgrade() -> None:
                 for resident_id, number, phone in rows
             ],
         )
-    op.execute("ALTER TABLE resident RENAME COLUMN id_number_enc TO id_number")
-    op.execute("ALTER TABLE resident RENAME COLUMN phone_enc TO phone")
+    for column in ("phone_enc", "phone_bidx", "id_number_bidx"):
+        op.execute(f"ALTER TABLE resident DROP COLUMN {column}")
     if postgres:
-        op.drop_column("resident", "phone_bidx")
-        op.drop_column("resident", "id_number_bidx")
-        op.alter_column("resident", "id_number", type_=sa.String(18), existing_nullable=True)
-        op.alter_column("resident", "phone", type_=sa.String(20), existing_nullable=True)
+        op.execute("ALTER TABLE resident DROP COLUMN id_number_enc")
         op.create_unique_constraint("uq_resident_id_number", "resident", ["id_number"])
-    else:  # SQLite 3.35+ drops plain columns in place; the old UNIQUE is still on id_number
-        op.execute("ALTER TABLE resident DROP COLUMN phone_bidx")
-        op.execute("ALTER TABLE resident DROP COLUMN id_number_bidx")
+    else:
+        op.execute("ALTER TABLE resident RENAME COLUMN id_number_enc TO id_number")
     op.create_index("ix_resident_phone", "resident", ["phone"])
