@@ -143,6 +143,10 @@ class ImportRunner:
             text("SELECT 1 FROM resident WHERE id_number_bidx IS NULL AND status = 'active' LIMIT 1")
         ).first() is not None
         self.keys = pii.get_keys()
+        self.opened_phones: dict[str, str] = {}  # sealed -> plain, for candidates met again
+        # resident id -> attribute -> (plain, sealed, index) as loaded: an unchanged value keeps them.
+        self.stored_sealed: dict[int, dict[str, tuple[str | None, str | None, str | None]]] = {}
+        self.current_prefix = self.keys.field_keys.current.kid + ":"
 
     # -- one batch -------------------------------------------------------------------------
     def apply(self, rows: list[SourceRow]) -> None:
@@ -336,14 +340,17 @@ class ImportRunner:
             f"AND ({' OR '.join('{' + c + '}' for c in clauses)})",
             **clauses,
         )
-        keyring = self.keys
+        keyring, opened = self.keys, self.opened_phones
         for resident_id, name, pinyin, sex, birth, sealed_phone, address, has_id in self.session.execute(
             stmt, params
         ).all():
             if isinstance(birth, str):
                 birth = dt.date.fromisoformat(birth)
-            # Opened in memory: the phone comparison allows one mistyped or swapped digit.
-            phone = pii.unseal(sealed_phone, pii.RESIDENT_PHONE, keyring)
+            # Opened in memory: the phone comparison allows one mistyped or swapped digit. The same
+            # residents come back batch after batch, so each sealed value is opened once per run.
+            phone = opened.get(sealed_phone) if sealed_phone else None
+            if phone is None and sealed_phone:
+                phone = opened[sealed_phone] = pii.unseal(sealed_phone, pii.RESIDENT_PHONE, keyring)
             keys = linkage.make_keys(name, sex, birth, phone, address, name_pinyin=pinyin)
             yield resident_id, keys, bool(has_id)
 
@@ -359,9 +366,16 @@ class ImportRunner:
         keyring = self.keys
         for row in self.session.execute(stmt, {"ids": list(resident_ids)}).all():
             values = dict(zip(RESIDENT_COLUMNS, row, strict=True))
-            values["id_number"] = pii.unseal(values.pop("id_number_enc"), pii.RESIDENT_ID_NUMBER, keyring)
-            values["phone"] = pii.unseal(values.pop("phone_enc"), pii.RESIDENT_PHONE, keyring)
-            del values["id_number_bidx"], values["phone_bidx"]
+            stored = {
+                attribute: (
+                    pii.unseal(values.pop(f"{attribute}_enc"), context, keyring),
+                    row[RESIDENT_COLUMNS.index(f"{attribute}_enc")],
+                    values.pop(f"{attribute}_bidx"),
+                )
+                for attribute, context in (("id_number", pii.RESIDENT_ID_NUMBER), ("phone", pii.RESIDENT_PHONE))
+            }
+            values["id_number"], values["phone"] = stored["id_number"][0], stored["phone"][0]
+            self.stored_sealed[values["id"]] = stored
             profiles[values["id"]] = _Profile(*_profile_from_columns(values, code_of), is_new=False)
 
     def _write_households(self, profiles: dict[int, _Profile]) -> None:
@@ -418,17 +432,18 @@ class ImportRunner:
     def _resident_row(self, profile: _Profile, now: dt.datetime) -> dict[str, Any]:
         values = profile.values
         name = values.get("name") or ""
-        id_number, phone, keys = values.get("id_number"), values.get("phone"), self.keys
+        id_enc, id_index = self._sealed(values, "id_number", pii.RESIDENT_ID_NUMBER)
+        phone_enc, phone_index = self._sealed(values, "phone", pii.RESIDENT_PHONE)
         return {
             "id": values["id"],
-            "id_number_enc": pii.seal(id_number, pii.RESIDENT_ID_NUMBER, keys),
-            "id_number_bidx": pii.write_index("id_number", id_number, keys),
+            "id_number_enc": id_enc,
+            "id_number_bidx": id_index,
             "name": name,
             "name_pinyin": name_pinyin(name),
             "sex": values.get("sex"),
             "birth_date": values.get("birth_date"),
-            "phone_enc": pii.seal(phone, pii.RESIDENT_PHONE, keys),
-            "phone_bidx": pii.write_index("phone", phone, keys),
+            "phone_enc": phone_enc,
+            "phone_bidx": phone_index,
             "address": (values.get("address") or "")[:200] or None,
             "household_id": values.get("household_id"),
             "community_id": self.community_ids.get(values.get("community_code") or ""),
@@ -446,6 +461,20 @@ class ImportRunner:
             "created_at": values.get("created_at") or now,
             "updated_at": now,
         }
+
+    def _sealed(self, values: dict[str, Any], attribute: str, context: str) -> tuple[str | None, str | None]:
+        """The sealed value and blind index to store: as loaded when the value did not change and
+        both are under the current keys (no rotation in progress), else made afresh."""
+        plain = values.get(attribute)
+        stored = self.stored_sealed.get(values["id"], {}).get(attribute)
+        if (
+            stored is not None
+            and stored[0] == plain
+            and (stored[1] is None or stored[1].startswith(self.current_prefix))
+            and not self.keys.previous_blind_index_keys
+        ):
+            return stored[1], stored[2]
+        return pii.seal(plain, context, self.keys), pii.write_index(attribute, plain, self.keys)
 
     def _write_conditions(self, conditions: list[tuple[int, int, dt.date, list[Any]]]) -> None:
         """One row per (resident, ICD-10 code): first and latest evidence."""
