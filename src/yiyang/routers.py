@@ -24,5 +24,6 @@ from yiyang.web.tier_pages import router as tier_pages_router  # noqa: E402
 
 ROUTERS.append(tier_pages_router)
 from yiyang.access.audit_api import router as audit_router  # noqa: E402
+from yiyang.web.access_pages import router as access_pages_router  # noqa: E402
 
-ROUTERS.append(audit_router)
+ROUTERS.extend([audit_router, access_pages_router])

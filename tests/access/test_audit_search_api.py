@@ -186,3 +186,19 @@ def test_a_resident_sees_who_accessed_their_record_and_nothing_of_others(
     assert [(e.actor_name, e.outcome) for e in own_reads] == [
         ("wang.xiuying", "allowed"), ("wang.xiuying", "denied"), ("wang.son", "allowed"), ("nurse.li", "denied"),
     ]  # fmt: skip
+
+
+def test_the_residents_page_lists_who_accessed_the_record(
+    client: TestClient, sqlite_db: Database, trail: dict[str, int]
+) -> None:
+    with sqlite_db.unit_of_work() as session:
+        own = service.create_user(session, "wang.xiuying", password=PASSWORD, resident_id=trail["wang"])
+        service.grant_role(session, own, Role.resident)
+    page = client.get("/my/access-log", headers=token_for(client, "wang.xiuying"))
+    assert page.status_code == 200
+    assert "谁查看了我的档案" in page.text and "护士 (nurse)" in page.text and "示例社区卫生服务中心" in page.text
+    assert "nurse.li" not in page.text
+    english = client.get("/my/access-log?lang=en", headers=token_for(client, "wang.xiuying"))
+    assert "Who accessed my record" in english.text
+    refused = client.get("/my/access-log", headers=token_for(client, "nurse.li"))
+    assert refused.status_code == 403 and "nurse" not in refused.text.split("<main>")[1]
