@@ -196,7 +196,11 @@ def test_the_residents_page_lists_who_accessed_the_record(
         service.grant_role(session, own, Role.resident)
     page = client.get("/my/access-log", headers=token_for(client, "wang.xiuying"))
     assert page.status_code == 200
-    assert "谁查看了我的档案" in page.text and "护士 (nurse)" in page.text and "示例社区卫生服务中心" in page.text
+    assert (
+        "谁查看了我的档案" in page.text
+        and "护士 (nurse)" in page.text
+        and "示例社区卫生服务中心" in page.text
+    )
     assert "nurse.li" not in page.text
     english = client.get("/my/access-log?lang=en", headers=token_for(client, "wang.xiuying"))
     assert "Who accessed my record" in english.text
