@@ -176,10 +176,11 @@ def _redigest_records(
     database: Database, keys: AccessKeys, batch_size: int, on_progress: Progress | None
 ) -> tuple[int, int]:
     """Source-record content hashes are keyed from the blind-index key: recompute them too, so
-    re-importing an unchanged file still finds every row unchanged."""
+    re-importing an unchanged file still finds every row unchanged. Records entered in this system
+    (feed ``staff``, e.g. assessments) are never re-imported and keep their own hashes."""
     select = text(
         "SELECT id, payload, observed_at, id_number_enc, phone_enc, content_hash FROM source_record "
-        "WHERE id > :last ORDER BY id LIMIT :limit"
+        "WHERE id > :last AND feed <> 'staff' ORDER BY id LIMIT :limit"
     )
     update = text("UPDATE source_record SET content_hash = :new WHERE id = :id AND content_hash = :old")
     last = redigested = conflicts = 0

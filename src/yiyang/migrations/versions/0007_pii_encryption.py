@@ -112,10 +112,12 @@ def upgrade() -> None:
         "UPDATE source_record SET payload = :payload, content_hash = :digest, id_number_enc = :id_enc, "
         "phone_enc = :phone_enc WHERE id = :id"
     ).bindparams(sa.bindparam("payload", type_=sa.JSON()))
-    for rows in _batches(bind, "SELECT id, payload, observed_at FROM source_record WHERE id > :last"):
+    for rows in _batches(
+        bind, "SELECT id, payload, observed_at, content_hash, feed FROM source_record WHERE id > :last"
+    ):
         keys = _keys()
         changes = []
-        for record_id, payload, observed_at in rows:
+        for record_id, payload, observed_at, digest, feed in rows:
             if isinstance(payload, str):
                 payload = orjson.loads(payload)
             if isinstance(observed_at, str):
@@ -125,8 +127,9 @@ def upgrade() -> None:
                 {
                     "id": record_id,
                     "payload": {k: v for k, v in payload.items() if k not in ("id_number", "phone")},
-                    # The keyed digest the import runner computes (sources.service.content_hash).
-                    "digest": pii.record_digest(payload, observed_at, keys),
+                    # The keyed digest the import runner computes (sources.service.content_hash);
+                    # records entered here (assessments) are never re-imported and keep theirs.
+                    "digest": digest if feed == "staff" else pii.record_digest(payload, observed_at, keys),
                     "id_enc": pii.seal(number, pii.SOURCE_ID_NUMBER, keys),
                     "phone_enc": pii.seal(phone, pii.SOURCE_PHONE, keys),
                 }
