@@ -3,6 +3,7 @@ they carry in the form the registry would store them (normalised by the feed rea
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 from sqlalchemy import MetaData, select
@@ -35,6 +36,13 @@ def sample_pii(database: Database) -> set[str]:
         for item in read_feed(SAMPLES / name, feed, directory):
             if isinstance(item, SourceRow):
                 values.update(v for v in (item.id_number, item.phone) if v)
+    # and the raw cells of the text files, rejected rows included (a mistyped number is still personal)
+    for name, encoding in (("health.csv", "utf-8-sig"), ("insurance_gb18030.csv", "gb18030")):
+        with (SAMPLES / name).open(encoding=encoding, newline="") as handle:
+            for row in csv.DictReader(handle):
+                for heading, cell in row.items():
+                    if cell and any(word in heading for word in ("身份证", "证件号码", "电话")):
+                        values.add(cell.strip())
     digits = {"".join(ch for ch in v if ch.isdigit() or ch == "X") for v in values}
     return values | {d for d in digits if len(d) >= 7}
 
