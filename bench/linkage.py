@@ -141,7 +141,7 @@ def linkage_quality(database: Database, truth_path: Path) -> dict:
             truth[(row["feed"], row["source_key"])] = row["person_id"]
     with database.engine.connect() as connection:
         linked = connection.execute(
-            text("SELECT feed, source_key, resident_id, (payload->>'id_number') IS NULL FROM source_record")
+            text("SELECT feed, source_key, resident_id, id_number_enc IS NULL FROM source_record")
         ).all()
     by_cluster: dict[int, list[str]] = defaultdict(list)
     no_id_rows = []

@@ -18,6 +18,10 @@ from sqlalchemy import create_engine, text
 from yiyang.db import Database
 from yiyang.migrate import upgrade
 
+# Fixed test keys for the encrypted personal fields (docs/access.md); never used outside tests.
+os.environ.setdefault("YIYANG_FIELD_KEYS", "test1:dGVzdC1maWVsZC1rZXktMzItYnl0ZXMtbG9uZyEhISE=")
+os.environ.setdefault("YIYANG_BLIND_INDEX_KEY", "dGVzdC1ibGluZC1pbmRleC1rZXktMzItYnl0ZXMtbG9uZw==")
+
 PG_ADMIN_URL = os.environ.get("YIYANG_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from yiyang import __version__
 from yiyang.access import policy
+from yiyang.access.keys import get_keys
 from yiyang.access.redaction import install_pii_redaction
 from yiyang.config import Settings, get_settings
 from yiyang.db import Database
@@ -22,6 +23,7 @@ log = logging.getLogger("yiyang")
 def create_app(database: Database | None = None, settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     install_pii_redaction()  # no ID numbers or phones in any log line
+    get_keys()  # missing field or blind-index keys fail here, at start, not at the first resident read
     install_handlers()  # cross-domain reactions: an import re-tiers the residents it touched
     app = FastAPI(title="yiyang 医养", version=__version__, description="社区医养结合 community medical-and-elderly care")
     app.state.settings = settings

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     environment: str = "development"
     field_keys: SecretStr | None = None  # YIYANG_FIELD_KEYS="kid:base64key,kid:base64key" (first is current)
     blind_index_key: SecretStr | None = None  # YIYANG_BLIND_INDEX_KEY=base64 of >= 32 random bytes
+    # While blind indexes are re-keyed (`yiyang keys rotate`), the key they were made with: lookups
+    # try both, writes use the new one. Remove it once the rotation has finished.
+    blind_index_key_previous: SecretStr | None = None
     token_ttl_hours: int = 168
     session_ttl_hours: int = 12
     sign_in_window_seconds: int = 900

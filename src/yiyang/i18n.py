@@ -278,6 +278,31 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "hours.kind.spend": {"zh-CN": "兑换服务", "en": "spent"},
     "hours.kind.donate": {"zh-CN": "捐赠", "en": "donated"},
     "hours.kind.expire": {"zh-CN": "过期", "en": "expired"},
+    # access: a resident's access log (web/access_pages.py)
+    "access_log.title": {"zh-CN": "谁查看了我的档案", "en": "Who accessed my record"},
+    "access_log.intro": {"zh-CN": "共 {total} 条访问记录", "en": "{total} accesses recorded"},
+    "access_log.refused": {
+        "zh-CN": "只有本人或获授权的家属可以查看访问记录",
+        "en": "Only the resident or an authorised family member may see this",
+    },
+    "access_log.none": {"zh-CN": "暂无访问记录", "en": "No accesses recorded"},
+    "access_log.resident": {"zh-CN": "居民 {id}", "en": "resident {id}"},
+    "access_log.when": {"zh-CN": "时间 (UTC)", "en": "When (UTC)"},
+    "access_log.who": {"zh-CN": "角色", "en": "Role"},
+    "access_log.organisation": {"zh-CN": "机构", "en": "Organisation"},
+    "access_log.action": {"zh-CN": "操作", "en": "Action"},
+    "access_log.what": {"zh-CN": "内容", "en": "What"},
+    "access_log.purpose": {"zh-CN": "目的", "en": "Purpose"},
+    "access_log.outcome": {"zh-CN": "结果", "en": "Outcome"},
+    "audit.action.read": {"zh-CN": "查看", "en": "read"},
+    "audit.action.create": {"zh-CN": "新建", "en": "create"},
+    "audit.action.update": {"zh-CN": "修改", "en": "update"},
+    "audit.action.delete": {"zh-CN": "删除", "en": "delete"},
+    "audit.action.reveal": {"zh-CN": "查看完整信息", "en": "reveal"},
+    "audit.action.export": {"zh-CN": "导出", "en": "export"},
+    "audit.action.break_glass": {"zh-CN": "紧急访问", "en": "emergency access"},
+    "audit.outcome.allowed": {"zh-CN": "允许", "en": "allowed"},
+    "audit.outcome.denied": {"zh-CN": "拒绝", "en": "refused"},
 }
 
 

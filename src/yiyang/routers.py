@@ -36,3 +36,7 @@ from yiyang.timebank.api import router as timebank_router  # noqa: E402
 from yiyang.web.order_pages import router as order_pages_router  # noqa: E402
 
 ROUTERS.extend([orders_router, timebank_router, order_pages_router])
+from yiyang.access.audit_api import router as audit_router  # noqa: E402
+from yiyang.web.access_pages import router as access_pages_router  # noqa: E402
+
+ROUTERS.extend([audit_router, access_pages_router])

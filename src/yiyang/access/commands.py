@@ -1,4 +1,4 @@
-"""``yiyang user ...``, ``yiyang audit verify`` and ``yiyang keys generate``."""
+"""``yiyang user ...``, ``yiyang audit verify`` and ``yiyang keys generate|status|rotate``."""
 
 from __future__ import annotations
 
@@ -129,3 +129,86 @@ def generate() -> None:
 
     typer.echo(f"YIYANG_FIELD_KEYS=k1:{generate_key()}")
     typer.echo(f"YIYANG_BLIND_INDEX_KEY={generate_key()}")
+
+
+@keys_app.command("status")
+def key_status() -> None:
+    """How many stored values each field key sealed, and which configured keys are unused."""
+    from yiyang.access import rotation
+    from yiyang.access.keys import get_keys
+
+    keys = get_keys()
+    database = _database()
+    try:
+        with database.unit_of_work() as session:
+            usage = rotation.key_usage(session)
+            retired = rotation.retired_keys(session, keys)
+    finally:
+        database.dispose()
+    typer.echo(f"当前字段密钥 (current field key): {keys.field_keys.current.kid}")
+    for column, counts in usage.items():
+        listed = ", ".join(f"{kid}: {count}" for kid, count in sorted(counts.items())) or "—"
+        typer.echo(f"  {column:<28} {listed}")
+    if retired:
+        typer.echo(f"可从 YIYANG_FIELD_KEYS 移除 (no value uses, may be removed): {', '.join(retired)}")
+
+
+@keys_app.command("rotate")
+def rotate(
+    batch_size: int = typer.Option(1000, "--batch-size", min=1, max=100_000, help="rows per transaction"),
+    reindex: bool = typer.Option(
+        False,
+        "--reindex",
+        help="recompute blind indexes (automatic when YIYANG_BLIND_INDEX_KEY_PREVIOUS is set)",
+    ),
+) -> None:
+    """Re-seal every ID number and phone under the current field key (the first in
+    YIYANG_FIELD_KEYS) and, after a blind-index key change, recompute the indexes. Reads keep
+    working meanwhile; safe to interrupt and run again."""
+    from rich.progress import Progress
+
+    from yiyang.access import rotation
+    from yiyang.access.keys import get_keys
+
+    keys = get_keys()
+    database = _database()
+    try:
+        with database.unit_of_work() as session:
+            todo = sum(rotation.pending(session, keys).values())
+            residents = (
+                rotation.stale_index_count(session) if reindex or keys.previous_blind_index_keys else 0
+            )
+        with Progress() as progress:
+            task = progress.add_task(f"重新加密 re-sealing under {keys.field_keys.current.kid}", total=todo)
+            report = rotation.reseal_all(
+                database, keys, batch_size=batch_size, on_progress=lambda _what, n: progress.advance(task, n)
+            )
+            if reindex or keys.previous_blind_index_keys:
+                task = progress.add_task("重建检索索引 re-keying blind indexes", total=None)
+                indexed = rotation.reindex_all(
+                    database,
+                    keys,
+                    batch_size=batch_size,
+                    on_progress=lambda _what, n: progress.advance(task, n),
+                )
+                report.reindexed, report.redigested = indexed.reindexed, indexed.redigested
+                report.conflicts += indexed.conflicts
+        with database.unit_of_work() as session:
+            left = sum(rotation.pending(session, keys).values())
+            retired = rotation.retired_keys(session, keys)
+    finally:
+        database.dispose()
+    resealed = ", ".join(f"{column} {count}" for column, count in report.resealed.items())
+    typer.echo(f"已重新加密 (re-sealed): {resealed}")
+    if reindex or keys.previous_blind_index_keys:
+        typer.echo(
+            f"已重建索引 (blind indexes re-keyed): {report.reindexed} residents, "
+            f"{report.redigested} record digests (of {residents} residents checked)"
+        )
+    if left:
+        typer.echo(f"仍有 {left} 个值未用当前密钥 (values still under older keys: run again)", err=True)
+        raise typer.Exit(code=1)
+    if retired:
+        typer.echo(f"可从 YIYANG_FIELD_KEYS 移除 (no value uses, may be removed): {', '.join(retired)}")
+    if keys.previous_blind_index_keys:
+        typer.echo("可移除 YIYANG_BLIND_INDEX_KEY_PREVIOUS (every index uses the current blind-index key)")

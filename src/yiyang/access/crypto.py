@@ -21,6 +21,7 @@ import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -116,11 +117,18 @@ def _aad(context: str) -> bytes:
     return context.encode("utf-8")
 
 
+@lru_cache(maxsize=16)
+def _aead(key: bytes) -> AESGCM:
+    # Built once per key: an import seals a few values per row, and building the cipher costs
+    # about as much as sealing a short value.
+    return AESGCM(key)
+
+
 def encrypt_field(keyring: FieldKeyring, plaintext: str, context: str = "") -> str:
     """Seal a value under the current key; the same value encrypts differently every time."""
     key = keyring.current
     nonce = os.urandom(NONCE_BYTES)
-    sealed = AESGCM(key.key).encrypt(nonce, plaintext.encode("utf-8"), _aad(context))
+    sealed = _aead(key.key).encrypt(nonce, plaintext.encode("utf-8"), _aad(context))
     return f"{key.kid}:{base64.urlsafe_b64encode(nonce + sealed).decode('ascii').rstrip('=')}"
 
 
@@ -146,7 +154,7 @@ def decrypt_field(keyring: FieldKeyring, ciphertext: str, context: str = "") -> 
     if len(raw) < NONCE_BYTES + 16:
         raise FieldDecryptError("密文已损坏 (ciphertext is damaged)")
     try:
-        plain = AESGCM(key.key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], _aad(context))
+        plain = _aead(key.key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], _aad(context))
     except InvalidTag:
         raise FieldDecryptError(
             "密文校验失败 (ciphertext failed authentication: damaged or wrong context)"

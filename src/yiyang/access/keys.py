@@ -12,7 +12,6 @@ import logging
 import os
 import tempfile
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 from yiyang.access.crypto import (
@@ -36,6 +35,8 @@ class MissingKeys(RuntimeError):
 class AccessKeys:
     field_keys: FieldKeyring
     blind_index_key: bytes
+    # Blind-index keys being retired: lookups still try them until every index is re-keyed.
+    previous_blind_index_keys: tuple[bytes, ...] = ()
 
     def __repr__(self) -> str:
         return f"AccessKeys(current={self.field_keys.current.kid!r})"
@@ -58,7 +59,12 @@ def load_keys(settings: Settings) -> AccessKeys:
         dev = development_keys(settings.data_dir)
         field_text = field_text or dev["field_keys"]
         blind_text = blind_text or dev["blind_index_key"]
-    return AccessKeys(parse_field_keys(field_text), parse_blind_index_key(blind_text))
+    previous = settings.blind_index_key_previous
+    return AccessKeys(
+        parse_field_keys(field_text),
+        parse_blind_index_key(blind_text),
+        (parse_blind_index_key(previous.get_secret_value()),) if previous else (),
+    )
 
 
 def development_keys(data_dir: Path) -> dict[str, str]:
@@ -82,7 +88,20 @@ def development_keys(data_dir: Path) -> dict[str, str]:
     return json.loads(path.read_text())
 
 
-@lru_cache
+_in_use: AccessKeys | None = None
+
+
 def get_keys() -> AccessKeys:
-    """The keys for this process, from the process settings."""
-    return load_keys(get_settings())
+    """The keys for this process: from the process settings, unless ``use_keys`` set others."""
+    global _in_use
+    if _in_use is None:
+        _in_use = load_keys(get_settings())
+    return _in_use
+
+
+def use_keys(keys: AccessKeys | None) -> AccessKeys | None:
+    """Replace this process's keys (tests, a rotation run); ``None`` reloads from the settings.
+    Returns the keys in use before, so a caller can put them back."""
+    global _in_use
+    previous, _in_use = _in_use, keys
+    return previous

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from yiyang.access.actor import Actor, RoleGrant
 from yiyang.access.roles import Role, role_info
@@ -135,3 +135,61 @@ class BreakGlassPage(BaseModel):
 class BreakGlassReview(BaseModel):
     verdict: Literal["justified", "unjustified"]
     note: str | None = Field(default=None, max_length=200)
+# --- reveal and the audit trail (audit_api.py) ------------------------------------------------
+
+
+class RevealRequest(BaseModel):
+    field: Literal["id_number", "phone"]
+    reason: str = Field(
+        min_length=2, max_length=200, description="why the full value is needed; kept in the audit trail"
+    )
+
+
+class RevealResponse(BaseModel):
+    resident_id: int
+    field: str
+    value: str | None  # None: nothing on file
+    revealed_at: dt.datetime
+
+
+class AuditEventRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    occurred_at: dt.datetime
+    user_id: int | None
+    actor_name: str
+    role: str | None
+    organisation_id: int | None
+    resident_id: int | None
+    action: str
+    resource_type: str
+    field_group: str | None
+    purpose: str | None
+    outcome: str
+    reason: str | None
+    request_id: str | None
+
+
+class AuditPage(BaseModel):
+    total: int
+    items: list[AuditEventRead]
+
+
+class AccessEntryRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    occurred_at: dt.datetime
+    action: str
+    what: str
+    field_group: str | None
+    purpose: str | None
+    outcome: str
+    role: str | None
+    role_label: str | None
+    organisation: str | None
+
+
+class AccessLogPage(BaseModel):
+    total: int
+    items: list[AccessEntryRead]

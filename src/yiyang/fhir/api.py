@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException
 
 from yiyang import __version__
 from yiyang.access import consent as consents
-from yiyang.access import policy
+from yiyang.access import pii, policy
 from yiyang.access.actor import Actor
 from yiyang.access.audit import record_access
 from yiyang.access.consent_fhir import consent_from_resource, consent_resource
@@ -401,7 +401,8 @@ def _identifier_clause(value: str):  # type: ignore[no-untyped-def]
     clauses = []
     if system in (None, RESIDENT_ID_SYSTEM):
         with contextlib.suppress(IdNumberError):  # an impossible ID number names no one
-            clauses.append(Resident.id_number == parse_id_number(number).number)
+            number_index = pii.lookup_indexes("id_number", parse_id_number(number).number)
+            clauses.append(Resident.id_number_bidx.in_(number_index))
     if system in (None, RESIDENT_SYSTEM) and number.isdigit() and 0 < int(number) <= MAX_ID:
         clauses.append(Resident.id == int(number))
     if system in (None, HEALTH_RECORD_SYSTEM) and number:

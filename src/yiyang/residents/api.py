@@ -14,7 +14,7 @@ from yiyang.access.policy import DataCategory, FieldGroup
 from yiyang.access.routes import resident_data
 from yiyang.deps import IdPath, ResidentIdPath, SessionDep
 from yiyang.residents import schemas, service
-from yiyang.residents.identity import age_on
+from yiyang.residents.identity import age_on, mask_attribute
 from yiyang.residents.models import LinkReview, ResidentMerge
 from yiyang.residents.precedence import PROFILE_ATTRIBUTES
 
@@ -66,8 +66,9 @@ def read_profile(
         merged_into_id=resident.merged_into_id,
         needs_review=resident.needs_review,
         age=age_on(resident.birth_date, dt.date.today()) if resident.birth_date else None,
+        # ID number and phone masked: the unmasked value only through POST .../reveal (audited).
         facts=[
-            schemas.FactRead(**vars(f))
+            schemas.FactRead(**{**vars(f), "value": mask_attribute(f.attribute, f.value)})
             for f in service.profile_facts(session, resident)
             if f.attribute in attributes
         ],
@@ -96,7 +97,10 @@ def read_sources(
     _registry(session, actor, clock(), resident_id, what="source_record")
     service.get_resident(session, resident_id)
     return [
-        schemas.SourceRecordRead.model_validate(r) for r in service.source_records_of(session, resident_id)
+        schemas.SourceRecordRead.model_validate(r).model_copy(
+            update={"payload": {**r.payload, **{k: mask_attribute(k, getattr(r, k)) for k in ("id_number", "phone")}}}
+        )
+        for r in service.source_records_of(session, resident_id)
     ]
 
 

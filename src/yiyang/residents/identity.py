@@ -97,5 +97,14 @@ def mask_phone(phone: str | None) -> str | None:
     return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
 
 
+def mask_attribute(attribute: str, value: str | None) -> str | None:
+    """A profile value as it may be shown or kept in history: ID numbers and phones masked."""
+    if attribute == "id_number":
+        return mask_id_number(value)
+    if attribute == "phone":
+        return mask_phone(value)
+    return value
+
+
 def age_on(birth_date: dt.date, day: dt.date) -> int:
     return day.year - birth_date.year - ((day.month, day.day) < (birth_date.month, birth_date.day))

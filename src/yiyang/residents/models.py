@@ -4,6 +4,11 @@ The profile is derived from evidence: every value on ``resident`` names the sour
 came from in ``provenance`` (attribute -> [source_record_id, feed, observed_at]), and the
 source records themselves are kept, so any past value can be traced and the profile rebuilt
 (merge and unmerge do exactly that). ``fact_change`` logs each time a value was replaced.
+
+ID numbers and phones rest encrypted (``access/pii.py``): the attributes ``id_number`` and
+``phone`` read and write plain values, the columns ``*_enc`` hold ciphertext, and the blind
+indexes ``*_bidx`` beside them (kept in step when the attribute is set) are what lookups match.
+``fact_change`` keeps only masked forms of them; the source records keep them sealed.
 """
 
 from __future__ import annotations
@@ -12,9 +17,22 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, Enum, Float, ForeignKey, Index, Integer, SmallInteger, String
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    event,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
+from yiyang.access import pii
 from yiyang.db import Base, utcnow
 from yiyang.geo.models import LivingArrangement
 
@@ -37,12 +55,14 @@ class Resident(Base):
     __tablename__ = "resident"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    id_number: Mapped[str | None] = mapped_column(String(18), unique=True)
+    id_number: Mapped[str | None] = mapped_column("id_number_enc", pii.EncryptedString(pii.RESIDENT_ID_NUMBER))
+    id_number_bidx: Mapped[str | None] = mapped_column(String(pii.INDEX_LENGTH))
     name: Mapped[str] = mapped_column(String(64))
     name_pinyin: Mapped[str] = mapped_column(String(128), index=True)
     sex: Mapped[str | None] = mapped_column(String(1))
     birth_date: Mapped[dt.date | None] = mapped_column(Date, index=True)
-    phone: Mapped[str | None] = mapped_column(String(20), index=True)
+    phone: Mapped[str | None] = mapped_column("phone_enc", pii.EncryptedString(pii.RESIDENT_PHONE))
+    phone_bidx: Mapped[str | None] = mapped_column(String(pii.INDEX_LENGTH), index=True)
     address: Mapped[str | None] = mapped_column(String(200))
     household_id: Mapped[int | None] = mapped_column(ForeignKey("household.id"), index=True)
     community_id: Mapped[int | None] = mapped_column(ForeignKey("area.id"), index=True)
@@ -63,6 +83,19 @@ class Resident(Base):
     provenance: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    # One resident per ID number, checked on its blind index (the ciphertexts all differ).
+    __table_args__ = (Index("uq_resident_id_number_bidx", "id_number_bidx", unique=True),)
+
+
+@event.listens_for(Resident.id_number, "set")
+def _index_id_number(target: Resident, value: str | None, _old: object, _initiator: object) -> None:
+    target.id_number_bidx = pii.write_index("id_number", value)
+
+
+@event.listens_for(Resident.phone, "set")
+def _index_phone(target: Resident, value: str | None, _old: object, _initiator: object) -> None:
+    target.phone_bidx = pii.write_index("phone", value)
 
 
 class Condition(Base):
@@ -179,9 +212,15 @@ class SourceRecord(Base):
     line: Mapped[int | None] = mapped_column(Integer)
     observed_at: Mapped[dt.datetime] = mapped_column()
     recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    content_hash: Mapped[str] = mapped_column(String(32))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    content_hash: Mapped[str] = mapped_column(String(32))  # keyed: pii.content_digest
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)  # without id_number and phone, sealed below
+    id_number: Mapped[str | None] = mapped_column("id_number_enc", pii.EncryptedString(pii.SOURCE_ID_NUMBER))
+    phone: Mapped[str | None] = mapped_column("phone_enc", pii.EncryptedString(pii.SOURCE_PHONE))
     link_method: Mapped[LinkMethod] = mapped_column(Enum(LinkMethod, native_enum=False, length=16))
     link_score: Mapped[float | None] = mapped_column(Float)
 
     __table_args__ = (Index("uq_source_record_feed_key", "feed", "source_key", unique=True),)
+
+    def full_payload(self) -> dict[str, Any]:
+        """The record as it arrived: its payload with the sealed ID number and phone put back."""
+        return {**self.payload, "id_number": self.id_number, "phone": self.phone}

@@ -14,11 +14,12 @@ from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from yiyang import events
+from yiyang.access import pii
 from yiyang.db import utcnow
 from yiyang.errors import Conflict, Invalid, NotFound
 from yiyang.events import ResidentsChanged, ResidentsMerged, ResidentsUnmerged
 from yiyang.geo.models import Area
-from yiyang.residents.identity import IdNumberError, parse_id_number
+from yiyang.residents.identity import IdNumberError, mask_attribute, parse_id_number
 from yiyang.residents.models import (
     Condition,
     FactChange,
@@ -89,9 +90,9 @@ def _query_clause(query: str):  # type: ignore[no-untyped-def]
     compact = query.replace(" ", "")
     if compact.isdigit() or (len(compact) == 18 and compact[:17].isdigit()):
         try:
-            return Resident.id_number == parse_id_number(compact).number
+            return Resident.id_number_bidx.in_(pii.lookup_indexes("id_number", parse_id_number(compact).number))
         except IdNumberError:
-            return Resident.phone == compact
+            return Resident.phone_bidx.in_(pii.lookup_indexes("phone", compact))
     if query.isascii():
         return Resident.name_pinyin.like(f"{query.lower()}%")
     return or_(Resident.name.contains(query), Resident.name_pinyin == name_pinyin(query))
@@ -200,9 +201,10 @@ def rebuild_resident(session: Session, resident_id: int, *, reason: str) -> Resi
     conditions: dict[str, dict[str, Any]] = {}
     for record in source_records_of(session, resident_id):
         ref = FactRef(record.id, record.feed.value, record.observed_at)
-        apply_payload(profile, provenance, record.payload, ref)
+        payload = record.full_payload()
+        apply_payload(profile, provenance, payload, ref)
         seen = record.observed_at.date()
-        for code, display, long_rx in record.payload.get("conditions", ()):
+        for code, display, long_rx in payload.get("conditions", ()):
             entry = conditions.get(code)
             if entry is None:
                 conditions[code] = {
@@ -245,7 +247,8 @@ def rebuild_resident(session: Session, resident_id: int, *, reason: str) -> Resi
             session.add(
                 FactChange(
                     resident_id=resident_id, attribute=attribute,
-                    old_value=_text(before.get(attribute)), new_value=_text(after.get(attribute)),
+                    old_value=_text(mask_attribute(attribute, before.get(attribute))),
+                    new_value=_text(mask_attribute(attribute, after.get(attribute))),
                     old_source_record_id=old_ref[0] if old_ref else None,
                     new_source_record_id=new_ref.source_record_id if new_ref else None, reason=reason,
                 )
@@ -263,7 +266,9 @@ def _area_ids(session: Session, codes: list[str | None]) -> dict[str | None, int
 
 def _release_id_number(session: Session, id_number: str, keep: int) -> None:
     """The ID number is unique: a merged-away holder gives it up before the survivor takes it."""
-    holder = session.execute(select(Resident).where(Resident.id_number == id_number)).scalar_one_or_none()
+    holder = session.execute(
+        select(Resident).where(Resident.id_number_bidx.in_(pii.lookup_indexes("id_number", id_number)))
+    ).scalar_one_or_none()
     if holder is not None and holder.id != keep:
         if holder.status != ResidentStatus.merged and source_records_of(session, holder.id):
             raise Conflict(

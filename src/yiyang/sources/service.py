@@ -5,6 +5,10 @@ in batches; each batch is linked (exact on a valid ID number, else probabilistic
 the residents' profiles by the precedence rule, and written with the bulk paths (COPY on
 PostgreSQL). Re-importing the same rows changes nothing: a row whose (feed, source key) is known
 with the same content hash is counted as unchanged.
+
+ID numbers and phones are written sealed with their blind indexes (``access/pii.py``); exact
+linkage matches the index, and candidates' phones are opened in memory for the fuzzy comparison.
+A source record keeps them sealed in its own columns, out of the payload JSON.
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
 from yiyang import events
+from yiyang.access import pii
 from yiyang.config import Settings, get_settings
 from yiyang.db import Database, allocate_ids, bulk_insert, bulk_update, db_datetime, is_postgres, utcnow
 from yiyang.events import ResidentsChanged
 from yiyang.geo.models import Area, AreaLevel
+from yiyang.residents.identity import mask_attribute
 from yiyang.residents.names import name_pinyin
 from yiyang.residents.precedence import FactRef
 from yiyang.residents.profile import apply_payload, provenance_from_json, provenance_to_json
@@ -39,20 +45,23 @@ log = logging.getLogger(__name__)
 
 # Columns of ``resident`` the runner reads and writes (id first).
 RESIDENT_COLUMNS = (
-    "id", "id_number", "name", "name_pinyin", "sex", "birth_date", "phone", "address", "household_id",
+    "id", "id_number_enc", "id_number_bidx", "name", "name_pinyin", "sex", "birth_date", "phone_enc",
+    "phone_bidx", "address", "household_id",
     "community_id", "grid_id", "insurance_type", "living_arrangement", "dibao", "tekun",
     "disability_cert_grade", "capability_level", "status", "merged_into_id", "needs_review",
     "provenance", "created_at", "updated_at",
 )  # fmt: skip
 PROFILE_COLUMNS = (
-    "id_number", "name", "name_pinyin", "sex", "birth_date", "phone", "address", "household_id",
+    "id_number_enc", "id_number_bidx", "name", "name_pinyin", "sex", "birth_date", "phone_enc", "phone_bidx",
+    "address", "household_id",
     "community_id", "grid_id", "insurance_type", "living_arrangement", "dibao", "tekun",
     "disability_cert_grade", "capability_level", "needs_review", "provenance", "updated_at",
 )  # fmt: skip
 SOURCE_RECORD_COLUMNS = (
     "id", "feed", "source_key", "resident_id", "import_run_id", "line", "observed_at", "recorded_at",
-    "content_hash", "payload", "link_method", "link_score",
+    "content_hash", "payload", "link_method", "link_score", "id_number_enc", "phone_enc",
 )  # fmt: skip
+SEALED_IN_RECORD = ("id_number", "phone")  # kept out of source_record.payload, in their own columns
 REPORT_REJECTIONS_KEPT = 1000  # rejections stored on the run row; the report file has them all
 
 
@@ -98,8 +107,13 @@ class _Profile:
 
 
 def content_hash(payload: dict[str, Any], observed_at: dt.datetime) -> str:
-    blob = orjson.dumps([payload, observed_at.isoformat()], option=orjson.OPT_SORT_KEYS)
-    return hashlib.blake2b(blob, digest_size=16).hexdigest()
+    """Keyed, since the payload holds the ID number and phone (``pii.record_digest``)."""
+    return pii.record_digest(payload, observed_at)
+
+
+def stored_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """What ``source_record.payload`` keeps: everything but the sealed fields."""
+    return {key: value for key, value in payload.items() if key not in SEALED_IN_RECORD}
 
 
 def address_key(address: str) -> str:
@@ -126,8 +140,13 @@ class ImportRunner:
         # Whether anyone is registered without an ID number: if not, a row with an unknown ID
         # number is simply a new person, and the probabilistic search is skipped for it.
         self.anyone_without_id = session.execute(
-            text("SELECT 1 FROM resident WHERE id_number IS NULL AND status = 'active' LIMIT 1")
+            text("SELECT 1 FROM resident WHERE id_number_bidx IS NULL AND status = 'active' LIMIT 1")
         ).first() is not None
+        self.keys = pii.get_keys()
+        self.opened_phones: dict[str, str] = {}  # sealed -> plain, for candidates met again
+        # resident id -> attribute -> (plain, sealed, index) as loaded: an unchanged value keeps them.
+        self.stored_sealed: dict[int, dict[str, tuple[str | None, str | None, str | None]]] = {}
+        self.current_prefix = self.keys.field_keys.current.kid + ":"
 
     # -- one batch -------------------------------------------------------------------------
     def apply(self, rows: list[SourceRow]) -> None:
@@ -167,7 +186,9 @@ class ImportRunner:
             observed = db_datetime(row.observed_at)
             new_records.append(
                 (record_id, self.feed.value, row.source_key, resident_id, self.run_id, row.line, observed,
-                 self.recorded_at, digest, orjson.dumps(payload).decode(), method, score)
+                 self.recorded_at, digest, orjson.dumps(stored_payload(payload)).decode(), method, score,
+                 pii.seal(row.id_number, pii.SOURCE_ID_NUMBER, self.keys),
+                 pii.seal(row.phone, pii.SOURCE_PHONE, self.keys))
             )  # fmt: skip
             self.resident_ids[row.source_key] = resident_id
             self.report_counts[f"linked_{method}" if method != LinkMethod.new else "new_resident"] += 1
@@ -179,8 +200,10 @@ class ImportRunner:
                 if change.attribute in ("address", "community_code"):
                     profile.address_changed = True
                 if change.old_ref is not None and not profile.is_new and change.old_value != change.new_value:
+                    attribute = change.attribute
                     fact_changes.append(
-                        (resident_id, change.attribute, _text(change.old_value), _text(change.new_value),
+                        (resident_id, attribute, _text(mask_attribute(attribute, change.old_value)),
+                         _text(mask_attribute(attribute, change.new_value)),
                          change.old_ref.source_record_id, record_id, change.reason, self.recorded_at)
                     )  # fmt: skip
             conditions.extend((resident_id, record_id, row.observed_at.date(), c) for c in payload.get("conditions", ()))
@@ -224,8 +247,15 @@ class ImportRunner:
         id_numbers = {row.id_number for row, _, _ in fresh if row.id_number}
         by_id: dict[str, int] = {}
         if id_numbers:
-            stmt = self._where_in("SELECT id_number, id FROM resident WHERE {ids}", ids="id_number")
-            by_id = dict(session.execute(stmt, {"ids": list(id_numbers)}).all())
+            # Matched on the blind index (under the current key and any previous one being retired).
+            number_of = {
+                index: number for number in id_numbers for index in pii.lookup_indexes("id_number", number, self.keys)
+            }
+            stmt = self._where_in("SELECT id_number_bidx, id FROM resident WHERE {ids}", ids="id_number_bidx")
+            by_id = {
+                number_of[index]: resident_id
+                for index, resident_id in session.execute(stmt, {"ids": list(number_of)}).all()
+            }
 
         unlinked = [row for row, _, _ in fresh if not row.id_number or row.id_number not in by_id]
         searched = [row for row in unlinked if not row.id_number or self.anyone_without_id]
@@ -294,23 +324,33 @@ class ImportRunner:
     def _load_candidates(
         self, wanted: dict[str, set[Any]], *, without_id: bool
     ) -> Iterator[tuple[int, linkage.LinkKeys, bool]]:
-        clauses, params = [], {}
-        for column in ("birth_date", "name_pinyin", "phone"):
-            values = [v for v in wanted.get(column, ()) if v]
+        clauses, params = {}, {}
+        for param, column in (("birth_date", "birth_date"), ("name_pinyin", "name_pinyin"), ("phone", "phone_bidx")):
+            values = [v for v in wanted.get(param, ()) if v]
+            if param == "phone":  # phones are found by blind index
+                values = [index for phone in values for index in pii.lookup_indexes("phone", phone, self.keys)]
             if values:
-                clauses.append(column)
-                params[column] = values
+                clauses[param] = column
+                params[param] = values
         if not clauses:
             return
         stmt = self._where_in(
-            "SELECT id, name, name_pinyin, sex, birth_date, phone, address, id_number IS NOT NULL FROM resident "
-            f"WHERE status = 'active' {'AND id_number IS NULL ' if without_id else ''}"
+            "SELECT id, name, name_pinyin, sex, birth_date, phone_enc, address, id_number_bidx IS NOT NULL "
+            f"FROM resident WHERE status = 'active' {'AND id_number_bidx IS NULL ' if without_id else ''}"
             f"AND ({' OR '.join('{' + c + '}' for c in clauses)})",
-            **{c: c for c in clauses},
+            **clauses,
         )
-        for resident_id, name, pinyin, sex, birth, phone, address, has_id in self.session.execute(stmt, params).all():
+        keyring, opened = self.keys, self.opened_phones
+        for resident_id, name, pinyin, sex, birth, sealed_phone, address, has_id in self.session.execute(
+            stmt, params
+        ).all():
             if isinstance(birth, str):
                 birth = dt.date.fromisoformat(birth)
+            # Opened in memory: the phone comparison allows one mistyped or swapped digit. The same
+            # residents come back batch after batch, so each sealed value is opened once per run.
+            phone = opened.get(sealed_phone) if sealed_phone else None
+            if phone is None and sealed_phone:
+                phone = opened[sealed_phone] = pii.unseal(sealed_phone, pii.RESIDENT_PHONE, keyring)
             keys = linkage.make_keys(name, sex, birth, phone, address, name_pinyin=pinyin)
             yield resident_id, keys, bool(has_id)
 
@@ -323,8 +363,19 @@ class ImportRunner:
             return
         stmt = self._where_in(f"SELECT {', '.join(RESIDENT_COLUMNS)} FROM resident WHERE {{ids}}", ids="id")
         code_of = self.area_code_of
+        keyring = self.keys
         for row in self.session.execute(stmt, {"ids": list(resident_ids)}).all():
             values = dict(zip(RESIDENT_COLUMNS, row, strict=True))
+            stored = {
+                attribute: (
+                    pii.unseal(values.pop(f"{attribute}_enc"), context, keyring),
+                    row[RESIDENT_COLUMNS.index(f"{attribute}_enc")],
+                    values.pop(f"{attribute}_bidx"),
+                )
+                for attribute, context in (("id_number", pii.RESIDENT_ID_NUMBER), ("phone", pii.RESIDENT_PHONE))
+            }
+            values["id_number"], values["phone"] = stored["id_number"][0], stored["phone"][0]
+            self.stored_sealed[values["id"]] = stored
             profiles[values["id"]] = _Profile(*_profile_from_columns(values, code_of), is_new=False)
 
     def _write_households(self, profiles: dict[int, _Profile]) -> None:
@@ -381,14 +432,18 @@ class ImportRunner:
     def _resident_row(self, profile: _Profile, now: dt.datetime) -> dict[str, Any]:
         values = profile.values
         name = values.get("name") or ""
+        id_enc, id_index = self._sealed(values, "id_number", pii.RESIDENT_ID_NUMBER)
+        phone_enc, phone_index = self._sealed(values, "phone", pii.RESIDENT_PHONE)
         return {
             "id": values["id"],
-            "id_number": values.get("id_number"),
+            "id_number_enc": id_enc,
+            "id_number_bidx": id_index,
             "name": name,
             "name_pinyin": name_pinyin(name),
             "sex": values.get("sex"),
             "birth_date": values.get("birth_date"),
-            "phone": values.get("phone"),
+            "phone_enc": phone_enc,
+            "phone_bidx": phone_index,
             "address": (values.get("address") or "")[:200] or None,
             "household_id": values.get("household_id"),
             "community_id": self.community_ids.get(values.get("community_code") or ""),
@@ -406,6 +461,20 @@ class ImportRunner:
             "created_at": values.get("created_at") or now,
             "updated_at": now,
         }
+
+    def _sealed(self, values: dict[str, Any], attribute: str, context: str) -> tuple[str | None, str | None]:
+        """The sealed value and blind index to store: as loaded when the value did not change and
+        both are under the current keys (no rotation in progress), else made afresh."""
+        plain = values.get(attribute)
+        stored = self.stored_sealed.get(values["id"], {}).get(attribute)
+        if (
+            stored is not None
+            and stored[0] == plain
+            and (stored[1] is None or stored[1].startswith(self.current_prefix))
+            and not self.keys.previous_blind_index_keys
+        ):
+            return stored[1], stored[2]
+        return pii.seal(plain, context, self.keys), pii.write_index(attribute, plain, self.keys)
 
     def _write_conditions(self, conditions: list[tuple[int, int, dt.date, list[Any]]]) -> None:
         """One row per (resident, ICD-10 code): first and latest evidence."""
@@ -451,14 +520,17 @@ class ImportRunner:
         """A known record with new content: store it, then rebuild its resident from all evidence."""
         from yiyang.residents.service import rebuild_resident
 
+        keys = self.keys
         rows = [
-            (record_id, orjson.dumps(payload).decode(), digest, db_datetime(row.observed_at), self.run_id, row.line,
-             self.recorded_at)
+            (record_id, orjson.dumps(stored_payload(payload)).decode(), digest, db_datetime(row.observed_at),
+             self.run_id, row.line, self.recorded_at, pii.seal(row.id_number, pii.SOURCE_ID_NUMBER, keys),
+             pii.seal(row.phone, pii.SOURCE_PHONE, keys))
             for row, payload, digest, record_id, _ in changed
         ]  # fmt: skip
         bulk_update(
             self.session, "source_record", "id",
-            ("payload", "content_hash", "observed_at", "import_run_id", "line", "recorded_at"), rows,
+            ("payload", "content_hash", "observed_at", "import_run_id", "line", "recorded_at", "id_number_enc",
+             "phone_enc"), rows,
         )  # fmt: skip
         for row, *_ , resident_id in changed:
             self.resident_ids[row.source_key] = resident_id
