@@ -25,6 +25,9 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
     app = FastAPI(title="yiyang 医养", version=__version__, description="社区医养结合 community medical-and-elderly care")
     app.state.settings = settings
     app.state.database = database or Database(settings=settings)
+    from yiyang.alerts.engine import make_rules
+
+    app.state.telemetry_rules = make_rules()  # gateway uploads run the alert rules like MQTT ingest
 
     @app.exception_handler(DomainError)
     async def domain_error(_request: Request, error: DomainError) -> JSONResponse:

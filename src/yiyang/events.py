@@ -41,6 +41,29 @@ class ResidentsUnmerged:
     merge: Any
 
 
+@dataclass(frozen=True, slots=True)
+class AlertRaised:
+    """An alert was raised for a resident (not a repeat of an open one)."""
+
+    alert_id: int
+    resident_id: int
+    kind: str  # the rule's code: fall, sos, bp_urgent, no_activity ...
+    severity: str
+    raised_at: Any  # datetime, UTC
+    tier_fact: bool  # whether the tier engine counts it (a recent fall does)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertResolved:
+    """An alert was closed with an outcome (``alerts.service.resolve``)."""
+
+    alert_id: int
+    resident_id: int
+    kind: str
+    outcome: str
+    resolved_at: Any
+
+
 def subscribe(event_type: type, handler: Handler) -> None:
     handlers = _handlers.setdefault(event_type, [])
     if handler not in handlers:
@@ -59,8 +82,9 @@ def publish(session: Session, event: Any) -> None:
 def install_handlers() -> None:
     """The reactions the whole system runs with; called by the app and the CLI at start."""
     from yiyang.assessments.service import on_residents_merged, on_residents_unmerged
-    from yiyang.tiers.service import on_residents_changed
+    from yiyang.tiers.service import on_alert_raised, on_residents_changed
 
     subscribe(ResidentsMerged, on_residents_merged)
     subscribe(ResidentsUnmerged, on_residents_unmerged)
     subscribe(ResidentsChanged, on_residents_changed)
+    subscribe(AlertRaised, on_alert_raised)

@@ -1,6 +1,7 @@
 """Imports every domain's tables so the metadata (and Alembic) sees them all."""
 
 from yiyang.access import models as access_models  # noqa: F401
+from yiyang.alerts import models as alert_models  # noqa: F401
 from yiyang.assessments import models as assessment_models  # noqa: F401
 from yiyang.db import Base
 from yiyang.devices import models as device_models  # noqa: F401

@@ -1,0 +1,236 @@
+"""Alert rules on the ingest hot path, and the timed jobs that run the clocks (规则引擎).
+
+``AlertRules`` is the ``devices.ingest.Rules`` hook: called once per batch, inside the batch's
+transaction, with only the new telemetry and events. Per message it does dictionary look-ups
+(device -> residents -> compiled rules, from ``RuleBook``) and a handful of comparisons; it
+touches the database only for what fired (a hit raises or counts an alert), for duration
+clocks (out of bed at night: rare events) and for absence clocks, which are written only when
+they moved by more than ``slack`` (so a resident's radar reporting every 10 s costs one write per
+slack period, not one per message). The deadline sweep job, not the hot path, raises absences.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from yiyang.alerts import service
+from yiyang.alerts.book import RuleBook, effective_rules
+from yiyang.alerts.channels import AlertSettings, Notifier, notifier_from_settings
+from yiyang.alerts.rules import (
+    DeadlineChange,
+    Hit,
+    absence_changes,
+    default_document,
+    duration_changes,
+    event_hits,
+    thresholds_crossed,
+)
+from yiyang.db import Database, utcnow
+from yiyang.devices.ingest import TelemetryBatch
+
+log = logging.getLogger("yiyang.alerts")
+
+_notifier: Notifier | None = None
+_notifier_lock = threading.Lock()
+
+
+def current_notifier() -> Notifier:
+    """The process's channels (from ``YIYANG_ALERTS_*``); tests replace it with ``use_notifier``."""
+    global _notifier
+    with _notifier_lock:
+        if _notifier is None:
+            _notifier = notifier_from_settings()
+        return _notifier
+
+
+def use_notifier(notifier: Notifier | None) -> None:
+    global _notifier
+    with _notifier_lock:
+        _notifier = notifier
+
+
+def rule_names(code: str) -> tuple[str, str]:
+    """A rule's names as people read them (from the district rule set)."""
+    for section in ("thresholds", "events", "durations", "absence"):
+        for rule in default_document().get(section, []):
+            if rule["code"] == code:
+                return rule.get("zh", code), rule.get("en", code)
+    return code, code
+
+
+@dataclass
+class EvaluationStats:
+    batches: int = 0
+    messages: int = 0
+    hits: int = 0
+    raised: int = 0
+    deadline_writes: int = 0
+    raised_ids: list[int] = field(default_factory=list)
+
+
+class AlertRules:
+    """The ingest ``Rules`` hook. One instance per worker process (it holds the caches)."""
+
+    def __init__(
+        self,
+        book: RuleBook | None = None,
+        slack: dt.timedelta | None = None,
+        clock: Callable[[], dt.datetime] = utcnow,
+        keep_raised: bool = False,
+    ) -> None:
+        self.book = book or RuleBook()
+        self.slack = slack if slack is not None else dt.timedelta(seconds=AlertSettings().deadline_slack_s)
+        self.clock = clock
+        self.stats = EvaluationStats()
+        self.keep_raised = keep_raised  # the benchmark reads which alerts were raised
+        self._pushed: dict[tuple[str, int], dt.datetime] = {}  # absence clocks as last written
+
+    def __call__(self, session: Session, batch: TelemetryBatch) -> None:
+        if not batch.telemetry and not batch.events:
+            return
+        now = self.clock()
+        self.stats.batches += 1
+        device_ids = {item.device.id for item in batch.telemetry}
+        device_ids.update(item.device.id for item in batch.events)
+        holders = self.book.holders(session, device_ids, batch.received_at)
+        if not holders:
+            return
+        hits: dict[tuple[int, str], tuple[Hit, int, int, Any]] = {}  # (resident, rule) -> first hit, count, device, rules
+        absence: dict[tuple[str, int], service.DeadlineWrite] = {}
+
+        def hit(resident_id: int, found: Hit, device_id: int, rules: Any) -> None:
+            key = (resident_id, found.rule)
+            seen = hits.get(key)
+            hits[key] = (found, 1, device_id, rules) if seen is None else (seen[0], seen[1] + 1, seen[2], seen[3])
+
+        def activity(change: DeadlineChange, rules: Any, resident_id: int, device_id: int) -> None:
+            rule = rules.rule(change.rule)
+            subject = device_id if rule is not None and not rule.activity else resident_id
+            key = (change.rule, subject)
+            write = service.as_write(change, subject, resident_id, device_id)
+            known = absence.get(key)
+            if known is None or write.due_at > known.due_at:
+                absence[key] = write
+
+        for item in batch.telemetry:
+            self.stats.messages += 1
+            found = holders.get(item.device.id)
+            if not found:
+                continue
+            message = item.message
+            for holder in found:
+                rules = holder.rules
+                if rules.thresholds:
+                    for crossed in thresholds_crossed(rules, message.values, message.measured_at):
+                        hit(holder.resident_id, crossed, item.device.id, rules)
+                for change in absence_changes(rules, None, message.measured_at, holder.living_alone):
+                    activity(change, rules, holder.resident_id, item.device.id)
+
+        durations: list[tuple[DeadlineChange, int, int]] = []
+        for item in sorted(batch.events, key=lambda e: e.message.measured_at):
+            self.stats.messages += 1
+            found = holders.get(item.device.id)
+            if not found:
+                continue
+            kind = item.message.kind.value
+            at = item.message.measured_at
+            for holder in found:
+                rules = holder.rules
+                for event_hit in event_hits(rules, kind, at):
+                    hit(holder.resident_id, event_hit, item.device.id, rules)
+                for change in duration_changes(rules, kind, at):
+                    durations.append((change, holder.resident_id, item.device.id))
+                for change in (
+                    *absence_changes(rules, kind, at, holder.living_alone),
+                    *absence_changes(rules, None, at, holder.living_alone),
+                ):
+                    activity(change, rules, holder.resident_id, item.device.id)
+
+        for change, resident_id, device_id in durations:
+            if change.due is None:
+                service.stop_deadline(session, change.rule, resident_id)
+            else:
+                service.start_deadline(session, service.as_write(change, resident_id, resident_id, device_id))
+
+        writes = []
+        for key, write in absence.items():
+            last = self._pushed.get(key)
+            if last is None or write.due_at - last >= self.slack:
+                writes.append(write)
+        if writes:
+            service.push_deadlines(session, writes)
+            for write in writes:
+                self._pushed[(write.rule, write.subject_id)] = write.due_at
+            self.stats.deadline_writes += len(writes)
+
+        for (resident_id, _code), (found_hit, count, device_id, rules) in hits.items():
+            rule = rules.rule(found_hit.rule)
+            if rule is None:
+                continue
+            alert, new = service.record_hit(
+                session, resident_id, rule, rules, found_hit.at, now, device_id=device_id, detail=found_hit.detail, count=count
+            )
+            self.stats.hits += count
+            if new:
+                self.stats.raised += 1
+                if self.keep_raised:
+                    self.stats.raised_ids.append(alert.id)
+
+    def forget_pushed(self) -> None:
+        """After a rolled-back batch the clocks it meant to write may not be there: write again."""
+        self._pushed.clear()
+
+
+# ---- timed jobs --------------------------------------------------------------------------
+
+
+_book: RuleBook | None = None
+
+
+def shared_book() -> RuleBook:
+    global _book
+    if _book is None:
+        _book = RuleBook()
+    return _book
+
+
+def sweep_job(database: Database, now: dt.datetime) -> dict[str, int]:
+    """Absence and duration clocks that ran out become alerts (every 30 s)."""
+    book = shared_book()
+    with database.unit_of_work() as session:
+        report = service.sweep_deadlines(session, now, lambda s, rid: effective_rules(s, rid, book))
+    return {"due": report.due, "raised": report.raised, "repeats": report.repeats, "rescheduled": report.rescheduled}
+
+
+def escalation_job(database: Database, now: dt.datetime) -> dict[str, int]:
+    """Unacknowledged alerts move up their chain when a step's time comes (every 15 s)."""
+    with database.unit_of_work() as session:
+        steps = service.run_escalations(session, now, shared_book().base)
+    return {"steps": steps}
+
+
+def delivery_job(database: Database, now: dt.datetime) -> dict[str, int]:
+    """SMS, voice and webhook notifications: send what is pending, retry what failed (every 10 s)."""
+    with database.unit_of_work() as session:
+        report = service.send_deliveries(session, now, current_notifier())
+    return {"sent": report.sent, "failed": report.failed, "gave_up": report.gave_up}
+
+
+def register_jobs() -> None:
+    from yiyang.jobs import Job, register
+
+    register(Job("alerts.sweep", dt.timedelta(seconds=30), sweep_job))
+    register(Job("alerts.escalation", dt.timedelta(seconds=15), escalation_job))
+    register(Job("alerts.delivery", dt.timedelta(seconds=10), delivery_job))
+
+
+def make_rules() -> AlertRules:
+    """The hook the ingest worker and the HTTP gateway path run with."""
+    return AlertRules(book=shared_book())
