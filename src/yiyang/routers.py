@@ -23,3 +23,7 @@ ROUTERS.extend([assessments_router, tiers_router])
 from yiyang.web.tier_pages import router as tier_pages_router  # noqa: E402
 
 ROUTERS.append(tier_pages_router)
+from yiyang.alerts.api import router as alerts_router  # noqa: E402
+from yiyang.web.alert_pages import router as alert_pages_router  # noqa: E402
+
+ROUTERS.extend([alerts_router, alert_pages_router])
