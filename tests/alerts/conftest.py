@@ -48,13 +48,24 @@ def build_scene(database: Database, gateway: RecordingGateway) -> Scene:
         district = Area(level=AreaLevel.district, code="110108", name="海淀区", path="110108")
         session.add(district)
         session.flush()
-        grid = Area(level=AreaLevel.grid, code="G-01", name="一网格", parent_id=district.id, path="110108/G-01")
+        grid = Area(
+            level=AreaLevel.grid, code="G-01", name="一网格", parent_id=district.id, path="110108/G-01"
+        )
         session.add(grid)
         session.flush()
-        team = Organisation(code="FDT-1", name="家医一队", kind=OrganisationKind.family_doctor_team, area_id=district.id)
-        station = Organisation(code="ST-1", name="驿站", kind=OrganisationKind.elderly_care_station, area_id=district.id)
+        team = Organisation(
+            code="FDT-1", name="家医一队", kind=OrganisationKind.family_doctor_team, area_id=district.id
+        )
+        station = Organisation(
+            code="ST-1", name="驿站", kind=OrganisationKind.elderly_care_station, area_id=district.id
+        )
         session.add_all([team, station])
-        resident = Resident(name="王秀英", name_pinyin="wang xiu ying", grid_id=grid.id, living_arrangement=LivingArrangement.alone)
+        resident = Resident(
+            name="王秀英",
+            name_pinyin="wang xiu ying",
+            grid_id=grid.id,
+            living_arrangement=LivingArrangement.alone,
+        )
         session.add(resident)
         session.flush()
         for org, kind in ((team, RelationshipKind.contract), (station, RelationshipKind.service)):
@@ -67,7 +78,9 @@ def build_scene(database: Database, gateway: RecordingGateway) -> Scene:
         worker = access.create_user(session, "grid1")
         access.grant_role(session, worker, Role.grid_worker, area_id=grid.id)
         daughter = access.create_user(session, "daughter1")
-        access.authorise_family_member(session, resident.id, daughter, "子女", valid_from=T0 - dt.timedelta(days=1))
+        access.authorise_family_member(
+            session, resident.id, daughter, "子女", valid_from=T0 - dt.timedelta(days=1)
+        )
         doctor = access.create_user(session, "doctor1")
         access.grant_role(session, doctor, Role.family_doctor, organisation_id=team.id)
         staff = access.create_user(session, "station1")
@@ -75,7 +88,9 @@ def build_scene(database: Database, gateway: RecordingGateway) -> Scene:
         radar, _ = devices.register_device(session, "RADAR-1", DeviceKind.radar)
         wearable, _ = devices.register_device(session, "WB-1", DeviceKind.wearable)
         for device in (radar, wearable):
-            devices.bind_device(session, device.id, resident_id=resident.id, valid_from=T0 - dt.timedelta(days=1))
+            devices.bind_device(
+                session, device.id, resident_id=resident.id, valid_from=T0 - dt.timedelta(days=1)
+            )
         session.flush()
         return Scene(resident.id, radar.id, wearable.id, worker.id, daughter.id, doctor.id, staff.id, gateway)
 

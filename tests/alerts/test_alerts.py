@@ -12,7 +12,15 @@ from yiyang.access.actor import Actor
 from yiyang.alerts import service
 from yiyang.alerts.book import effective_rules
 from yiyang.alerts.engine import AlertRules, delivery_job, escalation_job, sweep_job
-from yiyang.alerts.models import Alert, AlertDeadline, AlertDelivery, AlertState, AlertRuleOverride, InboxItem, OverrideScope
+from yiyang.alerts.models import (
+    Alert,
+    AlertDeadline,
+    AlertDelivery,
+    AlertRuleOverride,
+    AlertState,
+    InboxItem,
+    OverrideScope,
+)
 from yiyang.db import Database
 from yiyang.devices import service as devices
 from yiyang.devices.models import Device
@@ -22,7 +30,9 @@ from yiyang.jobs import Job, Scheduler
 NURSE = Actor(user_id=None, username="system:test")
 
 
-def send(db: Database, rules: AlertRules, device_id: int, items: list[dict[str, Any]], now: dt.datetime) -> None:
+def send(
+    db: Database, rules: AlertRules, device_id: int, items: list[dict[str, Any]], now: dt.datetime
+) -> None:
     with db.unit_of_work() as session:
         device = session.get(Device, device_id)
         devices.ingest_uploaded(session, device, items, now, rules=rules)
@@ -33,7 +43,11 @@ def event(seq: int, at: dt.datetime, kind: str) -> dict[str, Any]:
 
 
 def reading(seq: int, at: dt.datetime, **values: float) -> dict[str, Any]:
-    return {"seq": seq, "time": at.isoformat(), "readings": {k.replace("_", "-"): v for k, v in values.items()}}
+    return {
+        "seq": seq,
+        "time": at.isoformat(),
+        "readings": {k.replace("_", "-"): v for k, v in values.items()},
+    }
 
 
 def alerts(db: Database) -> list[Alert]:
@@ -52,7 +66,12 @@ def test_a_fall_raises_one_alert_and_a_repeat_is_counted_not_raised(db: Database
     send(db, rules, scene.radar_id, [event(2, T0 + dt.timedelta(seconds=20), "fall")], T0)
     # then one open alert, one repeat, one AlertRaised
     (alert,) = alerts(db)
-    assert (alert.kind, alert.state, alert.repeats, alert.resident_id) == ("fall", AlertState.open, 1, scene.resident_id)
+    assert (alert.kind, alert.state, alert.repeats, alert.resident_id) == (
+        "fall",
+        AlertState.open,
+        1,
+        scene.resident_id,
+    )
     assert [e.kind for e in raised] == ["fall"]
     # and the first step reached the grid worker and the daughter (inbox and SMS), nobody else yet
     with db.unit_of_work() as session:
@@ -70,7 +89,9 @@ def test_thresholds_raise_per_kind_and_normal_readings_raise_nothing(db: Databas
     assert sorted(a.kind for a in alerts(db)) == ["bp_urgent", "spo2_low"]
 
 
-def test_escalation_reaches_the_doctors_after_5_minutes_and_stops_once_acknowledged(db: Database, scene: Scene) -> None:
+def test_escalation_reaches_the_doctors_after_5_minutes_and_stops_once_acknowledged(
+    db: Database, scene: Scene
+) -> None:
     rules = AlertRules(clock=lambda: T0)
     send(db, rules, scene.radar_id, [event(1, T0, "fall")], T0)
     (alert,) = alerts(db)
@@ -80,9 +101,13 @@ def test_escalation_reaches_the_doctors_after_5_minutes_and_stops_once_acknowled
     with db.unit_of_work() as session:
         current = session.get(Alert, alert.id)
         assert current.state == AlertState.escalated and current.steps_done == 2
-        assert {i.user_id for i in session.scalars(select(InboxItem).where(InboxItem.user_id == scene.doctor))} == {scene.doctor}
+        assert {
+            i.user_id for i in session.scalars(select(InboxItem).where(InboxItem.user_id == scene.doctor))
+        } == {scene.doctor}
         # when the doctor acknowledges
-        service.acknowledge(session, alert.id, Actor(user_id=scene.doctor, username="doctor1"), T0 + dt.timedelta(minutes=6))
+        service.acknowledge(
+            session, alert.id, Actor(user_id=scene.doctor, username="doctor1"), T0 + dt.timedelta(minutes=6)
+        )
     # then the station is never called, even long after its step was due
     assert escalation_job(db, T0 + dt.timedelta(minutes=30))["steps"] == 0
     with db.unit_of_work() as session:
@@ -106,10 +131,15 @@ def test_resolve_closes_with_an_outcome_publishes_and_frees_the_kind(db: Databas
     assert [(e.alert_id, e.outcome) for e in resolved] == [(alert.id, "visit_done")]
     # a new SOS afterwards is a new alert
     send(db, rules, scene.radar_id, [event(2, T0 + dt.timedelta(hours=1), "sos")], T0 + dt.timedelta(hours=1))
-    assert [(a.state, a.outcome) for a in alerts(db)] == [(AlertState.resolved, "visit_done"), (AlertState.open, None)]
+    assert [(a.state, a.outcome) for a in alerts(db)] == [
+        (AlertState.resolved, "visit_done"),
+        (AlertState.open, None),
+    ]
 
 
-def test_out_of_bed_at_night_longer_than_30_minutes_is_raised_by_the_sweep(db: Database, scene: Scene) -> None:
+def test_out_of_bed_at_night_longer_than_30_minutes_is_raised_by_the_sweep(
+    db: Database, scene: Scene
+) -> None:
     night = dt.datetime(2026, 11, 24, 18, 0, tzinfo=dt.UTC)  # 02:00 in Beijing
     rules = AlertRules(clock=lambda: night)
     # back in bed after 20 minutes: nothing
@@ -124,11 +154,19 @@ def test_out_of_bed_at_night_longer_than_30_minutes_is_raised_by_the_sweep(db: D
     assert [a.kind for a in alerts(db)] == ["out_of_bed_long"]
 
 
-def test_no_activity_for_12_hours_raises_within_a_sweep_and_activity_moves_the_clock(db: Database, scene: Scene) -> None:
+def test_no_activity_for_12_hours_raises_within_a_sweep_and_activity_moves_the_clock(
+    db: Database, scene: Scene
+) -> None:
     rules = AlertRules(clock=lambda: T0, slack=dt.timedelta(minutes=10))
     send(db, rules, scene.radar_id, [event(1, T0, "motion")], T0)
     # more motion 5 minutes later is inside the slack: not written, yet the sweep must not raise early
-    send(db, rules, scene.radar_id, [event(2, T0 + dt.timedelta(minutes=5), "motion")], T0 + dt.timedelta(minutes=5))
+    send(
+        db,
+        rules,
+        scene.radar_id,
+        [event(2, T0 + dt.timedelta(minutes=5), "motion")],
+        T0 + dt.timedelta(minutes=5),
+    )
     report = sweep_job(db, T0 + dt.timedelta(hours=12, minutes=1))
     assert report == {"due": 1, "raised": 0, "repeats": 0, "rescheduled": 1}
     assert sweep_job(db, T0 + dt.timedelta(hours=12, minutes=5))["raised"] == 1

@@ -60,7 +60,9 @@ def upload_fall(client: TestClient, db: Database, scene: Scene) -> int:
         return session.scalar(select(Alert.id))
 
 
-def test_a_gateway_fall_becomes_an_alert_a_doctor_acknowledges_and_resolves(client: TestClient, sqlite_db: Database, scene: Scene) -> None:
+def test_a_gateway_fall_becomes_an_alert_a_doctor_acknowledges_and_resolves(
+    client: TestClient, sqlite_db: Database, scene: Scene
+) -> None:
     csrf = sign_in(client, sqlite_db, "doctor1")
     alert_id = upload_fall(client, sqlite_db, scene)
     detail = client.get(f"/api/alerts/{alert_id}").json()
@@ -69,10 +71,18 @@ def test_a_gateway_fall_becomes_an_alert_a_doctor_acknowledges_and_resolves(clie
     refused = client.post(f"/api/alerts/{alert_id}/acknowledge", json={})
     assert refused.status_code == 403 and refused.json()["code"] == "auth.csrf"
     assert client.get(f"/api/alerts/{alert_id}").json()["state"] == "open"
-    acknowledged = client.post(f"/api/alerts/{alert_id}/acknowledge", json={"note": "on my way"}, headers=csrf).json()
+    acknowledged = client.post(
+        f"/api/alerts/{alert_id}/acknowledge", json={"note": "on my way"}, headers=csrf
+    ).json()
     assert acknowledged["state"] == "acknowledged" and acknowledged["next_escalation_at"] is None
-    resolved = client.post(f"/api/alerts/{alert_id}/resolve", json={"outcome": "handled"}, headers=csrf).json()
-    assert resolved["state"] == "resolved" and [t["to_state"] for t in resolved["transitions"]] == ["open", "acknowledged", "resolved"]
+    resolved = client.post(
+        f"/api/alerts/{alert_id}/resolve", json={"outcome": "handled"}, headers=csrf
+    ).json()
+    assert resolved["state"] == "resolved" and [t["to_state"] for t in resolved["transitions"]] == [
+        "open",
+        "acknowledged",
+        "resolved",
+    ]
     again = client.post(f"/api/alerts/{alert_id}/resolve", json={"outcome": "handled"}, headers=csrf)
     assert again.status_code == 409 and again.json()["code"] == "alert.resolved"
     # the pages render
@@ -80,7 +90,9 @@ def test_a_gateway_fall_becomes_an_alert_a_doctor_acknowledges_and_resolves(clie
     assert client.get("/alerts?state=resolved").status_code == 200
 
 
-def test_the_grid_worker_finds_the_fall_in_the_inbox_and_the_page(client: TestClient, sqlite_db: Database, scene: Scene) -> None:
+def test_the_grid_worker_finds_the_fall_in_the_inbox_and_the_page(
+    client: TestClient, sqlite_db: Database, scene: Scene
+) -> None:
     alert_id = upload_fall(client, sqlite_db, scene)
     sign_in(client, sqlite_db, "grid1")
     (item,) = client.get("/api/inbox").json()
@@ -91,14 +103,23 @@ def test_the_grid_worker_finds_the_fall_in_the_inbox_and_the_page(client: TestCl
     assert client.get("/alerts/2147483647").status_code == 404
 
 
-def test_only_an_administrator_changes_rules_and_a_bad_override_is_a_4xx(client: TestClient, sqlite_db: Database, scene: Scene) -> None:
+def test_only_an_administrator_changes_rules_and_a_bad_override_is_a_4xx(
+    client: TestClient, sqlite_db: Database, scene: Scene
+) -> None:
     nurse = sign_in(client, sqlite_db, "nurse9", Role.nurse)
-    body = {"scope": "resident", "resident_id": scene.resident_id, "rule": "bp_urgent", "params": {"when": [["8480-6", ">=", 170]]}}
+    body = {
+        "scope": "resident",
+        "resident_id": scene.resident_id,
+        "rule": "bp_urgent",
+        "params": {"when": [["8480-6", ">=", 170]]},
+    }
     assert client.post("/api/alert-rules/overrides", json=body, headers=nurse).status_code == 403
     admin = sign_in(client, sqlite_db, "admin9", Role.district_admin)
     created = client.post("/api/alert-rules/overrides", json=body, headers=admin)
     assert created.status_code == 201
-    bad = client.post("/api/alert-rules/overrides", json={**body, "params": {"when": [["8480-6", "~", 1]]}}, headers=admin)
+    bad = client.post(
+        "/api/alert-rules/overrides", json={**body, "params": {"when": [["8480-6", "~", 1]]}}, headers=admin
+    )
     assert bad.status_code == 422 and bad.json()["code"] == "alert_rule.invalid"
     rules = client.get(f"/api/residents/{scene.resident_id}/alert-rules").json()
     assert next(r for r in rules if r["code"] == "bp_urgent")["when"] == [["8480-6", ">=", 170.0]]

@@ -31,13 +31,17 @@ STREAM_LIFETIME_S = 600.0  # the browser's EventSource reconnects on its own
 
 def _admin(actor: Actor) -> None:
     if not actor.is_admin:
-        raise Forbidden("alert_rule.forbidden", "仅管理员可修改告警规则 (only administrators change alert rules)")
+        raise Forbidden(
+            "alert_rule.forbidden", "仅管理员可修改告警规则 (only administrators change alert rules)"
+        )
 
 
 def detail_of(session: Any, alert: Any) -> schemas.AlertDetail:
     return schemas.AlertDetail(
         **schemas.AlertRead.model_validate(alert).model_dump(),
-        transitions=[schemas.TransitionRead.model_validate(t) for t in service.transitions_of(session, alert.id)],
+        transitions=[
+            schemas.TransitionRead.model_validate(t) for t in service.transitions_of(session, alert.id)
+        ],
         deliveries=[schemas.DeliveryRead.model_validate(d) for d in service.deliveries_of(session, alert.id)],
     )
 
@@ -60,7 +64,9 @@ def list_alerts(
 
 
 @router.get("/alerts/{alert_id}", response_model=schemas.AlertDetail)
-def read_alert(alert_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep) -> schemas.AlertDetail:
+def read_alert(
+    alert_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
+) -> schemas.AlertDetail:
     alert = service.get_alert(session, alert_id)
     authorize(session, actor, alert.resident_id, category=DataCategory.sensor, what="alert", now=clock())
     return detail_of(session, alert)
@@ -72,7 +78,15 @@ def acknowledge_alert(
 ) -> schemas.AlertDetail:
     now = clock()
     alert = service.get_alert(session, alert_id)
-    authorize(session, actor, alert.resident_id, category=DataCategory.sensor, what="alert", action="update", now=now)
+    authorize(
+        session,
+        actor,
+        alert.resident_id,
+        category=DataCategory.sensor,
+        what="alert",
+        action="update",
+        now=now,
+    )
     return detail_of(session, service.acknowledge(session, alert_id, actor, now, body.note))
 
 
@@ -82,7 +96,15 @@ def resolve_alert(
 ) -> schemas.AlertDetail:
     now = clock()
     alert = service.get_alert(session, alert_id)
-    authorize(session, actor, alert.resident_id, category=DataCategory.sensor, what="alert", action="update", now=now)
+    authorize(
+        session,
+        actor,
+        alert.resident_id,
+        category=DataCategory.sensor,
+        what="alert",
+        action="update",
+        now=now,
+    )
     return detail_of(session, service.resolve(session, alert_id, body.outcome, actor, now, body.note))
 
 
@@ -100,7 +122,9 @@ def read_inbox(
 
 
 @router.post("/inbox/{item_id}/read", response_model=schemas.InboxItemRead)
-def mark_inbox_read(item_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep) -> schemas.InboxItemRead:
+def mark_inbox_read(
+    item_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
+) -> schemas.InboxItemRead:
     if actor.user_id is None:
         raise Forbidden("inbox.forbidden", "无收件箱 (no inbox for this actor)")
     return schemas.InboxItemRead.model_validate(service.mark_read(session, actor.user_id, item_id, clock()))

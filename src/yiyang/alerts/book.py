@@ -73,18 +73,17 @@ class RuleBook:
             self.invalidate()
         self._version = version
 
-    def rules_for(self, tier: str | None, overrides: Iterable[dict[str, Any]]) -> RuleSet:
+    def rules_for(self, tier: str | None, overrides: list[dict[str, Any]]) -> RuleSet:
         key = (tier, tuple((o["rule"], repr(sorted(o["params"].items()))) for o in overrides))
         found = self._compiled.get(key)
         if found is None:
-            if not key[1]:
-                found = self.base
-            else:
-                found = compile_rules(apply_overrides(self.document, overrides))
+            found = compile_rules(apply_overrides(self.document, overrides)) if key[1] else self.base
             self._compiled[key] = found
         return found
 
-    def holders(self, session: Session, device_ids: Iterable[int], at: dt.datetime) -> dict[int, tuple[Holder, ...]]:
+    def holders(
+        self, session: Session, device_ids: Iterable[int], at: dt.datetime
+    ) -> dict[int, tuple[Holder, ...]]:
         """device id -> the residents it belongs to now (a household device: everyone in it)."""
         self._check_version(session)
         now = self.clock()
@@ -152,7 +151,9 @@ def load_holders(
             info[rid] = (living == LivingArrangement.alone, str(tier) if tier is not None else None)
         for rid, rule, params in session.execute(
             select(AlertRuleOverride.resident_id, AlertRuleOverride.rule, AlertRuleOverride.params)
-            .where(AlertRuleOverride.scope == OverrideScope.resident, AlertRuleOverride.resident_id.in_(chunk))
+            .where(
+                AlertRuleOverride.scope == OverrideScope.resident, AlertRuleOverride.resident_id.in_(chunk)
+            )
             .order_by(AlertRuleOverride.id)
         ):
             overrides.setdefault(rid, []).append({"rule": rule, "params": params or {}})
@@ -185,7 +186,8 @@ def effective_rules(session: Session, resident_id: int, book: RuleBook | None = 
         .where(
             or_(
                 (AlertRuleOverride.scope == OverrideScope.tier) & (AlertRuleOverride.tier == tier_text),
-                (AlertRuleOverride.scope == OverrideScope.resident) & (AlertRuleOverride.resident_id == resident_id),
+                (AlertRuleOverride.scope == OverrideScope.resident)
+                & (AlertRuleOverride.resident_id == resident_id),
             )
         )
         .order_by(AlertRuleOverride.id)

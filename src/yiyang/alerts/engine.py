@@ -102,13 +102,17 @@ class AlertRules:
         holders = self.book.holders(session, device_ids, batch.received_at)
         if not holders:
             return
-        hits: dict[tuple[int, str], tuple[Hit, int, int, Any]] = {}  # (resident, rule) -> first hit, count, device, rules
+        hits: dict[
+            tuple[int, str], tuple[Hit, int, int, Any]
+        ] = {}  # (resident, rule) -> first hit, count, device, rules
         absence: dict[tuple[str, int], service.DeadlineWrite] = {}
 
         def hit(resident_id: int, found: Hit, device_id: int, rules: Any) -> None:
             key = (resident_id, found.rule)
             seen = hits.get(key)
-            hits[key] = (found, 1, device_id, rules) if seen is None else (seen[0], seen[1] + 1, seen[2], seen[3])
+            hits[key] = (
+                (found, 1, device_id, rules) if seen is None else (seen[0], seen[1] + 1, seen[2], seen[3])
+            )
 
         def activity(change: DeadlineChange, rules: Any, resident_id: int, device_id: int) -> None:
             rule = rules.rule(change.rule)
@@ -175,7 +179,15 @@ class AlertRules:
             if rule is None:
                 continue
             alert, new = service.record_hit(
-                session, resident_id, rule, rules, found_hit.at, now, device_id=device_id, detail=found_hit.detail, count=count
+                session,
+                resident_id,
+                rule,
+                rules,
+                found_hit.at,
+                now,
+                device_id=device_id,
+                detail=found_hit.detail,
+                count=count,
             )
             self.stats.hits += count
             if new:
@@ -206,7 +218,12 @@ def sweep_job(database: Database, now: dt.datetime) -> dict[str, int]:
     book = shared_book()
     with database.unit_of_work() as session:
         report = service.sweep_deadlines(session, now, lambda s, rid: effective_rules(s, rid, book))
-    return {"due": report.due, "raised": report.raised, "repeats": report.repeats, "rescheduled": report.rescheduled}
+    return {
+        "due": report.due,
+        "raised": report.raised,
+        "repeats": report.repeats,
+        "rescheduled": report.rescheduled,
+    }
 
 
 def escalation_job(database: Database, now: dt.datetime) -> dict[str, int]:

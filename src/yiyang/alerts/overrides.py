@@ -34,7 +34,13 @@ def add_override(
     except (RulesInvalid, TypeError, ValueError) as error:
         raise Invalid("alert_rule.invalid", f"规则设置无效 ({error})") from None
     override = AlertRuleOverride(
-        scope=scope, tier=tier, resident_id=resident_id, rule=rule, params=params, changed_by=by, changed_at=now
+        scope=scope,
+        tier=tier,
+        resident_id=resident_id,
+        rule=rule,
+        params=params,
+        changed_by=by,
+        changed_at=now,
     )
     session.add(override)
     session.flush()

@@ -110,7 +110,11 @@ class Rule:
 
     @property
     def wait(self) -> dt.timedelta:
-        return dt.timedelta(minutes=self.minutes) if self.kind is RuleKind.duration else dt.timedelta(hours=self.hours)
+        return (
+            dt.timedelta(minutes=self.minutes)
+            if self.kind is RuleKind.duration
+            else dt.timedelta(hours=self.hours)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +162,9 @@ def apply_overrides(document: Mapping[str, Any], overrides: Iterable[Mapping[str
     """
     result = copy.deepcopy(dict(document))
     index = {
-        rule["code"]: rule for section in ("thresholds", "events", "durations", "absence") for rule in result.get(section, [])
+        rule["code"]: rule
+        for section in ("thresholds", "events", "durations", "absence")
+        for rule in result.get(section, [])
     }
     for override in overrides:
         rule = index.get(override["rule"])
@@ -319,7 +325,15 @@ def thresholds_crossed(rules: RuleSet, values: Sequence[float | None], at: dt.da
         for condition in rule.when:
             if condition.holds(values):
                 hits.append(
-                    Hit(rule.code, at, {"reading": condition.reading, "value": values[condition.index], "limit": f"{condition.op} {condition.value:g}"})
+                    Hit(
+                        rule.code,
+                        at,
+                        {
+                            "reading": condition.reading,
+                            "value": values[condition.index],
+                            "limit": f"{condition.op} {condition.value:g}",
+                        },
+                    )
                 )
                 break
     return hits
@@ -361,7 +375,9 @@ def duration_changes(rules: RuleSet, event: str, at: dt.datetime) -> list[Deadli
     return changes
 
 
-def absence_changes(rules: RuleSet, event: str | None, at: dt.datetime, living_alone: bool) -> list[DeadlineChange]:
+def absence_changes(
+    rules: RuleSet, event: str | None, at: dt.datetime, living_alone: bool
+) -> list[DeadlineChange]:
     """Activity (an event named by a rule) pushes that rule's deadline to ``at + hours``.
     ``event`` None means any message at all, which is what ``device_silent``-style rules
     (no activity list) count."""

@@ -46,7 +46,12 @@ OPEN_STATES = (AlertState.open, AlertState.escalated, AlertState.acknowledged)
 UNACKNOWLEDGED = (AlertState.open, AlertState.escalated)
 STAFF_ROLES = (Role.family_doctor, Role.nurse, Role.health_manager)
 STATION_ROLES = (Role.station_staff,)
-RETRY_BACKOFF = (dt.timedelta(minutes=1), dt.timedelta(minutes=2), dt.timedelta(minutes=5), dt.timedelta(minutes=15))
+RETRY_BACKOFF = (
+    dt.timedelta(minutes=1),
+    dt.timedelta(minutes=2),
+    dt.timedelta(minutes=5),
+    dt.timedelta(minutes=15),
+)
 
 
 def open_key(resident_id: int, kind: str) -> str:
@@ -133,7 +138,9 @@ def get_alert(session: Session, alert_id: int) -> Alert:
     return alert
 
 
-def acknowledge(session: Session, alert_id: int, by: Actor, now: dt.datetime, note: str | None = None) -> Alert:
+def acknowledge(
+    session: Session, alert_id: int, by: Actor, now: dt.datetime, note: str | None = None
+) -> Alert:
     """Someone takes the alert on: the escalation stops."""
     alert = get_alert(session, alert_id)
     if alert.state == AlertState.acknowledged:
@@ -150,7 +157,12 @@ def acknowledge(session: Session, alert_id: int, by: Actor, now: dt.datetime, no
 
 
 def resolve(
-    session: Session, alert_id: int, outcome: AlertOutcome | str, by: Actor, now: dt.datetime, note: str | None = None
+    session: Session,
+    alert_id: int,
+    outcome: AlertOutcome | str,
+    by: Actor,
+    now: dt.datetime,
+    note: str | None = None,
 ) -> Alert:
     """Close the alert with its outcome (the care domain calls this when a visit's outcome is in)."""
     try:
@@ -167,11 +179,16 @@ def resolve(
     alert.outcome = outcome.value
     alert.open_key = None  # the next hit raises a new alert
     alert.next_escalation_at = None
-    _transition(session, alert, old, AlertState.resolved, now, by.user_id, by.username, note=note or outcome.value)
+    _transition(
+        session, alert, old, AlertState.resolved, now, by.user_id, by.username, note=note or outcome.value
+    )
     # Deliveries not yet sent are of no use any more.
     session.execute(
         update(AlertDelivery)
-        .where(AlertDelivery.alert_id == alert.id, AlertDelivery.status.in_([DeliveryStatus.pending, DeliveryStatus.failed]))
+        .where(
+            AlertDelivery.alert_id == alert.id,
+            AlertDelivery.status.in_([DeliveryStatus.pending, DeliveryStatus.failed]),
+        )
         .values(status=DeliveryStatus.gave_up, last_error="alert resolved", next_attempt_at=None)
     )
     publish(session, AlertResolved(alert.id, alert.resident_id, alert.kind, outcome.value, now))
@@ -180,12 +197,18 @@ def resolve(
 
 def transitions_of(session: Session, alert_id: int) -> list[AlertTransition]:
     return list(
-        session.scalars(select(AlertTransition).where(AlertTransition.alert_id == alert_id).order_by(AlertTransition.id))
+        session.scalars(
+            select(AlertTransition).where(AlertTransition.alert_id == alert_id).order_by(AlertTransition.id)
+        )
     )
 
 
 def deliveries_of(session: Session, alert_id: int) -> list[AlertDelivery]:
-    return list(session.scalars(select(AlertDelivery).where(AlertDelivery.alert_id == alert_id).order_by(AlertDelivery.id)))
+    return list(
+        session.scalars(
+            select(AlertDelivery).where(AlertDelivery.alert_id == alert_id).order_by(AlertDelivery.id)
+        )
+    )
 
 
 def list_alerts(
@@ -204,7 +227,9 @@ def list_alerts(
     if resident_id is not None:
         query = query.where(Alert.resident_id == resident_id)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(query.order_by(Alert.raised_at.desc(), Alert.id.desc()).limit(limit).offset(offset))
+    rows = session.scalars(
+        query.order_by(Alert.raised_at.desc(), Alert.id.desc()).limit(limit).offset(offset)
+    )
     return total, list(rows)
 
 
@@ -256,7 +281,9 @@ def recipients(session: Session, resident_id: int, target: Target, now: dt.datet
     elif target is Target.grid_worker:
         grid = select(Resident.grid_id).where(Resident.id == resident_id).scalar_subquery()
         query = select(RoleMembership.user_id).where(
-            RoleMembership.role == Role.grid_worker, RoleMembership.area_id == grid, RoleMembership.revoked_at.is_(None)
+            RoleMembership.role == Role.grid_worker,
+            RoleMembership.area_id == grid,
+            RoleMembership.revoked_at.is_(None),
         )
     else:
         kind = RelationshipKind.contract if target is Target.family_doctor_team else RelationshipKind.service
@@ -292,15 +319,31 @@ def _notify_step(session: Session, alert: Alert, index: int, step: Step, now: dt
                             created_at=now,
                         )
                     )  # fmt: skip
-                    session.add(_delivery(alert, index, channel.value, user_id, target.value, now, DeliveryStatus.sent))
+                    session.add(
+                        _delivery(
+                            alert, index, channel.value, user_id, target.value, now, DeliveryStatus.sent
+                        )
+                    )
                 elif notifier.channel(channel.value) is not None:
-                    session.add(_delivery(alert, index, channel.value, user_id, target.value, now, DeliveryStatus.pending))
+                    session.add(
+                        _delivery(
+                            alert, index, channel.value, user_id, target.value, now, DeliveryStatus.pending
+                        )
+                    )
     if notifier.webhook:
-        session.add(_delivery(alert, index, ChannelName.webhook.value, None, None, now, DeliveryStatus.pending))
+        session.add(
+            _delivery(alert, index, ChannelName.webhook.value, None, None, now, DeliveryStatus.pending)
+        )
 
 
 def _delivery(
-    alert: Alert, step: int, channel: str, user_id: int | None, target: str | None, now: dt.datetime, status: DeliveryStatus
+    alert: Alert,
+    step: int,
+    channel: str,
+    user_id: int | None,
+    target: str | None,
+    now: dt.datetime,
+    status: DeliveryStatus,
 ) -> AlertDelivery:
     sent = status is DeliveryStatus.sent
     return AlertDelivery(
@@ -332,7 +375,9 @@ class DeliveryReport:
     errors: list[str] = field(default_factory=list)
 
 
-def send_deliveries(session: Session, now: dt.datetime, notifier: Notifier, limit: int = 200) -> DeliveryReport:
+def send_deliveries(
+    session: Session, now: dt.datetime, notifier: Notifier, limit: int = 200
+) -> DeliveryReport:
     """Send what is pending or due for a retry; failures back off, and give up after max_attempts."""
     report = DeliveryReport()
     rows = session.scalars(
@@ -369,7 +414,9 @@ def send_deliveries(session: Session, now: dt.datetime, notifier: Notifier, limi
                 report.gave_up += 1
             else:
                 delivery.status = DeliveryStatus.failed
-                delivery.next_attempt_at = now + RETRY_BACKOFF[min(delivery.attempts - 1, len(RETRY_BACKOFF) - 1)]
+                delivery.next_attempt_at = (
+                    now + RETRY_BACKOFF[min(delivery.attempts - 1, len(RETRY_BACKOFF) - 1)]
+                )
                 report.failed += 1
             report.errors.append(delivery.last_error)
             continue
@@ -423,7 +470,9 @@ def start_deadline(session: Session, write: DeadlineWrite) -> None:
 
 
 def stop_deadline(session: Session, rule: str, subject_id: int) -> None:
-    session.execute(delete(AlertDeadline).where(AlertDeadline.rule == rule, AlertDeadline.subject_id == subject_id))
+    session.execute(
+        delete(AlertDeadline).where(AlertDeadline.rule == rule, AlertDeadline.subject_id == subject_id)
+    )
 
 
 def _deadline_params(write: DeadlineWrite) -> dict:
@@ -433,7 +482,9 @@ def _deadline_params(write: DeadlineWrite) -> dict:
     }  # fmt: skip
 
 
-def as_write(change: DeadlineChange, subject_id: int, resident_id: int, device_id: int | None) -> DeadlineWrite:
+def as_write(
+    change: DeadlineChange, subject_id: int, resident_id: int, device_id: int | None
+) -> DeadlineWrite:
     assert change.due is not None
     return DeadlineWrite(change.rule, subject_id, resident_id, device_id, change.started, change.due)
 
@@ -473,7 +524,14 @@ def sweep_deadlines(session: Session, now: dt.datetime, rules_of: object, limit:
                 continue
         detail = {"since": deadline.started_at.isoformat(), "due": deadline.due_at.isoformat()}
         _, new = record_hit(
-            session, deadline.resident_id, rule, rules, deadline.due_at, now, device_id=deadline.device_id, detail=detail
+            session,
+            deadline.resident_id,
+            rule,
+            rules,
+            deadline.due_at,
+            now,
+            device_id=deadline.device_id,
+            detail=detail,
         )
         report.raised += int(new)
         report.repeats += int(not new)
@@ -488,7 +546,10 @@ def _latest_activity(session: Session, rule: Rule, deadline: AlertDeadline) -> d
         return session.scalar(select(Device.last_seen_at).where(Device.id == deadline.device_id))
     household = select(Resident.household_id).where(Resident.id == deadline.resident_id).scalar_subquery()
     devices = select(DeviceBinding.device_id).where(
-        or_(DeviceBinding.resident_id == deadline.resident_id, and_(DeviceBinding.household_id.is_not(None), DeviceBinding.household_id == household))
+        or_(
+            DeviceBinding.resident_id == deadline.resident_id,
+            and_(DeviceBinding.household_id.is_not(None), DeviceBinding.household_id == household),
+        )
     )
     return session.scalar(
         select(func.max(DeviceEvent.measured_at)).where(
@@ -519,9 +580,14 @@ def mark_read(session: Session, user_id: int, item_id: int, now: dt.datetime) ->
 
 
 def unread_count(session: Session, user_id: int) -> int:
-    return session.scalar(
-        select(func.count()).select_from(InboxItem).where(InboxItem.user_id == user_id, InboxItem.read_at.is_(None))
-    ) or 0
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(InboxItem)
+            .where(InboxItem.user_id == user_id, InboxItem.read_at.is_(None))
+        )
+        or 0
+    )
 
 
 def alert_ids_of(rows: Iterable[Alert]) -> list[int]:

@@ -108,13 +108,20 @@ def recent_alert_facts_for(
         for resident_id, alert_id, kind, raised_at in _fetch(session, sql, params):
             zh = _ALERT_NAMES.get(kind)
             found.setdefault(resident_id, []).append(
-                Fact(FactKind.alert, kind, _datetime(raised_at), "device", f"#{alert_id}", None, None, None, zh)
+                Fact(
+                    FactKind.alert, kind, _datetime(raised_at), "device", f"#{alert_id}", None, None, None, zh
+                )
             )
     return found
 
 
 # Alert kinds as staff read them (the alerts domain's default rule names), for explanations.
-_ALERT_NAMES = {"fall": "跌倒", "bp_urgent": "血压达紧急转诊水平", "glucose_urgent": "血糖达紧急转诊水平", "sos": "一键呼叫"}
+_ALERT_NAMES = {
+    "fall": "跌倒",
+    "bp_urgent": "血压达紧急转诊水平",
+    "glucose_urgent": "血糖达紧急转诊水平",
+    "sos": "一键呼叫",
+}
 
 
 def on_alert_raised(session: Session, event: Any) -> None:

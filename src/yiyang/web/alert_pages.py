@@ -74,7 +74,13 @@ def alert_page(
 @router.get("/inbox", response_class=HTMLResponse)
 def inbox_page(request: Request, session: SessionDep, actor: ActorDep) -> HTMLResponse:
     items = service.inbox_of(session, actor.user_id, limit=50) if actor.user_id else []
-    return render(request, "alerts/inbox.html", items=items, csrf=_csrf(request), last=max((i.id for i in items), default=0))
+    return render(
+        request,
+        "alerts/inbox.html",
+        items=items,
+        csrf=_csrf(request),
+        last=max((i.id for i in items), default=0),
+    )
 
 
 def _events_around(session: Session, device_id: int | None, at: dt.datetime) -> list[DeviceEvent]:
@@ -83,14 +89,18 @@ def _events_around(session: Session, device_id: int | None, at: dt.datetime) -> 
     return list(
         session.scalars(
             select(DeviceEvent)
-            .where(DeviceEvent.device_id == device_id, DeviceEvent.measured_at.between(at - WINDOW, at + WINDOW))
+            .where(
+                DeviceEvent.device_id == device_id, DeviceEvent.measured_at.between(at - WINDOW, at + WINDOW)
+            )
             .order_by(DeviceEvent.measured_at)
             .limit(50)
         )
     )
 
 
-def readings_svg(session: Session, device_id: int | None, at: dt.datetime, width: int = 720, height: int = 220) -> str:
+def readings_svg(
+    session: Session, device_id: int | None, at: dt.datetime, width: int = 720, height: int = 220
+) -> str:
     """The device's readings two hours either side of the alert: one line per reading, scaled
     to its own range, with the alert's moment marked."""
     rows: list[Any] = []
@@ -98,7 +108,9 @@ def readings_svg(session: Session, device_id: int | None, at: dt.datetime, width
         rows = list(
             session.execute(
                 select(Telemetry)
-                .where(Telemetry.device_id == device_id, Telemetry.measured_at.between(at - WINDOW, at + WINDOW))
+                .where(
+                    Telemetry.device_id == device_id, Telemetry.measured_at.between(at - WINDOW, at + WINDOW)
+                )
                 .order_by(Telemetry.measured_at)
                 .limit(2000)
             ).scalars()
@@ -116,18 +128,28 @@ def readings_svg(session: Session, device_id: int | None, at: dt.datetime, width
     ]
     legend = 0
     for index, spec in enumerate(READINGS):
-        points = [(row.measured_at, getattr(row, spec.column)) for row in rows if getattr(row, spec.column) is not None]
+        points = [
+            (row.measured_at, getattr(row, spec.column))
+            for row in rows
+            if getattr(row, spec.column) is not None
+        ]
         if not points:
             continue
         low, high = min(v for _, v in points), max(v for _, v in points)
         scale = (high - low) or 1.0
-        path = " ".join(f"{x(t):.1f},{(height - 40) - (v - low) / scale * (height - 60) + 10:.1f}" for t, v in points)
+        path = " ".join(
+            f"{x(t):.1f},{(height - 40) - (v - low) / scale * (height - 60) + 10:.1f}" for t, v in points
+        )
         colour = COLOURS[index % len(COLOURS)]
         parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{path}"/>')
         label = escape(f"{spec.zh} {spec.en} {low:g}–{high:g} {spec.unit}")
-        parts.append(f'<text x="{pad + legend * 180}" y="{height - 8}" font-size="11" fill="{colour}">{label}</text>')
+        parts.append(
+            f'<text x="{pad + legend * 180}" y="{height - 8}" font-size="11" fill="{colour}">{label}</text>'
+        )
         legend += 1
     if not legend:
-        parts.append(f'<text x="{pad}" y="{height / 2}" font-size="13" fill="#777">无读数 (no readings in this window)</text>')
+        parts.append(
+            f'<text x="{pad}" y="{height / 2}" font-size="13" fill="#777">无读数 (no readings in this window)</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)

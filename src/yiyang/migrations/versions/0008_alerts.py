@@ -27,7 +27,11 @@ def upgrade() -> None:
     op.create_table(
         "alert_rule_override",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("scope", sa.Enum("tier", "resident", name="overridescope", native_enum=False, length=16), nullable=False),
+        sa.Column(
+            "scope",
+            sa.Enum("tier", "resident", name="overridescope", native_enum=False, length=16),
+            nullable=False,
+        ),
         sa.Column("tier", sa.String(length=8), nullable=True),
         sa.Column("resident_id", sa.Integer(), nullable=True),
         sa.Column("rule", sa.String(length=32), nullable=False),
@@ -103,7 +107,9 @@ def upgrade() -> None:
         sa.Column("channel", sa.String(length=16), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=True),
         sa.Column("target", sa.String(length=32), nullable=True),
-        sa.Column("status", sa.Enum(*statuses, name="deliverystatus", native_enum=False, length=16), nullable=False),
+        sa.Column(
+            "status", sa.Enum(*statuses, name="deliverystatus", native_enum=False, length=16), nullable=False
+        ),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("next_attempt_at", T(), nullable=True),
         sa.Column("last_error", sa.String(length=200), nullable=True),
@@ -129,5 +135,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("inbox_item", "alert_delivery", "alert_deadline", "alert_transition", "alert", "alert_rule_override"):
+    for table in (
+        "inbox_item",
+        "alert_delivery",
+        "alert_deadline",
+        "alert_transition",
+        "alert",
+        "alert_rule_override",
+    ):
         op.drop_table(table)
