@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.devices.conftest import broker  # noqa: F401 - the MQTT fixture, for the end-to-end test
 from yiyang.access import service as access
 from yiyang.access.models import RelationshipKind, ResidentRelationship
 from yiyang.access.roles import Role

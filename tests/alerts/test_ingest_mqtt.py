@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.alerts.conftest import Scene, build_scene
-from tests.devices.conftest import Broker, Publisher, broker, wait_for  # noqa: F401 - fixture
+from tests.devices.conftest import Broker, Publisher, wait_for
 from yiyang.alerts.channels import RecordingGateway
 from yiyang.alerts.engine import AlertRules, escalation_job
 from yiyang.alerts.models import Alert, AlertState, InboxItem
@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.mqtt, pytest.mark.postgres]
 
 def test_a_published_fall_becomes_an_alert_and_escalates(
     pg_db: Database, broker: Broker, gateway: RecordingGateway
-) -> None:  # noqa: F811
+) -> None:
     scene: Scene = build_scene(pg_db, gateway)
     root = f"yytest-{uuid.uuid4().hex[:10]}"
     settings = IngestSettings(

@@ -30,6 +30,7 @@ from yiyang.alerts.rules import (
     default_document,
     duration_changes,
     event_hits,
+    screened,
     thresholds_crossed,
 )
 from yiyang.db import Database, utcnow
@@ -72,7 +73,7 @@ class EvaluationStats:
     hits: int = 0
     raised: int = 0
     deadline_writes: int = 0
-    raised_ids: list[int] = field(default_factory=list)
+    raised_alerts: list[tuple[int, int]] = field(default_factory=list)  # (alert, resident) when kept
 
 
 class AlertRules:
@@ -123,19 +124,24 @@ class AlertRules:
             if known is None or write.due_at > known.due_at:
                 absence[key] = write
 
+        latest: dict[int, dt.datetime] = {}  # device -> its latest message in this batch
+        self.stats.messages += len(batch.telemetry)
         for item in batch.telemetry:
-            self.stats.messages += 1
             found = holders.get(item.device.id)
             if not found:
                 continue
             message = item.message
+            device_id = item.device.id
+            seen = latest.get(device_id)
+            if seen is None or message.measured_at > seen:
+                latest[device_id] = message.measured_at
+            values = message.values
             for holder in found:
                 rules = holder.rules
-                if rules.thresholds:
-                    for crossed in thresholds_crossed(rules, message.values, message.measured_at):
-                        hit(holder.resident_id, crossed, item.device.id, rules)
-                for change in absence_changes(rules, None, message.measured_at, holder.living_alone):
-                    activity(change, rules, holder.resident_id, item.device.id)
+                if screened(rules, values):
+                    continue
+                for crossed in thresholds_crossed(rules, values, message.measured_at):
+                    hit(holder.resident_id, crossed, device_id, rules)
 
         durations: list[tuple[DeadlineChange, int, int]] = []
         for item in sorted(batch.events, key=lambda e: e.message.measured_at):
@@ -151,11 +157,23 @@ class AlertRules:
                     hit(holder.resident_id, event_hit, item.device.id, rules)
                 for change in duration_changes(rules, kind, at):
                     durations.append((change, holder.resident_id, item.device.id))
-                for change in (
-                    *absence_changes(rules, kind, at, holder.living_alone),
-                    *absence_changes(rules, None, at, holder.living_alone),
-                ):
+                for change in absence_changes(rules, kind, at, holder.living_alone):
                     activity(change, rules, holder.resident_id, item.device.id)
+            seen = latest.get(item.device.id)
+            if seen is None or at > seen:
+                latest[item.device.id] = at
+
+        # Silence clocks: once per device per batch, from its latest message.
+        for device_id, at in latest.items():
+            holder = holders[device_id][0]
+            for rule in holder.rules.silence:
+                key = (rule.code, device_id)
+                last = self._pushed.get(key)
+                due = at + rule.wait
+                if last is None or due - last >= self.slack:
+                    absence[key] = service.DeadlineWrite(
+                        rule.code, device_id, holder.resident_id, device_id, at, due
+                    )
 
         for change, resident_id, device_id in durations:
             if change.due is None:
@@ -193,7 +211,7 @@ class AlertRules:
             if new:
                 self.stats.raised += 1
                 if self.keep_raised:
-                    self.stats.raised_ids.append(alert.id)
+                    self.stats.raised_alerts.append((alert.id, resident_id))
 
     def forget_pushed(self) -> None:
         """After a rolled-back batch the clocks it meant to write may not be there: write again."""

@@ -107,14 +107,7 @@ class Rule:
     hours: float = 0.0  # absence
     living_alone_only: bool = False
     activity: tuple[str, ...] = ()
-
-    @property
-    def wait(self) -> dt.timedelta:
-        return (
-            dt.timedelta(minutes=self.minutes)
-            if self.kind is RuleKind.duration
-            else dt.timedelta(hours=self.hours)
-        )
+    wait: dt.timedelta = dt.timedelta(0)  # durations and absence: how long the clock runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +127,10 @@ class RuleSet:
     thresholds: tuple[Rule, ...] = field(default=())
     by_event: Mapping[str, tuple[Rule, ...]] = field(default_factory=dict)
     by_code: Mapping[str, Rule] = field(default_factory=dict)
+    # The hot path's screen: per reading slot, the open interval (low, high) inside which no
+    # threshold can fire; a message whose every value lies inside skips the rules entirely.
+    screen: tuple[tuple[int, float, float], ...] = ()
+    silence: tuple[Rule, ...] = ()  # absence rules any message resets (device silence)
 
     def rule(self, code: str) -> Rule | None:
         return self.by_code.get(code)
@@ -212,6 +209,7 @@ def compile_rules(document: Mapping[str, Any]) -> RuleSet:
                 start=item["start"],
                 stop=tuple(item.get("stop", [])),
                 minutes=minutes,
+                wait=dt.timedelta(minutes=minutes),
                 night_from=_time(item, item.get("night_from")),
                 night_to=_time(item, item.get("night_to")),
             )
@@ -227,6 +225,7 @@ def compile_rules(document: Mapping[str, Any]) -> RuleSet:
                 item,
                 RuleKind.absence,
                 hours=hours,
+                wait=dt.timedelta(hours=hours),
                 living_alone_only=bool(item.get("living_alone_only", False)),
                 activity=tuple(item.get("activity", [])),
             )
@@ -260,14 +259,40 @@ def compile_rules(document: Mapping[str, Any]) -> RuleSet:
         if rule.kind is RuleKind.event and rule.event:
             by_event.setdefault(rule.event, []).append(rule)
     offset = float(document.get("timezone_offset_hours", 8))
+    thresholds = tuple(rule for rule in enabled if rule.kind is RuleKind.threshold)
     return RuleSet(
         rules=tuple(rules),
         chains=chains,
         tz=dt.timezone(dt.timedelta(hours=offset)),
-        thresholds=tuple(rule for rule in enabled if rule.kind is RuleKind.threshold),
+        thresholds=thresholds,
         by_event={kind: tuple(found) for kind, found in by_event.items()},
         by_code={rule.code: rule for rule in rules},
+        screen=_screen(thresholds),
+        silence=tuple(rule for rule in enabled if rule.kind is RuleKind.absence and not rule.activity),
     )
+
+
+def _screen(thresholds: Sequence[Rule]) -> tuple[tuple[int, float, float], ...]:
+    """Per reading slot, the widest open interval in which no condition holds (a value on the
+    edge goes to the exact check, so the screen never hides a hit)."""
+    bounds: dict[int, list[float]] = {}
+    for rule in thresholds:
+        for condition in rule.when:
+            low, high = bounds.setdefault(condition.index, [float("-inf"), float("inf")])
+            if condition.op in ("<=", "<"):
+                bounds[condition.index][0] = max(low, condition.value)
+            else:
+                bounds[condition.index][1] = min(high, condition.value)
+    return tuple((index, low, high) for index, (low, high) in sorted(bounds.items()))
+
+
+def screened(rules: RuleSet, values: Sequence[float | None]) -> bool:
+    """True when no threshold can fire for these values (the cheap test run on every message)."""
+    for index, low, high in rules.screen:
+        value = values[index]
+        if value is not None and not (low < value < high):
+            return False
+    return True
 
 
 def _rule(item: Mapping[str, Any], kind: RuleKind, **values: Any) -> Rule:
