@@ -192,26 +192,21 @@ class AlertRules:
                 self._pushed[(write.rule, write.subject_id)] = write.due_at
             self.stats.deadline_writes += len(writes)
 
+        to_record = []
         for (resident_id, _code), (found_hit, count, device_id, rules) in hits.items():
             rule = rules.rule(found_hit.rule)
-            if rule is None:
-                continue
-            alert, new = service.record_hit(
-                session,
-                resident_id,
-                rule,
-                rules,
-                found_hit.at,
-                now,
-                device_id=device_id,
-                detail=found_hit.detail,
-                count=count,
-            )
-            self.stats.hits += count
+            if rule is not None:
+                to_record.append(
+                    service.HitToRecord(
+                        resident_id, rule, rules, found_hit.at, device_id, found_hit.detail, count
+                    )
+                )
+                self.stats.hits += count
+        for alert, new in service.record_hits(session, to_record, now):
             if new:
                 self.stats.raised += 1
                 if self.keep_raised:
-                    self.stats.raised_alerts.append((alert.id, resident_id))
+                    self.stats.raised_alerts.append((alert.id, alert.resident_id))
 
     def forget_pushed(self) -> None:
         """After a rolled-back batch the clocks it meant to write may not be there: write again."""

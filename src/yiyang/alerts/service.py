@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
@@ -80,11 +80,7 @@ def record_hit(
     if alert is not None:
         _repeat(alert, at, count)
         return alert, False
-    alert = Alert(
-        resident_id=resident_id, kind=rule.code, rule_kind=rule.kind.value, severity=rule.severity.value,
-        state=AlertState.open, open_key=key, device_id=device_id, detail=detail, tier_fact=rule.tier_fact,
-        raised_at=at, recorded_at=now, last_seen_at=at, repeats=count - 1, chain=rule.chain, steps_done=0,
-    )  # fmt: skip
+    alert = _new_alert(resident_id, rule, at, now, device_id, detail, count)
     try:
         with session.begin_nested():
             session.add(alert)
@@ -100,6 +96,97 @@ def record_hit(
     run_due_steps(session, alert, rules.chain(rule.chain), now, ESCALATION_ACTOR)
     publish(session, AlertRaised(alert.id, resident_id, rule.code, rule.severity.value, at, rule.tier_fact))
     return alert, True
+
+
+@dataclass(frozen=True, slots=True)
+class HitToRecord:
+    resident_id: int
+    rule: Rule
+    rules: RuleSet
+    at: dt.datetime
+    device_id: int | None = None
+    detail: dict | None = None
+    count: int = 1
+
+
+def record_hits(session: Session, hits: Sequence[HitToRecord], now: dt.datetime) -> list[tuple[Alert, bool]]:
+    """``record_hit`` for a whole batch in a few statements: one look-up of the open alerts, one
+    insert of the new ones, one query per escalation target for their first step."""
+    if not hits:
+        return []
+    keys = [open_key(hit.resident_id, hit.rule.code) for hit in hits]
+    existing = {
+        alert.open_key: alert for alert in session.scalars(select(Alert).where(Alert.open_key.in_(keys)))
+    }
+    results: list[tuple[Alert, bool] | None] = [None] * len(hits)
+    fresh: list[tuple[int, Alert]] = []
+    for position, (hit, key) in enumerate(zip(hits, keys, strict=True)):
+        alert = existing.get(key)
+        if alert is not None:
+            _repeat(alert, hit.at, hit.count)
+            results[position] = (alert, False)
+            continue
+        alert = _new_alert(hit.resident_id, hit.rule, hit.at, now, hit.device_id, hit.detail, hit.count)
+        existing[key] = alert  # the same key twice in one batch: the second is a repeat
+        fresh.append((position, alert))
+    if fresh:
+        try:
+            with session.begin_nested():
+                session.add_all([alert for _, alert in fresh])
+                session.flush()
+        except IntegrityError:
+            # Another worker raised one of them a moment ago: take the slow path, one by one.
+            for position, _alert in fresh:
+                hit = hits[position]
+                results[position] = record_hit(
+                    session, hit.resident_id, hit.rule, hit.rules, hit.at, now,
+                    device_id=hit.device_id, detail=hit.detail, count=hit.count,
+                )  # fmt: skip
+            fresh = []
+        targets = {
+            target
+            for position, alert in fresh
+            for step in hits[position].rules.chain(alert.chain)[:1]
+            for target in step.notify
+        }
+        known = recipients_for(session, [alert.resident_id for _, alert in fresh], targets, now)
+        for position, alert in fresh:
+            hit = hits[position]
+            _transition(session, alert, None, AlertState.open, now, None, RULES_ACTOR)
+            run_due_steps(
+                session, alert, hit.rules.chain(hit.rule.chain), now, ESCALATION_ACTOR,
+                who=lambda resident, target: known.get((resident, target), []),
+            )  # fmt: skip
+            publish(
+                session,
+                AlertRaised(
+                    alert.id,
+                    hit.resident_id,
+                    hit.rule.code,
+                    hit.rule.severity.value,
+                    hit.at,
+                    hit.rule.tier_fact,
+                ),
+            )
+            results[position] = (alert, True)
+    return [result for result in results if result is not None]
+
+
+def _new_alert(
+    resident_id: int,
+    rule: Rule,
+    at: dt.datetime,
+    now: dt.datetime,
+    device_id: int | None,
+    detail: dict | None,
+    count: int,
+) -> Alert:
+    return Alert(
+        resident_id=resident_id, kind=rule.code, rule_kind=rule.kind.value, severity=rule.severity.value,
+        state=AlertState.open, open_key=open_key(resident_id, rule.code), device_id=device_id, detail=detail,
+        tier_fact=rule.tier_fact, raised_at=at, recorded_at=now, last_seen_at=at, repeats=count - 1, chain=rule.chain,
+        steps_done=0,
+    )  # fmt: skip
 
 
 def _repeat(alert: Alert, at: dt.datetime, count: int) -> None:
@@ -236,11 +323,13 @@ def list_alerts(
 # ---- escalation -----------------------------------------------------------------------------
 
 
-def run_due_steps(session: Session, alert: Alert, steps: Sequence[Step], now: dt.datetime, by: str) -> int:
+def run_due_steps(
+    session: Session, alert: Alert, steps: Sequence[Step], now: dt.datetime, by: str, who: Who | None = None
+) -> int:
     """Run every step of the chain that is due and has not run; schedule the next one."""
     due = steps_due(steps, alert.raised_at, alert.steps_done, now) if alert.state in UNACKNOWLEDGED else []
     for index in due:
-        _notify_step(session, alert, index, steps[index], now)
+        _notify_step(session, alert, index, steps[index], now, who)
         if index > 0:
             old = alert.state
             alert.state = AlertState.escalated
@@ -271,46 +360,69 @@ def run_escalations(session: Session, now: dt.datetime, chains: RuleSet, limit: 
 
 def recipients(session: Session, resident_id: int, target: Target, now: dt.datetime) -> list[int]:
     """The users a chain's target means for this resident, today."""
-    if target is Target.family:
-        query = select(ResidentAuthorisation.grantee_id).where(
-            ResidentAuthorisation.resident_id == resident_id,
-            ResidentAuthorisation.valid_from <= now,
-            or_(ResidentAuthorisation.valid_until.is_(None), ResidentAuthorisation.valid_until > now),
-            ResidentAuthorisation.revoked_at.is_(None),
-        )
-    elif target is Target.grid_worker:
-        grid = select(Resident.grid_id).where(Resident.id == resident_id).scalar_subquery()
-        query = select(RoleMembership.user_id).where(
-            RoleMembership.role == Role.grid_worker,
-            RoleMembership.area_id == grid,
-            RoleMembership.revoked_at.is_(None),
-        )
-    else:
-        kind = RelationshipKind.contract if target is Target.family_doctor_team else RelationshipKind.service
-        roles = STAFF_ROLES if target is Target.family_doctor_team else STATION_ROLES
-        organisations = select(ResidentRelationship.organisation_id).where(
-            ResidentRelationship.resident_id == resident_id,
-            ResidentRelationship.kind == kind,
-            ResidentRelationship.organisation_id.is_not(None),
-            ResidentRelationship.valid_from <= now,
-            or_(ResidentRelationship.valid_until.is_(None), ResidentRelationship.valid_until > now),
-            ResidentRelationship.ended_at.is_(None),
-        )
-        query = select(RoleMembership.user_id).where(
-            RoleMembership.organisation_id.in_(organisations),
-            RoleMembership.role.in_(roles),
-            RoleMembership.revoked_at.is_(None),
-        )
-    return sorted(set(session.scalars(query)))
+    return recipients_for(session, [resident_id], [target], now).get((resident_id, target), [])
 
 
-def _notify_step(session: Session, alert: Alert, index: int, step: Step, now: dt.datetime) -> None:
+def recipients_for(
+    session: Session, resident_ids: Sequence[int], targets: Iterable[Target], now: dt.datetime
+) -> dict[tuple[int, Target], list[int]]:
+    """The users each target means for each of these residents: one query per target."""
+    ids = sorted(set(resident_ids))
+    found: dict[tuple[int, Target], set[int]] = {}
+    for target in set(targets):
+        if target is Target.family:
+            query = select(ResidentAuthorisation.resident_id, ResidentAuthorisation.grantee_id).where(
+                ResidentAuthorisation.resident_id.in_(ids),
+                ResidentAuthorisation.valid_from <= now,
+                or_(ResidentAuthorisation.valid_until.is_(None), ResidentAuthorisation.valid_until > now),
+                ResidentAuthorisation.revoked_at.is_(None),
+            )
+        elif target is Target.grid_worker:
+            query = (
+                select(Resident.id, RoleMembership.user_id)
+                .join(RoleMembership, RoleMembership.area_id == Resident.grid_id)
+                .where(
+                    Resident.id.in_(ids),
+                    RoleMembership.role == Role.grid_worker,
+                    RoleMembership.revoked_at.is_(None),
+                )
+            )
+        else:
+            kind = (
+                RelationshipKind.contract if target is Target.family_doctor_team else RelationshipKind.service
+            )
+            roles = STAFF_ROLES if target is Target.family_doctor_team else STATION_ROLES
+            query = (
+                select(ResidentRelationship.resident_id, RoleMembership.user_id)
+                .join(RoleMembership, RoleMembership.organisation_id == ResidentRelationship.organisation_id)
+                .where(
+                    ResidentRelationship.resident_id.in_(ids),
+                    ResidentRelationship.kind == kind,
+                    ResidentRelationship.valid_from <= now,
+                    or_(ResidentRelationship.valid_until.is_(None), ResidentRelationship.valid_until > now),
+                    ResidentRelationship.ended_at.is_(None),
+                    RoleMembership.role.in_(roles),
+                    RoleMembership.revoked_at.is_(None),
+                )
+            )
+        for resident_id, user_id in session.execute(query):
+            found.setdefault((resident_id, target), set()).add(user_id)
+    return {key: sorted(users) for key, users in found.items()}
+
+
+Who = Callable[[int, Target], list[int]]
+
+
+def _notify_step(
+    session: Session, alert: Alert, index: int, step: Step, now: dt.datetime, who: Who | None = None
+) -> None:
     from yiyang.alerts.engine import current_notifier
 
     notifier = current_notifier()
     zh, en = _titles(alert, index)
     for target in step.notify:
-        for user_id in recipients(session, alert.resident_id, target, now):
+        users = who(alert.resident_id, target) if who else recipients(session, alert.resident_id, target, now)
+        for user_id in users:
             for channel in step.channels:
                 if channel is ChannelName.inbox:
                     session.add(
