@@ -130,3 +130,18 @@ def test_only_an_administrator_changes_rules_and_a_bad_override_is_a_4xx(
 def test_unsigned_requests_are_refused(client: TestClient) -> None:
     assert client.get("/api/alerts").status_code == 401
     assert client.get("/alerts").status_code == 401
+
+
+def test_the_inbox_stream_pushes_new_items_as_server_sent_events(
+    client: TestClient, sqlite_db: Database, scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from yiyang.alerts import api
+
+    monkeypatch.setattr(api, "STREAM_LIFETIME_S", 0.1)  # one pass, then the stream ends
+    monkeypatch.setattr(api, "STREAM_POLL_S", 0.05)
+    alert_id = upload_fall(client, sqlite_db, scene)
+    sign_in(client, sqlite_db, "grid1")
+    with client.stream("GET", "/api/inbox/stream") as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        body = "".join(response.iter_text())
+    assert "event: inbox" in body and f'"alert_id":{alert_id}' in body
