@@ -210,3 +210,17 @@ def test_the_scheduler_runs_each_job_at_its_interval(db: Database) -> None:
     for seconds in (0, 10, 29, 30, 45, 61):
         scheduler.run_due(T0 + dt.timedelta(seconds=seconds))
     assert [(c - T0).seconds for c in calls] == [0, 30, 61]
+
+
+def test_a_configured_webhook_hears_of_every_escalation_step(db: Database, scene: Scene) -> None:
+    from yiyang.alerts.channels import Notifier, RecordingGateway
+    from yiyang.alerts.engine import use_notifier
+
+    hook = RecordingGateway()
+    use_notifier(Notifier({"sms": scene.gateway, "voice": scene.gateway, "webhook": hook}))
+    rules = AlertRules(clock=lambda: T0)
+    send(db, rules, scene.radar_id, [event(1, T0, "gas")], T0)
+    delivery_job(db, T0)
+    escalation_job(db, T0 + dt.timedelta(minutes=10))
+    delivery_job(db, T0 + dt.timedelta(minutes=10))
+    assert [(n.kind, n.step, n.channel) for n in hook.sent] == [("gas", 0, "webhook"), ("gas", 1, "webhook")]
