@@ -38,7 +38,9 @@ def serve(
     settings = get_settings()
     database = open_database()
     web = create_app(database, settings)
-    if jobs or (jobs is None and database.engine.dialect.name == "sqlite"):
+    # Called as a function (the demo), an option left out arrives as typer's default object.
+    run_jobs = jobs if isinstance(jobs, bool) else database.engine.dialect.name == "sqlite"
+    if run_jobs:
         install_jobs()  # the embedded default: no separate `yiyang worker`
         Scheduler(database).start()
     uvicorn.run(web, host=host or settings.host, port=port or settings.port, log_level="info")
