@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from tests.alerts.conftest import T0, Scene
@@ -224,3 +225,21 @@ def test_a_configured_webhook_hears_of_every_escalation_step(db: Database, scene
     escalation_job(db, T0 + dt.timedelta(minutes=10))
     delivery_job(db, T0 + dt.timedelta(minutes=10))
     assert [(n.kind, n.step, n.channel) for n in hook.sent] == [("gas", 0, "webhook"), ("gas", 1, "webhook")]
+
+
+@pytest.mark.postgres
+def test_an_alert_being_acknowledged_is_not_escalated_behind_its_back(pg_db: Database, gateway: Any) -> None:
+    from tests.alerts.conftest import build_scene
+
+    scene = build_scene(pg_db, gateway)
+    send(pg_db, AlertRules(clock=lambda: T0), scene.radar_id, [event(1, T0, "fall")], T0)
+    (alert,) = alerts(pg_db)
+    # given a doctor acknowledging (row locked, not committed yet)
+    with pg_db.unit_of_work() as session:
+        service.acknowledge(
+            session, alert.id, Actor(user_id=scene.doctor, username="doctor1"), T0 + dt.timedelta(minutes=5)
+        )
+        # when the escalation job runs meanwhile, then it leaves that alert alone
+        assert escalation_job(pg_db, T0 + dt.timedelta(minutes=5))["steps"] == 0
+    (after,) = alerts(pg_db)
+    assert after.state == AlertState.acknowledged and after.steps_done == 1

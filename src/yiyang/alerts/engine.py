@@ -217,6 +217,9 @@ class AlertRules:
 
 
 _book: RuleBook | None = None
+JOB_PASSES = 20  # chunks per job run at most
+SWEEP_CHUNK = 1000
+ESCALATION_CHUNK = 500
 
 
 def shared_book() -> RuleBook:
@@ -229,20 +232,28 @@ def shared_book() -> RuleBook:
 def sweep_job(database: Database, now: dt.datetime) -> dict[str, int]:
     """Absence and duration clocks that ran out become alerts (every 30 s)."""
     book = shared_book()
-    with database.unit_of_work() as session:
-        report = service.sweep_deadlines(session, now, lambda s, rid: effective_rules(s, rid, book))
-    return {
-        "due": report.due,
-        "raised": report.raised,
-        "repeats": report.repeats,
-        "rescheduled": report.rescheduled,
-    }
+    total = {"due": 0, "raised": 0, "repeats": 0, "rescheduled": 0}
+    for _ in range(JOB_PASSES):  # a backlog (after an outage) is worked off in bounded transactions
+        with database.unit_of_work() as session:
+            report = service.sweep_deadlines(
+                session, now, lambda s, rid: effective_rules(s, rid, book), SWEEP_CHUNK
+            )
+        for key in total:
+            total[key] += getattr(report, key)
+        if report.due < SWEEP_CHUNK:
+            break
+    return total
 
 
 def escalation_job(database: Database, now: dt.datetime) -> dict[str, int]:
     """Unacknowledged alerts move up their chain when a step's time comes (every 15 s)."""
-    with database.unit_of_work() as session:
-        steps = service.run_escalations(session, now, shared_book().base)
+    steps = 0
+    for _ in range(JOB_PASSES):
+        with database.unit_of_work() as session:
+            done, seen = service.run_escalations(session, now, shared_book().base, ESCALATION_CHUNK)
+        steps += done
+        if seen < ESCALATION_CHUNK:
+            break
     return {"steps": steps}
 
 

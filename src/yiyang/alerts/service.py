@@ -218,8 +218,18 @@ def _transition(
 # ---- lifecycle ------------------------------------------------------------------------------
 
 
-def get_alert(session: Session, alert_id: int) -> Alert:
-    alert = session.get(Alert, alert_id)
+def get_alert(session: Session, alert_id: int, *, lock: bool = False) -> Alert:
+    """One alert; ``lock`` holds its row until commit (PostgreSQL), so the escalation job, which
+    skips locked rows, cannot escalate an alert while someone acknowledges or resolves it."""
+    if lock:
+        alert = session.scalar(
+            select(Alert)
+            .where(Alert.id == alert_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    else:
+        alert = session.get(Alert, alert_id)
     if alert is None:
         raise NotFound("alert.not_found", "告警不存在 (no such alert)")
     return alert
@@ -229,7 +239,7 @@ def acknowledge(
     session: Session, alert_id: int, by: Actor, now: dt.datetime, note: str | None = None
 ) -> Alert:
     """Someone takes the alert on: the escalation stops."""
-    alert = get_alert(session, alert_id)
+    alert = get_alert(session, alert_id, lock=True)
     if alert.state == AlertState.acknowledged:
         return alert
     if alert.state == AlertState.resolved:
@@ -256,7 +266,7 @@ def resolve(
         outcome = AlertOutcome(outcome)
     except ValueError:
         raise Invalid("alert.outcome", "处置结果无效 (unknown outcome)") from None
-    alert = get_alert(session, alert_id)
+    alert = get_alert(session, alert_id, lock=True)
     if alert.state == AlertState.resolved:
         raise Conflict("alert.resolved", "告警已处置 (the alert is already resolved)")
     old = alert.state
@@ -344,18 +354,19 @@ def run_due_steps(
     return len(due)
 
 
-def run_escalations(session: Session, now: dt.datetime, chains: RuleSet, limit: int = 500) -> int:
+def run_escalations(session: Session, now: dt.datetime, chains: RuleSet, limit: int = 500) -> tuple[int, int]:
     """The timed job: every unacknowledged alert whose next step is due (index on next_escalation_at)."""
     alerts = session.scalars(
         select(Alert)
         .where(Alert.next_escalation_at <= now, Alert.state.in_(UNACKNOWLEDGED))
         .order_by(Alert.next_escalation_at)
         .limit(limit)
+        .with_for_update(skip_locked=True)  # one being acknowledged (or escalated elsewhere) waits
     ).all()
     steps = 0
     for alert in alerts:
         steps += run_due_steps(session, alert, chains.chain(alert.chain), now, ESCALATION_ACTOR)
-    return steps
+    return steps, len(alerts)  # steps run, alerts looked at
 
 
 def recipients(session: Session, resident_id: int, target: Target, now: dt.datetime) -> list[int]:
@@ -618,7 +629,11 @@ def sweep_deadlines(session: Session, now: dt.datetime, rules_of: object, limit:
     """
     report = SweepReport()
     rows = session.scalars(
-        select(AlertDeadline).where(AlertDeadline.due_at <= now).order_by(AlertDeadline.due_at).limit(limit)
+        select(AlertDeadline)
+        .where(AlertDeadline.due_at <= now)
+        .order_by(AlertDeadline.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)  # a second sweeper takes other clocks
     ).all()
     for deadline in rows:
         report.due += 1
