@@ -156,6 +156,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "alerts.inbox": {"zh-CN": "站内消息", "en": "Inbox"},
     "alerts.inbox_empty": {"zh-CN": "暂无消息", "en": "No messages"},
     "alerts.none": {"zh-CN": "没有告警", "en": "No alerts"},
+    "alerts.total": {"zh-CN": "共 {total} 条告警", "en": "{total} alerts"},
     "alerts.kind": {"zh-CN": "类型", "en": "Kind"},
     "alerts.severity": {"zh-CN": "级别", "en": "Severity"},
     "alerts.severity.low": {"zh-CN": "低", "en": "low"},
