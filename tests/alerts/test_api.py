@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 from collections.abc import Iterator
 
 import pytest
@@ -147,3 +148,25 @@ def test_the_inbox_stream_pushes_new_items_as_server_sent_events(
         assert response.headers["content-type"].startswith("text/event-stream")
         body = "".join(response.iter_text())
     assert "event: inbox" in body and f'"alert_id":{alert_id}' in body
+
+
+def test_the_alert_page_charts_the_residents_readings_around_the_event(
+    client: TestClient, sqlite_db: Database, scene: Scene
+) -> None:
+    with sqlite_db.unit_of_work() as session:
+        secret = devices.rotate_secret(session, scene.wearable_id)[1]
+    auth = {"Authorization": "Basic " + base64.b64encode(f"WB-1:{secret}".encode()).decode()}
+    now = utcnow()
+    readings = [
+        {
+            "seq": n,
+            "time": (now - dt.timedelta(minutes=30 - n)).isoformat(),
+            "readings": {"8867-4": 70 + n, "59408-5": 97},
+        }
+        for n in range(5)
+    ]
+    assert client.post("/api/telemetry", json={"messages": readings}, headers=auth).status_code == 200
+    alert_id = upload_fall(client, sqlite_db, scene)
+    sign_in(client, sqlite_db, "doctor1")
+    page = client.get(f"/alerts/{alert_id}?lang=en").text
+    assert page.count("<polyline") == 2 and "heart rate" in page

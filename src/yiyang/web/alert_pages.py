@@ -15,7 +15,7 @@ from xml.sax.saxutils import escape
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from yiyang.access import tokens
@@ -25,7 +25,7 @@ from yiyang.alerts import service
 from yiyang.alerts.engine import rule_names
 from yiyang.alerts.models import AlertOutcome, AlertState
 from yiyang.deps import IdPath, SessionDep
-from yiyang.devices.models import DeviceEvent, Telemetry
+from yiyang.devices.models import DeviceBinding, DeviceEvent, Telemetry
 from yiyang.devices.telemetry import READINGS
 from yiyang.residents.models import Resident
 from yiyang.web.pages import render
@@ -62,12 +62,13 @@ def alert_page(
     alert = service.get_alert(session, alert_id)
     authorize(session, actor, alert.resident_id, category=DataCategory.sensor, what="alert", now=clock())
     resident = session.get(Resident, alert.resident_id)
-    chart = Markup(readings_svg(session, alert.device_id, alert.raised_at))  # noqa: S704 - built from numbers and escaped labels
+    devices = _devices_of(session, alert.resident_id, alert.device_id, alert.raised_at)
+    chart = Markup(readings_svg(session, devices, alert.raised_at))  # noqa: S704 - built from numbers and escaped labels
     return render(
         request, "alerts/detail.html",
         alert=alert, resident=resident, name=rule_names(alert.kind), chart=chart,
         transitions=service.transitions_of(session, alert.id), deliveries=service.deliveries_of(session, alert.id),
-        events=_events_around(session, alert.device_id, alert.raised_at), outcomes=list(AlertOutcome), csrf=_csrf(request),
+        events=_events_around(session, devices, alert.raised_at), outcomes=list(AlertOutcome), csrf=_csrf(request),
     )  # fmt: skip
 
 
@@ -83,14 +84,27 @@ def inbox_page(request: Request, session: SessionDep, actor: ActorDep) -> HTMLRe
     )
 
 
-def _events_around(session: Session, device_id: int | None, at: dt.datetime) -> list[DeviceEvent]:
-    if device_id is None:
+def _devices_of(session: Session, resident_id: int, device_id: int | None, at: dt.datetime) -> list[int]:
+    """The device that raised the alert and every device placed with the resident at the time."""
+    bound = session.scalars(
+        select(DeviceBinding.device_id).where(
+            DeviceBinding.resident_id == resident_id,
+            DeviceBinding.valid_from <= at,
+            or_(DeviceBinding.valid_to.is_(None), DeviceBinding.valid_to > at),
+        )
+    )
+    return sorted({*bound, *([device_id] if device_id is not None else [])})
+
+
+def _events_around(session: Session, device_ids: list[int], at: dt.datetime) -> list[DeviceEvent]:
+    if not device_ids:
         return []
     return list(
         session.scalars(
             select(DeviceEvent)
             .where(
-                DeviceEvent.device_id == device_id, DeviceEvent.measured_at.between(at - WINDOW, at + WINDOW)
+                DeviceEvent.device_id.in_(device_ids),
+                DeviceEvent.measured_at.between(at - WINDOW, at + WINDOW),
             )
             .order_by(DeviceEvent.measured_at)
             .limit(50)
@@ -99,17 +113,18 @@ def _events_around(session: Session, device_id: int | None, at: dt.datetime) -> 
 
 
 def readings_svg(
-    session: Session, device_id: int | None, at: dt.datetime, width: int = 720, height: int = 220
+    session: Session, device_ids: list[int], at: dt.datetime, width: int = 720, height: int = 220
 ) -> str:
-    """The device's readings two hours either side of the alert: one line per reading, scaled
+    """The devices' readings two hours either side of the alert: one line per reading, scaled
     to its own range, with the alert's moment marked."""
     rows: list[Any] = []
-    if device_id is not None:
+    if device_ids:
         rows = list(
             session.execute(
                 select(Telemetry)
                 .where(
-                    Telemetry.device_id == device_id, Telemetry.measured_at.between(at - WINDOW, at + WINDOW)
+                    Telemetry.device_id.in_(device_ids),
+                    Telemetry.measured_at.between(at - WINDOW, at + WINDOW),
                 )
                 .order_by(Telemetry.measured_at)
                 .limit(2000)
