@@ -243,3 +243,15 @@ def test_an_alert_being_acknowledged_is_not_escalated_behind_its_back(pg_db: Dat
         assert escalation_job(pg_db, T0 + dt.timedelta(minutes=5))["steps"] == 0
     (after,) = alerts(pg_db)
     assert after.state == AlertState.acknowledged and after.steps_done == 1
+
+
+def test_a_rolled_back_batch_writes_its_clocks_again_when_redelivered(db: Database, scene: Scene) -> None:
+    rules = AlertRules(clock=lambda: T0)
+    with pytest.raises(RuntimeError), db.unit_of_work() as session:
+        device = session.get(Device, scene.radar_id)
+        devices.ingest_uploaded(session, device, [event(1, T0, "motion")], T0, rules=rules)
+        raise RuntimeError("the database went away before commit")
+    send(db, rules, scene.radar_id, [event(1, T0, "motion")], T0)
+    with db.unit_of_work() as session:
+        clocks = {(d.rule, d.due_at) for d in session.scalars(select(AlertDeadline))}
+    assert ("no_activity", T0 + dt.timedelta(hours=12)) in clocks

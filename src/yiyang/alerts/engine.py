@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from yiyang.alerts import service
@@ -188,9 +189,15 @@ class AlertRules:
                 writes.append(write)
         if writes:
             service.push_deadlines(session, writes)
-            for write in writes:
-                self._pushed[(write.rule, write.subject_id)] = write.due_at
             self.stats.deadline_writes += len(writes)
+
+            # Remembered once the batch commits: a rolled-back batch is redelivered and must
+            # write its clocks again.
+            def remember(_session: Session) -> None:
+                for write in writes:
+                    self._pushed[(write.rule, write.subject_id)] = write.due_at
+
+            event.listen(session, "after_commit", remember, once=True)
 
         to_record = []
         for (resident_id, _code), (found_hit, count, device_id, rules) in hits.items():
@@ -207,10 +214,6 @@ class AlertRules:
                 self.stats.raised += 1
                 if self.keep_raised:
                     self.stats.raised_alerts.append((alert.id, alert.resident_id))
-
-    def forget_pushed(self) -> None:
-        """After a rolled-back batch the clocks it meant to write may not be there: write again."""
-        self._pushed.clear()
 
 
 # ---- timed jobs --------------------------------------------------------------------------

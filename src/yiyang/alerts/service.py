@@ -704,18 +704,3 @@ def mark_read(session: Session, user_id: int, item_id: int, now: dt.datetime) ->
     if item.read_at is None:
         item.read_at = now
     return item
-
-
-def unread_count(session: Session, user_id: int) -> int:
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(InboxItem)
-            .where(InboxItem.user_id == user_id, InboxItem.read_at.is_(None))
-        )
-        or 0
-    )
-
-
-def alert_ids_of(rows: Iterable[Alert]) -> list[int]:
-    return [row.id for row in rows]
