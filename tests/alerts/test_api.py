@@ -91,15 +91,19 @@ def test_a_gateway_fall_becomes_an_alert_a_doctor_acknowledges_and_resolves(
     # the pages render
     assert "<svg" in client.get(f"/alerts/{alert_id}").text
     assert client.get("/alerts?state=resolved").status_code == 200
+    assert f"/alerts/{alert_id}" in client.get(f"/alerts?state=resolved&resident_id={scene.resident_id}").text
 
 
 def test_the_grid_worker_finds_the_fall_in_the_inbox_and_the_page(
     client: TestClient, sqlite_db: Database, scene: Scene
 ) -> None:
     alert_id = upload_fall(client, sqlite_db, scene)
-    sign_in(client, sqlite_db, "grid1")
+    csrf = sign_in(client, sqlite_db, "grid1")
     (item,) = client.get("/api/inbox").json()
-    assert item["alert_id"] == alert_id and "跌倒" in item["title_zh"]
+    assert item["alert_id"] == alert_id and "跌倒" in item["title_zh"] and item["read_at"] is None
+    assert client.post(f"/api/inbox/{item['id']}/read", headers=csrf).json()["read_at"] is not None
+    # someone else's message is not found for this user
+    assert client.post("/api/inbox/2147483647/read", headers=csrf).status_code == 404
     page = client.get("/inbox")
     assert page.status_code == 200 and f"/alerts/{alert_id}" in page.text and "EventSource" in page.text
     assert client.get("/api/inbox").status_code == 200

@@ -24,7 +24,7 @@ from yiyang.access.policy import DataCategory, authorize, visible_residents
 from yiyang.alerts import service
 from yiyang.alerts.engine import rule_names
 from yiyang.alerts.models import AlertOutcome, AlertState
-from yiyang.deps import IdPath, SessionDep
+from yiyang.deps import MAX_ID, IdPath, SessionDep
 from yiyang.devices.models import DeviceBinding, DeviceEvent, Telemetry
 from yiyang.devices.telemetry import READINGS
 from yiyang.residents.models import Resident
@@ -47,10 +47,11 @@ def alerts_page(
     actor: ActorDep,
     clock: ClockDep,
     state: Annotated[str | None, Query(max_length=16)] = None,
+    resident_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> HTMLResponse:
     visible = visible_residents(session, actor, category=DataCategory.sensor, now=clock())
     states = [AlertState(state)] if state in {s.value for s in AlertState} else list(service.OPEN_STATES)
-    total, rows = service.list_alerts(session, visible, states=states, limit=100)
+    total, rows = service.list_alerts(session, visible, states=states, resident_id=resident_id, limit=100)
     names = {code: rule_names(code) for code in {row.kind for row in rows}}
     return render(request, "alerts/list.html", alerts=rows, total=total, names=names, state=state or "")
 
