@@ -11,7 +11,19 @@ process (gmqtt, several connections: Mosquitto's default config lets each publis
 - gmqtt floor (``--no-gmqtt`` to skip): the same with gmqtt receiving, for comparison.
 - ours: ``IngestWorker`` as ``yiyang ingest`` runs it: manual PUBACK after commit, validation,
   device lookup, COPY into staging + INSERT ON CONFLICT DO NOTHING, device status, pending
-  rollup minutes. The rules hand-over is wired but empty: rules are not on yet.
+  rollup minutes, and every alert rule on (``--no-rules`` to leave them off): each device is
+  placed with a resident (a third living alone), thresholds are checked on every message,
+  absence and silence clocks kept, and the injected anomalies raise alerts.
+
+Injected events: ``--inject`` messages on distinct devices, half-way through the stream, carry
+SpO2 88 % (below the NEWS2 limit). Recall is the share of them that raised an alert;
+event-to-alert latency runs from the publisher handing the message to its client to the
+commit of the batch that raised the alert (one monotonic clock for both processes).
+
+Absence sweep (``--sweep-residents``, 390,000 by default): that many absence clocks in
+``alert_deadline``, ``--sweep-due`` of them falling due within one simulated hour, swept every
+30 s as ``yiyang worker`` does. It reports the latest detection after a deadline and the sweep's
+wall time as a share of one core (an upper bound of its CPU, the database's included).
 
 The publisher stays at most ``--ahead`` messages beyond what the consumer has stored: with
 Mosquitto's default ``max_queued_messages`` (1000) a subscriber that falls further behind has
@@ -42,12 +54,21 @@ from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from yiyang.db import Database  # noqa: E402
+from yiyang.alerts.engine import AlertRules, sweep_job  # noqa: E402
+from yiyang.db import (
+    Database,  # noqa: E402
+    bulk_insert,  # noqa: E402
+)
 from yiyang.devices import service, storage  # noqa: E402
-from yiyang.devices.ingest import IngestSettings, IngestWorker  # noqa: E402
-from yiyang.devices.models import DeviceKind  # noqa: E402
+from yiyang.devices.ingest import IngestSettings, IngestWorker, no_rules  # noqa: E402
+from yiyang.devices.models import (
+    DeviceBinding,  # noqa: E402
+    DeviceKind,  # noqa: E402
+)
 from yiyang.devices.telemetry import READING_BY_CODE, READINGS  # noqa: E402
+from yiyang.geo.models import LivingArrangement  # noqa: E402
 from yiyang.migrate import upgrade  # noqa: E402
+from yiyang.residents.models import Resident  # noqa: E402
 
 SHAPES: dict[str, list[dict[str, object]]] = {
     # a wearable's minute: heart rate, SpO2, respiratory rate, temperature
@@ -67,16 +88,43 @@ SHAPES: dict[str, list[dict[str, object]]] = {
 
 
 def payloads(
-    root: str, uids: list[str], messages: int, shape: str, start: dt.datetime
+    root: str,
+    uids: list[str],
+    messages: int,
+    shape: str,
+    start: dt.datetime,
+    inject: frozenset[int] = frozenset(),
 ) -> list[tuple[str, bytes]]:
     shapes = SHAPES[shape]
     items = []
     for index in range(messages):
         seq, device = divmod(index, len(uids))
         at = start + dt.timedelta(seconds=seq, milliseconds=device % 1000)
-        body = {"seq": seq, "time": at.isoformat(), "readings": shapes[index % len(shapes)]}
+        readings = shapes[index % len(shapes)]
+        if index in inject:
+            readings = {**readings, "59408-5": INJECTED_SPO2}
+        body = {"seq": seq, "time": at.isoformat(), "readings": readings}
         items.append((f"{root}/v1/{uids[device]}/telemetry", orjson.dumps(body)))
     return items
+
+
+INJECTED_SPO2 = 88  # NEWS2: SpO2 <= 91 % scores 3, the default spo2_low rule
+
+
+def injected_indexes(messages: int, devices: int, count: int) -> dict[int, int]:
+    """Message index -> device index: ``count`` distinct devices, half-way through the stream."""
+    count = min(count, devices)
+    if count <= 0:
+        return {}
+    middle = (messages // devices) // 2
+    step = max(1, devices // count)
+    chosen = {}
+    for k in range(count):
+        device = k * step
+        index = middle * devices + device
+        if index < messages:
+            chosen[index] = device
+    return chosen
 
 
 def readings_in(shape: str, messages: int) -> int:
@@ -89,12 +137,15 @@ def readings_in(shape: str, messages: int) -> int:
 
 
 def publisher_main(args: tuple, ready: mp.Event, done: mp.Queue, progress: mp.Value) -> None:  # type: ignore[type-arg]
-    root, uids, messages, shape, start, connections, window, ahead, host, port = args
-    items = payloads(root, uids, messages, shape, start)
+    root, uids, messages, shape, start, connections, window, ahead, host, port, inject = args
+    items = payloads(root, uids, messages, shape, start, frozenset(inject))
     ready.wait()
     began = time.perf_counter()
-    asyncio.run(_publish_all(items, connections, window, ahead, progress, host, port))
-    done.put(time.perf_counter() - began)
+    published: dict[int, float] = {}
+    asyncio.run(
+        _publish_all(items, connections, window, ahead, progress, host, port, frozenset(inject), published)
+    )
+    done.put((time.perf_counter() - began, published))
 
 
 async def _publish_all(
@@ -105,6 +156,8 @@ async def _publish_all(
     progress: mp.Value,  # type: ignore[type-arg]
     host: str,
     port: int,
+    inject: frozenset[int] = frozenset(),
+    published: dict[int, float] | None = None,
 ) -> None:
     """Publish everything, never more than ``ahead`` messages beyond what the consumer stored:
     with Mosquitto's default max_queued_messages, a subscriber that falls further behind
@@ -113,19 +166,22 @@ async def _publish_all(
 
     sent = [0]
 
-    async def one(index: int, part: list[tuple[str, bytes]]) -> None:
+    async def one(index: int, part: list[tuple[int, str, bytes]]) -> None:
         client = Client(f"bench-pub-{uuid.uuid4().hex[:8]}-{index}")
         await client.connect(host, port, version=5)
         inflight = client._persistent_storage  # gmqtt keeps unacknowledged QoS 1 messages here
-        for topic, payload in part:
+        for number, topic, payload in part:
             while len(inflight._messages) >= window or sent[0] - progress.value >= ahead:
                 await asyncio.sleep(0.0005)
             client.publish(topic, payload, qos=1)
+            if number in inject and published is not None:
+                published[number] = time.monotonic()
             sent[0] += 1
         await inflight.wait_empty()
         await client.disconnect()
 
-    await asyncio.gather(*(one(k, items[k::connections]) for k in range(connections)))
+    numbered = [(number, topic, payload) for number, (topic, payload) in enumerate(items)]
+    await asyncio.gather(*(one(k, numbered[k::connections]) for k in range(connections)))
 
 
 # ---- the floor consumer -----------------------------------------------------------------------
@@ -137,6 +193,10 @@ class RunResult:
     readings: int
     seconds: float
     publish_seconds: float
+    published: dict[int, float] | None = None  # injected message index -> monotonic publish time
+    raised: dict[int, float] | None = None  # resident -> monotonic commit time of its alert
+    falls: dict[int, float] | None = None  # device index -> monotonic publish time of a fall
+    fall_raised: dict[int, float] | None = None  # resident -> commit of its second alert (the fall)
 
     @property
     def readings_per_s(self) -> float:
@@ -307,6 +367,7 @@ def start_publisher(
                 args.ahead,
                 args.host,
                 args.port,
+                sorted(injected_indexes(args.messages, len(uids), args.inject)),
             ),
             ready,
             done,
@@ -350,7 +411,7 @@ def run_floor(
         finished.set()
         consumer.close()
         process.join(30)
-    publish_seconds = _publish_seconds(done)
+    publish_seconds, _published = _publish_seconds(done)
     seconds = (consumer.last_commit or 0) - (consumer.first_arrival or 0)
     return RunResult(consumer.stored, consumer.readings, seconds, publish_seconds)
 
@@ -372,7 +433,8 @@ def run_ours(
         stats_every_s=3600,
     )
     process, ready, done, progress = start_publisher(root, list(device_ids), args, start)
-    worker = IngestWorker(database, settings)
+    rules = AlertRules(keep_raised=True) if args.rules else None
+    worker = TimedWorker(database, settings, rules)
     finished = threading.Event()
     report_progress(progress, lambda: worker.stats.stored, finished)
     stop = threading.Event()
@@ -385,26 +447,84 @@ def run_ours(
     deadline = time.monotonic() + args.timeout
     while worker.stats.stored < args.messages and time.monotonic() < deadline:
         time.sleep(0.01)
+    falls: dict[int, float] = {}
+    if rules is not None and args.falls:
+        falls = publish_falls(root, list(device_ids), args, worker)
     stop.set()
     finished.set()
     thread.join(30)
     process.join(30)
     _purge_session(args.host, args.port, settings.client_id)
-    publish_seconds = _publish_seconds(done)
+    publish_seconds, published = _publish_seconds(done)
     stats = worker.stats
     seconds = (stats.last_commit or 0) - (stats.first_arrival or 0)
-    return RunResult(stats.stored, stats.readings, seconds, publish_seconds)
+    result = RunResult(stats.stored, stats.readings, seconds, publish_seconds, published, worker.raised_at)
+    result.falls = falls
+    result.fall_raised = worker.fall_at
+    return result
+
+
+def publish_falls(
+    root: str, uids: list[str], args: argparse.Namespace, worker: TimedWorker
+) -> dict[int, float]:
+    """After the stream: falls on devices that had no anomaly, paced at ``--fall-rate`` a second
+    while the worker is otherwise idle. Returns device index -> monotonic publish time."""
+    import paho.mqtt.client as mqtt
+
+    injected = set(injected_indexes(args.messages, len(uids), args.inject).values())
+    chosen = [index for index in range(len(uids)) if index not in injected][: args.falls]
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.connect(args.host, args.port)
+    client.loop_start()
+    published: dict[int, float] = {}
+    try:
+        for number, index in enumerate(chosen):
+            body = {
+                "seq": 2_000_000_000 + number,
+                "time": dt.datetime.now(dt.UTC).isoformat(),
+                "event": "fall",
+            }
+            published[index] = time.monotonic()
+            client.publish(f"{root}/v1/{uids[index]}/event", orjson.dumps(body), qos=1)
+            time.sleep(1 / args.fall_rate)
+        wait_until = time.monotonic() + 10
+        while worker.stats.events < len(chosen) and time.monotonic() < wait_until:
+            time.sleep(0.01)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return published
+
+
+class TimedWorker(IngestWorker):
+    """The worker, noting when each batch that raised an alert was committed."""
+
+    def __init__(self, database: Database, settings: IngestSettings, rules: AlertRules | None) -> None:
+        super().__init__(database, settings, rules or no_rules)
+        self.alert_rules = rules
+        self.raised_at: dict[int, float] = {}
+        self.fall_at: dict[int, float] = {}
+
+    def _flush(self, batch: list, stop: threading.Event) -> None:  # type: ignore[type-arg]
+        before = len(self.alert_rules.stats.raised_alerts) if self.alert_rules else 0
+        super()._flush(batch, stop)
+        if self.alert_rules:
+            committed = time.monotonic()
+            for _alert, resident in self.alert_rules.stats.raised_alerts[before:]:
+                if resident in self.raised_at:
+                    self.fall_at.setdefault(resident, committed)
+                self.raised_at.setdefault(resident, committed)
 
 
 def _rate(count: int, seconds: float) -> int | None:
     return round(count / seconds) if seconds and seconds == seconds else None  # NaN: publisher died
 
 
-def _publish_seconds(done: mp.Queue) -> float:  # type: ignore[type-arg]
+def _publish_seconds(done: mp.Queue) -> tuple[float, dict[int, float]]:  # type: ignore[type-arg]
     try:
         return done.get(timeout=10)
     except Exception:  # noqa: BLE001 - the publisher died or timed out
-        return float("nan")
+        return float("nan"), {}
 
 
 def _purge_session(host: str, port: int, client_id: str) -> None:
@@ -420,6 +540,137 @@ def _purge_session(host: str, port: int, client_id: str) -> None:
     time.sleep(0.2)
     client.disconnect()
     client.loop_stop()
+
+
+# ---- residents, alerts and the absence sweep ------------------------------------------------
+
+
+def place_devices(session: object, device_ids: list[int], since: dt.datetime) -> dict[int, int]:
+    """One resident per device (a third living alone), the device bound to them. Returns
+    device id -> resident id."""
+    from sqlalchemy import insert, select
+
+    now = dt.datetime.now(dt.UTC)
+    arrangements = [LivingArrangement.alone, LivingArrangement.spouse_only, LivingArrangement.with_family]
+    rows = [
+        {
+            "name": f"居民{index}", "name_pinyin": f"ju min {index}", "living_arrangement": arrangements[index % 3],
+            "status": "active", "needs_review": False, "provenance": {}, "created_at": now, "updated_at": now,
+        }
+        for index in range(len(device_ids))
+    ]  # fmt: skip
+    session.execute(insert(Resident), rows)  # type: ignore[attr-defined]
+    resident_ids = list(session.scalars(select(Resident.id).order_by(Resident.id)))  # type: ignore[attr-defined]
+    session.execute(  # type: ignore[attr-defined]
+        insert(DeviceBinding),
+        [
+            {"device_id": device_id, "resident_id": resident_id, "valid_from": since, "created_at": now}
+            for device_id, resident_id in zip(device_ids, resident_ids, strict=True)
+        ],
+    )
+    return dict(zip(device_ids, resident_ids, strict=True))
+
+
+def alert_figures(
+    ours: RunResult, args: argparse.Namespace, uids: list[str], resident_of: dict[int, int]
+) -> tuple[float, float, float, int]:
+    """Recall of the injected anomalies and the publish-to-commit latency of their alerts."""
+    chosen = injected_indexes(args.messages, len(uids), args.inject)
+    device_ids = sorted(resident_of)  # registration order: the publisher's device index
+    latencies = []
+    found = 0
+    for index, device in chosen.items():
+        resident = resident_of[device_ids[device]]
+        committed = (ours.raised or {}).get(resident)
+        published = (ours.published or {}).get(index)
+        if committed is not None:
+            found += 1
+            if published is not None:
+                latencies.append((committed - published) * 1000)
+    latencies.sort()
+
+    def percentile(share: float) -> float:
+        return latencies[min(len(latencies) - 1, int(share * len(latencies)))] if latencies else float("nan")
+
+    recall = found / len(chosen) if chosen else 1.0
+    return recall, percentile(0.5), percentile(0.99), len(chosen)
+
+
+def fall_figures(ours: RunResult, resident_of: dict[int, int]) -> tuple[float, float, float, int]:
+    """Falls published at a steady pace: recall and publish-to-commit latency of their alerts."""
+    device_ids = sorted(resident_of)
+    latencies = []
+    for index, published in (ours.falls or {}).items():
+        resident = resident_of[device_ids[index]]
+        raised = (ours.fall_raised or {}).get(resident, (ours.raised or {}).get(resident))
+        if raised is not None and raised >= published:
+            latencies.append((raised - published) * 1000)
+    latencies.sort()
+    count = len(ours.falls or {})
+
+    def percentile(share: float) -> float:
+        return latencies[min(len(latencies) - 1, int(share * len(latencies)))] if latencies else float("nan")
+
+    return (len(latencies) / count if count else 1.0), percentile(0.5), percentile(0.99), count
+
+
+def run_sweep(database: Database, clocks: int, due: int, seed: int = 7) -> dict[str, float]:
+    """Absence clocks for ``clocks`` residents, ``due`` of them running out within one simulated
+    hour; the sweep job runs every 30 s of that hour. Only rows past their deadline are read."""
+    import random
+
+    chooser = random.Random(seed)
+    base = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    hour = dt.timedelta(hours=1)
+    due_at: dict[int, dt.datetime] = {}
+    rows = []
+    for index in range(clocks):
+        subject = 50_000_000 + index
+        if index < due:
+            when = base + dt.timedelta(seconds=chooser.uniform(0, 3600))
+            due_at[subject] = when
+        else:
+            when = base + hour + dt.timedelta(seconds=chooser.uniform(60, 12 * 3600))
+        at = when.astimezone(dt.UTC).replace(tzinfo=None)
+        rows.append(("no_activity", subject, subject, None, at - dt.timedelta(hours=12), at))
+    with database.unit_of_work() as session:
+        bulk_insert(
+            session,
+            "alert_deadline",
+            ("rule", "subject_id", "resident_id", "device_id", "started_at", "due_at"),
+            rows,
+        )
+    with database.engine.connect() as connection:
+        connection.execute(text("ANALYZE alert_deadline"))
+    raised_at: dict[int, dt.datetime] = {}
+    wall = 0.0
+    idle: list[float] = []
+    for step in range(0, 3600 + 30, 30):
+        now = base + dt.timedelta(seconds=step)
+        began = time.perf_counter()
+        report = sweep_job(database, now)
+        spent = time.perf_counter() - began
+        wall += spent
+        if report["due"] == 0:
+            idle.append(spent)
+        with database.unit_of_work() as session:
+            for (resident,) in session.execute(
+                text("SELECT resident_id FROM alert WHERE kind = 'no_activity' AND resident_id >= 50000000")
+            ):
+                raised_at.setdefault(resident, now)
+    lags = [
+        (raised_at[subject] - when).total_seconds()
+        for subject, when in due_at.items()
+        if subject in raised_at
+    ]
+    return {
+        "clocks": clocks,
+        "due": due,
+        "raised": len(raised_at),
+        "max_lag_s": max(lags) if lags else float("nan"),
+        "share_of_core": wall / 3600,
+        "idle_ms": (sum(idle) / len(idle) * 1000) if idle else 0.0,
+    }
 
 
 # ---- main -----------------------------------------------------------------------------------
@@ -442,6 +693,21 @@ def main() -> None:
     parser.add_argument(
         "--gmqtt", action=argparse.BooleanOptionalAction, default=True, help="also measure a gmqtt floor"
     )
+    parser.add_argument(
+        "--inject", type=int, default=200, help="anomalous messages injected, on distinct devices"
+    )
+    parser.add_argument(
+        "--rules",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the worker with the alert rules on",
+    )
+    parser.add_argument("--falls", type=int, default=200, help="falls published after the stream, paced")
+    parser.add_argument("--fall-rate", type=float, default=5.0, help="falls a second")
+    parser.add_argument(
+        "--sweep-residents", type=int, default=390_000, help="absence clocks for the sweep run"
+    )
+    parser.add_argument("--sweep-due", type=int, default=200, help="clocks falling due in the simulated hour")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1883)
     parser.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/test", help="admin URL")
@@ -462,6 +728,7 @@ def main() -> None:
             for index in range(args.devices):
                 device, _secret = service.register_device(session, f"WB-{index:06d}", DeviceKind.wearable)
                 device_ids[device.uid] = device.id
+            resident_of = place_devices(session, list(device_ids.values()), start - dt.timedelta(days=1))
         expected_readings = readings_in(args.shape, args.messages)
         print(
             f"{args.messages:,} messages ({expected_readings:,} readings, shape {args.shape}) from {args.devices:,} devices; "
@@ -487,10 +754,22 @@ def main() -> None:
 
         ours = run_ours(database, device_ids, args, start)
         ratio = ours.readings_per_s / floor.readings_per_s if floor.readings_per_s else 0.0
+        label = "rules on " if args.rules else "rules off"
         print(
-            f"ours   yiyang ingest (rules off)    {ours.messages:>8,} msgs  {ours.readings_per_s:>9,.0f} readings/s"
+            f"ours   yiyang ingest ({label})    {ours.messages:>8,} msgs  {ours.readings_per_s:>9,.0f} readings/s"
             f"  ratio {ratio:.2f}  (publisher {_rate(args.messages, ours.publish_seconds)} msg/s)"
         )
+        recall, p50_ms, p99_ms, injected = alert_figures(ours, args, list(device_ids), resident_of)
+        fall_recall, fall_p50, fall_p99, falls = fall_figures(ours, resident_of)
+        if args.rules:
+            print(
+                f"alerts {injected} injected in the stream (SpO2 {INJECTED_SPO2} %): recall {recall:.3f}, "
+                f"publish-to-alert p50 {p50_ms:.0f} ms, p99 {p99_ms:.0f} ms (includes the broker backlog at saturation)"
+            )
+            print(
+                f"alerts {falls} falls at {args.fall_rate:g}/s after the stream: recall {fall_recall:.3f}, "
+                f"event-to-alert p50 {fall_p50:.0f} ms, p99 {fall_p99:.0f} ms"
+            )
         with database.unit_of_work() as session:
             written = int(storage.telemetry_bytes(session))
             stored_rows = int(session.execute(text("SELECT count(*) FROM telemetry")).scalar_one())
@@ -503,9 +782,13 @@ def main() -> None:
             f"stored {stored_rows:,} rows: {written / max(stored_rows, 1):.1f} bytes/message, {per_reading:.1f} bytes/reading as written, "
             f"{per_reading_compacted:.1f} after compaction (pg_total_relation_size, indexes included)"
         )
-        print(
-            "rules: not on yet (the hand-over is a no-op); goal later >= 20,000 readings/s with rules, ratio >= 0.7"
-        )
+        sweep = run_sweep(database, args.sweep_residents, args.sweep_due) if args.sweep_residents else None
+        if sweep:
+            print(
+                f"sweep  {sweep['clocks']:,} absence clocks, {sweep['due']} due in a simulated hour, swept every 30 s: "
+                f"raised {sweep['raised']}, latest detection {sweep['max_lag_s']:.0f} s after the deadline, "
+                f"sweep wall time {sweep['share_of_core'] * 100:.3f} % of one core (idle sweep {sweep['idle_ms']:.1f} ms)"
+            )
         complete = ours.messages == args.messages and floor.messages == args.messages
         if not complete:
             print(
@@ -527,7 +810,18 @@ def main() -> None:
                     "bytes_per_reading_compacted": round(per_reading_compacted, 1),
                     "publisher_msgs_per_s": _rate(args.messages, ours.publish_seconds),
                     "gmqtt_floor_readings_per_s": round(gmqtt_floor.readings_per_s) if gmqtt_floor else None,
-                    "rules": "off",
+                    "rules": "on" if args.rules else "off",
+                    "injected": injected,
+                    "recall": round(recall, 4) if args.rules else None,
+                    "stream_alert_p50_ms": round(p50_ms) if args.rules and p50_ms == p50_ms else None,
+                    "stream_alert_p99_ms": round(p99_ms) if args.rules and p99_ms == p99_ms else None,
+                    "falls": falls,
+                    "fall_recall": round(fall_recall, 4) if args.rules else None,
+                    "event_to_alert_p50_ms": round(fall_p50) if args.rules and fall_p50 == fall_p50 else None,
+                    "event_to_alert_p99_ms": round(fall_p99) if args.rules and fall_p99 == fall_p99 else None,
+                    "sweep_clocks": sweep["clocks"] if sweep else None,
+                    "sweep_max_lag_s": round(sweep["max_lag_s"], 1) if sweep else None,
+                    "sweep_share_of_core": round(sweep["share_of_core"], 5) if sweep else None,
                     "complete": complete,
                 }
             ).decode()

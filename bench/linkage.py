@@ -38,7 +38,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--residents", type=int, default=400_000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--pg-url", default=ADMIN_URL, help="an existing database to create the bench database from")
+    parser.add_argument(
+        "--pg-url", default=ADMIN_URL, help="an existing database to create the bench database from"
+    )
     parser.add_argument("--work", type=Path, default=Path("data/bench"))
     parser.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
     args = parser.parse_args()
@@ -49,7 +51,11 @@ def main() -> None:
     files = generate_district(
         out_dir, args.residents, seed=args.seed, civil_format="csv", progress=sys.stderr.isatty()
     )
-    feeds = ((Feed.health, Path(files.health)), (Feed.insurance, Path(files.insurance)), (Feed.civil, Path(files.civil)))
+    feeds = (
+        (Feed.health, Path(files.health)),
+        (Feed.insurance, Path(files.insurance)),
+        (Feed.civil, Path(files.civil)),
+    )
 
     name = f"yiyang_bench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(args.pg_url, isolation_level="AUTOCOMMIT")
@@ -83,10 +89,14 @@ def run(url: str, feeds, files) -> dict:  # type: ignore[no-untyped-def]
         t0 = time.perf_counter()
         report = import_file(database, feed, path)
         counts.update(report.counts)
-        say(f"  {feed.value:<9} {report.counts['rows']:>9,} rows in {time.perf_counter() - t0:6.1f}s  {dict(report.counts)}")
+        say(
+            f"  {feed.value:<9} {report.counts['rows']:>9,} rows in {time.perf_counter() - t0:6.1f}s  {dict(report.counts)}"
+        )
     ours_s = time.perf_counter() - started
     rows = counts["rows"]
-    say(f"ours   import + link, {rows:,} rows       {rows / ours_s:>10,.0f} rows/s   ratio {rows / ours_s / (floor_rows / floor_s):.2f}")
+    say(
+        f"ours   import + link, {rows:,} rows       {rows / ours_s:>10,.0f} rows/s   ratio {rows / ours_s / (floor_rows / floor_s):.2f}"
+    )
 
     quality = linkage_quality(database, Path(files.truth))
     say(
@@ -117,7 +127,9 @@ def copy_floor(database: Database, feeds) -> tuple[int, float]:  # type: ignore[
                 reader = csv.reader(handle)
                 header = next(reader)
                 table = f"floor_{feed.value}"
-                cursor.execute(f"CREATE TEMP TABLE {table} ({', '.join(f'c{i} text' for i in range(len(header)))})")
+                cursor.execute(
+                    f"CREATE TEMP TABLE {table} ({', '.join(f'c{i} text' for i in range(len(header)))})"
+                )
                 with cursor.copy(f"COPY {table} FROM STDIN") as copy:
                     for row in reader:
                         copy.write_row(row)

@@ -29,6 +29,9 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
     app.state.settings = settings
     policy.configure(settings)  # consent defaults and break-the-glass duration
     app.state.database = database or Database(settings=settings)
+    from yiyang.alerts.engine import make_rules
+
+    app.state.telemetry_rules = make_rules()  # gateway uploads run the alert rules like MQTT ingest
 
     @app.exception_handler(DomainError)
     async def domain_error(_request: Request, error: DomainError) -> JSONResponse:

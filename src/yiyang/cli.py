@@ -25,14 +25,24 @@ def migrate() -> None:
 def serve(
     host: str = typer.Option(None, help="address to listen on (default 127.0.0.1)"),
     port: int = typer.Option(None, help="port to listen on (default 8000)"),
+    jobs: bool = typer.Option(
+        None, "--jobs/--no-jobs", help="run the timed jobs in this process (default: on for SQLite)"
+    ),
 ) -> None:
     """Serve the web app, JSON API and FHIR facade."""
     import uvicorn
 
     from yiyang.app import create_app
+    from yiyang.jobs import Scheduler, install_jobs
 
     settings = get_settings()
-    web = create_app(open_database(), settings)
+    database = open_database()
+    web = create_app(database, settings)
+    # Called as a function (the demo), an option left out arrives as typer's default object.
+    run_jobs = jobs if isinstance(jobs, bool) else database.engine.dialect.name == "sqlite"
+    if run_jobs:
+        install_jobs()  # the embedded default: no separate `yiyang worker`
+        Scheduler(database).start()
     uvicorn.run(web, host=host or settings.host, port=port or settings.port, log_level="info")
 
 
@@ -79,6 +89,11 @@ app.add_typer(timebank_app, name="timebank")
 from yiyang.care.commands import care_app  # noqa: E402
 
 app.add_typer(care_app, name="care")
+
+
+from yiyang.jobs import worker_command  # noqa: E402
+
+app.command("worker")(worker_command)
 
 
 if __name__ == "__main__":

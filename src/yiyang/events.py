@@ -54,6 +54,8 @@ class WorkItemCompleted:
     source_id: int | None
     outcome: dict[str, Any]
     completed_at: Any  # datetime
+
+
 # -- service orders and the time bank -------------------------------------------------------------
 
 
@@ -80,6 +82,32 @@ class VolunteerProfileChanged:
     active: bool
 
 
+# -- alerts -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRaised:
+    """An alert was raised for a resident (not a repeat of an open one)."""
+
+    alert_id: int
+    resident_id: int
+    kind: str  # the rule's code: fall, sos, bp_urgent, no_activity ...
+    severity: str
+    raised_at: Any  # datetime, UTC
+    tier_fact: bool  # whether the tier engine counts it (a recent fall does)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertResolved:
+    """An alert was closed with an outcome (``alerts.service.resolve``)."""
+
+    alert_id: int
+    resident_id: int
+    kind: str
+    outcome: str
+    resolved_at: Any
+
+
 def subscribe(event_type: type, handler: Handler) -> None:
     handlers = _handlers.setdefault(event_type, [])
     if handler not in handlers:
@@ -98,7 +126,7 @@ def publish(session: Session, event: Any) -> None:
 def install_handlers() -> None:
     """The reactions the whole system runs with; called by the app and the CLI at start."""
     from yiyang.assessments.service import on_residents_merged, on_residents_unmerged
-    from yiyang.tiers.service import on_residents_changed
+    from yiyang.tiers.service import on_alert_raised, on_residents_changed
 
     subscribe(ResidentsMerged, on_residents_merged)
     subscribe(ResidentsUnmerged, on_residents_unmerged)
@@ -112,3 +140,9 @@ def install_handlers() -> None:
 
     subscribe(VolunteerProfileChanged, on_volunteer_profile_changed)
     subscribe(ServiceOrderCompleted, on_service_order_completed)
+    subscribe(AlertRaised, on_alert_raised)
+    from yiyang.alerts.service import on_work_item_completed
+    from yiyang.care.service import on_alert_raised as visit_for_alert
+
+    subscribe(AlertRaised, visit_for_alert)  # an alert becomes a home visit (care)
+    subscribe(WorkItemCompleted, on_work_item_completed)  # the visit's outcome closes the alert

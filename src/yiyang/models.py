@@ -2,6 +2,7 @@
 
 from yiyang.access import consent_models  # noqa: F401
 from yiyang.access import models as access_models  # noqa: F401
+from yiyang.alerts import models as alert_models  # noqa: F401
 from yiyang.assessments import models as assessment_models  # noqa: F401
 from yiyang.care import models as care_models  # noqa: F401
 from yiyang.care.orders import models as order_models  # noqa: F401

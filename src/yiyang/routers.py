@@ -40,3 +40,7 @@ from yiyang.access.audit_api import router as audit_router  # noqa: E402
 from yiyang.web.access_pages import router as access_pages_router  # noqa: E402
 
 ROUTERS.extend([audit_router, access_pages_router])
+from yiyang.alerts.api import router as alerts_router  # noqa: E402
+from yiyang.web.alert_pages import router as alert_pages_router  # noqa: E402
+
+ROUTERS.extend([alerts_router, alert_pages_router])

@@ -251,7 +251,7 @@ def test_tier_mix_counts_streets_then_communities(db: Database) -> None:
     assert red_total == 1
 
 
-def test_alert_hook_is_empty_until_the_alerts_domain_exists(db: Database) -> None:
+def test_alert_hook_is_empty_while_there_are_no_alerts(db: Database) -> None:
     seed_areas(db)
     rid = resident_id_of(run(db, Feed.health, [health_row("HR-1")]), "HR-1")
     with db.unit_of_work() as session:

@@ -725,6 +725,9 @@ def ingest_command(
     migrate: bool = typer.Option(
         True, "--migrate/--no-migrate", help="bring the database schema up to date first"
     ),
+    alert_rules: bool = typer.Option(
+        True, "--rules/--no-rules", help="evaluate the alert rules on every batch (docs/alerts.md)"
+    ),
 ) -> None:
     """遥测接入 Run a telemetry ingest worker: MQTT -> parse -> batched writes (docs/telemetry.md)."""
     from yiyang.config import get_settings
@@ -738,7 +741,14 @@ def ingest_command(
             from yiyang.migrate import upgrade
 
             upgrade(db.engine)
-        stats = run_worker(db, settings)
+        rules: Rules = no_rules
+        if alert_rules:
+            from yiyang.alerts.engine import make_rules  # the rules hook: wired here, not imported by devices
+            from yiyang.events import install_handlers
+
+            install_handlers()
+            rules = make_rules()
+        stats = run_worker(db, settings, rules)
     finally:
         db.dispose()
     log.info("stopped after %d messages", stats.received)

@@ -81,12 +81,53 @@ def recent_alert_facts(session: Session, resident_id: int) -> list[Fact]:
     return recent_alert_facts_for(session, [resident_id]).get(resident_id, [])
 
 
-def recent_alert_facts_for(session: Session, resident_ids: Sequence[int]) -> dict[int, list[Fact]]:
-    """Alerts of many residents at once, for the sweep. The alerts domain replaces this body:
-    one query over its alert table for these residents, each alert as
-    ``Fact(FactKind.alert, kind, raised_at, feed="device"|..., source_key=str(alert_id))``;
-    the ``alert.recent`` rule keeps those of the last 30 days."""
-    return {}
+def recent_alert_facts_for(
+    session: Session, resident_ids: Sequence[int], now: dt.datetime | None = None
+) -> dict[int, list[Fact]]:
+    """Alerts of many residents at once, for the sweep: one query over the alert table.
+
+    Only alerts whose rule counts for the tier (``tier_fact``: a fall, an urgent BP or glucose
+    reading) and that were not false alarms, raised in the last 90 days; the ``alert.recent``
+    rule keeps those of its own window (30 days). Read as plain SQL so tiers does not import
+    the alerts domain (alerts reads tiers)."""
+    if not resident_ids:
+        return {}
+    since = db_datetime((now or utcnow()) - dt.timedelta(days=90))
+    postgres = is_postgres(session)
+    found: dict[int, list[Fact]] = {}
+    for start in range(0, len(resident_ids), IDS_PER_QUERY):
+        scope = _Scope(ids=resident_ids[start : start + IDS_PER_QUERY])
+        where, params = scope.sql("resident_id", postgres)
+        mark = "%(since)s" if postgres else ":since"
+        params["since"] = since if postgres else since.strftime("%Y-%m-%d %H:%M:%S.%f")
+        sql = (
+            "SELECT resident_id, id, kind, raised_at FROM alert "
+            f"WHERE {where} AND tier_fact AND raised_at >= {mark} "
+            "AND (outcome IS NULL OR outcome <> 'false_alarm') ORDER BY resident_id, raised_at"
+        )
+        for resident_id, alert_id, kind, raised_at in _fetch(session, sql, params):
+            zh = _ALERT_NAMES.get(kind)
+            found.setdefault(resident_id, []).append(
+                Fact(
+                    FactKind.alert, kind, _datetime(raised_at), "device", f"#{alert_id}", None, None, None, zh
+                )
+            )
+    return found
+
+
+# Alert kinds as staff read them (the alerts domain's default rule names), for explanations.
+_ALERT_NAMES = {
+    "fall": "跌倒",
+    "bp_urgent": "血压达紧急转诊水平",
+    "glucose_urgent": "血糖达紧急转诊水平",
+    "sos": "一键呼叫",
+}
+
+
+def on_alert_raised(session: Session, event: Any) -> None:
+    """An alert that counts for the tier (a fall) was raised: re-decide the resident's tier now."""
+    if getattr(event, "tier_fact", False):
+        retier_residents(session, [event.resident_id], trigger="alert")
 
 
 # -- facts ------------------------------------------------------------------------------------

@@ -1,0 +1,720 @@
+"""Alert lifecycle, escalation, deadlines and deliveries (告警处置). Services never commit.
+
+Lifecycle: ``open`` -> ``acknowledged`` -> ``resolved`` (with an outcome); while nobody has
+acknowledged it, the escalation job runs the chain's next steps (``open`` -> ``escalated``).
+Acknowledging stops the chain. One open alert per resident and kind: a repeat is counted on it.
+Every change is an ``alert_transition`` row naming who and when.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from yiyang.access.actor import Actor, system_actor
+from yiyang.access.models import RelationshipKind, ResidentAuthorisation, ResidentRelationship, RoleMembership
+from yiyang.access.roles import Role
+from yiyang.alerts.channels import DeliveryFailed, Notice, Notifier
+from yiyang.alerts.models import (
+    Alert,
+    AlertDeadline,
+    AlertDelivery,
+    AlertOutcome,
+    AlertState,
+    AlertTransition,
+    DeliveryStatus,
+    InboxItem,
+)
+from yiyang.alerts.rules import ChannelName, DeadlineChange, Rule, RuleKind, RuleSet, Step, Target, steps_due
+from yiyang.db import is_postgres
+from yiyang.devices.models import Device, DeviceBinding, DeviceEvent
+from yiyang.errors import Conflict, Invalid, NotFound
+from yiyang.events import AlertRaised, AlertResolved, WorkItemCompleted, publish
+from yiyang.residents.models import Resident
+
+log = logging.getLogger("yiyang.alerts")
+RULES_ACTOR = "system:alert-rules"
+ESCALATION_ACTOR = "system:alert-escalation"
+OPEN_STATES = (AlertState.open, AlertState.escalated, AlertState.acknowledged)
+UNACKNOWLEDGED = (AlertState.open, AlertState.escalated)
+STAFF_ROLES = (Role.family_doctor, Role.nurse, Role.health_manager)
+STATION_ROLES = (Role.station_staff,)
+RETRY_BACKOFF = (
+    dt.timedelta(minutes=1),
+    dt.timedelta(minutes=2),
+    dt.timedelta(minutes=5),
+    dt.timedelta(minutes=15),
+)
+
+
+def open_key(resident_id: int, kind: str) -> str:
+    return f"{resident_id}:{kind}"
+
+
+# ---- raising --------------------------------------------------------------------------------
+
+
+def record_hit(
+    session: Session,
+    resident_id: int,
+    rule: Rule,
+    rules: RuleSet,
+    at: dt.datetime,
+    now: dt.datetime,
+    *,
+    device_id: int | None = None,
+    detail: dict | None = None,
+    count: int = 1,
+) -> tuple[Alert, bool]:
+    """Raise the rule's alert for the resident, or count a repeat on the open one.
+    Returns the alert and whether it is new."""
+    key = open_key(resident_id, rule.code)
+    alert = session.scalar(select(Alert).where(Alert.open_key == key))
+    if alert is not None:
+        _repeat(alert, at, count)
+        return alert, False
+    alert = _new_alert(resident_id, rule, at, now, device_id, detail, count)
+    try:
+        with session.begin_nested():
+            session.add(alert)
+            session.flush()
+    except IntegrityError:
+        # Another worker raised it a moment ago: count ours as a repeat of theirs.
+        alert = session.scalar(select(Alert).where(Alert.open_key == key))
+        if alert is None:
+            raise
+        _repeat(alert, at, count)
+        return alert, False
+    _transition(session, alert, None, AlertState.open, now, None, RULES_ACTOR)
+    run_due_steps(session, alert, rules.chain(rule.chain), now, ESCALATION_ACTOR)
+    publish(session, AlertRaised(alert.id, resident_id, rule.code, rule.severity.value, at, rule.tier_fact))
+    return alert, True
+
+
+@dataclass(frozen=True, slots=True)
+class HitToRecord:
+    resident_id: int
+    rule: Rule
+    rules: RuleSet
+    at: dt.datetime
+    device_id: int | None = None
+    detail: dict | None = None
+    count: int = 1
+
+
+def record_hits(session: Session, hits: Sequence[HitToRecord], now: dt.datetime) -> list[tuple[Alert, bool]]:
+    """``record_hit`` for a whole batch in a few statements: one look-up of the open alerts, one
+    insert of the new ones, one query per escalation target for their first step."""
+    if not hits:
+        return []
+    keys = [open_key(hit.resident_id, hit.rule.code) for hit in hits]
+    existing = {
+        alert.open_key: alert for alert in session.scalars(select(Alert).where(Alert.open_key.in_(keys)))
+    }
+    results: list[tuple[Alert, bool] | None] = [None] * len(hits)
+    fresh: list[tuple[int, Alert]] = []
+    for position, (hit, key) in enumerate(zip(hits, keys, strict=True)):
+        alert = existing.get(key)
+        if alert is not None:
+            _repeat(alert, hit.at, hit.count)
+            results[position] = (alert, False)
+            continue
+        alert = _new_alert(hit.resident_id, hit.rule, hit.at, now, hit.device_id, hit.detail, hit.count)
+        existing[key] = alert  # the same key twice in one batch: the second is a repeat
+        fresh.append((position, alert))
+    if fresh:
+        try:
+            with session.begin_nested():
+                session.add_all([alert for _, alert in fresh])
+                session.flush()
+        except IntegrityError:
+            # Another worker raised one of them a moment ago: take the slow path, one by one.
+            for position, _alert in fresh:
+                hit = hits[position]
+                results[position] = record_hit(
+                    session, hit.resident_id, hit.rule, hit.rules, hit.at, now,
+                    device_id=hit.device_id, detail=hit.detail, count=hit.count,
+                )  # fmt: skip
+            fresh = []
+        targets = {
+            target
+            for position, alert in fresh
+            for step in hits[position].rules.chain(alert.chain)[:1]
+            for target in step.notify
+        }
+        known = recipients_for(session, [alert.resident_id for _, alert in fresh], targets, now)
+        for position, alert in fresh:
+            hit = hits[position]
+            _transition(session, alert, None, AlertState.open, now, None, RULES_ACTOR)
+            run_due_steps(
+                session, alert, hit.rules.chain(hit.rule.chain), now, ESCALATION_ACTOR,
+                who=lambda resident, target: known.get((resident, target), []),
+            )  # fmt: skip
+            publish(
+                session,
+                AlertRaised(
+                    alert.id,
+                    hit.resident_id,
+                    hit.rule.code,
+                    hit.rule.severity.value,
+                    hit.at,
+                    hit.rule.tier_fact,
+                ),
+            )
+            results[position] = (alert, True)
+    return [result for result in results if result is not None]
+
+
+def _new_alert(
+    resident_id: int,
+    rule: Rule,
+    at: dt.datetime,
+    now: dt.datetime,
+    device_id: int | None,
+    detail: dict | None,
+    count: int,
+) -> Alert:
+    return Alert(
+        resident_id=resident_id, kind=rule.code, rule_kind=rule.kind.value, severity=rule.severity.value,
+        state=AlertState.open, open_key=open_key(resident_id, rule.code), device_id=device_id, detail=detail,
+        tier_fact=rule.tier_fact, raised_at=at, recorded_at=now, last_seen_at=at, repeats=count - 1, chain=rule.chain,
+        steps_done=0,
+    )  # fmt: skip
+
+
+def _repeat(alert: Alert, at: dt.datetime, count: int) -> None:
+    alert.repeats += count
+    if at > alert.last_seen_at:
+        alert.last_seen_at = at
+
+
+def _transition(
+    session: Session,
+    alert: Alert,
+    old: AlertState | None,
+    new: AlertState,
+    now: dt.datetime,
+    user_id: int | None,
+    name: str,
+    *,
+    step: int | None = None,
+    note: str | None = None,
+) -> None:
+    session.add(
+        AlertTransition(
+            alert_id=alert.id, from_state=old.value if old else None, to_state=new.value, step=step, at=now,
+            by_user_id=user_id, by_name=name[:64], note=note[:200] if note else None,
+        )
+    )  # fmt: skip
+
+
+# ---- lifecycle ------------------------------------------------------------------------------
+
+
+def get_alert(session: Session, alert_id: int, *, lock: bool = False) -> Alert:
+    """One alert; ``lock`` holds its row until commit (PostgreSQL), so the escalation job, which
+    skips locked rows, cannot escalate an alert while someone acknowledges or resolves it."""
+    if lock:
+        alert = session.scalar(
+            select(Alert)
+            .where(Alert.id == alert_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    else:
+        alert = session.get(Alert, alert_id)
+    if alert is None:
+        raise NotFound("alert.not_found", "告警不存在 (no such alert)")
+    return alert
+
+
+def acknowledge(
+    session: Session, alert_id: int, by: Actor, now: dt.datetime, note: str | None = None
+) -> Alert:
+    """Someone takes the alert on: the escalation stops."""
+    alert = get_alert(session, alert_id, lock=True)
+    if alert.state == AlertState.acknowledged:
+        return alert
+    if alert.state == AlertState.resolved:
+        raise Conflict("alert.resolved", "告警已处置 (the alert is already resolved)")
+    old = alert.state
+    alert.state = AlertState.acknowledged
+    alert.acknowledged_at = now
+    alert.acknowledged_by = by.user_id
+    alert.next_escalation_at = None
+    _transition(session, alert, old, AlertState.acknowledged, now, by.user_id, by.username, note=note)
+    return alert
+
+
+def resolve(
+    session: Session,
+    alert_id: int,
+    outcome: AlertOutcome | str,
+    by: Actor,
+    now: dt.datetime,
+    note: str | None = None,
+) -> Alert:
+    """Close the alert with its outcome (the care domain calls this when a visit's outcome is in)."""
+    try:
+        outcome = AlertOutcome(outcome)
+    except ValueError:
+        raise Invalid("alert.outcome", "处置结果无效 (unknown outcome)") from None
+    alert = get_alert(session, alert_id, lock=True)
+    if alert.state == AlertState.resolved:
+        raise Conflict("alert.resolved", "告警已处置 (the alert is already resolved)")
+    old = alert.state
+    alert.state = AlertState.resolved
+    alert.resolved_at = now
+    alert.resolved_by = by.user_id
+    alert.outcome = outcome.value
+    alert.open_key = None  # the next hit raises a new alert
+    alert.next_escalation_at = None
+    _transition(
+        session, alert, old, AlertState.resolved, now, by.user_id, by.username, note=note or outcome.value
+    )
+    # Deliveries not yet sent are of no use any more.
+    session.execute(
+        update(AlertDelivery)
+        .where(
+            AlertDelivery.alert_id == alert.id,
+            AlertDelivery.status.in_([DeliveryStatus.pending, DeliveryStatus.failed]),
+        )
+        .values(status=DeliveryStatus.gave_up, last_error="alert resolved", next_attempt_at=None)
+    )
+    publish(session, AlertResolved(alert.id, alert.resident_id, alert.kind, outcome.value, now))
+    return alert
+
+
+def on_work_item_completed(session: Session, event: WorkItemCompleted) -> Alert | None:
+    """The care domain's home visit for an alert is done: the alert closes with the visit.
+
+    A failed visit (nobody home, refused) leaves the alert open for the people on its chain.
+    """
+    if event.source_type != "alert" or event.source_id is None or event.status != "done":
+        return None
+    alert = session.get(Alert, event.source_id)
+    if alert is None or alert.state == AlertState.resolved:
+        return None
+    note = f"work_item:{event.work_item_id}"
+    return resolve(session, alert.id, AlertOutcome.visit_done, system_actor("care.home_visit"), event.completed_at, note)
+
+
+def transitions_of(session: Session, alert_id: int) -> list[AlertTransition]:
+    return list(
+        session.scalars(
+            select(AlertTransition).where(AlertTransition.alert_id == alert_id).order_by(AlertTransition.id)
+        )
+    )
+
+
+def deliveries_of(session: Session, alert_id: int) -> list[AlertDelivery]:
+    return list(
+        session.scalars(
+            select(AlertDelivery).where(AlertDelivery.alert_id == alert_id).order_by(AlertDelivery.id)
+        )
+    )
+
+
+def list_alerts(
+    session: Session,
+    visible: ColumnElement[bool],
+    *,
+    states: Sequence[AlertState] | None = None,
+    resident_id: int | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[int, list[Alert]]:
+    """Alerts of the residents the caller may see (``visible`` from ``policy.visible_residents``)."""
+    query = select(Alert).join(Resident, Resident.id == Alert.resident_id).where(visible)
+    if states:
+        query = query.where(Alert.state.in_(states))
+    if resident_id is not None:
+        query = query.where(Alert.resident_id == resident_id)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(
+        query.order_by(Alert.raised_at.desc(), Alert.id.desc()).limit(limit).offset(offset)
+    )
+    return total, list(rows)
+
+
+# ---- escalation -----------------------------------------------------------------------------
+
+
+def run_due_steps(
+    session: Session, alert: Alert, steps: Sequence[Step], now: dt.datetime, by: str, who: Who | None = None
+) -> int:
+    """Run every step of the chain that is due and has not run; schedule the next one."""
+    due = steps_due(steps, alert.raised_at, alert.steps_done, now) if alert.state in UNACKNOWLEDGED else []
+    for index in due:
+        _notify_step(session, alert, index, steps[index], now, who)
+        if index > 0:
+            old = alert.state
+            alert.state = AlertState.escalated
+            _transition(session, alert, old, AlertState.escalated, now, None, by, step=index)
+        alert.steps_done = index + 1
+    following = alert.steps_done
+    alert.next_escalation_at = (
+        alert.raised_at + dt.timedelta(minutes=steps[following].after_minutes)
+        if following < len(steps) and alert.state in UNACKNOWLEDGED
+        else None
+    )
+    return len(due)
+
+
+def run_escalations(session: Session, now: dt.datetime, chains: RuleSet, limit: int = 500) -> tuple[int, int]:
+    """The timed job: every unacknowledged alert whose next step is due (index on next_escalation_at)."""
+    alerts = session.scalars(
+        select(Alert)
+        .where(Alert.next_escalation_at <= now, Alert.state.in_(UNACKNOWLEDGED))
+        .order_by(Alert.next_escalation_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)  # one being acknowledged (or escalated elsewhere) waits
+    ).all()
+    steps = 0
+    for alert in alerts:
+        steps += run_due_steps(session, alert, chains.chain(alert.chain), now, ESCALATION_ACTOR)
+    return steps, len(alerts)  # steps run, alerts looked at
+
+
+def recipients(session: Session, resident_id: int, target: Target, now: dt.datetime) -> list[int]:
+    """The users a chain's target means for this resident, today."""
+    return recipients_for(session, [resident_id], [target], now).get((resident_id, target), [])
+
+
+def recipients_for(
+    session: Session, resident_ids: Sequence[int], targets: Iterable[Target], now: dt.datetime
+) -> dict[tuple[int, Target], list[int]]:
+    """The users each target means for each of these residents: one query per target."""
+    ids = sorted(set(resident_ids))
+    found: dict[tuple[int, Target], set[int]] = {}
+    for target in set(targets):
+        if target is Target.family:
+            query = select(ResidentAuthorisation.resident_id, ResidentAuthorisation.grantee_id).where(
+                ResidentAuthorisation.resident_id.in_(ids),
+                ResidentAuthorisation.valid_from <= now,
+                or_(ResidentAuthorisation.valid_until.is_(None), ResidentAuthorisation.valid_until > now),
+                ResidentAuthorisation.revoked_at.is_(None),
+            )
+        elif target is Target.grid_worker:
+            query = (
+                select(Resident.id, RoleMembership.user_id)
+                .join(RoleMembership, RoleMembership.area_id == Resident.grid_id)
+                .where(
+                    Resident.id.in_(ids),
+                    RoleMembership.role == Role.grid_worker,
+                    RoleMembership.revoked_at.is_(None),
+                )
+            )
+        else:
+            kind = (
+                RelationshipKind.contract if target is Target.family_doctor_team else RelationshipKind.service
+            )
+            roles = STAFF_ROLES if target is Target.family_doctor_team else STATION_ROLES
+            query = (
+                select(ResidentRelationship.resident_id, RoleMembership.user_id)
+                .join(RoleMembership, RoleMembership.organisation_id == ResidentRelationship.organisation_id)
+                .where(
+                    ResidentRelationship.resident_id.in_(ids),
+                    ResidentRelationship.kind == kind,
+                    ResidentRelationship.valid_from <= now,
+                    or_(ResidentRelationship.valid_until.is_(None), ResidentRelationship.valid_until > now),
+                    ResidentRelationship.ended_at.is_(None),
+                    RoleMembership.role.in_(roles),
+                    RoleMembership.revoked_at.is_(None),
+                )
+            )
+        for resident_id, user_id in session.execute(query):
+            found.setdefault((resident_id, target), set()).add(user_id)
+    return {key: sorted(users) for key, users in found.items()}
+
+
+Who = Callable[[int, Target], list[int]]
+
+
+def _notify_step(
+    session: Session, alert: Alert, index: int, step: Step, now: dt.datetime, who: Who | None = None
+) -> None:
+    from yiyang.alerts.engine import current_notifier
+
+    notifier = current_notifier()
+    zh, en = _titles(alert, index)
+    for target in step.notify:
+        users = who(alert.resident_id, target) if who else recipients(session, alert.resident_id, target, now)
+        for user_id in users:
+            for channel in step.channels:
+                if channel is ChannelName.inbox:
+                    session.add(
+                        InboxItem(
+                            user_id=user_id, alert_id=alert.id, severity=alert.severity, title_zh=zh, title_en=en,
+                            created_at=now,
+                        )
+                    )  # fmt: skip
+                    session.add(
+                        _delivery(
+                            alert, index, channel.value, user_id, target.value, now, DeliveryStatus.sent
+                        )
+                    )
+                elif notifier.channel(channel.value) is not None:
+                    session.add(
+                        _delivery(
+                            alert, index, channel.value, user_id, target.value, now, DeliveryStatus.pending
+                        )
+                    )
+    if notifier.webhook:
+        session.add(
+            _delivery(alert, index, ChannelName.webhook.value, None, None, now, DeliveryStatus.pending)
+        )
+
+
+def _delivery(
+    alert: Alert,
+    step: int,
+    channel: str,
+    user_id: int | None,
+    target: str | None,
+    now: dt.datetime,
+    status: DeliveryStatus,
+) -> AlertDelivery:
+    sent = status is DeliveryStatus.sent
+    return AlertDelivery(
+        alert_id=alert.id, step=step, channel=channel, user_id=user_id, target=target, status=status,
+        attempts=1 if sent else 0, next_attempt_at=None if sent else now, created_at=now, sent_at=now if sent else None,
+    )  # fmt: skip
+
+
+def _titles(alert: Alert, step: int) -> tuple[str, str]:
+    from yiyang.alerts.engine import rule_names
+
+    zh, en = rule_names(alert.kind)
+    prefix_zh = "【升级】" if step > 0 else ""
+    prefix_en = "[escalated] " if step > 0 else ""
+    return (
+        f"{prefix_zh}{zh}：居民 #{alert.resident_id}，告警 #{alert.id}",
+        f"{prefix_en}{en}: resident #{alert.resident_id}, alert #{alert.id}",
+    )
+
+
+# ---- deliveries -----------------------------------------------------------------------------
+
+
+@dataclass
+class DeliveryReport:
+    sent: int = 0
+    failed: int = 0
+    gave_up: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def send_deliveries(
+    session: Session, now: dt.datetime, notifier: Notifier, limit: int = 200
+) -> DeliveryReport:
+    """Send what is pending or due for a retry; failures back off, and give up after max_attempts."""
+    report = DeliveryReport()
+    rows = session.scalars(
+        select(AlertDelivery)
+        .where(
+            AlertDelivery.status.in_([DeliveryStatus.pending, DeliveryStatus.failed]),
+            AlertDelivery.next_attempt_at <= now,
+        )
+        .order_by(AlertDelivery.next_attempt_at)
+        .limit(limit)
+    ).all()
+    for delivery in rows:
+        channel = notifier.channel(delivery.channel)
+        alert = session.get(Alert, delivery.alert_id)
+        delivery.attempts += 1
+        if channel is None or alert is None:
+            delivery.status = DeliveryStatus.gave_up
+            delivery.next_attempt_at = None
+            delivery.last_error = "channel not configured" if channel is None else "alert missing"
+            report.gave_up += 1
+            continue
+        zh, en = _titles(alert, delivery.step)
+        notice = Notice(
+            alert.id, alert.kind, alert.severity, alert.resident_id, delivery.step, delivery.channel, delivery.user_id,
+            zh, en, f"/alerts/{alert.id}", alert.raised_at.isoformat(),
+        )  # fmt: skip
+        try:
+            channel.send(notice)
+        except DeliveryFailed as error:
+            delivery.last_error = str(error)[:200]
+            if delivery.attempts >= notifier.max_attempts:
+                delivery.status = DeliveryStatus.gave_up
+                delivery.next_attempt_at = None
+                report.gave_up += 1
+            else:
+                delivery.status = DeliveryStatus.failed
+                delivery.next_attempt_at = (
+                    now + RETRY_BACKOFF[min(delivery.attempts - 1, len(RETRY_BACKOFF) - 1)]
+                )
+                report.failed += 1
+            report.errors.append(delivery.last_error)
+            continue
+        delivery.status = DeliveryStatus.sent
+        delivery.sent_at = now
+        delivery.next_attempt_at = None
+        delivery.last_error = None
+        report.sent += 1
+    return report
+
+
+# ---- deadlines (durations and absence) ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DeadlineWrite:
+    rule: str
+    subject_id: int
+    resident_id: int
+    device_id: int | None
+    started_at: dt.datetime
+    due_at: dt.datetime
+
+
+def push_deadlines(session: Session, writes: Sequence[DeadlineWrite]) -> None:
+    """Absence clocks: set, or move later (never earlier: a late-arriving old message must not
+    bring a deadline forward)."""
+    if not writes:
+        return
+    table = AlertDeadline.__table__
+    dialect_insert = postgresql.insert if is_postgres(session) else sqlite.insert
+    statement = dialect_insert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c.rule, table.c.subject_id],
+        set_={
+            "due_at": statement.excluded.due_at,
+            "started_at": statement.excluded.started_at,
+            "resident_id": statement.excluded.resident_id,
+            "device_id": statement.excluded.device_id,
+        },
+        where=statement.excluded.due_at > table.c.due_at,
+    )
+    session.execute(statement, [_deadline_params(w) for w in writes])
+
+
+def start_deadline(session: Session, write: DeadlineWrite) -> None:
+    """A duration's clock starts; one already running keeps its (earlier) start."""
+    table = AlertDeadline.__table__
+    dialect_insert = postgresql.insert if is_postgres(session) else sqlite.insert
+    session.execute(dialect_insert(table).on_conflict_do_nothing(), [_deadline_params(write)])
+
+
+def stop_deadline(session: Session, rule: str, subject_id: int) -> None:
+    session.execute(
+        delete(AlertDeadline).where(AlertDeadline.rule == rule, AlertDeadline.subject_id == subject_id)
+    )
+
+
+def _deadline_params(write: DeadlineWrite) -> dict:
+    return {
+        "rule": write.rule, "subject_id": write.subject_id, "resident_id": write.resident_id,
+        "device_id": write.device_id, "started_at": write.started_at, "due_at": write.due_at,
+    }  # fmt: skip
+
+
+def as_write(
+    change: DeadlineChange, subject_id: int, resident_id: int, device_id: int | None
+) -> DeadlineWrite:
+    assert change.due is not None
+    return DeadlineWrite(change.rule, subject_id, resident_id, device_id, change.started, change.due)
+
+
+@dataclass
+class SweepReport:
+    due: int = 0
+    raised: int = 0
+    repeats: int = 0
+    rescheduled: int = 0
+
+
+def sweep_deadlines(session: Session, now: dt.datetime, rules_of: object, limit: int = 1000) -> SweepReport:
+    """Raise the alerts of clocks that ran out. Reads only rows with ``due_at <= now`` (index).
+
+    An absence clock is written lazily by the hot path (only when it moved by more than the
+    slack), so before raising, the latest activity is checked and a clock that should have been
+    later is moved instead of raised. ``rules_of(session, resident_id)`` gives the resident's rules.
+    """
+    report = SweepReport()
+    rows = session.scalars(
+        select(AlertDeadline)
+        .where(AlertDeadline.due_at <= now)
+        .order_by(AlertDeadline.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)  # a second sweeper takes other clocks
+    ).all()
+    for deadline in rows:
+        report.due += 1
+        rules: RuleSet = rules_of(session, deadline.resident_id)  # type: ignore[operator]
+        rule = rules.rule(deadline.rule)
+        if rule is None or not rule.enabled:
+            session.delete(deadline)
+            continue
+        if rule.kind is RuleKind.absence:
+            latest = _latest_activity(session, rule, deadline)
+            if latest is not None and latest + rule.wait > now:
+                deadline.started_at = latest
+                deadline.due_at = latest + rule.wait
+                report.rescheduled += 1
+                continue
+        detail = {"since": deadline.started_at.isoformat(), "due": deadline.due_at.isoformat()}
+        _, new = record_hit(
+            session,
+            deadline.resident_id,
+            rule,
+            rules,
+            deadline.due_at,
+            now,
+            device_id=deadline.device_id,
+            detail=detail,
+        )
+        report.raised += int(new)
+        report.repeats += int(not new)
+        session.delete(deadline)
+    return report
+
+
+def _latest_activity(session: Session, rule: Rule, deadline: AlertDeadline) -> dt.datetime | None:
+    if not rule.activity:  # a device's silence: the device's own last-seen time
+        if deadline.device_id is None:
+            return None
+        return session.scalar(select(Device.last_seen_at).where(Device.id == deadline.device_id))
+    household = select(Resident.household_id).where(Resident.id == deadline.resident_id).scalar_subquery()
+    devices = select(DeviceBinding.device_id).where(
+        or_(
+            DeviceBinding.resident_id == deadline.resident_id,
+            and_(DeviceBinding.household_id.is_not(None), DeviceBinding.household_id == household),
+        )
+    )
+    return session.scalar(
+        select(func.max(DeviceEvent.measured_at)).where(
+            DeviceEvent.device_id.in_(devices),
+            DeviceEvent.kind.in_(rule.activity),
+            DeviceEvent.measured_at > deadline.started_at,
+        )
+    )
+
+
+# ---- inbox ----------------------------------------------------------------------------------
+
+
+def inbox_of(session: Session, user_id: int, *, after_id: int = 0, limit: int = 50) -> list[InboxItem]:
+    query = select(InboxItem).where(InboxItem.user_id == user_id)
+    if after_id:
+        return list(session.scalars(query.where(InboxItem.id > after_id).order_by(InboxItem.id).limit(limit)))
+    return list(session.scalars(query.order_by(InboxItem.id.desc()).limit(limit)))
+
+
+def mark_read(session: Session, user_id: int, item_id: int, now: dt.datetime) -> InboxItem:
+    item = session.get(InboxItem, item_id)
+    if item is None or item.user_id != user_id:
+        raise NotFound("inbox.not_found", "消息不存在 (no such message)")
+    if item.read_at is None:
+        item.read_at = now
+    return item

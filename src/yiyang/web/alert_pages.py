@@ -1,0 +1,171 @@
+"""Staff pages for alerts: the list, one alert (resident, readings around the event as a chart,
+the escalation so far, acknowledge / resolve), and the inbox with live updates.
+
+Every page takes the signed-in actor and goes through the access policy (sensor data). The
+buttons post to the JSON API with the session's CSRF token in ``X-CSRF-Token``; the chart is
+an SVG drawn here on the server.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+from xml.sax.saxutils import escape
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+from markupsafe import Markup
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from yiyang.access import tokens
+from yiyang.access.deps import ActorDep, ClockDep
+from yiyang.access.policy import DataCategory, authorize, visible_residents
+from yiyang.alerts import service
+from yiyang.alerts.engine import rule_names
+from yiyang.alerts.models import AlertOutcome, AlertState
+from yiyang.deps import MAX_ID, IdPath, SessionDep
+from yiyang.devices.models import DeviceBinding, DeviceEvent, Telemetry
+from yiyang.devices.telemetry import READINGS
+from yiyang.residents.models import Resident
+from yiyang.web.pages import render
+
+router = APIRouter(include_in_schema=False)
+WINDOW = dt.timedelta(hours=2)
+COLOURS = ("#c0392b", "#2980b9", "#27ae60", "#8e44ad", "#d35400", "#16a085", "#7f8c8d", "#2c3e50")
+
+
+def _csrf(request: Request) -> str:
+    secret = request.cookies.get(tokens.SESSION_COOKIE)
+    return tokens.csrf_token_for(secret) if secret else ""
+
+
+@router.get("/alerts", response_class=HTMLResponse)
+def alerts_page(
+    request: Request,
+    session: SessionDep,
+    actor: ActorDep,
+    clock: ClockDep,
+    state: Annotated[str | None, Query(max_length=16)] = None,
+    resident_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+) -> HTMLResponse:
+    visible = visible_residents(session, actor, category=DataCategory.sensor, now=clock())
+    states = [AlertState(state)] if state in {s.value for s in AlertState} else list(service.OPEN_STATES)
+    total, rows = service.list_alerts(session, visible, states=states, resident_id=resident_id, limit=100)
+    names = {code: rule_names(code) for code in {row.kind for row in rows}}
+    return render(request, "alerts/list.html", alerts=rows, total=total, names=names, state=state or "")
+
+
+@router.get("/alerts/{alert_id}", response_class=HTMLResponse)
+def alert_page(
+    request: Request, alert_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
+) -> HTMLResponse:
+    alert = service.get_alert(session, alert_id)
+    authorize(session, actor, alert.resident_id, category=DataCategory.sensor, what="alert", now=clock())
+    resident = session.get(Resident, alert.resident_id)
+    devices = _devices_of(session, alert.resident_id, alert.device_id, alert.raised_at)
+    chart = Markup(readings_svg(session, devices, alert.raised_at))  # noqa: S704 - built from numbers and escaped labels
+    return render(
+        request, "alerts/detail.html",
+        alert=alert, resident=resident, name=rule_names(alert.kind), chart=chart,
+        transitions=service.transitions_of(session, alert.id), deliveries=service.deliveries_of(session, alert.id),
+        events=_events_around(session, devices, alert.raised_at), outcomes=list(AlertOutcome), csrf=_csrf(request),
+    )  # fmt: skip
+
+
+@router.get("/inbox", response_class=HTMLResponse)
+def inbox_page(request: Request, session: SessionDep, actor: ActorDep) -> HTMLResponse:
+    items = service.inbox_of(session, actor.user_id, limit=50) if actor.user_id else []
+    return render(
+        request,
+        "alerts/inbox.html",
+        items=items,
+        csrf=_csrf(request),
+        last=max((i.id for i in items), default=0),
+    )
+
+
+def _devices_of(session: Session, resident_id: int, device_id: int | None, at: dt.datetime) -> list[int]:
+    """The device that raised the alert and every device placed with the resident at the time."""
+    bound = session.scalars(
+        select(DeviceBinding.device_id).where(
+            DeviceBinding.resident_id == resident_id,
+            DeviceBinding.valid_from <= at,
+            or_(DeviceBinding.valid_to.is_(None), DeviceBinding.valid_to > at),
+        )
+    )
+    return sorted({*bound, *([device_id] if device_id is not None else [])})
+
+
+def _events_around(session: Session, device_ids: list[int], at: dt.datetime) -> list[DeviceEvent]:
+    if not device_ids:
+        return []
+    return list(
+        session.scalars(
+            select(DeviceEvent)
+            .where(
+                DeviceEvent.device_id.in_(device_ids),
+                DeviceEvent.measured_at.between(at - WINDOW, at + WINDOW),
+            )
+            .order_by(DeviceEvent.measured_at)
+            .limit(50)
+        )
+    )
+
+
+def readings_svg(
+    session: Session, device_ids: list[int], at: dt.datetime, width: int = 720, height: int = 220
+) -> str:
+    """The devices' readings two hours either side of the alert: one line per reading, scaled
+    to its own range, with the alert's moment marked."""
+    rows: list[Any] = []
+    if device_ids:
+        rows = list(
+            session.execute(
+                select(Telemetry)
+                .where(
+                    Telemetry.device_id.in_(device_ids),
+                    Telemetry.measured_at.between(at - WINDOW, at + WINDOW),
+                )
+                .order_by(Telemetry.measured_at)
+                .limit(2000)
+            ).scalars()
+        )
+    start, span = at - WINDOW, (2 * WINDOW).total_seconds()
+    pad = 30
+
+    def x(when: dt.datetime) -> float:
+        when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+        return pad + (when - start).total_seconds() / span * (width - 2 * pad)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" class="chart">',
+        f'<line x1="{x(at):.1f}" y1="10" x2="{x(at):.1f}" y2="{height - 30}" stroke="#c0392b" stroke-dasharray="4 3"/>',
+    ]
+    legend = 0
+    for index, spec in enumerate(READINGS):
+        points = [
+            (row.measured_at, getattr(row, spec.column))
+            for row in rows
+            if getattr(row, spec.column) is not None
+        ]
+        if not points:
+            continue
+        low, high = min(v for _, v in points), max(v for _, v in points)
+        scale = (high - low) or 1.0
+        path = " ".join(
+            f"{x(t):.1f},{(height - 40) - (v - low) / scale * (height - 60) + 10:.1f}" for t, v in points
+        )
+        colour = COLOURS[index % len(COLOURS)]
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{path}"/>')
+        label = escape(f"{spec.zh} {spec.en} {low:g}–{high:g} {spec.unit}")
+        parts.append(
+            f'<text x="{pad + legend * 180}" y="{height - 8}" font-size="11" fill="{colour}">{label}</text>'
+        )
+        legend += 1
+    if not legend:
+        parts.append(
+            f'<text x="{pad}" y="{height / 2}" font-size="13" fill="#777">无读数 (no readings in this window)</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)

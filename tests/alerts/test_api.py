@@ -1,0 +1,176 @@
+"""Alert API and pages: scoped reads, acknowledge and resolve with CSRF, the inbox, overrides."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from tests.alerts.conftest import Scene, build_scene
+from yiyang.access import service as access
+from yiyang.access.roles import Role
+from yiyang.alerts.channels import RecordingGateway
+from yiyang.alerts.models import Alert, AlertRuleOverride
+from yiyang.app import create_app
+from yiyang.db import Database, utcnow
+from yiyang.devices import service as devices
+from yiyang.devices.models import Device
+
+
+@pytest.fixture
+def scene(sqlite_db: Database, gateway: RecordingGateway) -> Scene:
+    return build_scene(sqlite_db, gateway)
+
+
+@pytest.fixture
+def client(sqlite_db: Database, scene: Scene) -> Iterator[TestClient]:
+    with TestClient(create_app(sqlite_db)) as test_client:
+        yield test_client
+
+
+def sign_in(client: TestClient, db: Database, username: str, role: Role | None = None) -> dict[str, str]:
+    """A cookie session (the web) for a user; returns the CSRF header to send with unsafe calls."""
+    with db.unit_of_work() as session:
+        user = access.find_user(session, username) or access.create_user(session, username)
+        access.set_password(session, user, "correct-horse-battery")
+        if role is not None:
+            access.grant_role(session, user, role)
+    body = client.post(
+        "/api/auth/login", json={"username": username, "password": "correct-horse-battery", "client": "web"}
+    ).json()
+    return {"X-CSRF-Token": body["csrf_token"]}
+
+
+def upload_fall(client: TestClient, db: Database, scene: Scene) -> int:
+    with db.unit_of_work() as session:
+        device = session.get(Device, scene.radar_id)
+        secret = devices.rotate_secret(session, device.id)[1]
+    auth = base64.b64encode(f"RADAR-1:{secret}".encode()).decode()
+    now = utcnow()
+    response = client.post(
+        "/api/telemetry",
+        json={"messages": [{"seq": 1, "time": now.isoformat(), "event": "fall"}]},
+        headers={"Authorization": f"Basic {auth}"},
+    )
+    assert response.status_code == 200, response.text
+    with db.unit_of_work() as session:
+        return session.scalar(select(Alert.id))
+
+
+def test_a_gateway_fall_becomes_an_alert_a_doctor_acknowledges_and_resolves(
+    client: TestClient, sqlite_db: Database, scene: Scene
+) -> None:
+    csrf = sign_in(client, sqlite_db, "doctor1")
+    alert_id = upload_fall(client, sqlite_db, scene)
+    detail = client.get(f"/api/alerts/{alert_id}").json()
+    assert detail["kind"] == "fall" and detail["state"] == "open"
+    page = client.get(f"/alerts/{alert_id}").text
+    assert "跌倒" in page and "<svg" in page and "X-CSRF-Token" in page and csrf["X-CSRF-Token"] in page
+    # without the CSRF token a cookie session cannot change anything
+    refused = client.post(f"/api/alerts/{alert_id}/acknowledge", json={})
+    assert refused.status_code == 403 and refused.json()["code"] == "auth.csrf"
+    assert client.get(f"/api/alerts/{alert_id}").json()["state"] == "open"
+    acknowledged = client.post(
+        f"/api/alerts/{alert_id}/acknowledge", json={"note": "on my way"}, headers=csrf
+    ).json()
+    assert acknowledged["state"] == "acknowledged" and acknowledged["next_escalation_at"] is None
+    resolved = client.post(
+        f"/api/alerts/{alert_id}/resolve", json={"outcome": "handled"}, headers=csrf
+    ).json()
+    assert resolved["state"] == "resolved" and [t["to_state"] for t in resolved["transitions"]] == [
+        "open",
+        "acknowledged",
+        "resolved",
+    ]
+    again = client.post(f"/api/alerts/{alert_id}/resolve", json={"outcome": "handled"}, headers=csrf)
+    assert again.status_code == 409 and again.json()["code"] == "alert.resolved"
+    # the pages render
+    assert "<svg" in client.get(f"/alerts/{alert_id}").text
+    assert client.get("/alerts?state=resolved").status_code == 200
+    assert f"/alerts/{alert_id}" in client.get(f"/alerts?state=resolved&resident_id={scene.resident_id}").text
+
+
+def test_the_grid_worker_finds_the_fall_in_the_inbox_and_the_page(
+    client: TestClient, sqlite_db: Database, scene: Scene
+) -> None:
+    alert_id = upload_fall(client, sqlite_db, scene)
+    csrf = sign_in(client, sqlite_db, "grid1")
+    (item,) = client.get("/api/inbox").json()
+    assert item["alert_id"] == alert_id and "跌倒" in item["title_zh"] and item["read_at"] is None
+    assert client.post(f"/api/inbox/{item['id']}/read", headers=csrf).json()["read_at"] is not None
+    # someone else's message is not found for this user
+    assert client.post("/api/inbox/2147483647/read", headers=csrf).status_code == 404
+    page = client.get("/inbox")
+    assert page.status_code == 200 and f"/alerts/{alert_id}" in page.text and "EventSource" in page.text
+    assert client.get("/api/inbox").status_code == 200
+    assert client.get("/alerts/2147483647").status_code == 404
+
+
+def test_only_an_administrator_changes_rules_and_a_bad_override_is_a_4xx(
+    client: TestClient, sqlite_db: Database, scene: Scene
+) -> None:
+    nurse = sign_in(client, sqlite_db, "nurse9", Role.nurse)
+    body = {
+        "scope": "resident",
+        "resident_id": scene.resident_id,
+        "rule": "bp_urgent",
+        "params": {"when": [["8480-6", ">=", 170]]},
+    }
+    assert client.post("/api/alert-rules/overrides", json=body, headers=nurse).status_code == 403
+    admin = sign_in(client, sqlite_db, "admin9", Role.district_admin)
+    created = client.post("/api/alert-rules/overrides", json=body, headers=admin)
+    assert created.status_code == 201
+    bad = client.post(
+        "/api/alert-rules/overrides", json={**body, "params": {"when": [["8480-6", "~", 1]]}}, headers=admin
+    )
+    assert bad.status_code == 422 and bad.json()["code"] == "alert_rule.invalid"
+    rules = client.get(f"/api/residents/{scene.resident_id}/alert-rules").json()
+    assert next(r for r in rules if r["code"] == "bp_urgent")["when"] == [["8480-6", ">=", 170.0]]
+    with sqlite_db.unit_of_work() as session:
+        assert len(list(session.scalars(select(AlertRuleOverride)))) == 1
+
+
+def test_unsigned_requests_are_refused(client: TestClient) -> None:
+    assert client.get("/api/alerts").status_code == 401
+    assert client.get("/alerts").status_code == 401
+
+
+def test_the_inbox_stream_pushes_new_items_as_server_sent_events(
+    client: TestClient, sqlite_db: Database, scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from yiyang.alerts import api
+
+    monkeypatch.setattr(api, "STREAM_LIFETIME_S", 0.1)  # one pass, then the stream ends
+    monkeypatch.setattr(api, "STREAM_POLL_S", 0.05)
+    alert_id = upload_fall(client, sqlite_db, scene)
+    sign_in(client, sqlite_db, "grid1")
+    with client.stream("GET", "/api/inbox/stream") as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        body = "".join(response.iter_text())
+    assert "event: inbox" in body and f'"alert_id":{alert_id}' in body
+
+
+def test_the_alert_page_charts_the_residents_readings_around_the_event(
+    client: TestClient, sqlite_db: Database, scene: Scene
+) -> None:
+    with sqlite_db.unit_of_work() as session:
+        secret = devices.rotate_secret(session, scene.wearable_id)[1]
+    auth = {"Authorization": "Basic " + base64.b64encode(f"WB-1:{secret}".encode()).decode()}
+    now = utcnow()
+    readings = [
+        {
+            "seq": n,
+            "time": (now - dt.timedelta(minutes=30 - n)).isoformat(),
+            "readings": {"8867-4": 70 + n, "59408-5": 97},
+        }
+        for n in range(5)
+    ]
+    assert client.post("/api/telemetry", json={"messages": readings}, headers=auth).status_code == 200
+    alert_id = upload_fall(client, sqlite_db, scene)
+    sign_in(client, sqlite_db, "doctor1")
+    page = client.get(f"/alerts/{alert_id}?lang=en").text
+    assert page.count("<polyline") == 2 and "heart rate" in page
