@@ -33,7 +33,7 @@ from sqlalchemy import func, select, text
 
 from yiyang.access import policy, service
 from yiyang.access.actor import CredentialKind
-from yiyang.access.audit import record_access
+from yiyang.access.audit import record_access, relax_read_commit
 from yiyang.access.roles import Role
 from yiyang.app import create_app
 from yiyang.config import Settings
@@ -131,6 +131,7 @@ def main() -> None:
 
     def service_read(resident_id: int) -> None:
         with database.unit_of_work() as session:
+            relax_read_commit(session)  # as the app's GET requests do (deps.get_session)
             groups = policy.authorize_profile(session, actor, resident_id)
             resident = residents.get_active_resident(session, resident_id)
             residents.profile_facts(session, resident)
@@ -166,6 +167,7 @@ def main() -> None:
     # Where the difference goes: one hash-chained audit row (and its commit) on its own.
     def audit_only(resident_id: int) -> None:
         with database.unit_of_work() as session:
+            relax_read_commit(session)
             record_access(
                 session, actor, action="read", resource_type="resident_profile", resident_id=resident_id
             )

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     # (recipient class:category:purpose) sharings are implied where a resident recorded no decision.
     break_glass_hours: float = 4.0
     consent_implied: str | None = None  # "health:clinical:care,..." (docs/access.md); None: defaults
+    # On PostgreSQL a GET's commit (which holds only the audit rows of its reads) does not wait for
+    # the WAL flush; a server crash can lose the read audits of the last moment. True: wait always.
+    audit_reads_durable: bool = False
 
     @model_validator(mode="after")
     def _production_keys(self) -> Settings:

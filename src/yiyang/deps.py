@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 
+from yiyang.access.audit import relax_read_commit
 from yiyang.access.denials import persist_denials
 from yiyang.db import Database
 
@@ -16,11 +17,16 @@ def get_database(request: Request) -> Database:
     return request.app.state.database
 
 
+_READS = frozenset({"GET", "HEAD"})
+
+
 def get_session(request: Request) -> Iterator[Session]:
     """One unit of work per request: committed when the route returns, rolled back on error."""
     database: Database = request.app.state.database
     session = database.sessions()
     try:
+        if request.method in _READS and not request.app.state.settings.audit_reads_durable:
+            relax_read_commit(session)  # a read's commit holds only its audit rows (docs/access.md)
         yield session
         session.commit()
     except BaseException:

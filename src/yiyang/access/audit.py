@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -63,6 +63,16 @@ def chain_hash(prev_hash: str, fields: Mapping[str, Any]) -> str:
 
 
 # --- writing ---------------------------------------------------------------------------------
+
+
+def relax_read_commit(session: Session) -> None:
+    """Let this transaction commit without waiting for the WAL flush (PostgreSQL; SQLite in WAL mode
+    with synchronous=NORMAL already does). Only for units of work that read resident data and write
+    nothing but their audit rows (a GET): a crash may lose the audit rows of the last moment's reads,
+    never a change to data, and the chain stays whole because rows are lost from its tail only.
+    """
+    if is_postgres(session):
+        session.execute(text("SET LOCAL synchronous_commit TO off"))
 
 
 def _lock_head(session: Session) -> AuditChainHead:
