@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -75,21 +75,31 @@ def relax_read_commit(session: Session) -> None:
         session.execute(text("SET LOCAL synchronous_commit TO off"))
 
 
-def _lock_head(session: Session) -> AuditChainHead:
-    """The chain head, locked for the rest of the caller's transaction (created if missing)."""
+def _ensure_head(session: Session) -> None:
     insert = pg_insert if is_postgres(session) else sqlite_insert
-    # On SQLite this write statement is what takes the database write lock, before the head is read.
     session.execute(
         insert(AuditChainHead)
         .values(id=HEAD_ID, last_event_id=0, last_hash=GENESIS_HASH)
         .on_conflict_do_nothing(index_elements=["id"])
     )
-    return session.execute(
-        select(AuditChainHead)
-        .where(AuditChainHead.id == HEAD_ID)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one()
+
+
+_HEAD_FOR_UPDATE = select(AuditChainHead.last_hash).where(AuditChainHead.id == HEAD_ID).with_for_update()
+
+
+def _lock_head(session: Session) -> str:
+    """The chain head's hash, the head locked for the rest of the caller's transaction (created if
+    missing). On SQLite the write that ensures the head exists is what takes the database write
+    lock, before the head is read; on PostgreSQL ``FOR UPDATE`` locks it, and the head is made only
+    the first time."""
+    if not is_postgres(session):
+        _ensure_head(session)
+        return session.execute(_HEAD_FOR_UPDATE).scalar_one()
+    last_hash = session.execute(_HEAD_FOR_UPDATE).scalar_one_or_none()
+    if last_hash is None:
+        _ensure_head(session)
+        last_hash = session.execute(_HEAD_FOR_UPDATE).scalar_one()
+    return last_hash
 
 
 def record_access(
@@ -131,16 +141,29 @@ def record_access(
         reason=reason[:200] if reason else None,
         request_id=actor.request_id[:64] if actor.request_id else None,
     )
-    head = _lock_head(session)
-    event.prev_hash = head.last_hash
-    event.row_hash = chain_hash(head.last_hash, {name: getattr(event, name) for name in HASHED_FIELDS})
-    session.add(event)
-    session.flush()
-    head.last_event_id = event.id
-    head.last_hash = event.row_hash
-    head.updated_at = event.occurred_at
-    session.flush()
-    return event
+    event.prev_hash = _lock_head(session)
+    event.row_hash = chain_hash(event.prev_hash, {name: getattr(event, name) for name in HASHED_FIELDS})
+    # Core statements, not the ORM: a read pays for its audit row, so it is kept to two round trips
+    # on PostgreSQL (lock the head; insert the row and move the head in one statement).
+    values = {name: getattr(event, name) for name in (*HASHED_FIELDS, "prev_hash", "row_hash")}
+    head_values = {"last_hash": event.row_hash, "updated_at": event.occurred_at}
+    inserted = insert(AuditEvent).values(values).returning(AuditEvent.id)
+    if is_postgres(session):
+        row = inserted.cte("inserted")
+        event.id = session.execute(
+            update(AuditChainHead)
+            .where(AuditChainHead.id == HEAD_ID)
+            .values(last_event_id=select(row.c.id).scalar_subquery(), **head_values)
+            .returning(AuditChainHead.last_event_id)
+        ).scalar_one()
+    else:
+        event.id = session.execute(inserted).scalar_one()
+        session.execute(
+            update(AuditChainHead)
+            .where(AuditChainHead.id == HEAD_ID)
+            .values(last_event_id=event.id, **head_values)
+        )
+    return event  # not in the session: the row is written
 
 
 def record_denial(database: Database, actor: Actor, **fields: Any) -> None:
