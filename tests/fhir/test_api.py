@@ -199,7 +199,8 @@ def test_read_patient(client: TestClient, registry: dict[str, int]) -> None:
     patient = FhirPatient.model_validate(response.json())
     assert patient.id == str(registry["zhang"])
     assert patient.name[0].text == "张秀英" and patient.name[0].family == "张"
-    assert {i.system: i.value for i in patient.identifier}[RESIDENT_ID_SYSTEM] == "110108194501010021"
+    # masked by default: the full number only through the audited reveal
+    assert {i.system: i.value for i in patient.identifier}[RESIDENT_ID_SYSTEM] == "110108********0021"
     assert patient.address[0].extension[0].valueString == COMMUNITY
 
 
@@ -330,9 +331,9 @@ def test_a_posted_transaction_can_be_read_back(client: TestClient, sqlite_db: Da
     assert location.startswith("Patient/")
     # and reading it back gives the same identity
     patient = FhirPatient.model_validate(client.get(f"/fhir/{location}").json())
-    assert {i.system: i.value for i in patient.identifier}[RESIDENT_ID_SYSTEM] == sent["identifier"][1][
-        "value"
-    ]
+    sent_number = sent["identifier"][1]["value"]
+    shown = {i.system: i.value for i in patient.identifier}[RESIDENT_ID_SYSTEM]
+    assert shown == sent_number[:6] + "*" * 8 + sent_number[-4:]  # masked (docs/access.md)
     assert patient.name[0].text == sent["name"][0]["text"]
     assert patient.birthDate.isoformat() == sent["birthDate"]
     assert patient.address[0].extension[0].valueString == COMMUNITY

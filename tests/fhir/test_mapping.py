@@ -69,15 +69,26 @@ def test_patient_carries_identity_contact_and_community() -> None:
     model = FhirPatient.model_validate(patient)
     assert model.id == "7"
     identifiers = {i.system: i.value for i in model.identifier}
-    assert identifiers == {RESIDENT_ID_SYSTEM: "11010819480315002X", RESIDENT_SYSTEM: "7"}
+    assert identifiers == {RESIDENT_ID_SYSTEM: "110108********002X", RESIDENT_SYSTEM: "7"}
     assert (model.name[0].text, model.name[0].family, model.name[0].given) == ("欧阳秀兰", "欧阳", ["秀兰"])
     assert model.gender == "female"
     assert model.birthDate == dt.date(1948, 3, 15)
-    assert model.telecom[0].value == "13800138000" and model.telecom[0].use == "mobile"
+    assert model.telecom[0].value == "138****8000" and model.telecom[0].use == "mobile"
+    assert model.meta.security[0].code == "MASKED"
     assert model.address[0].text == "学院路3号楼2单元101"
     assert model.address[0].extension[0].url == COMMUNITY_CODE_URL
     assert model.address[0].extension[0].valueString == "110108001001"
     assert model.meta.lastUpdated == dt.datetime(2025, 3, 1, 1, 30, tzinfo=UTC)
+
+
+def test_an_unmasked_patient_carries_the_full_id_number_and_phone() -> None:
+    # given the same resident mapped for a caller entitled to the full values
+    patient = patient_from_resident(make_resident(), masked=False)
+    # then nothing is masked and the resource says nothing of masking
+    model = FhirPatient.model_validate(patient)
+    assert {i.system: i.value for i in model.identifier}[RESIDENT_ID_SYSTEM] == "11010819480315002X"
+    assert model.telecom[0].value == "13800138000"
+    assert model.meta.security is None
 
 
 def test_patient_without_optional_facts_is_still_valid() -> None:

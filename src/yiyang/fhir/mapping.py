@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from yiyang.residents.identity import mask_id_number, mask_phone
 from yiyang.residents.models import Condition, Observation, Resident
 
 FHIR_VERSION = "4.0.1"
@@ -33,6 +34,7 @@ UCUM = "http://unitsofmeasure.org"
 ICD10 = "http://hl7.org/fhir/sid/icd-10"
 # ICD-10 as senders also write it: the HL7 OID, and an "icd-10-cn" URI for the Chinese editions.
 ICD10_SYSTEMS = frozenset({ICD10, "urn:oid:2.16.840.1.113883.6.3", "http://hl7.org/fhir/sid/icd-10-cn"})
+V3_OBSERVATION_VALUE = "http://terminology.hl7.org/CodeSystem/v3-ObservationValue"  # security labels
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
@@ -126,8 +128,8 @@ def _instant(value: dt.datetime) -> str:
     return value.isoformat(timespec="seconds")
 
 
-def resident_identifiers(resident: Resident) -> list[dict[str, Any]]:
-    """The Patient's identifiers: the ID number when known, and our resident id."""
+def resident_identifiers(resident: Resident, *, masked: bool = True) -> list[dict[str, Any]]:
+    """The Patient's identifiers: the ID number when known (masked unless revealed), and our resident id."""
     identifiers: list[dict[str, Any]] = []
     if resident.id_number:
         identifiers.append(
@@ -138,7 +140,7 @@ def resident_identifiers(resident: Resident) -> list[dict[str, Any]]:
                     "text": "居民身份证号码 (resident ID number)",
                 },
                 "system": RESIDENT_ID_SYSTEM,
-                "value": resident.id_number,
+                "value": mask_id_number(resident.id_number) if masked else resident.id_number,
             }
         )
     identifiers.append({"use": "usual", "system": RESIDENT_SYSTEM, "value": str(resident.id)})
@@ -150,11 +152,14 @@ def patient_from_resident(
     *,
     community_code: str | None = None,
     grid_code: str | None = None,
+    masked: bool = True,
 ) -> dict[str, Any]:
     """一人一档 as a FHIR Patient: identity, contact and where the resident lives.
 
     Every personal datum the facade serves (ID number, phone, address) leaves through this one
-    function, so masking by role and consent belongs here.
+    function, so masking belongs here: the ID number and phone are masked (110105********002X,
+    138****5678) and the resource is labelled MASKED; the full values only through the audited
+    reveal (docs/access.md). ``Patient?identifier=`` still finds the full number by blind index.
     """
     name: dict[str, Any] = {"use": "official", "text": resident.name}
     family, given = split_chinese_name(resident.name)
@@ -164,18 +169,24 @@ def patient_from_resident(
     patient: dict[str, Any] = {
         "resourceType": "Patient",
         "id": str(resident.id),
-        "identifier": resident_identifiers(resident),
+        "identifier": resident_identifiers(resident, masked=masked),
         "active": True,
         "name": [name],
         "gender": {"M": "male", "F": "female"}.get(resident.sex or "", "unknown"),
     }
+    meta: dict[str, Any] = {}
     if resident.updated_at:
-        patient["meta"] = {"lastUpdated": _instant(resident.updated_at)}
+        meta["lastUpdated"] = _instant(resident.updated_at)
+    if masked and (resident.id_number or resident.phone):
+        meta["security"] = [{"system": V3_OBSERVATION_VALUE, "code": "MASKED", "display": "masked"}]
+    if meta:
+        patient["meta"] = meta
     if resident.birth_date:
         patient["birthDate"] = resident.birth_date.isoformat()
     if resident.phone:
         use = "mobile" if re.fullmatch(r"1\d{10}", resident.phone) else "home"
-        patient["telecom"] = [{"system": "phone", "value": resident.phone, "use": use}]
+        value = mask_phone(resident.phone) if masked else resident.phone
+        patient["telecom"] = [{"system": "phone", "value": value, "use": use}]
     address: dict[str, Any] = {}
     extensions = [
         {"url": url, "valueString": code}
