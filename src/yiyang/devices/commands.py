@@ -140,12 +140,15 @@ def simulate_command(
         None, envvar="YIYANG_SIMULATE_PASSWORD", help="broker password for the simulator"
     ),
     max_inflight: int = typer.Option(1000, min=1, max=20_000, help="unacknowledged QoS 1 messages at most"),
+    rules: bool = typer.Option(
+        True, "--rules/--no-rules", help="in-process: evaluate the alert rules as the ingest worker does"
+    ),
 ) -> None:
     """模拟居家感知 Simulate home sensors for N homes: routines, vital signs, events, injected
     falls/SOS/spikes/inactivity/silence with a ground-truth file (docs/telemetry.md)."""
     from yiyang.config import get_settings
     from yiyang.devices import simulate, simulate_feed
-    from yiyang.devices.ingest import IngestSettings
+    from yiyang.devices.ingest import IngestSettings, no_rules
     from yiyang.migrate import open_database
 
     if via not in ("mqtt", "inprocess"):
@@ -200,7 +203,12 @@ def simulate_command(
                 max_inflight=max_inflight,
             )
         else:
-            sink = simulate_feed.PipelineSink(db, ingest.topic_root, limits=ingest.limits())
+            hook = no_rules
+            if rules:
+                from yiyang.alerts.engine import make_rules  # wired here, as in `yiyang ingest`
+
+                hook = make_rules()
+            sink = simulate_feed.PipelineSink(db, ingest.topic_root, limits=ingest.limits(), rules=hook)
         total = scenario.end - scenario.start
         with Progress(
             TextColumn("[bold]模拟 simulating"),
