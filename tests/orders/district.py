@@ -51,6 +51,7 @@ class District:
     stranger: int  # a family member nobody authorised
     volunteer_1: int
     volunteer_2: int
+    officer: int = 0  # a civil-affairs officer over the district: orders for elders in its area
 
 
 def build(database: Database) -> District:
@@ -88,10 +89,11 @@ def build(database: Database) -> District:
         stranger = _user(session, "stranger", Role.family_member)
         volunteer_1 = _user(session, "volunteer.1", Role.volunteer)
         volunteer_2 = _user(session, "volunteer.2", Role.volunteer)
+        officer = _user(session, "officer", Role.civil_affairs_officer, area_id=d.id)
         return District(
             d.id, s1.id, s2.id, c1.id, c2.id, c3.id, g1a.id, g1b.id, station_a.id, station_b.id, team.id, social.id,
             elder.id, younger.id, disabled.id, far.id, nowhere.id,
-            admin, staff_a, staff_b, doctor, elder_user.id, family, stranger, volunteer_1, volunteer_2,
+            admin, staff_a, staff_b, doctor, elder_user.id, family, stranger, volunteer_1, volunteer_2, officer,
         )  # fmt: skip
 
 

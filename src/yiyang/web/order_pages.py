@@ -1,9 +1,9 @@
 """Pages for service orders and the time bank: a provider's board (接单看板), a staff order page,
 and a volunteer's "my hours". Thin: each page calls services and renders a template.
 
-The board's buttons are plain HTML forms. A browser form cannot set the ``X-CSRF-Token`` header
-the API's cookie check wants, so these form posts carry the same token as a hidden field and
-``form_actor`` checks it the same way (HMAC of the session secret, compared in constant time).
+The board's buttons are plain HTML forms. A browser form cannot set the ``X-CSRF-Token`` header,
+so these posts carry the same token as a hidden ``csrf_token`` field, which the staff pages' actor
+(``web/actor.py``) checks like the header. Before an order is accepted the board names no one.
 """
 
 from __future__ import annotations
@@ -12,21 +12,20 @@ from collections.abc import Sequence
 from typing import Annotated
 from xml.sax.saxutils import escape
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from markupsafe import Markup
 from sqlalchemy.orm import Session
 
-from yiyang.access import service as access
 from yiyang.access import tokens
-from yiyang.access.actor import Actor, CredentialKind
-from yiyang.access.deps import ActorDep, ClockDep, get_clock, request_id
+from yiyang.access.deps import ClockDep
 from yiyang.care.orders import service as orders
 from yiyang.care.orders.models import OrderStatus, ServiceProvider
 from yiyang.deps import IdPath, SessionDep
-from yiyang.errors import DomainError, Forbidden
+from yiyang.errors import DomainError
 from yiyang.residents.models import Resident
 from yiyang.timebank import service as timebank
+from yiyang.web.actor import WebActorDep
 from yiyang.web.pages import render
 
 router = APIRouter(include_in_schema=False)
@@ -34,30 +33,6 @@ STATUS_COLOURS = {
     OrderStatus.offered: "#d4a017", OrderStatus.unassigned: "#c0392b", OrderStatus.accepted: "#2f6fb0",
     OrderStatus.completed: "#2e8b57", OrderStatus.cancelled: "#8a8f98",
 }  # fmt: skip
-
-
-async def form_actor(request: Request, session: SessionDep) -> Actor:
-    """The signed-in actor for a form post: session cookie plus the CSRF token as a form field."""
-    secret = request.cookies.get(tokens.SESSION_COOKIE)
-    if not secret:
-        raise access.Unauthorized("auth.required", "请先登录 (sign-in required)")
-    form = await request.form()
-    presented = form.get("csrf_token")
-    if not isinstance(presented, str) or not tokens.csrf_matches(secret, presented):
-        raise Forbidden("auth.csrf", "缺少或错误的 CSRF 令牌 (missing or wrong CSRF token)")
-    now = get_clock(request)()
-    credential = access.find_credential(session, secret, CredentialKind.session, now)
-    if credential is None:
-        raise access.Unauthorized(
-            "auth.invalid", "登录已失效，请重新登录 (credential unknown, expired or revoked)"
-        )
-    return access.load_actor(
-        session, credential.user_id, now, via=CredentialKind.session, credential_id=credential.id,
-        request_id=request_id(request),
-    )  # fmt: skip
-
-
-FormActorDep = Annotated[Actor, Depends(form_actor)]
 
 
 def _csrf(request: Request) -> str | None:
@@ -77,7 +52,7 @@ def _back(request: Request, path: str, message: str | None = None) -> RedirectRe
 
 
 @router.get("/orders/board", response_class=HTMLResponse)
-def board_page(request: Request, session: SessionDep, actor: ActorDep, clock: ClockDep) -> HTMLResponse:
+def board_page(request: Request, session: SessionDep, actor: WebActorDep, clock: ClockDep) -> HTMLResponse:
     now = clock()
     items = orders.provider_board(session, actor, now)
     catalogue = orders.current_catalogue(request.app.state.settings)
@@ -89,7 +64,7 @@ def board_page(request: Request, session: SessionDep, actor: ActorDep, clock: Cl
 
 @router.post("/orders/{order_id}/accept", response_model=None)
 def accept_from_board(
-    order_id: IdPath, request: Request, session: SessionDep, actor: FormActorDep, clock: ClockDep
+    order_id: IdPath, request: Request, session: SessionDep, actor: WebActorDep, clock: ClockDep
 ) -> RedirectResponse | HTMLResponse:
     try:
         orders.accept_order(session, actor, order_id, clock())
@@ -104,7 +79,7 @@ def decline_from_board(
     order_id: IdPath,
     request: Request,
     session: SessionDep,
-    actor: FormActorDep,
+    actor: WebActorDep,
     clock: ClockDep,
     reason: Annotated[str, Form(max_length=200)] = "",
 ) -> RedirectResponse | HTMLResponse:
@@ -122,7 +97,7 @@ def complete_from_board(
     order_id: IdPath,
     request: Request,
     session: SessionDep,
-    actor: FormActorDep,
+    actor: WebActorDep,
     clock: ClockDep,
     minutes_on_site: Annotated[int, Form(ge=1, le=720)],
     note: Annotated[str, Form(min_length=1, max_length=1000)],
@@ -142,7 +117,7 @@ def complete_from_board(
 
 @router.get("/orders/{order_id}", response_class=HTMLResponse)
 def order_page(
-    order_id: IdPath, request: Request, session: SessionDep, actor: ActorDep, clock: ClockDep
+    order_id: IdPath, request: Request, session: SessionDep, actor: WebActorDep, clock: ClockDep
 ) -> HTMLResponse:
     try:
         order = orders.get_order(session, actor, order_id, clock())
@@ -159,7 +134,7 @@ def order_page(
 
 @router.get("/orders", response_class=HTMLResponse)
 def orders_page(
-    request: Request, session: SessionDep, actor: ActorDep, clock: ClockDep, status: OrderStatus | None = None
+    request: Request, session: SessionDep, actor: WebActorDep, clock: ClockDep, status: OrderStatus | None = None
 ) -> HTMLResponse:
     now = clock()
     total, rows = orders.list_orders(session, actor, now, status=status, limit=100)
@@ -208,7 +183,7 @@ def status_chart_svg(counts: dict[OrderStatus, int], *, lang: str = "zh-CN", wid
 
 
 @router.get("/timebank/me", response_class=HTMLResponse)
-def my_hours_page(request: Request, session: SessionDep, actor: ActorDep, clock: ClockDep) -> HTMLResponse:
+def my_hours_page(request: Request, session: SessionDep, actor: WebActorDep, clock: ClockDep) -> HTMLResponse:
     try:
         account = timebank.own_account(session, actor, clock())
     except DomainError as error:
