@@ -55,7 +55,7 @@ def test_routes_naming_a_resident_declare_categories(sqlite_db: Database) -> Non
 
 def test_the_inventory_sees_the_routes_of_included_routers(sqlite_db: Database) -> None:
     paths = {route.path for route in _routes(sqlite_db)}
-    assert {"/api/residents/{resident_id}", "/fhir/Patient/{resource_id}", "/residents"} <= paths
+    assert {"/api/residents/{resident_id}", "/fhir/Patient/{resident_id}", "/residents"} <= paths
 
 
 def test_a_route_without_declaration_is_caught(sqlite_db: Database) -> None:

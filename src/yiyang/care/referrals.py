@@ -153,9 +153,13 @@ def accept_referral(session: Session, actor: Actor, referral_id: int, *, now: dt
     def accept() -> Referral:
         session.add(
             ResidentRelationship(
-                resident_id=referral.resident_id, kind=kind_drawn_by(actor, referral.to_organisation_id),
-                organisation_id=referral.to_organisation_id, valid_from=now, source_type=SOURCE_TYPE,
-                source_id=referral.id, created_at=now,
+                resident_id=referral.resident_id,
+                kind=kind_drawn_by(actor, referral.to_organisation_id),
+                organisation_id=referral.to_organisation_id,
+                valid_from=now,
+                source_type=SOURCE_TYPE,
+                source_id=referral.id,
+                created_at=now,
             )  # fmt: skip
         )
         _move(session, actor, referral, ReferralStatus.accepted, (ReferralStatus.sent,), now)

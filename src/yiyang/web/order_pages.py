@@ -8,6 +8,7 @@ so these posts carry the same token as a hidden ``csrf_token`` field, which the 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Annotated
 from xml.sax.saxutils import escape
@@ -15,10 +16,14 @@ from xml.sax.saxutils import escape
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from markupsafe import Markup
+from sqlalchemy import and_
 from sqlalchemy.orm import Session
 
-from yiyang.access import tokens
+from yiyang.access import policy, tokens
+from yiyang.access.actor import Actor
 from yiyang.access.deps import ClockDep
+from yiyang.access.policy import DataCategory
+from yiyang.access.routes import no_resident_data, resident_data
 from yiyang.care.orders import service as orders
 from yiyang.care.orders.models import OrderStatus, ServiceProvider
 from yiyang.deps import IdPath, SessionDep
@@ -51,7 +56,11 @@ def _back(request: Request, path: str, message: str | None = None) -> RedirectRe
 # -- the provider's board ------------------------------------------------------------------------
 
 
-@router.get("/orders/board", response_class=HTMLResponse)
+@router.get(
+    "/orders/board",
+    response_class=HTMLResponse,
+    openapi_extra=resident_data(DataCategory.care_services, many=True),
+)
 def board_page(request: Request, session: SessionDep, actor: WebActorDep, clock: ClockDep) -> HTMLResponse:
     now = clock()
     items = orders.provider_board(session, actor, now)
@@ -62,7 +71,9 @@ def board_page(request: Request, session: SessionDep, actor: WebActorDep, clock:
     )  # fmt: skip
 
 
-@router.post("/orders/{order_id}/accept", response_model=None)
+@router.post(
+    "/orders/{order_id}/accept", response_model=None, openapi_extra=resident_data(DataCategory.care_services)
+)
 def accept_from_board(
     order_id: IdPath, request: Request, session: SessionDep, actor: WebActorDep, clock: ClockDep
 ) -> RedirectResponse | HTMLResponse:
@@ -74,7 +85,11 @@ def accept_from_board(
     return _back(request, "/orders/board", "accepted")
 
 
-@router.post("/orders/{order_id}/decline", response_model=None)
+@router.post(
+    "/orders/{order_id}/decline",
+    response_model=None,
+    openapi_extra=no_resident_data("declining an offer, which names no one"),
+)
 def decline_from_board(
     order_id: IdPath,
     request: Request,
@@ -92,7 +107,11 @@ def decline_from_board(
     return _back(request, "/orders/board", "declined")
 
 
-@router.post("/orders/{order_id}/complete", response_model=None)
+@router.post(
+    "/orders/{order_id}/complete",
+    response_model=None,
+    openapi_extra=resident_data(DataCategory.care_services),
+)
 def complete_from_board(
     order_id: IdPath,
     request: Request,
@@ -115,12 +134,19 @@ def complete_from_board(
 # -- staff: an order, and the list ---------------------------------------------------------------
 
 
-@router.get("/orders/{order_id}", response_class=HTMLResponse)
+@router.get(
+    "/orders/{order_id}",
+    response_class=HTMLResponse,
+    openapi_extra=resident_data(DataCategory.care_services, DataCategory.identity),
+)
 def order_page(
     order_id: IdPath, request: Request, session: SessionDep, actor: WebActorDep, clock: ClockDep
 ) -> HTMLResponse:
     try:
         order = orders.get_order(session, actor, order_id, clock())
+        # the page names the resident: their identity is a read of its own
+        policy.authorize(session, actor, order.resident_id, category=DataCategory.identity, what="service_order",
+                         now=clock())  # fmt: skip
     except DomainError as error:
         return render(request, "orders/problem.html", status_code=error.status_code, message=error.message)
     catalogue = orders.current_catalogue(request.app.state.settings)
@@ -132,9 +158,17 @@ def order_page(
     )  # fmt: skip
 
 
-@router.get("/orders", response_class=HTMLResponse)
+@router.get(
+    "/orders",
+    response_class=HTMLResponse,
+    openapi_extra=resident_data(DataCategory.care_services, DataCategory.identity, many=True),
+)
 def orders_page(
-    request: Request, session: SessionDep, actor: WebActorDep, clock: ClockDep, status: OrderStatus | None = None
+    request: Request,
+    session: SessionDep,
+    actor: WebActorDep,
+    clock: ClockDep,
+    status: OrderStatus | None = None,
 ) -> HTMLResponse:
     now = clock()
     total, rows = orders.list_orders(session, actor, now, status=status, limit=100)
@@ -182,7 +216,11 @@ def status_chart_svg(counts: dict[OrderStatus, int], *, lang: str = "zh-CN", wid
 # -- a volunteer's hours ---------------------------------------------------------------------------
 
 
-@router.get("/timebank/me", response_class=HTMLResponse)
+@router.get(
+    "/timebank/me",
+    response_class=HTMLResponse,
+    openapi_extra=resident_data(DataCategory.identity, DataCategory.care_services, many=True),
+)
 def my_hours_page(request: Request, session: SessionDep, actor: WebActorDep, clock: ClockDep) -> HTMLResponse:
     try:
         account = timebank.own_account(session, actor, clock())
@@ -191,16 +229,22 @@ def my_hours_page(request: Request, session: SessionDep, actor: WebActorDep, clo
     summary = timebank.hours_summary(session, account.id)
     lang = "en" if request.query_params.get("lang") == "en" else "zh-CN"
     chart = Markup(hours_chart_svg(summary, lang=lang))  # noqa: S704 - numbers and our own labels only
-    assert actor.user_id is not None
     return render(
         request, "orders/hours.html", summary=summary, chart=chart,
-        lines=timebank.statement(session, account.id, limit=50), pairings=_pairings(session, actor.user_id),
+        lines=timebank.statement(session, account.id, limit=50), pairings=_pairings(session, actor, clock()),
     )  # fmt: skip
 
 
-def _pairings(session: Session, user_id: int) -> Sequence[tuple[object, str]]:
+def _pairings(session: Session, actor: Actor, now: dt.datetime) -> Sequence[tuple[object, str]]:
+    """The volunteer's current pairings with the elder's name: those whose identity and care
+    services the volunteer may see (filtered in the query)."""
+    visible = and_(
+        policy.visible_residents(session, actor, category=DataCategory.identity, now=now),
+        policy.visible_residents(session, actor, category=DataCategory.care_services, now=now),
+    )
+    assert actor.user_id is not None
     rows = []
-    for pairing in timebank.pairings_of(session, user_id):
+    for pairing in timebank.pairings_of(session, actor.user_id, visible=visible):
         resident = session.get(Resident, pairing.resident_id)
         rows.append((pairing, resident.name if resident else "—"))
     return rows

@@ -419,13 +419,26 @@ def accept_order(session: Session, actor: Actor, order_id: int, now: dt.datetime
 def decline_order(
     session: Session, actor: Actor, order_id: int, reason: str | None, now: dt.datetime, catalogue: Catalogue
 ) -> ServiceOrder:
-    """The offered provider declines; the order goes to the next provider at once."""
+    """The offered provider declines; the order goes to the next provider at once.
+
+    The provider has no scope over the resident (the offer names no one), so callers must not show
+    it the order they get back (``decline_order_as`` answers only the provider).
+    """
     order = _locked(session, order_id)
     provider = _acting_provider(session, actor, order)
     _expect(order, OrderStatus.offered)
     _record(session, order, "declined", order.status, actor, now, provider_id=provider.id, reason=reason)
     dispatch_order(session, order, now, catalogue, actor=actor)
     return order
+
+
+def decline_order_as(
+    session: Session, actor: Actor, order_id: int, reason: str | None, now: dt.datetime, catalogue: Catalogue
+) -> int:
+    """Decline, answering only which of the actor's providers declined."""
+    provider_id = _acting_provider(session, actor, _locked(session, order_id)).id
+    decline_order(session, actor, order_id, reason, now, catalogue)
+    return provider_id
 
 
 @dataclass(frozen=True, slots=True)
