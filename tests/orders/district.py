@@ -97,6 +97,23 @@ def build(database: Database) -> District:
         )  # fmt: skip
 
 
+def consent_to_volunteers(database: Database, resident_id: int) -> None:
+    """The elder's explicit permit for volunteers (the social recipient class) to see who they are
+    and the services they get: nothing is implied for volunteers."""
+    from yiyang.access.actor import system_actor
+    from yiyang.access.consent import record_consent
+    from yiyang.access.consent_models import ConsentDecision
+    from yiyang.access.policy import DataCategory, Purpose, RecipientClass
+
+    with database.unit_of_work() as session:
+        for category in (DataCategory.identity, DataCategory.care_services):
+            record_consent(
+                session, system_actor("orders-test"), resident_id, category=category,
+                recipient_class=RecipientClass.social, purpose=Purpose.care, decision=ConsentDecision.permit,
+                now=NOW - dt.timedelta(days=1), valid_from=NOW - dt.timedelta(days=1),
+            )  # fmt: skip
+
+
 def register_providers(database: Database, place: District, *, capacity: int = 5) -> dict[str, int]:
     """Station A and B (meals, bathing, home care beds, respite), the team (nursing, rehab)."""
     with database.unit_of_work() as session:

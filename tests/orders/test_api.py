@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from tests.orders.district import NOW, PASSWORD, District, build
+from tests.orders.district import NOW, PASSWORD, District, build, consent_to_volunteers
 from yiyang.app import create_app
 from yiyang.care.orders.models import ServiceOrder
 from yiyang.db import Database
@@ -70,7 +70,7 @@ def register(client: TestClient, admin: dict[str, str], place: District) -> dict
 def test_the_catalogue_and_a_residents_offers(client: TestClient, place: District) -> None:
     catalogue = client.get("/api/service-catalogue").json()
     assert len(catalogue) == 10 and catalogue[0]["code"] == "meal"
-    staff = bearer(client, "staff.a")
+    staff = bearer(client, "officer")
     offers = {
         o["service"]["code"]: o
         for o in client.get(f"/api/residents/{place.elder}/service-offers", headers=staff).json()
@@ -233,7 +233,7 @@ def test_a_second_staff_member_cannot_take_an_order_from_the_board_twice(
 
 
 def test_a_volunteer_keeps_a_profile_spends_and_donates_and_sees_their_hours(
-    client: TestClient, place: District
+    client: TestClient, place: District, sqlite_db: Database
 ) -> None:
     volunteer = bearer(client, "volunteer.1")
     saved = client.put(
@@ -248,8 +248,9 @@ def test_a_volunteer_keeps_a_profile_spends_and_donates_and_sees_their_hours(
         headers=volunteer,
     )
     assert bad_slot.status_code == 422
-    # pairing by staff, then the volunteer sees it
-    staff = bearer(client, "staff.a")
+    # pairing by a civil-affairs officer, then the volunteer sees it (the elder lets volunteers see them)
+    consent_to_volunteers(sqlite_db, place.elder)
+    staff = bearer(client, "officer")
     pairing = client.post(
         "/api/timebank/pairings",
         json={"volunteer_user_id": place.volunteer_1, "resident_id": place.elder},
@@ -272,7 +273,7 @@ def test_a_volunteer_keeps_a_profile_spends_and_donates_and_sees_their_hours(
 
 
 def test_an_order_earns_hours_over_the_api_and_a_retried_spend_posts_once(
-    client: TestClient, place: District
+    client: TestClient, place: District, sqlite_db: Database
 ) -> None:
     volunteer = bearer(client, "volunteer.2")
     client.put(
@@ -280,6 +281,7 @@ def test_an_order_earns_hours_over_the_api_and_a_retried_spend_posts_once(
         json={"area_id": place.community_1, "skills": ["errand"]},
         headers=volunteer,
     )
+    consent_to_volunteers(sqlite_db, place.elder)
     family = bearer(client, "family.zhang")
     order = client.post(
         f"/api/residents/{place.elder}/service-orders",

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.orders.district import NOW, District, actor, register_providers
+from yiyang.access.actor import system_actor
 from yiyang.access.models import RelationshipKind, ResidentRelationship
 from yiyang.care.orders import service as orders
 from yiyang.care.orders.catalogue import DEFAULT_CATALOGUE
@@ -77,8 +78,10 @@ def test_an_ineligible_order_is_refused_with_the_reason_and_nothing_is_written(
     assert refused.value.code == "order.eligibility.age"
     assert "60" in refused.value.message
     assert refused.value.detail["reasons"][0]["code"] == "order.eligibility.age"
-    with pytest.raises(Invalid) as no_area:
-        place_meal(db, place.officer, place.nowhere)
+    with pytest.raises(Invalid) as no_area, db.unit_of_work() as session:  # nobody's area reaches them
+        orders.place_order(
+            session, system_actor("orders-test"), place.nowhere, orders.OrderRequest("meal"), NOW, CAT
+        )
     assert no_area.value.code == "order.area.unknown"
     with db.unit_of_work() as session:
         assert session.scalar(select(func.count()).select_from(ServiceOrder)) == 0
