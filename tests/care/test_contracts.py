@@ -179,3 +179,59 @@ def test_only_an_administrator_creates_teams(db: Database) -> None:
             contracts.create_team(session, load(session, world.doctor_id), code="FDT-9", name="x",
                                   health_centre_id=world.centre_id, panel_limit=5, now=NOW)  # fmt: skip
         assert session.scalar(select(Organisation.id).where(Organisation.code == "FDT-9")) is None
+
+
+def test_signing_with_a_resident_who_refused_the_team_writes_nothing(db: Database) -> None:
+    # given a resident outside the team's scope who denied care-services data to the health side
+    from yiyang.access.actor import system_actor
+    from yiyang.access.consent import record_consent
+    from yiyang.access.consent_models import ConsentDecision
+    from yiyang.access.policy import DataCategory, Purpose, RecipientClass
+
+    world = make_world(db)
+    with db.unit_of_work() as session:
+        rid = add_resident(session, world)
+        record_consent(
+            session, system_actor("care-test"), rid, category=DataCategory.care_services,
+            recipient_class=RecipientClass.health, purpose=Purpose.care, decision=ConsentDecision.deny,
+            now=NOW - dt.timedelta(days=1),
+        )  # fmt: skip
+    # when a member of the team signs the contract
+    with db.unit_of_work() as session:
+        doctor = load(session, world.doctor_id)
+        with pytest.raises(Forbidden) as refused:
+            contracts.sign_contract(
+                session, doctor, resident_id=rid, team_id=world.team_id, packages=["basic"], now=NOW
+            )
+        # then it is refused for consent (not for scope: signing is what gives the team its scope),
+        # and neither the contract nor the relationship remains, even in the same session
+        assert refused.value.code == "access.consent"
+        assert relationships(session, rid) == []
+        assert session.scalar(select(func.count()).select_from(CareContract)) == 0
+    # and the refusal is audited
+    with db.unit_of_work() as session:
+        assert (
+            session.scalar(
+                select(func.count())
+                .select_from(AuditEvent)
+                .where(AuditEvent.resident_id == rid, AuditEvent.outcome == "denied")
+            )
+            == 1
+        )
+
+
+def test_renewing_early_keeps_the_teams_scope_until_the_new_contract_starts(db: Database) -> None:
+    from yiyang.access.policy import DataCategory, authorize
+
+    world = make_world(db)
+    with db.unit_of_work() as session:
+        rid = add_resident(session, world)
+        doctor = load(session, world.doctor_id)
+        old = contracts.sign_contract(
+            session, doctor, resident_id=rid, team_id=world.team_id, packages=["basic"], now=NOW
+        )
+        renewed_at = NOW + dt.timedelta(days=300)
+        contracts.renew_contract(session, doctor, old.id, now=renewed_at)
+        # between the renewal and the new contract's first day the team still reaches the resident
+        authorize(session, doctor, rid, category=DataCategory.care_services, what="test",
+                  now=renewed_at + dt.timedelta(days=30))  # fmt: skip

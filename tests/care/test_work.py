@@ -362,3 +362,26 @@ def test_a_grid_workers_overdue_visit_escalates_to_the_residents_team_lead(db: D
             world.lead_id,
             world.centre_id,
         )
+
+
+def test_the_receiver_of_a_referral_has_scope_from_acceptance_until_it_returns_the_resident(
+    db: Database,
+) -> None:
+    from yiyang.access.policy import DataCategory, authorize
+
+    world, rid = contracted(db)
+    with db.unit_of_work() as session:
+        doctor = load(session, world.doctor_id)
+        receiver = actor_named(session, "hospital_doc")
+        referral = referrals.send_referral(session, doctor, resident_id=rid, to_organisation_id=world.hospital_id,
+                                           reason="血压控制不佳 (BP not controlled)", now=NOW)  # fmt: skip
+        # before accepting, the hospital does not reach the resident
+        with pytest.raises(Forbidden):
+            referrals.read_referral(session, receiver, referral.id, days(1))
+        referrals.accept_referral(session, receiver, referral.id, now=days(1))
+        # from acceptance it does
+        assert referrals.read_referral(session, receiver, referral.id, days(2)).id == referral.id
+        referrals.return_referral(session, receiver, referral.id, note="下转 (back)", now=days(5))
+        # and once the resident is returned, no longer
+        with pytest.raises(Forbidden):
+            authorize(session, receiver, rid, category=DataCategory.clinical, what="test", now=days(6))

@@ -51,6 +51,7 @@ class District:
     stranger: int  # a family member nobody authorised
     volunteer_1: int
     volunteer_2: int
+    officer: int = 0  # a civil-affairs officer over the district: orders for elders in its area
 
 
 def build(database: Database) -> District:
@@ -88,11 +89,29 @@ def build(database: Database) -> District:
         stranger = _user(session, "stranger", Role.family_member)
         volunteer_1 = _user(session, "volunteer.1", Role.volunteer)
         volunteer_2 = _user(session, "volunteer.2", Role.volunteer)
+        officer = _user(session, "officer", Role.civil_affairs_officer, area_id=d.id)
         return District(
             d.id, s1.id, s2.id, c1.id, c2.id, c3.id, g1a.id, g1b.id, station_a.id, station_b.id, team.id, social.id,
             elder.id, younger.id, disabled.id, far.id, nowhere.id,
-            admin, staff_a, staff_b, doctor, elder_user.id, family, stranger, volunteer_1, volunteer_2,
+            admin, staff_a, staff_b, doctor, elder_user.id, family, stranger, volunteer_1, volunteer_2, officer,
         )  # fmt: skip
+
+
+def consent_to_volunteers(database: Database, resident_id: int) -> None:
+    """The elder's explicit permit for volunteers (the social recipient class) to see who they are
+    and the services they get: nothing is implied for volunteers."""
+    from yiyang.access.actor import system_actor
+    from yiyang.access.consent import record_consent
+    from yiyang.access.consent_models import ConsentDecision
+    from yiyang.access.policy import DataCategory, Purpose, RecipientClass
+
+    with database.unit_of_work() as session:
+        for category in (DataCategory.identity, DataCategory.care_services):
+            record_consent(
+                session, system_actor("orders-test"), resident_id, category=category,
+                recipient_class=RecipientClass.social, purpose=Purpose.care, decision=ConsentDecision.permit,
+                now=NOW - dt.timedelta(days=1), valid_from=NOW - dt.timedelta(days=1),
+            )  # fmt: skip
 
 
 def register_providers(database: Database, place: District, *, capacity: int = 5) -> dict[str, int]:

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from tests.orders.district import NOW, PASSWORD, District, build
+from tests.orders.district import NOW, PASSWORD, District, build, consent_to_volunteers
 from yiyang.app import create_app
 from yiyang.care.orders.models import ServiceOrder
 from yiyang.db import Database
@@ -70,7 +70,7 @@ def register(client: TestClient, admin: dict[str, str], place: District) -> dict
 def test_the_catalogue_and_a_residents_offers(client: TestClient, place: District) -> None:
     catalogue = client.get("/api/service-catalogue").json()
     assert len(catalogue) == 10 and catalogue[0]["code"] == "meal"
-    staff = bearer(client, "staff.a")
+    staff = bearer(client, "officer")
     offers = {
         o["service"]["code"]: o
         for o in client.get(f"/api/residents/{place.elder}/service-offers", headers=staff).json()
@@ -89,6 +89,7 @@ def test_the_catalogue_and_a_residents_offers(client: TestClient, place: Distric
 def test_an_order_from_placing_to_rating_over_the_api(client: TestClient, place: District) -> None:
     admin = bearer(client, "admin")
     providers = register(client, admin, place)
+    officer = bearer(client, "officer")
     elder = bearer(client, "elder.zhang")
     # the elder orders a meal
     placed = client.post(
@@ -129,9 +130,9 @@ def test_an_order_from_placing_to_rating_over_the_api(client: TestClient, place:
     assert rated.status_code == 200 and rated.json()["rating"] == 5
     again = client.post(f"/api/service-orders/{order['id']}/rate", json={"rating": 1}, headers=elder)
     assert again.status_code == 409 and again.json()["code"] == "order.rating.exists"
-    history = client.get(f"/api/service-orders/{order['id']}/history", headers=admin).json()
+    history = client.get(f"/api/service-orders/{order['id']}/history", headers=officer).json()
     assert [h["event"] for h in history] == ["placed", "offered", "accepted", "completed", "rated"]
-    listing = client.get("/api/service-orders", params={"status": "completed"}, headers=admin).json()
+    listing = client.get("/api/service-orders", params={"status": "completed"}, headers=officer).json()
     assert listing["total"] == 1
 
 
@@ -140,13 +141,14 @@ def test_refusals_are_4xx_with_codes_and_write_nothing(
 ) -> None:
     admin = bearer(client, "admin")
     register(client, admin, place)
+    officer = bearer(client, "officer")  # a civil-affairs officer over the district orders for elders
     young = client.post(
-        f"/api/residents/{place.younger}/service-orders", json={"service_code": "meal"}, headers=admin
+        f"/api/residents/{place.younger}/service-orders", json={"service_code": "meal"}, headers=officer
     )
     assert young.status_code == 422 and young.json()["code"] == "order.eligibility.age"
     assert "不符合" in young.json()["message"] and "not eligible" in young.json()["message"]
     unknown = client.post(
-        f"/api/residents/{place.elder}/service-orders", json={"service_code": "spa"}, headers=admin
+        f"/api/residents/{place.elder}/service-orders", json={"service_code": "spa"}, headers=officer
     )
     assert unknown.status_code == 404 and unknown.json()["code"] == "order.service.unknown"
     stranger = bearer(client, "stranger")
@@ -157,13 +159,13 @@ def test_refusals_are_4xx_with_codes_and_write_nothing(
     naive = client.post(
         f"/api/residents/{place.elder}/service-orders",
         json={"service_code": "meal", "requested_for": "2026-11-24T10:00:00"},
-        headers=admin,
+        headers=officer,
     )
     assert naive.status_code == 422 and naive.json()["code"] == "request.invalid"
     past = client.post(
         f"/api/residents/{place.elder}/service-orders",
         json={"service_code": "meal", "requested_for": "2026-11-23T10:00:00+08:00"},
-        headers=admin,
+        headers=officer,
     )
     assert past.status_code == 422 and past.json()["code"] == "order.requested_for.past"
     only_admin = client.post("/api/service-orders/sweep", headers=bearer(client, "staff.a"))
@@ -175,8 +177,9 @@ def test_refusals_are_4xx_with_codes_and_write_nothing(
 def test_the_board_page_takes_orders_only_with_the_csrf_token(client: TestClient, place: District) -> None:
     admin = bearer(client, "admin")
     register(client, admin, place)
+    officer = bearer(client, "officer")  # a civil-affairs officer over the district orders for elders
     placed = client.post(
-        f"/api/residents/{place.elder}/service-orders", json={"service_code": "meal"}, headers=admin
+        f"/api/residents/{place.elder}/service-orders", json={"service_code": "meal"}, headers=officer
     )
     order_id = placed.json()["id"]
     csrf = web_login(client, "staff.a")
@@ -187,21 +190,24 @@ def test_the_board_page_takes_orders_only_with_the_csrf_token(client: TestClient
     # a forged form without the token is refused and changes nothing
     forged = client.post(f"/orders/{order_id}/accept", data={}, follow_redirects=False)
     assert forged.status_code == 403 and forged.json()["code"] == "auth.csrf"
-    assert client.get(f"/api/service-orders/{order_id}", headers=admin).json()["status"] == "offered"
+    assert client.get(f"/api/service-orders/{order_id}", headers=officer).json()["status"] == "offered"
     # the real form works and comes back to the board
     taken = client.post(f"/orders/{order_id}/accept", data={"csrf_token": csrf}, follow_redirects=False)
     assert taken.status_code == 303 and taken.headers["location"].startswith("/orders/board")
-    assert client.get(f"/api/service-orders/{order_id}", headers=admin).json()["status"] == "accepted"
+    assert client.get(f"/api/service-orders/{order_id}", headers=officer).json()["status"] == "accepted"
     english = client.get("/orders/board?lang=en")
     assert "Being served" in english.text
+    # while serving, the station sees whom the order is for
+    order_page = client.get(f"/orders/{order_id}")
+    assert order_page.status_code == 200 and "张老" in order_page.text and "<svg" not in order_page.text
     done = client.post(
         f"/orders/{order_id}/complete",
         data={"csrf_token": csrf, "minutes_on_site": "30", "note": "ok"},
         follow_redirects=False,
     )
     assert done.status_code == 303
-    order_page = client.get(f"/orders/{order_id}")
-    assert order_page.status_code == 200 and "张老" in order_page.text and "<svg" not in order_page.text
+    # once done, the station's scope over the resident has ended: the order page is refused
+    assert client.get(f"/orders/{order_id}").status_code == 403
     listing = client.get("/orders")
     assert listing.status_code == 200 and "<svg" in listing.text
 
@@ -211,8 +217,9 @@ def test_a_second_staff_member_cannot_take_an_order_from_the_board_twice(
 ) -> None:
     admin = bearer(client, "admin")
     register(client, admin, place)
+    officer = bearer(client, "officer")  # a civil-affairs officer over the district orders for elders
     order_id = client.post(
-        f"/api/residents/{place.elder}/service-orders", json={"service_code": "meal"}, headers=admin
+        f"/api/residents/{place.elder}/service-orders", json={"service_code": "meal"}, headers=officer
     ).json()["id"]
     csrf = web_login(client, "staff.a")
     assert (
@@ -226,7 +233,7 @@ def test_a_second_staff_member_cannot_take_an_order_from_the_board_twice(
 
 
 def test_a_volunteer_keeps_a_profile_spends_and_donates_and_sees_their_hours(
-    client: TestClient, place: District
+    client: TestClient, place: District, sqlite_db: Database
 ) -> None:
     volunteer = bearer(client, "volunteer.1")
     saved = client.put(
@@ -241,8 +248,9 @@ def test_a_volunteer_keeps_a_profile_spends_and_donates_and_sees_their_hours(
         headers=volunteer,
     )
     assert bad_slot.status_code == 422
-    # pairing by staff, then the volunteer sees it
-    staff = bearer(client, "staff.a")
+    # pairing by a civil-affairs officer, then the volunteer sees it (the elder lets volunteers see them)
+    consent_to_volunteers(sqlite_db, place.elder)
+    staff = bearer(client, "officer")
     pairing = client.post(
         "/api/timebank/pairings",
         json={"volunteer_user_id": place.volunteer_1, "resident_id": place.elder},
@@ -265,7 +273,7 @@ def test_a_volunteer_keeps_a_profile_spends_and_donates_and_sees_their_hours(
 
 
 def test_an_order_earns_hours_over_the_api_and_a_retried_spend_posts_once(
-    client: TestClient, place: District
+    client: TestClient, place: District, sqlite_db: Database
 ) -> None:
     volunteer = bearer(client, "volunteer.2")
     client.put(
@@ -273,6 +281,7 @@ def test_an_order_earns_hours_over_the_api_and_a_retried_spend_posts_once(
         json={"area_id": place.community_1, "skills": ["errand"]},
         headers=volunteer,
     )
+    consent_to_volunteers(sqlite_db, place.elder)
     family = bearer(client, "family.zhang")
     order = client.post(
         f"/api/residents/{place.elder}/service-orders",

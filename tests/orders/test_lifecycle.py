@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.orders.district import NOW, District, actor, register_providers
+from yiyang.access.actor import system_actor
 from yiyang.access.models import RelationshipKind, ResidentRelationship
 from yiyang.care.orders import service as orders
 from yiyang.care.orders.catalogue import DEFAULT_CATALOGUE
@@ -73,12 +74,14 @@ def test_an_ineligible_order_is_refused_with_the_reason_and_nothing_is_written(
 ) -> None:
     register_providers(db, place)
     with pytest.raises(Invalid) as refused:
-        place_meal(db, place.admin, place.younger)  # 56 years old
+        place_meal(db, place.officer, place.younger)  # 56 years old
     assert refused.value.code == "order.eligibility.age"
     assert "60" in refused.value.message
     assert refused.value.detail["reasons"][0]["code"] == "order.eligibility.age"
-    with pytest.raises(Invalid) as no_area:
-        place_meal(db, place.admin, place.nowhere)
+    with pytest.raises(Invalid) as no_area, db.unit_of_work() as session:  # nobody's area reaches them
+        orders.place_order(
+            session, system_actor("orders-test"), place.nowhere, orders.OrderRequest("meal"), NOW, CAT
+        )
     assert no_area.value.code == "order.area.unknown"
     with db.unit_of_work() as session:
         assert session.scalar(select(func.count()).select_from(ServiceOrder)) == 0
@@ -198,9 +201,9 @@ def test_cancelling_an_accepted_order_ends_the_relationship_and_a_closed_order_c
 
 def test_load_is_balanced_across_stations_once_one_has_work(db: Database, place: District) -> None:
     providers = register_providers(db, place, capacity=1)
-    first = place_meal(db, place.admin, place.elder)
-    second = place_meal(db, place.admin, place.elder)
-    third = place_meal(db, place.admin, place.elder)
+    first = place_meal(db, place.officer, place.elder)
+    second = place_meal(db, place.officer, place.elder)
+    third = place_meal(db, place.officer, place.elder)
     assert load(db, first).provider_id == providers["a"]
     assert load(db, second).provider_id == providers["b"]  # A is at capacity
     assert load(db, third).status == OrderStatus.unassigned  # both full
@@ -218,7 +221,7 @@ def test_nursing_goes_to_the_family_doctor_team_by_skill_and_preference(
     db: Database, place: District
 ) -> None:
     providers = register_providers(db, place)
-    order_id = place_meal(db, place.admin, place.disabled, service="home_nursing")
+    order_id = place_meal(db, place.officer, place.disabled, service="home_nursing")
     order = load(db, order_id)
     assert order.provider_id == providers["team"]
     assert (order.subsidy_cents, order.subsidy_basis) == (6000, "dibao")
@@ -228,7 +231,7 @@ def test_an_order_outside_every_coverage_waits_until_a_provider_covers_it(
     db: Database, place: District
 ) -> None:
     register_providers(db, place)
-    order_id = place_meal(db, place.admin, place.far)  # the other street
+    order_id = place_meal(db, place.officer, place.far)  # the other street
     assert load(db, order_id).status == OrderStatus.unassigned
     assert _last_reason(db, order_id) == "no provider: none covers the area"
     with db.unit_of_work() as session:
@@ -247,7 +250,7 @@ def test_lists_and_the_board_show_what_each_actor_should_see(db: Database, place
     with db.unit_of_work() as session:
         board_a = orders.provider_board(session, actor(session, place.staff_a), NOW)
         board_b = orders.provider_board(session, actor(session, place.staff_b), NOW)
-        total, rows = orders.list_orders(session, actor(session, place.admin), NOW)
+        total, rows = orders.list_orders(session, actor(session, place.officer), NOW)
     assert [(i.order.id, i.provider_id, i.area_name) for i in board_a] == [
         (order_id, providers["a"], "甲一网格")
     ]

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
-from tests.orders.district import NOW, District, actor
+from tests.orders.district import NOW, District, actor, consent_to_volunteers
 from yiyang import events
 from yiyang.access.models import RelationshipKind, ResidentRelationship
 from yiyang.care.orders import service as orders
@@ -61,10 +61,10 @@ def test_pairing_writes_a_relationship_and_ending_it_ends_the_relationship(
     db: Database, place: District
 ) -> None:
     save_profile(db, place, place.volunteer_1)
-    # given staff pair the volunteer with the elder (小老助老)
+    # given a civil-affairs officer pairs the volunteer with the elder (小老助老)
     with db.unit_of_work() as session:
         pairing_id = timebank.pair(
-            session, actor(session, place.staff_a), place.volunteer_1, place.elder, NOW
+            session, actor(session, place.officer), place.volunteer_1, place.elder, NOW
         ).id
     with db.unit_of_work() as session:
         row = session.scalars(select(ResidentRelationship)).one()
@@ -74,32 +74,34 @@ def test_pairing_writes_a_relationship_and_ending_it_ends_the_relationship(
         assert (row.source_type, row.source_id, row.ended_at) == ("volunteer_pairing", pairing_id, None)
     # a second pairing of the same two is a conflict
     with db.unit_of_work() as session, pytest.raises(Conflict):
-        timebank.pair(session, actor(session, place.staff_a), place.volunteer_1, place.elder, NOW)
+        timebank.pair(session, actor(session, place.officer), place.volunteer_1, place.elder, NOW)
     # a volunteer cannot pair themselves
     with db.unit_of_work() as session, pytest.raises(Forbidden):
         timebank.pair(session, actor(session, place.volunteer_1), place.volunteer_1, place.younger, NOW)
     # when the pairing ends, so does the relationship
     later = NOW + dt.timedelta(days=90)
     with db.unit_of_work() as session:
-        timebank.end_pairing(session, actor(session, place.staff_a), pairing_id, "志愿者搬家", later)
+        timebank.end_pairing(session, actor(session, place.officer), pairing_id, "志愿者搬家", later)
     with db.unit_of_work() as session:
         row = session.scalars(select(ResidentRelationship)).one()
         assert row.ended_at == later and row.valid_until == later
         assert timebank.pairings_of(session, place.volunteer_1) == []
     with db.unit_of_work() as session, pytest.raises(Conflict):
-        timebank.end_pairing(session, actor(session, place.staff_a), pairing_id, None, later)
+        timebank.end_pairing(session, actor(session, place.officer), pairing_id, None, later)
 
 
 def test_an_inactive_volunteer_cannot_be_paired(db: Database, place: District) -> None:
     save_profile(db, place, place.volunteer_1, active=False)
     with db.unit_of_work() as session, pytest.raises(Invalid):
-        timebank.pair(session, actor(session, place.staff_a), place.volunteer_1, place.elder, NOW)
+        timebank.pair(session, actor(session, place.officer), place.volunteer_1, place.elder, NOW)
 
 
 def test_an_escort_by_a_volunteer_earns_the_time_on_site_once(
     db: Database, place: District, reactions: None
 ) -> None:
-    # given a volunteer free on Tuesday mornings in the elder's community, and one who is not
+    # given a volunteer free on Tuesday mornings in the elder's community, and one who is not,
+    # and an elder who lets volunteers serve them (nothing is implied for volunteers)
+    consent_to_volunteers(db, place.elder)
     save_profile(db, place, place.volunteer_1, availability=("sat.pm",))
     save_profile(db, place, place.volunteer_2, availability=("tue.am",))
     # when the elder's daughter orders an escort to hospital for Tuesday 10:00
@@ -132,7 +134,8 @@ def test_an_escort_by_a_volunteer_earns_the_time_on_site_once(
         assert [(line.kind, line.minutes, line.source_id) for line in lines] == [
             (TransactionKind.earn, 150, order_id)
         ]
-        # the volunteer served under a service relationship that ended with the order
+        # the volunteer served under a relationship of their own (kind pairing: what a volunteer's
+        # scope is drawn from) that ended with the order
         row = session.scalars(
             select(ResidentRelationship).where(ResidentRelationship.source_type == "service_order")
         ).one()
@@ -146,7 +149,7 @@ def test_a_station_order_earns_no_hours(db: Database, place: District, reactions
         )
         order = orders.place_order(
             session,
-            actor(session, place.admin),
+            actor(session, place.officer),
             place.elder,
             orders.OrderRequest("meal"),
             NOW,

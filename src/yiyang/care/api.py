@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response
 
 from yiyang.access.deps import ActorDep, ClockDep
+from yiyang.access.policy import DataCategory
+from yiyang.access.routes import no_resident_data, resident_data
 from yiyang.care import contracts, overdue, referrals, schemas, service
 from yiyang.care.fhir import work_item_task
 from yiyang.care.models import ReferralDirection
@@ -21,7 +23,12 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # -- teams and contracts --------------------------------------------------------------------------
 
 
-@router.post("/care/teams", response_model=schemas.TeamRead, status_code=201)
+@router.post(
+    "/care/teams",
+    response_model=schemas.TeamRead,
+    status_code=201,
+    openapi_extra=no_resident_data("a family-doctor team: an organisation, no resident"),
+)
 def create_team(
     body: schemas.TeamCreate, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.TeamRead:
@@ -33,13 +40,22 @@ def create_team(
     return schemas.TeamRead.of(team, 0)
 
 
-@router.get("/care/teams/{team_id}", response_model=schemas.TeamRead)
+@router.get(
+    "/care/teams/{team_id}",
+    response_model=schemas.TeamRead,
+    openapi_extra=no_resident_data("a team and the size of its panel, naming no resident"),
+)
 def read_team(team_id: IdPath, session: SessionDep, actor: ActorDep) -> schemas.TeamRead:
     team = contracts.get_team(session, team_id)
     return schemas.TeamRead.of(team, contracts.panel_size(session, team_id))
 
 
-@router.post("/care/contracts", response_model=schemas.ContractRead, status_code=201)
+@router.post(
+    "/care/contracts",
+    response_model=schemas.ContractRead,
+    status_code=201,
+    openapi_extra=resident_data(DataCategory.care_services),
+)
 def sign_contract(
     body: schemas.ContractCreate, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.ContractRead:
@@ -50,7 +66,11 @@ def sign_contract(
     return schemas.ContractRead.of(contract, list(contracts.history_of(session, "contract", contract.id)))
 
 
-@router.get("/care/contracts/{contract_id}", response_model=schemas.ContractRead)
+@router.get(
+    "/care/contracts/{contract_id}",
+    response_model=schemas.ContractRead,
+    openapi_extra=resident_data(DataCategory.care_services),
+)
 def read_contract(
     contract_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.ContractRead:
@@ -58,7 +78,12 @@ def read_contract(
     return schemas.ContractRead.of(contract, list(contracts.history_of(session, "contract", contract.id)))
 
 
-@router.post("/care/contracts/{contract_id}/renew", response_model=schemas.ContractRead, status_code=201)
+@router.post(
+    "/care/contracts/{contract_id}/renew",
+    response_model=schemas.ContractRead,
+    status_code=201,
+    openapi_extra=resident_data(DataCategory.care_services),
+)
 def renew_contract(
     contract_id: IdPath, body: schemas.ContractRenew, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.ContractRead:
@@ -68,7 +93,11 @@ def renew_contract(
     return schemas.ContractRead.of(contract, list(contracts.history_of(session, "contract", contract.id)))
 
 
-@router.post("/care/contracts/{contract_id}/terminate", response_model=schemas.ContractRead)
+@router.post(
+    "/care/contracts/{contract_id}/terminate",
+    response_model=schemas.ContractRead,
+    openapi_extra=resident_data(DataCategory.care_services),
+)
 def terminate_contract(
     contract_id: IdPath,
     body: schemas.ContractTerminate,
@@ -80,7 +109,12 @@ def terminate_contract(
     return schemas.ContractRead.of(contract, list(contracts.history_of(session, "contract", contract.id)))
 
 
-@router.post("/care/group-contracts", response_model=schemas.GroupContractRead, status_code=201)
+@router.post(
+    "/care/group-contracts",
+    response_model=schemas.GroupContractRead,
+    status_code=201,
+    openapi_extra=resident_data(DataCategory.care_services),
+)
 def sign_group(
     body: schemas.GroupContractCreate, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.GroupContractRead:
@@ -94,7 +128,11 @@ def sign_group(
     )  # fmt: skip
 
 
-@router.get("/residents/{resident_id}/contracts", response_model=list[schemas.ContractRead])
+@router.get(
+    "/residents/{resident_id}/contracts",
+    response_model=list[schemas.ContractRead],
+    openapi_extra=resident_data(DataCategory.care_services),
+)
 def list_contracts(
     resident_id: ResidentIdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> list[schemas.ContractRead]:
@@ -105,7 +143,11 @@ def list_contracts(
 # -- work items -----------------------------------------------------------------------------------
 
 
-@router.get("/residents/{resident_id}/work-items", response_model=list[schemas.WorkItemRead])
+@router.get(
+    "/residents/{resident_id}/work-items",
+    response_model=list[schemas.WorkItemRead],
+    openapi_extra=resident_data(DataCategory.care_services),
+)
 def list_work_items(
     resident_id: ResidentIdPath,
     session: SessionDep,
@@ -120,12 +162,20 @@ def list_work_items(
     ]
 
 
-@router.get("/care/work-items/mine", response_model=list[schemas.WorkItemRead])
+@router.get(
+    "/care/work-items/mine",
+    response_model=list[schemas.WorkItemRead],
+    openapi_extra=resident_data(DataCategory.care_services, many=True),
+)
 def my_work(session: SessionDep, actor: ActorDep, clock: ClockDep) -> list[schemas.WorkItemRead]:
     return [schemas.WorkItemRead.of(item) for item, _name in overdue.my_work(session, actor, now=clock())]
 
 
-@router.get("/care/work-items/{item_id}", response_model=schemas.WorkItemRead)
+@router.get(
+    "/care/work-items/{item_id}",
+    response_model=schemas.WorkItemRead,
+    openapi_extra=resident_data(DataCategory.care_services),
+)
 def read_work_item(
     item_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.WorkItemRead:
@@ -133,7 +183,7 @@ def read_work_item(
     return schemas.WorkItemRead.of(item, list(service.work_item_history(session, item.id)))
 
 
-@router.get("/care/work-items/{item_id}/fhir")
+@router.get("/care/work-items/{item_id}/fhir", openapi_extra=resident_data(DataCategory.care_services))
 def read_work_item_fhir(
     item_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> dict[str, Any]:
@@ -141,7 +191,11 @@ def read_work_item_fhir(
     return work_item_task(service.read_work_item(session, actor, item_id, clock()))
 
 
-@router.post("/care/work-items/{item_id}/outcome", response_model=schemas.OutcomeRead)
+@router.post(
+    "/care/work-items/{item_id}/outcome",
+    response_model=schemas.OutcomeRead,
+    openapi_extra=resident_data(DataCategory.care_services, DataCategory.clinical),
+)
 def record_outcome(
     item_id: IdPath, body: schemas.OutcomeIn, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.OutcomeRead:
@@ -162,7 +216,11 @@ def record_outcome(
     )  # fmt: skip
 
 
-@router.post("/care/work-items/{item_id}/cancel", response_model=schemas.WorkItemRead)
+@router.post(
+    "/care/work-items/{item_id}/cancel",
+    response_model=schemas.WorkItemRead,
+    openapi_extra=resident_data(DataCategory.care_services),
+)
 def cancel_work_item(
     item_id: IdPath, body: schemas.CancelIn, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.WorkItemRead:
@@ -171,7 +229,11 @@ def cancel_work_item(
     )
 
 
-@router.post("/care/care-plans/{plan_id}/accept", response_model=list[schemas.WorkItemRead])
+@router.post(
+    "/care/care-plans/{plan_id}/accept",
+    response_model=list[schemas.WorkItemRead],
+    openapi_extra=resident_data(DataCategory.clinical, DataCategory.care_services),
+)
 def accept_care_plan(
     plan_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> list[schemas.WorkItemRead]:
@@ -184,7 +246,11 @@ def accept_care_plan(
 # -- overdue lists --------------------------------------------------------------------------------
 
 
-@router.get("/care/overdue", response_model=schemas.OverduePageRead)
+@router.get(
+    "/care/overdue",
+    response_model=schemas.OverduePageRead,
+    openapi_extra=resident_data(DataCategory.care_services, DataCategory.identity, many=True),
+)
 def overdue_list(
     session: SessionDep, actor: ActorDep, clock: ClockDep, owner_user_id: OptionalId = None, team_id: OptionalId = None,
     community_id: OptionalId = None, limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -204,7 +270,11 @@ def overdue_list(
     )  # fmt: skip
 
 
-@router.get("/care/overdue/counts", response_model=list[schemas.OverdueCountRead])
+@router.get(
+    "/care/overdue/counts",
+    response_model=list[schemas.OverdueCountRead],
+    openapi_extra=resident_data(DataCategory.care_services, many=True),
+)
 def overdue_counts(
     session: SessionDep,
     actor: ActorDep,
@@ -217,7 +287,12 @@ def overdue_counts(
     ]
 
 
-@router.get("/care/overdue.xlsx", response_class=Response, responses={200: {"content": {XLSX: {}}}})
+@router.get(
+    "/care/overdue.xlsx",
+    response_class=Response,
+    responses={200: {"content": {XLSX: {}}}},
+    openapi_extra=resident_data(DataCategory.care_services, DataCategory.identity, many=True),
+)
 def overdue_export(
     session: SessionDep, actor: ActorDep, clock: ClockDep, owner_user_id: OptionalId = None, team_id: OptionalId = None,
     community_id: OptionalId = None,
@@ -233,7 +308,12 @@ def overdue_export(
 # -- referrals ------------------------------------------------------------------------------------
 
 
-@router.post("/care/referrals", response_model=schemas.ReferralRead, status_code=201)
+@router.post(
+    "/care/referrals",
+    response_model=schemas.ReferralRead,
+    status_code=201,
+    openapi_extra=resident_data(DataCategory.clinical),
+)
 def send_referral(
     body: schemas.ReferralCreate, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.ReferralRead:
@@ -245,21 +325,33 @@ def send_referral(
     return schemas.ReferralRead.of(referral)
 
 
-@router.get("/care/referrals/{referral_id}", response_model=schemas.ReferralRead)
+@router.get(
+    "/care/referrals/{referral_id}",
+    response_model=schemas.ReferralRead,
+    openapi_extra=resident_data(DataCategory.clinical),
+)
 def read_referral(
     referral_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.ReferralRead:
     return schemas.ReferralRead.of(referrals.read_referral(session, actor, referral_id, clock()))
 
 
-@router.post("/care/referrals/{referral_id}/accept", response_model=schemas.ReferralRead)
+@router.post(
+    "/care/referrals/{referral_id}/accept",
+    response_model=schemas.ReferralRead,
+    openapi_extra=resident_data(DataCategory.clinical),
+)
 def accept_referral(
     referral_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.ReferralRead:
     return schemas.ReferralRead.of(referrals.accept_referral(session, actor, referral_id, now=clock()))
 
 
-@router.post("/care/referrals/{referral_id}/complete", response_model=schemas.ReferralRead)
+@router.post(
+    "/care/referrals/{referral_id}/complete",
+    response_model=schemas.ReferralRead,
+    openapi_extra=resident_data(DataCategory.clinical),
+)
 def complete_referral(
     referral_id: IdPath, body: schemas.ReferralNote, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.ReferralRead:
@@ -268,7 +360,11 @@ def complete_referral(
     )
 
 
-@router.post("/care/referrals/{referral_id}/return", response_model=schemas.ReferralRead)
+@router.post(
+    "/care/referrals/{referral_id}/return",
+    response_model=schemas.ReferralRead,
+    openapi_extra=resident_data(DataCategory.clinical),
+)
 def return_referral(
     referral_id: IdPath, body: schemas.ReferralReturn, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.ReferralRead:

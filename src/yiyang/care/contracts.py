@@ -21,6 +21,7 @@ from yiyang.access.policy import DataCategory, authorize
 from yiyang.access.roles import Role
 from yiyang.care.models import CareContract, CareHistory, CareTeam, ContractStatus, GroupContract
 from yiyang.care.packages import unknown_packages
+from yiyang.care.relationships import granting
 from yiyang.care.schedule import LOCAL_TZ, local_day
 from yiyang.errors import Conflict, Forbidden, Invalid, NotFound
 from yiyang.geo.models import Organisation, OrganisationKind
@@ -210,19 +211,23 @@ def sign_contract(
 ) -> CareContract:  # fmt: skip
     """签约: one resident with one team; the panel limit holds; one contract in force at a time."""
     team = get_team(session, team_id)
-    require_team_member(actor, team_id)
+    require_team_member(actor, team_id)  # what entitles the actor to sign: a member of the team
     get_active_resident(session, resident_id)
-    authorize(session, actor, resident_id, category=DataCategory.care_services, what="care_contract",
-              action="create", now=now)  # fmt: skip
     _check_packages(packages)
     if contract_in_force(session, resident_id) is not None:
         raise Conflict(
             "care.contract.exists", "该居民已有生效中的签约 (this resident already has a contract in force)"
         )
     _check_panel(session, team, 1)
-    return _write_contract(
-        session, resident_id=resident_id, team_id=team_id, packages=packages,
-        valid_from=valid_from or local_day(now), months=months, by=by_of(actor), now=now, doctor_user_id=doctor_user_id,
+    # The contract is what gives the team scope: authorize under it, or write nothing.
+    return granting(
+        session, actor, resident_id,
+        lambda: _write_contract(
+            session, resident_id=resident_id, team_id=team_id, packages=packages,
+            valid_from=valid_from or local_day(now), months=months, by=by_of(actor), now=now,
+            doctor_user_id=doctor_user_id,
+        ),
+        category=DataCategory.care_services, what="care_contract", action="create", now=now,
     )  # fmt: skip
 
 
@@ -281,11 +286,13 @@ def terminate_contract(
     """解约: the contract ends now, and with it the team's scope over the resident."""
     contract = get_contract(session, contract_id)
     require_team_member(actor, contract.team_id)
-    authorize(session, actor, contract.resident_id, category=DataCategory.care_services, what="care_contract",
-              action="update", now=now)  # fmt: skip
+    # A contract no longer in force gives its team no scope: say so (to the team that held it)
+    # rather than refuse as out of scope.
     if contract.status is not ContractStatus.in_force:
         raise Conflict("care.contract.not_in_force", "该签约已不在履约中 (the contract is not in force)",
                        status=contract.status.value)  # fmt: skip
+    authorize(session, actor, contract.resident_id, category=DataCategory.care_services, what="care_contract",
+              action="update", now=now)  # fmt: skip
     contract.status = ContractStatus.terminated
     contract.ended_at = now
     contract.end_reason = reason[:200]
@@ -304,8 +311,6 @@ def renew_contract(
     old = get_contract(session, contract_id)
     team = get_team(session, old.team_id)
     require_team_member(actor, old.team_id)
-    authorize(session, actor, old.resident_id, category=DataCategory.care_services, what="care_contract",
-              action="create", now=now)  # fmt: skip
     if old.status not in (ContractStatus.in_force, ContractStatus.expired):
         raise Conflict("care.contract.not_renewable", "仅履约中或已到期的签约可续约 (only a contract in force or expired can be renewed)",
                        status=old.status.value)  # fmt: skip
@@ -322,17 +327,24 @@ def renew_contract(
         start = today
     else:
         start = max(today, old.valid_until + dt.timedelta(days=1))
-    previous = old.status.value
-    old.status = ContractStatus.renewed
-    old.ended_at = now
-    _end_relationship(session, old.id, now)
-    history(session, "contract", old.id, "renewed", at=now, by=by_of(actor), from_status=previous,
-            to_status=old.status.value)  # fmt: skip
-    session.flush()
-    return _write_contract(
-        session, resident_id=old.resident_id, team_id=old.team_id, packages=packages, valid_from=start,
-        months=months, by=by_of(actor), now=now, doctor_user_id=old.doctor_user_id, renewed_from_id=old.id,
-    )  # fmt: skip
+
+    def renew() -> CareContract:
+        previous = old.status.value
+        old.status = ContractStatus.renewed
+        old.ended_at = now
+        # An early renewal's row runs on until the new contract starts: the team's scope never lapses.
+        _end_relationship(session, old.id, max(now, _start_of(start)))
+        history(session, "contract", old.id, "renewed", at=now, by=by_of(actor), from_status=previous,
+                to_status=old.status.value)  # fmt: skip
+        session.flush()
+        return _write_contract(
+            session, resident_id=old.resident_id, team_id=old.team_id, packages=packages, valid_from=start,
+            months=months, by=by_of(actor), now=now, doctor_user_id=old.doctor_user_id, renewed_from_id=old.id,
+        )  # fmt: skip
+
+    # An expired contract no longer gives scope; the renewal does again: authorize under it.
+    return granting(session, actor, old.resident_id, renew, category=DataCategory.care_services,
+                    what="care_contract", action="create", now=now)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,8 +376,6 @@ def sign_group(
     wanted = list(dict.fromkeys(resident_ids))
     for resident_id in wanted:
         get_active_resident(session, resident_id)
-        authorize(session, actor, resident_id, category=DataCategory.care_services, what="care_contract",
-                  action="create", now=now)  # fmt: skip
     already = set(
         session.execute(
             select(CareContract.resident_id).where(
@@ -376,6 +386,20 @@ def sign_group(
     signing = [r for r in wanted if r not in already]
     _check_panel(session, team, len(signing))
     start = valid_from or local_day(now)
+    # The contracts give the team its scope: every resident named is authorized under them (the
+    # skipped ones are under another contract: the team must already reach them), or none is signed.
+    with session.begin_nested():
+        signed = _write_group(session, actor, team_id, institution_id, packages, start, months, signing, now)
+        for resident_id in wanted:
+            authorize(session, actor, resident_id, category=DataCategory.care_services, what="care_contract",
+                      action="create", now=now)  # fmt: skip
+    return GroupSigning(signed[0], signed[1], tuple(sorted(already)))
+
+
+def _write_group(
+    session: Session, actor: Actor, team_id: int, institution_id: int, packages: list[str], start: dt.date,
+    months: int, signing: list[int], now: dt.datetime,
+) -> tuple[GroupContract, tuple[CareContract, ...]]:  # fmt: skip
     group = GroupContract(
         team_id=team_id, institution_id=institution_id, packages=list(packages), valid_from=start,
         valid_until=add_months(start, months) - dt.timedelta(days=1), signed_by=by_of(actor), signed_at=now,
@@ -396,7 +420,8 @@ def sign_group(
         )  # fmt: skip
         for r in signing
     )
-    return GroupSigning(group, contracts, tuple(sorted(already)))
+    session.flush()
+    return group, contracts
 
 
 def expire_contracts(session: Session, now: dt.datetime, by: str = "system:care-day") -> int:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from openpyxl import Workbook
-from sqlalchemy import ColumnElement, case, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from yiyang.access.actor import Actor
@@ -52,12 +52,20 @@ def _filters(
     return where
 
 
+def _named_scope(session: Session, actor: Actor, now: dt.datetime) -> ColumnElement[bool]:
+    """Rows naming their resident: the care-services work and the name (identity) must both be visible."""
+    return and_(
+        visible_residents(session, actor, category=DataCategory.care_services, now=now),
+        visible_residents(session, actor, category=DataCategory.identity, now=now),
+    )
+
+
 def overdue_list(
     session: Session, actor: Actor, *, now: dt.datetime, owner_user_id: int | None = None, team_id: int | None = None,
     community_id: int | None = None, limit: int = 50, offset: int = 0,
 ) -> OverduePage:  # fmt: skip
     """Overdue work, the longest overdue first, in the actor's scope."""
-    scope = visible_residents(session, actor, category=DataCategory.care_services, now=now)
+    scope = _named_scope(session, actor, now)
     where = [WorkItem.status == WorkStatus.overdue, scope, *_filters(owner_user_id, team_id, community_id)]
     base = select(WorkItem, Resident.name, Resident.community_id).join(
         Resident, Resident.id == WorkItem.resident_id
@@ -136,7 +144,7 @@ def my_work(
         mine += [WorkItem.owner_organisation_id.in_(orgs), WorkItem.escalated_to_organisation_id.in_(orgs)]
     if not mine:
         return []
-    scope = visible_residents(session, actor, category=DataCategory.care_services, now=now)
+    scope = _named_scope(session, actor, now)
     return session.execute(
         select(WorkItem, Resident.name)
         .join(Resident, Resident.id == WorkItem.resident_id)

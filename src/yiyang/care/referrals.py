@@ -10,12 +10,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from yiyang.access.actor import Actor
+from yiyang.access.models import ResidentRelationship
 from yiyang.access.policy import DataCategory, authorize
 from yiyang.care.contracts import by_of, contract_in_force, history
 from yiyang.care.models import Referral, ReferralDirection, ReferralStatus, WorkKind
+from yiyang.care.relationships import granting, kind_drawn_by
 from yiyang.care.schedule import Programme, local_day
 from yiyang.care.service import actor_organisations, create_work_item
 from yiyang.errors import Conflict, Forbidden, Invalid, NotFound
@@ -23,6 +26,7 @@ from yiyang.geo.models import Organisation
 from yiyang.residents.service import conditions_of, get_active_resident, observations_of
 
 FOLLOW_UP_DAYS = 14
+SOURCE_TYPE = "referral"  # the receiver's resident_relationship rows, while it holds the resident
 
 
 def profile_summary(session: Session, resident_id: int) -> dict[str, Any]:
@@ -120,6 +124,12 @@ def _require_receiver(actor: Actor, referral: Referral) -> None:
         )
 
 
+def _expect(referral: Referral, status: ReferralStatus) -> None:
+    if referral.status is not status:
+        raise Conflict("care.referral.status", "转诊状态不允许此操作 (the referral's status does not allow this)",
+                       status=referral.status.value)  # fmt: skip
+
+
 def _move(session: Session, actor: Actor, referral: Referral, to: ReferralStatus, frm: tuple[ReferralStatus, ...],
           now: dt.datetime, note: str | None = None) -> None:  # fmt: skip
     if referral.status not in frm:
@@ -135,20 +145,40 @@ def _move(session: Session, actor: Actor, referral: Referral, to: ReferralStatus
 
 
 def accept_referral(session: Session, actor: Actor, referral_id: int, *, now: dt.datetime) -> Referral:
+    """The receiver takes the resident: from now until it returns them it has scope over them."""
     referral = get_referral(session, referral_id)
-    _require_receiver(actor, referral)
-    authorize(
-        session,
-        actor,
-        referral.resident_id,
-        category=DataCategory.clinical,
-        what="referral",
-        action="update",
-        now=now,
+    _require_receiver(actor, referral)  # what entitles the actor: the referral was sent to them
+    _expect(referral, ReferralStatus.sent)
+
+    def accept() -> Referral:
+        session.add(
+            ResidentRelationship(
+                resident_id=referral.resident_id,
+                kind=kind_drawn_by(actor, referral.to_organisation_id),
+                organisation_id=referral.to_organisation_id,
+                valid_from=now,
+                source_type=SOURCE_TYPE,
+                source_id=referral.id,
+                created_at=now,
+            )  # fmt: skip
+        )
+        _move(session, actor, referral, ReferralStatus.accepted, (ReferralStatus.sent,), now)
+        return referral
+
+    return granting(session, actor, referral.resident_id, accept, category=DataCategory.clinical,
+                    what="referral", action="update", now=now)  # fmt: skip
+
+
+def _end_relationship(session: Session, referral_id: int, now: dt.datetime) -> None:
+    session.execute(
+        update(ResidentRelationship)
+        .where(
+            ResidentRelationship.source_type == SOURCE_TYPE,
+            ResidentRelationship.source_id == referral_id,
+            ResidentRelationship.ended_at.is_(None),
+        )
+        .values(ended_at=now)
     )
-    _move(session, actor, referral, ReferralStatus.accepted, (ReferralStatus.sent,), now)
-    session.flush()
-    return referral
 
 
 def complete_referral(
@@ -156,6 +186,7 @@ def complete_referral(
 ) -> Referral:
     referral = get_referral(session, referral_id)
     _require_receiver(actor, referral)
+    _expect(referral, ReferralStatus.accepted)  # once returned, the receiver's scope has ended
     authorize(
         session,
         actor,
@@ -176,6 +207,7 @@ def return_referral(
     """下转: back to the sender with notes; the sender's team follows up within 2 weeks."""
     referral = get_referral(session, referral_id)
     _require_receiver(actor, referral)
+    _expect(referral, ReferralStatus.accepted)  # once returned, the receiver's scope has ended
     authorize(
         session,
         actor,
@@ -186,6 +218,7 @@ def return_referral(
         now=now,
     )
     _move(session, actor, referral, ReferralStatus.returned, (ReferralStatus.accepted,), now, note)
+    _end_relationship(session, referral.id, now)  # back to the community: the receiver's scope ends
     today = local_day(now)
     create_work_item(
         session, resident_id=referral.resident_id, kind=WorkKind.referral_follow_up, programme=Programme.referral.value,

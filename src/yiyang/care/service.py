@@ -157,6 +157,16 @@ class OutcomeResult:
 
 
 CHRONIC = (Programme.hypertension, Programme.diabetes)
+CLINICAL_KINDS = frozenset({WorkKind.follow_up, WorkKind.referral_follow_up, WorkKind.health_check})
+
+
+def outcome_category(item: WorkItem, outcome: Outcome) -> DataCategory:
+    """A follow-up's or health check's outcome, or any outcome carrying measurements, is clinical;
+    a home visit or a service delivered with findings only is care services (a grid worker's visit)."""
+    measured = any(v not in (None, False, "") for v in _visit_json(outcome.visit).values())
+    if item.kind in CLINICAL_KINDS or measured or outcome.refer_to_organisation_id is not None:
+        return DataCategory.clinical
+    return DataCategory.care_services
 
 
 def _previous_unsatisfactory(session: Session, item: WorkItem) -> bool:
@@ -181,8 +191,8 @@ def record_outcome(
 ) -> OutcomeResult:  # fmt: skip
     """Close a work item with its outcome and schedule what the outcome requires (the spec's rules)."""
     item = get_work_item(session, item_id)
-    authorize(session, actor, item.resident_id, category=DataCategory.clinical, what="work_item.outcome",
-              action="update", now=now)  # fmt: skip
+    authorize(session, actor, item.resident_id, category=outcome_category(item, outcome),
+              what="work_item.outcome", action="update", now=now)  # fmt: skip
     _require_may_work_on(actor, item)
     _require_open(item)
     visited_on = outcome.visited_on or local_day(now)

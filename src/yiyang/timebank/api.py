@@ -8,6 +8,8 @@ from sqlalchemy.orm import Session
 
 from yiyang.access.actor import Actor
 from yiyang.access.deps import ActorDep, Clock, ClockDep
+from yiyang.access.policy import DataCategory, visible_residents
+from yiyang.access.routes import no_resident_data, resident_data
 from yiyang.deps import IdPath, SessionDep
 from yiyang.errors import Forbidden
 from yiyang.timebank import schemas, service
@@ -15,7 +17,11 @@ from yiyang.timebank import schemas, service
 router = APIRouter(prefix="/api/timebank", tags=["time bank"])
 
 
-@router.put("/volunteers/{user_id}/profile", response_model=schemas.ProfileRead)
+@router.put(
+    "/volunteers/{user_id}/profile",
+    response_model=schemas.ProfileRead,
+    openapi_extra=no_resident_data("a volunteer's own profile: skills, area, availability"),
+)
 def save_profile(
     user_id: IdPath, body: schemas.ProfileBody, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.ProfileRead:
@@ -23,7 +29,11 @@ def save_profile(
     return schemas.ProfileRead.of(service.save_profile(session, actor, user_id, request, clock()))
 
 
-@router.get("/volunteers/{user_id}/profile", response_model=schemas.ProfileRead)
+@router.get(
+    "/volunteers/{user_id}/profile",
+    response_model=schemas.ProfileRead,
+    openapi_extra=no_resident_data("a volunteer's own profile: skills, area, availability"),
+)
 def read_profile(user_id: IdPath, session: SessionDep, actor: ActorDep) -> schemas.ProfileRead:
     if actor.user_id != user_id and not actor.is_admin:
         raise Forbidden(
@@ -32,7 +42,11 @@ def read_profile(user_id: IdPath, session: SessionDep, actor: ActorDep) -> schem
     return schemas.ProfileRead.of(service.get_profile(session, user_id))
 
 
-@router.get("/me", response_model=schemas.HoursRead)
+@router.get(
+    "/me",
+    response_model=schemas.HoursRead,
+    openapi_extra=resident_data(DataCategory.care_services, many=True),
+)
 def my_hours(session: SessionDep, actor: ActorDep, clock: ClockDep) -> schemas.HoursRead:
     """The caller's balance, totals by kind, latest ledger lines and current pairings."""
     account = service.own_account(session, actor, clock())
@@ -40,11 +54,19 @@ def my_hours(session: SessionDep, actor: ActorDep, clock: ClockDep) -> schemas.H
     return schemas.HoursRead.of(
         service.hours_summary(session, account.id),
         service.statement(session, account.id, limit=100),
-        list(service.pairings_of(session, actor.user_id)),
+        list(
+            service.pairings_of(
+                session,
+                actor.user_id,
+                visible=visible_residents(session, actor, category=DataCategory.care_services, now=clock()),
+            )
+        ),
     )
 
 
-@router.post("/spend", response_model=schemas.PostedRead)
+@router.post(
+    "/spend", response_model=schemas.PostedRead, openapi_extra=no_resident_data("the volunteer's own hours")
+)
 def spend(
     body: schemas.SpendBody, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.PostedRead:
@@ -52,7 +74,11 @@ def spend(
     return _posted(session, actor, posted, clock)
 
 
-@router.post("/donate", response_model=schemas.PostedRead)
+@router.post(
+    "/donate",
+    response_model=schemas.PostedRead,
+    openapi_extra=no_resident_data("the volunteer's own hours, given to another volunteer"),
+)
 def donate(
     body: schemas.DonateBody, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.PostedRead:
@@ -70,7 +96,12 @@ def _posted(session: Session, actor: Actor, posted: service.Posted, clock: Clock
     )
 
 
-@router.post("/pairings", response_model=schemas.PairingRead, status_code=201)
+@router.post(
+    "/pairings",
+    response_model=schemas.PairingRead,
+    status_code=201,
+    openapi_extra=resident_data(DataCategory.care_services),
+)
 def create_pairing(
     body: schemas.PairingCreate, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.PairingRead:
@@ -80,14 +111,22 @@ def create_pairing(
     )
 
 
-@router.post("/pairings/{pairing_id}/end", response_model=schemas.PairingRead)
+@router.post(
+    "/pairings/{pairing_id}/end",
+    response_model=schemas.PairingRead,
+    openapi_extra=resident_data(DataCategory.care_services),
+)
 def end_pairing(
     pairing_id: IdPath, body: schemas.PairingEnd, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.PairingRead:
     return schemas.PairingRead.of(service.end_pairing(session, actor, pairing_id, body.reason, clock()))
 
 
-@router.post("/expire", response_model=schemas.ExpireResult)
+@router.post(
+    "/expire",
+    response_model=schemas.ExpireResult,
+    openapi_extra=no_resident_data("hours past their validity, expired by an administrator"),
+)
 def expire(
     body: schemas.ExpireBody, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.ExpireResult:

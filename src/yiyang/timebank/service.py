@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,6 +25,7 @@ from yiyang.access.roles import Audience, Role, role_info
 from yiyang.db import is_postgres
 from yiyang.errors import Conflict, Forbidden, Invalid, NotFound
 from yiyang.geo.models import Area
+from yiyang.residents.models import Resident
 from yiyang.residents.service import get_active_resident
 from yiyang.timebank.ledger import Posting, check_postings, expiring_from_totals, overdrawn
 from yiyang.timebank.models import (
@@ -190,9 +191,17 @@ def end_pairing(
 
 
 def pairings_of(
-    session: Session, volunteer_user_id: int, *, current_only: bool = True
+    session: Session,
+    volunteer_user_id: int,
+    *,
+    current_only: bool = True,
+    visible: ColumnElement[bool] | None = None,
 ) -> Sequence[VolunteerPairing]:
+    """A volunteer's pairings; ``visible`` (``policy.visible_residents``) keeps those whose elder
+    the reader may see (a pairing names its elder: consent to volunteers still decides)."""
     query = select(VolunteerPairing).where(VolunteerPairing.volunteer_user_id == volunteer_user_id)
+    if visible is not None:
+        query = query.where(VolunteerPairing.resident_id.in_(select(Resident.id).where(visible)))
     if current_only:
         query = query.where(VolunteerPairing.ended_at.is_(None))
     return session.scalars(query.order_by(VolunteerPairing.id)).all()

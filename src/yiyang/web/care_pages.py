@@ -15,20 +15,27 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
-from yiyang.access.deps import ActorDep, ClockDep
+from yiyang.access.deps import ClockDep
+from yiyang.access.policy import DataCategory
 from yiyang.access.roles import ROLES
+from yiyang.access.routes import resident_data
 from yiyang.care import overdue
 from yiyang.care.schedule import RULES, local_day
 from yiyang.deps import MAX_ID, SessionDep
 from yiyang.i18n import translate
+from yiyang.web.actor import WebActorDep
 from yiyang.web.pages import render
 
 router = APIRouter(include_in_schema=False)
 OptionalId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 
-@router.get("/care/my-work", response_class=HTMLResponse)
-def my_work_page(request: Request, session: SessionDep, actor: ActorDep, clock: ClockDep) -> HTMLResponse:
+@router.get(
+    "/care/my-work",
+    response_class=HTMLResponse,
+    openapi_extra=resident_data(DataCategory.care_services, DataCategory.identity, many=True),
+)
+def my_work_page(request: Request, session: SessionDep, actor: WebActorDep, clock: ClockDep) -> HTMLResponse:
     now = clock()
     rows = overdue.my_work(session, actor, now=now)
     roles = [ROLES[g.role] for g in actor.grants]
@@ -42,9 +49,13 @@ def my_work_page(request: Request, session: SessionDep, actor: ActorDep, clock: 
     )
 
 
-@router.get("/care/overdue", response_class=HTMLResponse)
+@router.get(
+    "/care/overdue",
+    response_class=HTMLResponse,
+    openapi_extra=resident_data(DataCategory.care_services, DataCategory.identity, many=True),
+)
 def overdue_page(
-    request: Request, session: SessionDep, actor: ActorDep, clock: ClockDep,
+    request: Request, session: SessionDep, actor: WebActorDep, clock: ClockDep,
     by: Literal["community", "team", "owner"] = "community", owner_user_id: OptionalId = None,
     team_id: OptionalId = None, community_id: OptionalId = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,

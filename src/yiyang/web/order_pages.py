@@ -1,32 +1,36 @@
 """Pages for service orders and the time bank: a provider's board (接单看板), a staff order page,
 and a volunteer's "my hours". Thin: each page calls services and renders a template.
 
-The board's buttons are plain HTML forms. A browser form cannot set the ``X-CSRF-Token`` header
-the API's cookie check wants, so these form posts carry the same token as a hidden field and
-``form_actor`` checks it the same way (HMAC of the session secret, compared in constant time).
+The board's buttons are plain HTML forms. A browser form cannot set the ``X-CSRF-Token`` header,
+so these posts carry the same token as a hidden ``csrf_token`` field, which the staff pages' actor
+(``web/actor.py``) checks like the header. Before an order is accepted the board names no one.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Annotated
 from xml.sax.saxutils import escape
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from markupsafe import Markup
+from sqlalchemy import and_
 from sqlalchemy.orm import Session
 
-from yiyang.access import service as access
-from yiyang.access import tokens
-from yiyang.access.actor import Actor, CredentialKind
-from yiyang.access.deps import ActorDep, ClockDep, get_clock, request_id
+from yiyang.access import policy, tokens
+from yiyang.access.actor import Actor
+from yiyang.access.deps import ClockDep
+from yiyang.access.policy import DataCategory
+from yiyang.access.routes import no_resident_data, resident_data
 from yiyang.care.orders import service as orders
 from yiyang.care.orders.models import OrderStatus, ServiceProvider
 from yiyang.deps import IdPath, SessionDep
-from yiyang.errors import DomainError, Forbidden
+from yiyang.errors import DomainError
 from yiyang.residents.models import Resident
 from yiyang.timebank import service as timebank
+from yiyang.web.actor import WebActorDep
 from yiyang.web.pages import render
 
 router = APIRouter(include_in_schema=False)
@@ -34,30 +38,6 @@ STATUS_COLOURS = {
     OrderStatus.offered: "#d4a017", OrderStatus.unassigned: "#c0392b", OrderStatus.accepted: "#2f6fb0",
     OrderStatus.completed: "#2e8b57", OrderStatus.cancelled: "#8a8f98",
 }  # fmt: skip
-
-
-async def form_actor(request: Request, session: SessionDep) -> Actor:
-    """The signed-in actor for a form post: session cookie plus the CSRF token as a form field."""
-    secret = request.cookies.get(tokens.SESSION_COOKIE)
-    if not secret:
-        raise access.Unauthorized("auth.required", "请先登录 (sign-in required)")
-    form = await request.form()
-    presented = form.get("csrf_token")
-    if not isinstance(presented, str) or not tokens.csrf_matches(secret, presented):
-        raise Forbidden("auth.csrf", "缺少或错误的 CSRF 令牌 (missing or wrong CSRF token)")
-    now = get_clock(request)()
-    credential = access.find_credential(session, secret, CredentialKind.session, now)
-    if credential is None:
-        raise access.Unauthorized(
-            "auth.invalid", "登录已失效，请重新登录 (credential unknown, expired or revoked)"
-        )
-    return access.load_actor(
-        session, credential.user_id, now, via=CredentialKind.session, credential_id=credential.id,
-        request_id=request_id(request),
-    )  # fmt: skip
-
-
-FormActorDep = Annotated[Actor, Depends(form_actor)]
 
 
 def _csrf(request: Request) -> str | None:
@@ -76,8 +56,12 @@ def _back(request: Request, path: str, message: str | None = None) -> RedirectRe
 # -- the provider's board ------------------------------------------------------------------------
 
 
-@router.get("/orders/board", response_class=HTMLResponse)
-def board_page(request: Request, session: SessionDep, actor: ActorDep, clock: ClockDep) -> HTMLResponse:
+@router.get(
+    "/orders/board",
+    response_class=HTMLResponse,
+    openapi_extra=resident_data(DataCategory.care_services, many=True),
+)
+def board_page(request: Request, session: SessionDep, actor: WebActorDep, clock: ClockDep) -> HTMLResponse:
     now = clock()
     items = orders.provider_board(session, actor, now)
     catalogue = orders.current_catalogue(request.app.state.settings)
@@ -87,9 +71,11 @@ def board_page(request: Request, session: SessionDep, actor: ActorDep, clock: Cl
     )  # fmt: skip
 
 
-@router.post("/orders/{order_id}/accept", response_model=None)
+@router.post(
+    "/orders/{order_id}/accept", response_model=None, openapi_extra=resident_data(DataCategory.care_services)
+)
 def accept_from_board(
-    order_id: IdPath, request: Request, session: SessionDep, actor: FormActorDep, clock: ClockDep
+    order_id: IdPath, request: Request, session: SessionDep, actor: WebActorDep, clock: ClockDep
 ) -> RedirectResponse | HTMLResponse:
     try:
         orders.accept_order(session, actor, order_id, clock())
@@ -99,12 +85,16 @@ def accept_from_board(
     return _back(request, "/orders/board", "accepted")
 
 
-@router.post("/orders/{order_id}/decline", response_model=None)
+@router.post(
+    "/orders/{order_id}/decline",
+    response_model=None,
+    openapi_extra=no_resident_data("declining an offer, which names no one"),
+)
 def decline_from_board(
     order_id: IdPath,
     request: Request,
     session: SessionDep,
-    actor: FormActorDep,
+    actor: WebActorDep,
     clock: ClockDep,
     reason: Annotated[str, Form(max_length=200)] = "",
 ) -> RedirectResponse | HTMLResponse:
@@ -117,12 +107,16 @@ def decline_from_board(
     return _back(request, "/orders/board", "declined")
 
 
-@router.post("/orders/{order_id}/complete", response_model=None)
+@router.post(
+    "/orders/{order_id}/complete",
+    response_model=None,
+    openapi_extra=resident_data(DataCategory.care_services),
+)
 def complete_from_board(
     order_id: IdPath,
     request: Request,
     session: SessionDep,
-    actor: FormActorDep,
+    actor: WebActorDep,
     clock: ClockDep,
     minutes_on_site: Annotated[int, Form(ge=1, le=720)],
     note: Annotated[str, Form(min_length=1, max_length=1000)],
@@ -140,12 +134,19 @@ def complete_from_board(
 # -- staff: an order, and the list ---------------------------------------------------------------
 
 
-@router.get("/orders/{order_id}", response_class=HTMLResponse)
+@router.get(
+    "/orders/{order_id}",
+    response_class=HTMLResponse,
+    openapi_extra=resident_data(DataCategory.care_services, DataCategory.identity),
+)
 def order_page(
-    order_id: IdPath, request: Request, session: SessionDep, actor: ActorDep, clock: ClockDep
+    order_id: IdPath, request: Request, session: SessionDep, actor: WebActorDep, clock: ClockDep
 ) -> HTMLResponse:
     try:
         order = orders.get_order(session, actor, order_id, clock())
+        # the page names the resident: their identity is a read of its own
+        policy.authorize(session, actor, order.resident_id, category=DataCategory.identity, what="service_order",
+                         now=clock())  # fmt: skip
     except DomainError as error:
         return render(request, "orders/problem.html", status_code=error.status_code, message=error.message)
     catalogue = orders.current_catalogue(request.app.state.settings)
@@ -157,9 +158,17 @@ def order_page(
     )  # fmt: skip
 
 
-@router.get("/orders", response_class=HTMLResponse)
+@router.get(
+    "/orders",
+    response_class=HTMLResponse,
+    openapi_extra=resident_data(DataCategory.care_services, DataCategory.identity, many=True),
+)
 def orders_page(
-    request: Request, session: SessionDep, actor: ActorDep, clock: ClockDep, status: OrderStatus | None = None
+    request: Request,
+    session: SessionDep,
+    actor: WebActorDep,
+    clock: ClockDep,
+    status: OrderStatus | None = None,
 ) -> HTMLResponse:
     now = clock()
     total, rows = orders.list_orders(session, actor, now, status=status, limit=100)
@@ -207,8 +216,12 @@ def status_chart_svg(counts: dict[OrderStatus, int], *, lang: str = "zh-CN", wid
 # -- a volunteer's hours ---------------------------------------------------------------------------
 
 
-@router.get("/timebank/me", response_class=HTMLResponse)
-def my_hours_page(request: Request, session: SessionDep, actor: ActorDep, clock: ClockDep) -> HTMLResponse:
+@router.get(
+    "/timebank/me",
+    response_class=HTMLResponse,
+    openapi_extra=resident_data(DataCategory.identity, DataCategory.care_services, many=True),
+)
+def my_hours_page(request: Request, session: SessionDep, actor: WebActorDep, clock: ClockDep) -> HTMLResponse:
     try:
         account = timebank.own_account(session, actor, clock())
     except DomainError as error:
@@ -216,16 +229,22 @@ def my_hours_page(request: Request, session: SessionDep, actor: ActorDep, clock:
     summary = timebank.hours_summary(session, account.id)
     lang = "en" if request.query_params.get("lang") == "en" else "zh-CN"
     chart = Markup(hours_chart_svg(summary, lang=lang))  # noqa: S704 - numbers and our own labels only
-    assert actor.user_id is not None
     return render(
         request, "orders/hours.html", summary=summary, chart=chart,
-        lines=timebank.statement(session, account.id, limit=50), pairings=_pairings(session, actor.user_id),
+        lines=timebank.statement(session, account.id, limit=50), pairings=_pairings(session, actor, clock()),
     )  # fmt: skip
 
 
-def _pairings(session: Session, user_id: int) -> Sequence[tuple[object, str]]:
+def _pairings(session: Session, actor: Actor, now: dt.datetime) -> Sequence[tuple[object, str]]:
+    """The volunteer's current pairings with the elder's name: those whose identity and care
+    services the volunteer may see (filtered in the query)."""
+    visible = and_(
+        policy.visible_residents(session, actor, category=DataCategory.identity, now=now),
+        policy.visible_residents(session, actor, category=DataCategory.care_services, now=now),
+    )
+    assert actor.user_id is not None
     rows = []
-    for pairing in timebank.pairings_of(session, user_id):
+    for pairing in timebank.pairings_of(session, actor.user_id, visible=visible):
         resident = session.get(Resident, pairing.resident_id)
         rows.append((pairing, resident.name if resident else "—"))
     return rows

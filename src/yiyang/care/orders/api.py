@@ -9,6 +9,8 @@ from fastapi import APIRouter, Query, Request
 
 from yiyang.access.actor import Actor
 from yiyang.access.deps import ActorDep, ClockDep
+from yiyang.access.policy import DataCategory
+from yiyang.access.routes import no_resident_data, resident_data
 from yiyang.care.orders import schemas, service
 from yiyang.care.orders.catalogue import Catalogue
 from yiyang.care.orders.models import OrderStatus
@@ -27,13 +29,21 @@ def _admin(actor: Actor) -> None:
         raise Forbidden("order.admin_only", "仅管理员可执行此操作 (administrators only)")
 
 
-@router.get("/service-catalogue", response_model=list[schemas.ServiceRead])
+@router.get(
+    "/service-catalogue",
+    response_model=list[schemas.ServiceRead],
+    openapi_extra=no_resident_data("the district's service catalogue"),
+)
 def read_catalogue(request: Request) -> list[schemas.ServiceRead]:
     """The services a district offers, with eligibility, subsidies, skills and durations."""
     return [schemas.ServiceRead.of(s) for s in _catalogue(request)]
 
 
-@router.get("/residents/{resident_id}/service-offers", response_model=list[schemas.OfferRead])
+@router.get(
+    "/residents/{resident_id}/service-offers",
+    response_model=list[schemas.OfferRead],
+    openapi_extra=resident_data(DataCategory.care_services),
+)
 def read_offers(
     resident_id: ResidentIdPath, request: Request, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> list[schemas.OfferRead]:
@@ -42,7 +52,12 @@ def read_offers(
     return [schemas.OfferRead.of(o) for o in offers]
 
 
-@router.post("/residents/{resident_id}/service-orders", response_model=schemas.OrderRead, status_code=201)
+@router.post(
+    "/residents/{resident_id}/service-orders",
+    response_model=schemas.OrderRead,
+    status_code=201,
+    openapi_extra=resident_data(DataCategory.care_services),
+)
 def place_order(
     resident_id: ResidentIdPath,
     body: schemas.OrderCreate,
@@ -62,7 +77,11 @@ def place_order(
     return schemas.OrderRead.of(order)
 
 
-@router.get("/service-orders", response_model=schemas.OrderPage)
+@router.get(
+    "/service-orders",
+    response_model=schemas.OrderPage,
+    openapi_extra=resident_data(DataCategory.care_services, many=True),
+)
 def list_orders(
     session: SessionDep,
     actor: ActorDep,
@@ -78,12 +97,20 @@ def list_orders(
     return schemas.OrderPage(total=total, items=[schemas.OrderRead.of(o) for o in rows])
 
 
-@router.get("/service-orders/{order_id}", response_model=schemas.OrderRead)
+@router.get(
+    "/service-orders/{order_id}",
+    response_model=schemas.OrderRead,
+    openapi_extra=resident_data(DataCategory.care_services),
+)
 def read_order(order_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep) -> schemas.OrderRead:
     return schemas.OrderRead.of(service.get_order(session, actor, order_id, clock()))
 
 
-@router.get("/service-orders/{order_id}/history", response_model=list[schemas.TransitionRead])
+@router.get(
+    "/service-orders/{order_id}/history",
+    response_model=list[schemas.TransitionRead],
+    openapi_extra=resident_data(DataCategory.care_services),
+)
 def read_history(
     order_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> list[schemas.TransitionRead]:
@@ -91,14 +118,22 @@ def read_history(
     return [schemas.TransitionRead.of(row) for row in service.order_history(session, order.id)]
 
 
-@router.post("/service-orders/{order_id}/accept", response_model=schemas.OrderRead)
+@router.post(
+    "/service-orders/{order_id}/accept",
+    response_model=schemas.OrderRead,
+    openapi_extra=resident_data(DataCategory.care_services),
+)
 def accept_order(
     order_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.OrderRead:
     return schemas.OrderRead.of(service.accept_order(session, actor, order_id, clock()))
 
 
-@router.post("/service-orders/{order_id}/decline", response_model=schemas.OrderRead)
+@router.post(
+    "/service-orders/{order_id}/decline",
+    response_model=schemas.DeclinedRead,
+    openapi_extra=no_resident_data("declining an offer, which names no one; the answer names no one either"),
+)
 def decline_order(
     order_id: IdPath,
     body: schemas.DeclineBody,
@@ -106,12 +141,19 @@ def decline_order(
     session: SessionDep,
     actor: ActorDep,
     clock: ClockDep,
-) -> schemas.OrderRead:
-    order = service.decline_order(session, actor, order_id, body.reason, clock(), _catalogue(request))
-    return schemas.OrderRead.of(order)
+) -> schemas.DeclinedRead:
+    """The offered provider declines; the order goes on to the next. The answer names no one."""
+    provider_id = service.decline_order_as(
+        session, actor, order_id, body.reason, clock(), _catalogue(request)
+    )
+    return schemas.DeclinedRead(order_id=order_id, provider_id=provider_id)
 
 
-@router.post("/service-orders/{order_id}/complete", response_model=schemas.OrderRead)
+@router.post(
+    "/service-orders/{order_id}/complete",
+    response_model=schemas.OrderRead,
+    openapi_extra=resident_data(DataCategory.care_services),
+)
 def complete_order(
     order_id: IdPath, body: schemas.CompleteBody, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.OrderRead:
@@ -119,7 +161,11 @@ def complete_order(
     return schemas.OrderRead.of(service.complete_order(session, actor, order_id, proof, clock()))
 
 
-@router.post("/service-orders/{order_id}/rate", response_model=schemas.OrderRead)
+@router.post(
+    "/service-orders/{order_id}/rate",
+    response_model=schemas.OrderRead,
+    openapi_extra=resident_data(DataCategory.care_services),
+)
 def rate_order(
     order_id: IdPath, body: schemas.RateBody, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.OrderRead:
@@ -128,14 +174,22 @@ def rate_order(
     )
 
 
-@router.post("/service-orders/{order_id}/cancel", response_model=schemas.OrderRead)
+@router.post(
+    "/service-orders/{order_id}/cancel",
+    response_model=schemas.OrderRead,
+    openapi_extra=resident_data(DataCategory.care_services),
+)
 def cancel_order(
     order_id: IdPath, body: schemas.CancelBody, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.OrderRead:
     return schemas.OrderRead.of(service.cancel_order(session, actor, order_id, body.reason, clock()))
 
 
-@router.get("/service-board", response_model=list[schemas.BoardItemRead])
+@router.get(
+    "/service-board",
+    response_model=list[schemas.BoardItemRead],
+    openapi_extra=resident_data(DataCategory.care_services, many=True),
+)
 def read_board(session: SessionDep, actor: ActorDep, clock: ClockDep) -> list[schemas.BoardItemRead]:
     """Orders offered to, or being served by, the caller's station, team, organisation or self."""
     return [
@@ -154,7 +208,11 @@ def read_board(session: SessionDep, actor: ActorDep, clock: ClockDep) -> list[sc
     ]
 
 
-@router.get("/service-providers", response_model=list[schemas.ProviderRead])
+@router.get(
+    "/service-providers",
+    response_model=list[schemas.ProviderRead],
+    openapi_extra=no_resident_data("providers: organisations, skills, coverage"),
+)
 def list_providers(
     session: SessionDep,
     actor: ActorDep,
@@ -170,7 +228,12 @@ def list_providers(
     ]
 
 
-@router.post("/service-providers", response_model=schemas.ProviderRead, status_code=201)
+@router.post(
+    "/service-providers",
+    response_model=schemas.ProviderRead,
+    status_code=201,
+    openapi_extra=no_resident_data("registering an organisation as a provider"),
+)
 def register_provider(
     body: schemas.ProviderCreate, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.ProviderRead:
@@ -191,7 +254,11 @@ def register_provider(
     return schemas.ProviderRead.of(provider, service.provider_name(session, provider), coverage)
 
 
-@router.post("/service-orders/sweep", response_model=schemas.SweepResult)
+@router.post(
+    "/service-orders/sweep",
+    response_model=schemas.SweepResult,
+    openapi_extra=no_resident_data("re-dispatch run by an administrator; answers counts"),
+)
 def sweep(request: Request, session: SessionDep, actor: ActorDep, clock: ClockDep) -> schemas.SweepResult:
     """Re-dispatch lapsed offers and retry unassigned orders now (the timed job does this too)."""
     _admin(actor)

@@ -107,6 +107,13 @@ class RateBody(BaseModel):
     comment: ShortText | None = None
 
 
+class DeclinedRead(BaseModel):
+    """A declined offer: which provider declined which order (an offer names no one)."""
+
+    order_id: int
+    provider_id: int
+
+
 class OrderRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

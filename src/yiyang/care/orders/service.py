@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, delete, func, or_, select
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from yiyang import events
 from yiyang.access.actor import Actor
-from yiyang.access.models import RelationshipKind, ResidentRelationship
+from yiyang.access.models import ResidentRelationship
 from yiyang.access.policy import DataCategory, authorize, visible_residents
 from yiyang.access.roles import Audience, Role, role_info
 from yiyang.care.orders.catalogue import (
@@ -52,6 +52,7 @@ from yiyang.care.orders.models import (
     ServiceProvider,
     ServiceProviderArea,
 )
+from yiyang.care.relationships import granting, kind_drawn_by
 from yiyang.config import Settings, get_settings
 from yiyang.errors import Conflict, Forbidden, Invalid, NotFound
 from yiyang.geo.models import Area, Organisation, OrganisationKind
@@ -388,31 +389,29 @@ def accept_order(session: Session, actor: Actor, order_id: int, now: dt.datetime
         raise Conflict(
             "order.offer.lapsed", "派单已超时，已转派他人 (the offer lapsed and goes to another provider)"
         )
-    order.status = OrderStatus.accepted
-    order.accepted_at = now
-    order.updated_at = now
-    session.add(
-        ResidentRelationship(
-            resident_id=order.resident_id,
-            kind=RelationshipKind.service,
-            organisation_id=provider.organisation_id,
-            user_id=provider.user_id,
-            valid_from=now,
-            source_type=SOURCE_TYPE,
-            source_id=order.id,
-            created_at=now,
+
+    def accept() -> ServiceOrder:
+        order.status = OrderStatus.accepted
+        order.accepted_at = now
+        order.updated_at = now
+        session.add(
+            ResidentRelationship(
+                resident_id=order.resident_id,
+                kind=kind_drawn_by(actor, provider.organisation_id),
+                organisation_id=provider.organisation_id,
+                user_id=provider.user_id,
+                valid_from=now,
+                source_type=SOURCE_TYPE,
+                source_id=order.id,
+                created_at=now,
+            )
         )
-    )
-    session.flush()
-    authorize(
-        session,
-        actor,
-        order.resident_id,
-        category=DataCategory.care_services,
-        what=WHAT,
-        action="update",
-        now=now,
-    )
+        return order
+
+    # The offer entitles the provider to accept; accepting gives it scope over the resident, so
+    # it is authorized under the new relationship (role and consent decide), or nothing is written.
+    granting(session, actor, order.resident_id, accept, category=DataCategory.care_services, what=WHAT,
+             action="update", now=now)  # fmt: skip
     _record(session, order, "accepted", OrderStatus.offered, actor, now, provider_id=provider.id)
     return order
 
@@ -420,13 +419,26 @@ def accept_order(session: Session, actor: Actor, order_id: int, now: dt.datetime
 def decline_order(
     session: Session, actor: Actor, order_id: int, reason: str | None, now: dt.datetime, catalogue: Catalogue
 ) -> ServiceOrder:
-    """The offered provider declines; the order goes to the next provider at once."""
+    """The offered provider declines; the order goes to the next provider at once.
+
+    The provider has no scope over the resident (the offer names no one), so callers must not show
+    it the order they get back (``decline_order_as`` answers only the provider).
+    """
     order = _locked(session, order_id)
     provider = _acting_provider(session, actor, order)
     _expect(order, OrderStatus.offered)
     _record(session, order, "declined", order.status, actor, now, provider_id=provider.id, reason=reason)
     dispatch_order(session, order, now, catalogue, actor=actor)
     return order
+
+
+def decline_order_as(
+    session: Session, actor: Actor, order_id: int, reason: str | None, now: dt.datetime, catalogue: Catalogue
+) -> int:
+    """Decline, answering only which of the actor's providers declined."""
+    provider_id = _acting_provider(session, actor, _locked(session, order_id)).id
+    decline_order(session, actor, order_id, reason, now, catalogue)
+    return provider_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -599,12 +611,17 @@ def provider_board(session: Session, actor: Actor, now: dt.datetime) -> list[Boa
     providers = providers_of(session, actor)
     if not providers:
         return []
+    # An offer names no one (service, area, time): the provider may see it before it has scope.
+    # An accepted order names its resident, so it shows only while the resident is visible.
     rows = session.execute(
         select(ServiceOrder, Area.name)
         .join(Area, Area.id == ServiceOrder.area_id)
         .where(
             ServiceOrder.provider_id.in_([p.id for p in providers]),
-            ServiceOrder.status.in_((OrderStatus.offered, OrderStatus.accepted)),
+            or_(
+                ServiceOrder.status == OrderStatus.offered,
+                and_(ServiceOrder.status == OrderStatus.accepted, _visible(session, actor, now)),
+            ),
         )
         .order_by(ServiceOrder.status.desc(), ServiceOrder.offer_expires_at, ServiceOrder.id)
     ).all()
