@@ -26,7 +26,10 @@ def team_id(sqlite_db: Database, place: Place) -> int:
     """A family-doctor team of the district's health centre."""
     with sqlite_db.unit_of_work() as session:
         team = Organisation(
-            code="HC-001-T1", name="家医团队一", kind=OrganisationKind.family_doctor_team, area_id=place.district_id
+            code="HC-001-T1",
+            name="家医团队一",
+            kind=OrganisationKind.family_doctor_team,
+            area_id=place.district_id,
         )
         session.add(team)
         session.flush()
