@@ -30,10 +30,11 @@ def token_for(client: TestClient, username: str) -> dict[str, str]:
 
 @pytest.fixture
 def trail(sqlite_db: Database, place: Place, clock: FakeClock) -> dict[str, int]:
-    """Two residents; a nurse read one on day 1 and both on day 2, was refused once on day 3."""
+    """Two residents of the grid; a nurse read one on day 1 and both on day 2, was refused once on day 3."""
     with sqlite_db.unit_of_work() as session:
-        other = Resident(name="李建国", name_pinyin=name_pinyin("李建国"), sex="M")
+        other = Resident(name="李建国", name_pinyin=name_pinyin("李建国"), sex="M", grid_id=place.grid_id)
         session.add(other)
+        session.get(Resident, place.resident_id).grid_id = place.grid_id
         session.flush()
         other_id = other.id
     nurse_id = add_user(sqlite_db, "nurse.li", Role.nurse, organisation_id=place.centre_id)
@@ -91,11 +92,17 @@ def test_an_officer_sees_events_about_residents_but_not_the_rest_of_the_trail(
     client: TestClient, sqlite_db: Database, place: Place, trail: dict[str, int]
 ) -> None:
     add_user(sqlite_db, "officer.he", Role.health_officer, area_id=place.district_id)
-    with sqlite_db.unit_of_work() as session:  # an event that names no resident (an administrative one)
+    with sqlite_db.unit_of_work() as session:
+        # an event that names no resident (an administrative one), and one about a resident elsewhere
         record_access(session, Actor(None, "system:job"), action="read", resource_type="indicator")
+        elsewhere = Resident(name="赵凤兰", name_pinyin=name_pinyin("赵凤兰"), sex="F")
+        session.add(elsewhere)
+        session.flush()
+        record_access(session, Actor(None, "system:job"), action="read", resource_type="resident",
+                      resident_id=elsewhere.id)  # fmt: skip
     page = events(client, token_for(client, "officer.he")).json()
     assert page["total"] == 4
-    assert all(item["resident_id"] is not None for item in page["items"])
+    assert {item["resident_id"] for item in page["items"]} == {trail["wang"], trail["li"]}
 
 
 def test_other_roles_are_refused_and_the_refusal_is_kept(
@@ -116,9 +123,9 @@ def test_other_roles_are_refused_and_the_refusal_is_kept(
 
 
 def test_csv_export_has_a_bom_chinese_headings_and_the_rows_and_is_audited(
-    client: TestClient, sqlite_db: Database, trail: dict[str, int]
+    client: TestClient, sqlite_db: Database, place: Place, trail: dict[str, int]
 ) -> None:
-    add_user(sqlite_db, "officer.ma", Role.civil_affairs_officer, area_id=1)
+    add_user(sqlite_db, "officer.ma", Role.civil_affairs_officer, area_id=place.district_id)
     response = client.get(
         "/api/audit/events.csv", params={"resident_id": trail["li"]}, headers=token_for(client, "officer.ma")
     )

@@ -8,11 +8,11 @@ import logging
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.access.conftest import PASSWORD, add_user
 from tests.access.pii_samples import WANG_ID, WANG_PHONE, import_samples, sample_pii
-from yiyang.access.roles import Role
 from yiyang.app import create_app
 from yiyang.db import Database
+
+from ..signed_in import sign_in_as_clinician
 
 
 def test_no_log_line_holds_an_id_number_or_phone_from_the_data(
@@ -23,25 +23,25 @@ def test_no_log_line_holds_an_id_number_or_phone_from_the_data(
     caplog.set_level(logging.INFO, logger="sqlalchemy.engine")
     app = create_app(db)
     client = TestClient(app)
-    # when the sample files are imported and people are looked up, read, revealed and mistyped
+    # when the sample files are imported and a family doctor contracted with everyone (who also keeps
+    # the registry) looks people up, reads them, reveals an ID number and mistypes
     import_samples(db)
-    add_user(db, "dr.zhao", Role.family_doctor)
-    token = client.post("/api/auth/login", json={"username": "dr.zhao", "password": PASSWORD}).json()["token"]
-    headers = {"Authorization": f"Bearer {token}"}
-    (wang,) = [item["id"] for item in client.get("/api/residents", params={"q": WANG_ID}).json()["items"]]
-    client.get("/api/residents", params={"q": WANG_PHONE})
-    client.get(f"/api/residents/{wang}")
-    client.get(f"/api/residents/{wang}/sources")
-    client.get("/fhir/Patient", params={"identifier": WANG_ID})
-    client.get(f"/fhir/Patient/{wang}")
+    sign_in_as_clinician(client, db)
+    found = client.get("/api/residents", params={"q": WANG_ID})
+    assert found.status_code == 200, found.text
+    (wang,) = [item["id"] for item in found.json()["items"]]
+    assert client.get("/api/residents", params={"q": WANG_PHONE}).json()["total"] == 1
+    assert client.get(f"/api/residents/{wang}").status_code == 200
+    assert client.get(f"/api/residents/{wang}/sources").status_code == 200
+    assert client.get("/fhir/Patient", params={"identifier": WANG_ID}).json()["total"] == 1
+    assert client.get(f"/fhir/Patient/{wang}").status_code == 200
     revealed = client.post(
-        f"/api/residents/{wang}/reveal",
-        json={"field": "id_number", "reason": f"核对 {WANG_ID}"},
-        headers=headers,
+        f"/api/residents/{wang}/reveal", json={"field": "id_number", "reason": f"核对 {WANG_ID}"}
     )
     assert revealed.json()["value"] == WANG_ID
-    client.post(f"/api/residents/{wang}/reveal", json={"field": WANG_PHONE, "reason": "x"}, headers=headers)
-    client.get(f"/api/residents/{WANG_ID}")  # an ID number where an id belongs: 422
+    mistyped = client.post(f"/api/residents/{wang}/reveal", json={"field": WANG_PHONE, "reason": "x"})
+    assert mistyped.status_code == 422
+    assert client.get(f"/api/residents/{WANG_ID}").status_code == 422  # an ID number where an id belongs
     # then lines were logged (SQL included), and none holds any ID number or phone of the data
     lines = [record.getMessage() for record in caplog.records]
     lines += [record.exc_text or "" for record in caplog.records]

@@ -21,11 +21,20 @@ from yiyang.sources.models import Feed
 from yiyang.sources.records import SourceRow
 from yiyang.sources.service import ImportRunner, import_file, import_source_rows
 
+from ..signed_in import sign_in_as_clinician
+
 
 @pytest.fixture
 def imported(db: Database) -> Database:
     import_samples(db)
     return db
+
+
+def signed_in(database: Database) -> TestClient:
+    """A client signed in as a family doctor contracted with everyone who also keeps the registry."""
+    client = TestClient(create_app(database))
+    sign_in_as_clinician(client, database)
+    return client
 
 
 def find(client: TestClient, q: str) -> list[int]:
@@ -72,7 +81,7 @@ def test_comparing_an_encrypted_column_with_a_value_fails_loudly() -> None:
 
 
 def test_registry_search_finds_by_id_number_and_phone_in_any_written_form(imported: Database) -> None:
-    client = TestClient(create_app(imported))
+    client = signed_in(imported)
     wang = find(client, WANG_ID)
     assert len(wang) == 1
     assert find(client, WANG_ID.lower()) == wang
@@ -82,7 +91,7 @@ def test_registry_search_finds_by_id_number_and_phone_in_any_written_form(import
 
 
 def test_fhir_patient_search_by_identifier_uses_the_blind_index(imported: Database) -> None:
-    client = TestClient(create_app(imported))
+    client = signed_in(imported)
     bundle = client.get("/fhir/Patient", params={"identifier": f"{RESIDENT_ID_SYSTEM}|{WANG_ID}"}).json()
     assert bundle["total"] == 1
     assert client.get("/fhir/Patient", params={"identifier": WANG_ID.lower()}).json()["total"] == 1
@@ -140,7 +149,7 @@ def test_reimporting_an_unchanged_file_changes_nothing(imported: Database) -> No
 
 
 def test_profile_sources_and_history_show_masked_values(imported: Database) -> None:
-    client = TestClient(create_app(imported))
+    client = signed_in(imported)
     (wang,) = find(client, WANG_ID)
     facts = {f["attribute"]: f["value"] for f in client.get(f"/api/residents/{wang}").json()["facts"]}
     assert facts["id_number"] == "110108********0242"

@@ -11,9 +11,10 @@ from sqlalchemy import select
 
 from tests.access.conftest import PASSWORD, FakeClock, Place, add_user
 from yiyang.access import service
-from yiyang.access.models import AuditEvent
+from yiyang.access.models import AuditEvent, RelationshipKind, ResidentRelationship
 from yiyang.access.roles import Role
 from yiyang.db import Database
+from yiyang.geo.models import Organisation, OrganisationKind
 from yiyang.residents.models import Resident
 from yiyang.residents.names import name_pinyin
 
@@ -21,14 +22,36 @@ ID_NUMBER, PHONE = "110108194803120242", "13911002345"
 
 
 @pytest.fixture
-def resident_id(sqlite_db: Database) -> int:
+def team_id(sqlite_db: Database, place: Place) -> int:
+    """A family-doctor team of the district's health centre."""
+    with sqlite_db.unit_of_work() as session:
+        team = Organisation(
+            code="HC-001-T1",
+            name="家医团队一",
+            kind=OrganisationKind.family_doctor_team,
+            area_id=place.district_id,
+        )
+        session.add(team)
+        session.flush()
+        return team.id
+
+
+@pytest.fixture
+def resident_id(sqlite_db: Database, place: Place, team_id: int, clock: FakeClock) -> int:
+    """A resident living in the grid, under contract with the team (so in both roles' scope)."""
     with sqlite_db.unit_of_work() as session:
         resident = Resident(
             name="王秀英", name_pinyin=name_pinyin("王秀英"), sex="F", birth_date=dt.date(1948, 3, 12),
-            id_number=ID_NUMBER, phone=PHONE,
+            id_number=ID_NUMBER, phone=PHONE, grid_id=place.grid_id,
         )  # fmt: skip
         session.add(resident)
         session.flush()
+        session.add(
+            ResidentRelationship(
+                resident_id=resident.id, kind=RelationshipKind.contract, organisation_id=team_id,
+                valid_from=clock.now - dt.timedelta(days=30), source_type="test", source_id=resident.id,
+            )
+        )  # fmt: skip
         return resident.id
 
 
@@ -52,10 +75,10 @@ def audit_rows(database: Database) -> list[AuditEvent]:
 
 
 def test_a_family_doctor_reveals_an_id_number_and_the_reveal_is_audited_with_its_reason(
-    client: TestClient, sqlite_db: Database, place: Place, resident_id: int
+    client: TestClient, sqlite_db: Database, team_id: int, resident_id: int
 ) -> None:
-    # given a family doctor of the health centre
-    add_user(sqlite_db, "dr.zhao", Role.family_doctor, organisation_id=place.centre_id)
+    # given a family doctor of the team the resident is contracted with
+    add_user(sqlite_db, "dr.zhao", Role.family_doctor, organisation_id=team_id)
     headers = token_for(client, "dr.zhao")
     # when she asks for the whole ID number with a reason
     response = reveal(client, headers, resident_id, "id_number", "签约时核对身份证")
@@ -69,7 +92,7 @@ def test_a_family_doctor_reveals_an_id_number_and_the_reveal_is_audited_with_its
     assert (event.actor_name, event.role, event.organisation_id) == (
         "dr.zhao",
         "family_doctor",
-        place.centre_id,
+        team_id,
     )
     assert (event.resident_id, event.outcome, event.reason) == (resident_id, "allowed", "签约时核对身份证")
 
@@ -95,6 +118,21 @@ def test_a_grid_worker_may_reveal_a_phone_but_not_an_id_number_and_the_refusal_i
         resident_id,
     )
     assert "想看看" in denied[0].reason
+
+
+def test_a_family_doctor_without_a_contract_with_the_resident_is_refused_and_the_refusal_is_kept(
+    client: TestClient, sqlite_db: Database, place: Place, resident_id: int
+) -> None:
+    # given a family doctor of another organisation (no contract with this resident)
+    add_user(sqlite_db, "dr.qian", Role.family_doctor, organisation_id=place.centre_id)
+    # when she asks for the phone
+    response = reveal(client, token_for(client, "dr.qian"), resident_id, "phone", "电话随访")
+    # then she is refused by scope, nothing is revealed, and the refusal is in the trail
+    assert response.status_code == 403 and response.json()["code"] == "access.scope"
+    assert PHONE not in response.text and "value" not in response.json()
+    denied = [e for e in audit_rows(sqlite_db) if e.outcome == "denied"]
+    assert [(e.actor_name, e.action, e.resident_id) for e in denied] == [("dr.qian", "reveal", resident_id)]
+    assert not [e for e in audit_rows(sqlite_db) if e.outcome == "allowed" and e.action == "reveal"]
 
 
 def test_a_volunteer_may_reveal_nothing(client: TestClient, sqlite_db: Database, resident_id: int) -> None:
@@ -125,9 +163,9 @@ def test_a_resident_and_an_authorised_family_member_may_reveal_the_residents_own
 
 
 def test_a_reason_is_required_and_personal_numbers_in_it_are_not_kept(
-    client: TestClient, sqlite_db: Database, place: Place, resident_id: int
+    client: TestClient, sqlite_db: Database, team_id: int, resident_id: int
 ) -> None:
-    add_user(sqlite_db, "dr.zhao", Role.family_doctor, organisation_id=place.centre_id)
+    add_user(sqlite_db, "dr.zhao", Role.family_doctor, organisation_id=team_id)
     headers = token_for(client, "dr.zhao")
     missing = client.post(f"/api/residents/{resident_id}/reveal", json={"field": "phone"}, headers=headers)
     assert missing.status_code == 422
@@ -140,9 +178,9 @@ def test_a_reason_is_required_and_personal_numbers_in_it_are_not_kept(
 
 
 def test_unknown_fields_residents_and_anonymous_callers_get_4xx(
-    client: TestClient, sqlite_db: Database, place: Place, resident_id: int
+    client: TestClient, sqlite_db: Database, team_id: int, resident_id: int
 ) -> None:
-    add_user(sqlite_db, "dr.zhao", Role.family_doctor, organisation_id=place.centre_id)
+    add_user(sqlite_db, "dr.zhao", Role.family_doctor, organisation_id=team_id)
     headers = token_for(client, "dr.zhao")
     assert reveal(client, headers, resident_id, "address").status_code == 422
     assert reveal(client, headers, 2_000_000_000, "phone").status_code == 404

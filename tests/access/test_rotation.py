@@ -23,6 +23,8 @@ from yiyang.residents.models import Resident, SourceRecord
 from yiyang.sources.models import Feed
 from yiyang.sources.service import import_file
 
+from ..signed_in import sign_in_as_clinician
+
 OLD_FIELD = os.environ["YIYANG_FIELD_KEYS"]  # "test1:..." (tests/conftest.py)
 OLD_BLIND = os.environ["YIYANG_BLIND_INDEX_KEY"]
 NEW_FIELD = f"k2:{generate_key()}"
@@ -52,18 +54,28 @@ def read_everything(database: Database) -> tuple[list[str | None], list[str | No
     return residents, records
 
 
-def search(database: Database, q: str) -> int:
-    return TestClient(create_app(database)).get("/api/residents", params={"q": q}).json()["total"]
+def signed_in(database: Database) -> TestClient:
+    """A client signed in as a family doctor contracted with everyone who also keeps the registry."""
+    client = TestClient(create_app(database))
+    sign_in_as_clinician(client, database)
+    return client
+
+
+def search(client: TestClient, q: str) -> int:
+    response = client.get("/api/residents", params={"q": q})
+    assert response.status_code == 200, response.text
+    return response.json()["total"]
 
 
 def test_values_stay_readable_before_during_and_after_rotation_and_the_old_key_retires(db: Database) -> None:
     # given a registry sealed under test1
     import_samples(db)
+    client = signed_in(db)
     plain = read_everything(db)
     # when k2 becomes current, with test1 kept behind it
     use_keys(keys(f"{NEW_FIELD},{OLD_FIELD}"))
     # then everything still reads, and the search still finds people
-    assert read_everything(db) == plain and search(db, WANG_ID) == 1
+    assert read_everything(db) == plain and search(client, WANG_ID) == 1
     with db.unit_of_work() as session:
         assert sum(rotation.pending(session, get_keys()).values()) > 10
 
@@ -85,7 +97,7 @@ def test_values_stay_readable_before_during_and_after_rotation_and_the_old_key_r
 
     # when test1 is removed from the ring, everything still reads and is still found
     use_keys(keys(NEW_FIELD))
-    assert read_everything(db) == plain and search(db, WANG_ID) == 1
+    assert read_everything(db) == plain and search(client, WANG_ID) == 1
     # and running again has nothing to do
     again = rotation.reseal_all(db, get_keys(), batch_size=2)
     assert set(again.resealed.values()) == {0}
@@ -114,16 +126,17 @@ def test_an_interrupted_rotation_resumes_where_it_stopped(db: Database) -> None:
 def test_blind_indexes_are_re_keyed_while_lookups_keep_working(db: Database) -> None:
     # given a registry indexed under the old blind-index key
     import_samples(db)
+    client = signed_in(db)
     # when a new blind-index key is configured with the old one as previous
     use_keys(keys(OLD_FIELD, blind=NEW_BLIND, previous=OLD_BLIND))
     # then lookups still find people before any index is recomputed
-    assert search(db, WANG_ID) == 1
+    assert search(client, WANG_ID) == 1
     # when the indexes are re-keyed
     report = rotation.reindex_all(db, get_keys(), batch_size=2)
     assert report.reindexed > 0 and report.redigested > 0
     # then with the old key gone, lookups, linkage and unchanged re-imports all work
     use_keys(keys(OLD_FIELD, blind=NEW_BLIND))
-    assert search(db, WANG_ID) == 1
+    assert search(client, WANG_ID) == 1
     again = import_file(db, Feed.health, SAMPLES / "health.csv")
     assert again.counts["accepted"] == again.counts["updated"] == 0 and again.counts["unchanged"] > 0
     assert rotation.reindex_all(db, get_keys()).reindexed == 0  # idempotent

@@ -110,28 +110,45 @@ def test_the_grid_worker_finds_the_fall_in_the_inbox_and_the_page(
     assert client.get("/alerts/2147483647").status_code == 404
 
 
-def test_only_an_administrator_changes_rules_and_a_bad_override_is_a_4xx(
+def test_the_administrator_changes_tier_rules_the_team_a_residents_and_a_bad_override_is_a_4xx(
     client: TestClient, sqlite_db: Database, scene: Scene
 ) -> None:
-    nurse = sign_in(client, sqlite_db, "nurse9", Role.nurse)
     body = {
         "scope": "resident",
         "resident_id": scene.resident_id,
         "rule": "bp_urgent",
         "params": {"when": [["8480-6", ">=", 170]]},
     }
+    tier = {"scope": "tier", "tier": "red", "rule": "spo2_low", "params": {"when": [["59408-5", "<=", 88]]}}
+    # a nurse of no team changes neither a tier's rules nor the resident's
+    nurse = sign_in(client, sqlite_db, "nurse9", Role.nurse)
+    assert client.post("/api/alert-rules/overrides", json=tier, headers=nurse).status_code == 403
     assert client.post("/api/alert-rules/overrides", json=body, headers=nurse).status_code == 403
+    # the administrator changes a tier's rules, but not one resident's (a clinical decision)
     admin = sign_in(client, sqlite_db, "admin9", Role.district_admin)
-    created = client.post("/api/alert-rules/overrides", json=body, headers=admin)
-    assert created.status_code == 201
+    assert client.post("/api/alert-rules/overrides", json=tier, headers=admin).status_code == 201
+    refused = client.post("/api/alert-rules/overrides", json=body, headers=admin)
+    assert refused.status_code == 403 and refused.json()["code"] == "alert_rule.forbidden"
+    # the resident's contracted family doctor changes hers; a bad override is a 4xx
+    doctor = sign_in(client, sqlite_db, "doctor1")
+    created = client.post("/api/alert-rules/overrides", json=body, headers=doctor)
+    assert created.status_code == 201, created.text
     bad = client.post(
-        "/api/alert-rules/overrides", json={**body, "params": {"when": [["8480-6", "~", 1]]}}, headers=admin
+        "/api/alert-rules/overrides", json={**body, "params": {"when": [["8480-6", "~", 1]]}}, headers=doctor
     )
     assert bad.status_code == 422 and bad.json()["code"] == "alert_rule.invalid"
-    rules = client.get(f"/api/residents/{scene.resident_id}/alert-rules").json()
-    assert next(r for r in rules if r["code"] == "bp_urgent")["when"] == [["8480-6", ">=", 170.0]]
+    # the doctor reads the resident's effective rules, and lists both overrides
+    rules = client.get(f"/api/residents/{scene.resident_id}/alert-rules")
+    assert rules.status_code == 200, rules.text
+    assert next(r for r in rules.json() if r["code"] == "bp_urgent")["when"] == [["8480-6", ">=", 170.0]]
+    assert [o["scope"] for o in client.get("/api/alert-rules/overrides").json()] == ["tier", "resident"]
+    # the administrator lists the tier override only, and may not remove the resident's
+    sign_in(client, sqlite_db, "admin9")
+    assert [o["scope"] for o in client.get("/api/alert-rules/overrides").json()] == ["tier"]
+    removal = client.delete(f"/api/alert-rules/overrides/{created.json()['id']}", headers=admin)
+    assert removal.status_code == 403
     with sqlite_db.unit_of_work() as session:
-        assert len(list(session.scalars(select(AlertRuleOverride)))) == 1
+        assert len(list(session.scalars(select(AlertRuleOverride)))) == 2
 
 
 def test_unsigned_requests_are_refused(client: TestClient) -> None:

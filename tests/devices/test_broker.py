@@ -336,7 +336,7 @@ def cli_env(
     sqlite_db: Database, dynsec_broker: DynsecBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Database]:
     """The command line pointed at the test database and the private broker."""
-    from yiyang.access.keys import get_keys
+    from yiyang.access.keys import use_keys
     from yiyang.config import get_settings
 
     for name, value in {
@@ -351,14 +351,14 @@ def cli_env(
     }.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
-    get_keys.cache_clear()
+    keys_before = use_keys(None)  # the keys are loaded again from these settings
     previous = broker.use_admission(None)
     yield sqlite_db
     current = broker.use_admission(previous)
     if current is not None:
         current.adapter.close()
     get_settings.cache_clear()
-    get_keys.cache_clear()
+    use_keys(keys_before)
 
 
 def test_sync_broker_command_admits_devices_registered_while_the_broker_was_away(

@@ -2,6 +2,10 @@
 trail, and a resident's view of who accessed their record. Thin: the work is in reveal.py and
 audit_search.py.
 
+Declarations (``access/routes.py``): a reveal and a resident's access log are identity data of one
+resident; the audit search and its exports list events naming residents, filtered for officers by
+``visible_residents`` (identity) and whole for district administrators.
+
 A refusal writes a denied audit row into the request's session; these routes commit it before
 answering 403, so the refused attempt is kept although the request fails.
 """
@@ -19,6 +23,8 @@ from sqlalchemy.orm import Session
 from yiyang.access import audit_search, reveal
 from yiyang.access.deps import ActorDep, ClockDep
 from yiyang.access.models import AuditAction, AuditOutcome
+from yiyang.access.policy import DataCategory
+from yiyang.access.routes import resident_data
 from yiyang.access.schemas import (
     AccessEntryRead,
     AccessLogPage,
@@ -31,6 +37,8 @@ from yiyang.deps import MAX_ID, ResidentIdPath, SessionDep
 from yiyang.errors import Forbidden, Invalid
 
 router = APIRouter(tags=["access"])
+IDENTITY = resident_data(DataCategory.identity)
+EVENTS = resident_data(DataCategory.identity, many=True)
 
 NO_STORE = {"Cache-Control": "no-store"}
 BoundedId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
@@ -59,6 +67,7 @@ def _utc(moment: dt.datetime | None) -> dt.datetime | None:
     "/api/residents/{resident_id}/reveal",
     response_model=RevealResponse,
     responses={403: {}, 404: {}, 422: {}},
+    openapi_extra=IDENTITY,
 )
 def reveal_field(
     resident_id: ResidentIdPath, body: RevealRequest, response: Response, session: SessionDep, actor: ActorDep,
@@ -92,7 +101,7 @@ def _query(
     )
 
 
-@router.get("/api/audit/events", response_model=AuditPage, responses={403: {}})
+@router.get("/api/audit/events", response_model=AuditPage, responses={403: {}}, openapi_extra=EVENTS)
 def search_audit(
     session: SessionDep,
     actor: ActorDep,
@@ -131,7 +140,10 @@ def _export(session: Session, actor, clock, query: audit_search.AuditQuery, kind
 
 
 @router.get(
-    "/api/audit/events.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}, 403: {}}
+    "/api/audit/events.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}}, 403: {}},
+    openapi_extra=EVENTS,
 )
 def export_audit_csv(
     session: SessionDep,
@@ -148,7 +160,7 @@ def export_audit_csv(
     return _export(session, actor, clock, _query(resident_id, user_id, since, until, action, outcome), "csv")
 
 
-@router.get("/api/audit/events.xlsx", response_class=Response, responses={403: {}})
+@router.get("/api/audit/events.xlsx", response_class=Response, responses={403: {}}, openapi_extra=EVENTS)
 def export_audit_xlsx(
     session: SessionDep,
     actor: ActorDep,
@@ -164,7 +176,12 @@ def export_audit_xlsx(
     return _export(session, actor, clock, _query(resident_id, user_id, since, until, action, outcome), "xlsx")
 
 
-@router.get("/api/residents/{resident_id}/access-log", response_model=AccessLogPage, responses={403: {}})
+@router.get(
+    "/api/residents/{resident_id}/access-log",
+    response_model=AccessLogPage,
+    responses={403: {}},
+    openapi_extra=IDENTITY,
+)
 def read_access_log(
     resident_id: ResidentIdPath,
     session: SessionDep,

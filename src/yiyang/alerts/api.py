@@ -1,5 +1,11 @@
 """Alert routes: lists and detail (scoped by access policy), acknowledge and resolve, the inbox
-with its live stream, and the rule overrides (administrators). Thin: the services do the work."""
+with its live stream, and the rule overrides (district and tier: administrators; one resident:
+their family-doctor team). Thin: the services do the work.
+
+Every route declares what it exposes (``access/routes.py``): alerts are the residents' sensor
+data. An inbox item names an alert's kind and the resident's registry number, so the inbox is
+sensor data too; it holds only the items an escalation chain addressed to the signed-in user.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +18,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from yiyang.access.actor import Actor
 from yiyang.access.deps import ActorDep, ClockDep
 from yiyang.access.policy import DataCategory, authorize, visible_residents
+from yiyang.access.routes import no_resident_data, resident_data
 from yiyang.alerts import overrides, schemas, service
 from yiyang.alerts.book import effective_rules
 from yiyang.alerts.engine import shared_book
@@ -27,13 +33,8 @@ from yiyang.errors import Forbidden
 router = APIRouter(prefix="/api", tags=["alerts"])
 STREAM_POLL_S = 2.0
 STREAM_LIFETIME_S = 600.0  # the browser's EventSource reconnects on its own
-
-
-def _admin(actor: Actor) -> None:
-    if not actor.is_admin:
-        raise Forbidden(
-            "alert_rule.forbidden", "仅管理员可修改告警规则 (only administrators change alert rules)"
-        )
+SENSOR = resident_data(DataCategory.sensor)
+SENSOR_LIST = resident_data(DataCategory.sensor, many=True)
 
 
 def detail_of(session: Any, alert: Any) -> schemas.AlertDetail:
@@ -46,7 +47,7 @@ def detail_of(session: Any, alert: Any) -> schemas.AlertDetail:
     )
 
 
-@router.get("/alerts", response_model=schemas.AlertPage)
+@router.get("/alerts", response_model=schemas.AlertPage, openapi_extra=SENSOR_LIST)
 def list_alerts(
     session: SessionDep,
     actor: ActorDep,
@@ -63,7 +64,7 @@ def list_alerts(
     return schemas.AlertPage(total=total, items=[schemas.AlertRead.model_validate(a) for a in rows])
 
 
-@router.get("/alerts/{alert_id}", response_model=schemas.AlertDetail)
+@router.get("/alerts/{alert_id}", response_model=schemas.AlertDetail, openapi_extra=SENSOR)
 def read_alert(
     alert_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.AlertDetail:
@@ -72,7 +73,7 @@ def read_alert(
     return detail_of(session, alert)
 
 
-@router.post("/alerts/{alert_id}/acknowledge", response_model=schemas.AlertDetail)
+@router.post("/alerts/{alert_id}/acknowledge", response_model=schemas.AlertDetail, openapi_extra=SENSOR)
 def acknowledge_alert(
     alert_id: IdPath, body: schemas.Acknowledge, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.AlertDetail:
@@ -90,7 +91,7 @@ def acknowledge_alert(
     return detail_of(session, service.acknowledge(session, alert_id, actor, now, body.note))
 
 
-@router.post("/alerts/{alert_id}/resolve", response_model=schemas.AlertDetail)
+@router.post("/alerts/{alert_id}/resolve", response_model=schemas.AlertDetail, openapi_extra=SENSOR)
 def resolve_alert(
     alert_id: IdPath, body: schemas.Resolve, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.AlertDetail:
@@ -108,7 +109,7 @@ def resolve_alert(
     return detail_of(session, service.resolve(session, alert_id, body.outcome, actor, now, body.note))
 
 
-@router.get("/inbox", response_model=list[schemas.InboxItemRead])
+@router.get("/inbox", response_model=list[schemas.InboxItemRead], openapi_extra=SENSOR)
 def read_inbox(
     session: SessionDep,
     actor: ActorDep,
@@ -121,7 +122,7 @@ def read_inbox(
     return [schemas.InboxItemRead.model_validate(item) for item in items]
 
 
-@router.post("/inbox/{item_id}/read", response_model=schemas.InboxItemRead)
+@router.post("/inbox/{item_id}/read", response_model=schemas.InboxItemRead, openapi_extra=SENSOR)
 def mark_inbox_read(
     item_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.InboxItemRead:
@@ -130,7 +131,7 @@ def mark_inbox_read(
     return schemas.InboxItemRead.model_validate(service.mark_read(session, actor.user_id, item_id, clock()))
 
 
-@router.get("/inbox/stream", include_in_schema=False)
+@router.get("/inbox/stream", include_in_schema=False, openapi_extra=SENSOR)
 async def inbox_stream(
     request: Request, actor: ActorDep, after_id: Annotated[int, Query(ge=0, le=MAX_ID)] = 0
 ) -> StreamingResponse:
@@ -164,13 +165,13 @@ async def inbox_stream(
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
 
-@router.get("/alert-rules")
+@router.get("/alert-rules", openapi_extra=no_resident_data("the district's default rule set"))
 def district_rules(actor: ActorDep) -> dict[str, Any]:
     """The district's default rule set (the shipped document)."""
     return default_document()
 
 
-@router.get("/residents/{resident_id}/alert-rules")
+@router.get("/residents/{resident_id}/alert-rules", openapi_extra=SENSOR)
 def resident_rules(
     resident_id: ResidentIdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> list[dict[str, Any]]:
@@ -187,25 +188,26 @@ def resident_rules(
     ]  # fmt: skip
 
 
-@router.get("/alert-rules/overrides", response_model=list[schemas.OverrideRead])
-def list_overrides(session: SessionDep, actor: ActorDep) -> list[schemas.OverrideRead]:
-    _admin(actor)
-    return [schemas.OverrideRead.model_validate(o) for o in overrides.list_overrides(session)]
+@router.get("/alert-rules/overrides", response_model=list[schemas.OverrideRead], openapi_extra=SENSOR_LIST)
+def list_overrides(session: SessionDep, actor: ActorDep, clock: ClockDep) -> list[schemas.OverrideRead]:
+    """District and tier overrides, and the resident overrides of residents the caller may see."""
+    visible = visible_residents(session, actor, category=DataCategory.sensor, now=clock())
+    return [schemas.OverrideRead.model_validate(o) for o in overrides.list_overrides(session, visible)]
 
 
-@router.post("/alert-rules/overrides", response_model=schemas.OverrideRead, status_code=201)
+@router.post(
+    "/alert-rules/overrides", response_model=schemas.OverrideRead, status_code=201, openapi_extra=SENSOR
+)
 def add_override(
     body: schemas.OverrideCreate, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.OverrideRead:
-    _admin(actor)
     override = overrides.add_override(
-        session, body.scope, body.rule, body.params, tier=body.tier, resident_id=body.resident_id,
+        session, actor, body.scope, body.rule, body.params, tier=body.tier, resident_id=body.resident_id,
         by=actor.user_id, now=clock(),
     )  # fmt: skip
     return schemas.OverrideRead.model_validate(override)
 
 
-@router.delete("/alert-rules/overrides/{override_id}", status_code=204)
-def remove_override(override_id: IdPath, session: SessionDep, actor: ActorDep) -> None:
-    _admin(actor)
-    overrides.remove_override(session, override_id)
+@router.delete("/alert-rules/overrides/{override_id}", status_code=204, openapi_extra=SENSOR)
+def remove_override(override_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep) -> None:
+    overrides.remove_override(session, actor, override_id, clock())

@@ -303,7 +303,9 @@ def on_work_item_completed(session: Session, event: WorkItemCompleted) -> Alert 
     if alert is None or alert.state == AlertState.resolved:
         return None
     note = f"work_item:{event.work_item_id}"
-    return resolve(session, alert.id, AlertOutcome.visit_done, system_actor("care.home_visit"), event.completed_at, note)
+    return resolve(
+        session, alert.id, AlertOutcome.visit_done, system_actor("care.home_visit"), event.completed_at, note
+    )
 
 
 def transitions_of(session: Session, alert_id: int) -> list[AlertTransition]:

@@ -14,6 +14,8 @@ from fastapi.responses import HTMLResponse
 
 from yiyang.access import audit_search
 from yiyang.access.deps import ActorDep, ClockDep
+from yiyang.access.policy import DataCategory
+from yiyang.access.routes import resident_data
 from yiyang.deps import MAX_ID, SessionDep
 from yiyang.errors import Forbidden
 from yiyang.web.pages import render
@@ -22,7 +24,7 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
 
 
-@router.get("/my/access-log", response_class=HTMLResponse)
+@router.get("/my/access-log", response_class=HTMLResponse, openapi_extra=resident_data(DataCategory.identity))
 def access_log_page(
     request: Request,
     session: SessionDep,

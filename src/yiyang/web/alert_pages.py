@@ -19,14 +19,17 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from yiyang.access import tokens
+from yiyang.access.actor import Actor
 from yiyang.access.deps import ActorDep, ClockDep
 from yiyang.access.policy import DataCategory, authorize, visible_residents
+from yiyang.access.routes import resident_data
 from yiyang.alerts import service
 from yiyang.alerts.engine import rule_names
 from yiyang.alerts.models import AlertOutcome, AlertState
 from yiyang.deps import MAX_ID, IdPath, SessionDep
 from yiyang.devices.models import DeviceBinding, DeviceEvent, Telemetry
 from yiyang.devices.telemetry import READINGS
+from yiyang.errors import Forbidden
 from yiyang.residents.models import Resident
 from yiyang.web.pages import render
 
@@ -40,7 +43,9 @@ def _csrf(request: Request) -> str:
     return tokens.csrf_token_for(secret) if secret else ""
 
 
-@router.get("/alerts", response_class=HTMLResponse)
+@router.get(
+    "/alerts", response_class=HTMLResponse, openapi_extra=resident_data(DataCategory.sensor, many=True)
+)
 def alerts_page(
     request: Request,
     session: SessionDep,
@@ -56,13 +61,18 @@ def alerts_page(
     return render(request, "alerts/list.html", alerts=rows, total=total, names=names, state=state or "")
 
 
-@router.get("/alerts/{alert_id}", response_class=HTMLResponse)
+@router.get(
+    "/alerts/{alert_id}",
+    response_class=HTMLResponse,
+    openapi_extra=resident_data(DataCategory.sensor, DataCategory.identity),
+)
 def alert_page(
     request: Request, alert_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> HTMLResponse:
+    now = clock()
     alert = service.get_alert(session, alert_id)
-    authorize(session, actor, alert.resident_id, category=DataCategory.sensor, what="alert", now=clock())
-    resident = session.get(Resident, alert.resident_id)
+    authorize(session, actor, alert.resident_id, category=DataCategory.sensor, what="alert", now=now)
+    resident = _resident_if_allowed(session, actor, alert.resident_id, now)
     devices = _devices_of(session, alert.resident_id, alert.device_id, alert.raised_at)
     chart = Markup(readings_svg(session, devices, alert.raised_at))  # noqa: S704 - built from numbers and escaped labels
     return render(
@@ -73,7 +83,7 @@ def alert_page(
     )  # fmt: skip
 
 
-@router.get("/inbox", response_class=HTMLResponse)
+@router.get("/inbox", response_class=HTMLResponse, openapi_extra=resident_data(DataCategory.sensor))
 def inbox_page(request: Request, session: SessionDep, actor: ActorDep) -> HTMLResponse:
     items = service.inbox_of(session, actor.user_id, limit=50) if actor.user_id else []
     return render(
@@ -83,6 +93,18 @@ def inbox_page(request: Request, session: SessionDep, actor: ActorDep) -> HTMLRe
         csrf=_csrf(request),
         last=max((i.id for i in items), default=0),
     )
+
+
+def _resident_if_allowed(
+    session: Session, actor: Actor, resident_id: int, now: dt.datetime
+) -> Resident | None:
+    """The resident's name is identity data: shown where the policy allows it (audited), else the
+    page names the resident by number only."""
+    try:
+        authorize(session, actor, resident_id, category=DataCategory.identity, what="resident_name", now=now)
+    except Forbidden:
+        return None
+    return session.get(Resident, resident_id)
 
 
 def _devices_of(session: Session, resident_id: int, device_id: int | None, at: dt.datetime) -> list[int]:
