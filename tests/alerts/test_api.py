@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from tests.alerts.conftest import Scene, build_scene
 from yiyang.access import service as access
+from yiyang.access.models import AuditEvent
 from yiyang.access.roles import Role
 from yiyang.alerts.channels import RecordingGateway
 from yiyang.alerts.models import Alert, AlertRuleOverride
@@ -108,6 +109,29 @@ def test_the_grid_worker_finds_the_fall_in_the_inbox_and_the_page(
     assert page.status_code == 200 and f"/alerts/{alert_id}" in page.text and "EventSource" in page.text
     assert client.get("/api/inbox").status_code == 200
     assert client.get("/alerts/2147483647").status_code == 404
+
+
+def test_the_grid_worker_the_fall_was_sent_to_may_open_and_acknowledge_it_and_no_one_else_of_that_role(
+    client: TestClient, sqlite_db: Database, scene: Scene
+) -> None:
+    # given a fall whose first escalation step addressed the grid worker of the elder's grid
+    alert_id = upload_fall(client, sqlite_db, scene)
+    # when another grid worker, of no grid the elder lives in, asks for it: refused
+    sign_in(client, sqlite_db, "grid.other")
+    assert client.get(f"/api/alerts/{alert_id}").status_code == 403
+    # when the addressed grid worker opens and acknowledges it: allowed, and audited as a responder
+    csrf = sign_in(client, sqlite_db, "grid1")
+    assert client.get(f"/api/alerts/{alert_id}").json()["kind"] == "fall"
+    assert client.get(f"/alerts/{alert_id}").status_code == 200
+    acknowledged = client.post(f"/api/alerts/{alert_id}/acknowledge", json={"note": "到了"}, headers=csrf)
+    assert acknowledged.json()["state"] == "acknowledged"
+    with sqlite_db.unit_of_work() as session:
+        reasons = session.scalars(
+            select(AuditEvent.reason).where(
+                AuditEvent.resource_type == "alert", AuditEvent.user_id == scene.grid_worker
+            )
+        ).all()
+    assert reasons and set(reasons) == {"escalation recipient"}
 
 
 def test_the_administrator_changes_tier_rules_the_team_a_residents_and_a_bad_override_is_a_4xx(

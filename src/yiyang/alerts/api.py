@@ -69,7 +69,7 @@ def read_alert(
     alert_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.AlertDetail:
     alert = service.get_alert(session, alert_id)
-    authorize(session, actor, alert.resident_id, category=DataCategory.sensor, what="alert", now=clock())
+    service.authorize_alert(session, actor, alert, now=clock())
     return detail_of(session, alert)
 
 
@@ -79,15 +79,7 @@ def acknowledge_alert(
 ) -> schemas.AlertDetail:
     now = clock()
     alert = service.get_alert(session, alert_id)
-    authorize(
-        session,
-        actor,
-        alert.resident_id,
-        category=DataCategory.sensor,
-        what="alert",
-        action="update",
-        now=now,
-    )
+    service.authorize_alert(session, actor, alert, action="update", now=now)
     return detail_of(session, service.acknowledge(session, alert_id, actor, now, body.note))
 
 
@@ -97,15 +89,7 @@ def resolve_alert(
 ) -> schemas.AlertDetail:
     now = clock()
     alert = service.get_alert(session, alert_id)
-    authorize(
-        session,
-        actor,
-        alert.resident_id,
-        category=DataCategory.sensor,
-        what="alert",
-        action="update",
-        now=now,
-    )
+    service.authorize_alert(session, actor, alert, action="update", now=now)
     return detail_of(session, service.resolve(session, alert_id, body.outcome, actor, now, body.note))
 
 

@@ -71,7 +71,7 @@ def alert_page(
 ) -> HTMLResponse:
     now = clock()
     alert = service.get_alert(session, alert_id)
-    authorize(session, actor, alert.resident_id, category=DataCategory.sensor, what="alert", now=now)
+    service.authorize_alert(session, actor, alert, now=now)
     resident = _resident_if_allowed(session, actor, alert.resident_id, now)
     devices = _devices_of(session, alert.resident_id, alert.device_id, alert.raised_at)
     chart = Markup(readings_svg(session, devices, alert.raised_at))  # noqa: S704 - built from numbers and escaped labels
