@@ -23,7 +23,8 @@ from yiyang.care.models import CareContract, ContractStatus, WorkItem, WorkKind,
 from yiyang.cli import app
 from yiyang.config import get_settings
 from yiyang.db import Database
-from yiyang.demo.loop import GRID_WORKER, packages_for, signing_offsets
+from yiyang.demo.commands import PAGES
+from yiyang.demo.loop import GRID_WORKER, catch_up_days, packages_for, signing_offsets
 from yiyang.devices.models import DeviceBinding
 from yiyang.geo.models import Organisation, OrganisationKind
 from yiyang.residents.models import Resident
@@ -158,31 +159,49 @@ def test_each_alert_became_a_home_visit_and_the_care_day_left_overdue_and_escala
     assert overdue and escalated
 
 
-def test_the_demo_user_signed_in_sees_an_alert(demo: DemoRun) -> None:
+@pytest.fixture(scope="module")
+def client(demo: DemoRun) -> Iterator[TestClient]:
     from yiyang.app import create_app
 
-    password = re.search(r"sign in: demo / (\S+)", demo.output)
-    assert password is not None
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("YIYANG_DATA_DIR", str(demo.data_dir))
         patch.delenv("YIYANG_DATABASE_URL", raising=False)
         get_settings.cache_clear()
         try:
             with TestClient(create_app(demo.database)) as client:
-                signed_in = client.post(
-                    "/api/auth/login", json={"username": "demo", "password": password.group(1)}
-                )
-                assert signed_in.status_code == 200, signed_in.text
-                headers = {"Authorization": f"Bearer {signed_in.json()['token']}"}
-                page = client.get("/api/alerts", headers=headers)
+                yield client
         finally:
             get_settings.cache_clear()
+
+
+def sign_in(client: TestClient, output: str, how: str) -> dict[str, str]:
+    password = re.search(r"sign in: demo / (\S+)", output)
+    assert password is not None
+    signed_in = client.post(
+        "/api/auth/login", json={"username": "demo", "password": password.group(1), "client": how}
+    )
+    assert signed_in.status_code == 200, signed_in.text
+    return {"Authorization": f"Bearer {signed_in.json()['token']}"} if how == "api" else {}
+
+
+def test_the_demo_user_signed_in_sees_an_alert(demo: DemoRun, client: TestClient) -> None:
+    page = client.get("/api/alerts", headers=sign_in(client, demo.output, "api"))
     assert page.status_code == 200, page.text
     assert page.json()["total"] > 0 and page.json()["items"][0]["resident_id"] > 0
 
 
+def test_the_pages_the_demo_names_open_for_the_demo_user(demo: DemoRun, client: TestClient) -> None:
+    sign_in(client, demo.output, "web")
+    pages = {path: client.get(path) for path in PAGES}
+    for path, page in pages.items():
+        assert page.status_code == 200, (path, page.text[:300])
+    # and the loop is on them: alerts listed, work of the team (and escalated to its lead) to do
+    assert 'href="/alerts/' in pages["/alerts"].text
+    assert 'href="/residents/' in pages["/care/my-work"].text
+
+
 def test_summary_names_the_pages_to_open(demo: DemoRun) -> None:
-    for page in ("/alerts", "/inbox", "/care/my-work", "/care/overdue", "/tiers", "/residents"):
+    for page in PAGES:
         assert page in demo.output
 
 
@@ -201,3 +220,8 @@ def test_signing_days_spread_over_the_span_oldest_first() -> None:
     offsets = signing_offsets(7, span_days=70)
     assert offsets[0] == 69 and offsets == sorted(offsets, reverse=True) and min(offsets) >= 0
     assert signing_offsets(0) == [] and len(set(signing_offsets(140, span_days=70))) == 70
+
+
+def test_the_care_day_catches_up_weekly_and_ends_today() -> None:
+    assert catch_up_days(69) == [69, 62, 55, 48, 41, 34, 27, 20, 13, 6, 0]
+    assert catch_up_days(0) == [0] and catch_up_days(7) == [7, 0]

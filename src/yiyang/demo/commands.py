@@ -173,7 +173,7 @@ def _print_summary(team, sensing, jobs, summary) -> None:  # type: ignore[no-unt
     rows += [
         ("逾期已升级 overdue and escalated", f"{summary.escalated:,}"),
         (f"网格员上门 grid worker's visits ({GRID_WORKER})", summary.grid_worker_visits),
-        ("照护日 care days run", jobs.care_days),
+        ("照护日 care day runs", jobs.care_days),
     ]
     for label, value in rows:
         table.add_row(label, str(value))

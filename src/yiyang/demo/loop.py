@@ -41,6 +41,9 @@ PANEL_LIMIT = 800  # a team's contracted panel in the demo (configurable per tea
 # signing for that long; the care day job then runs for each of those days, so first visits fall
 # due, some are done late and some escalate (to the lead after 7 days, the centre after 21).
 SIGNING_SPAN_DAYS = 70
+# The day job catches up on those weeks once a week rather than daily (the same work, a tenth of
+# the runs): work for a contract starting mid-week is created at the next run.
+CATCH_UP_EVERY_DAYS = 7
 ELDERLY_AGE = 65  # 国家基本公共卫生服务规范（第三版）老年人健康管理: 65 and over
 
 
@@ -316,26 +319,32 @@ class Jobs:
     escalated_to_centre: int = 0
 
 
+def catch_up_days(days_back: int, every_days: int = CATCH_UP_EVERY_DAYS) -> list[int]:
+    """Days before today the care day job runs on: from the first contract day every
+    ``every_days``, and today."""
+    return [*range(max(0, days_back), 0, -max(1, every_days)), 0]
+
+
 def run_jobs(
     database: Database, *, first_day: dt.date | None, now: dt.datetime, progress: Progress | None = None
 ) -> Jobs:
     """The alert sweep (absence clocks that ran out) and escalation once, then the care day job
-    for every day since the first contract took effect, ending today."""
+    as of every week since the first contract took effect, and today."""
     from yiyang.alerts.engine import escalation_job, sweep_job
     from yiyang.care.day import run_care_day
 
     jobs = Jobs()
     jobs.absences_raised = sweep_job(database, now)["raised"]
     jobs.escalation_steps = escalation_job(database, now)["steps"]
-    days_back = max(0, (local_day(now) - first_day).days) if first_day is not None else 0
-    for index, back in enumerate(range(days_back, -1, -1)):
+    days = catch_up_days((local_day(now) - first_day).days if first_day is not None else 0)
+    for index, back in enumerate(days):
         report = run_care_day(database, now - dt.timedelta(days=back))
         jobs.care_days += 1
         jobs.work_created += report.created
         jobs.escalated_to_lead += report.escalated_to_lead
         jobs.escalated_to_centre += report.escalated_to_centre
         if progress is not None:
-            progress(index + 1, days_back + 1)
+            progress(index + 1, len(days))
     return jobs
 
 
