@@ -47,9 +47,7 @@ HYPERTENSION = ("I10", "I11", "I12", "I13", "I15")  # ICD-10 hypertensive diseas
 DIABETES = ("E10", "E11", "E12", "E13", "E14")  # ICD-10 diabetes mellitus
 
 
-def select_homes(
-    session: Session, count: int, seed: int, among: Sequence[int] | None = None
-) -> list[Home]:
+def select_homes(session: Session, count: int, seed: int, among: Sequence[int] | None = None) -> list[Home]:
     """``count`` registered residents, drawn by ``seed``, as simulated homes (one elder each);
     ``among`` restricts the draw to these residents (the demo: a team's contracted panel)."""
     query = (
