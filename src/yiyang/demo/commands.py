@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
@@ -11,6 +12,9 @@ from yiyang.config import get_settings
 from yiyang.sources.models import Feed
 
 console = Console(stderr=True)
+# The pages that show the loop, for the demo user (family doctor and lead of the team, health
+# officer over the district, administrator).
+PAGES = ("/alerts", "/inbox", "/care/my-work", "/care/overdue", "/tiers", "/residents")
 
 
 def demo_command(
@@ -18,40 +22,67 @@ def demo_command(
     seed: int = typer.Option(7, help="random seed: the same seed builds the same district"),
     serve: bool = typer.Option(True, "--serve/--no-serve", help="serve the web app when built"),
     port: int = typer.Option(None, help="port to serve on (default 8000)"),
+    homes: int = typer.Option(
+        40, min=0, max=5_000, help="homes sensed for the last 24 hours in the care loop (0: skip step 4)"
+    ),
+    inject: float = typer.Option(
+        10.0, min=0.0, max=1_000.0, help="multiply the everyday rates of injected falls, SOS, spikes ..."
+    ),
 ) -> None:
-    """Build a synthetic district, write the three agencies' files, import them, serve the staff web."""
+    """Build a synthetic district, write the three agencies' files, import them, run a day of the
+    care loop (contracts, home sensing, alerts, care work), serve the staff web."""
     from yiyang.demo.synthetic import generate_district
     from yiyang.geo.service import import_geography, import_organisations
     from yiyang.migrate import open_database as database
     from yiyang.sources.commands import run_import
 
     settings = get_settings()
+    steps = 4 if homes > 0 else 3
     out_dir = Path(settings.data_dir) / "demo" / f"district-{residents}-{seed}"
-    console.print(f"[bold]1/3[/] 生成合成辖区 generating a district of {residents:,} elders -> {out_dir}")
+    console.print(
+        f"[bold]1/{steps}[/] 生成合成辖区 generating a district of {residents:,} elders -> {out_dir}"
+    )
     files = generate_district(out_dir, residents, seed=seed, progress=True)
 
-    console.print("[bold]2/3[/] 导入辖区与机构 importing geography and organisations")
+    console.print(f"[bold]2/{steps}[/] 导入辖区与机构 importing geography and organisations")
     db = database()
     with db.unit_of_work() as session:
         import_geography(session, files.geography)
         import_organisations(session, files.organisations)
     db.dispose()
 
-    console.print("[bold]3/3[/] 导入卫健、医保、民政数据 importing health, insurance and civil-affairs files")
-    for feed, path in ((Feed.health, files.health), (Feed.insurance, files.insurance), (Feed.civil, files.civil)):
+    console.print(
+        f"[bold]3/{steps}[/] 导入卫健、医保、民政数据 importing health, insurance and civil-affairs files"
+    )
+    for feed, path in (
+        (Feed.health, files.health),
+        (Feed.insurance, files.insurance),
+        (Feed.civil, files.civil),
+    ):
         run_import(feed, Path(path), report=None)
 
-    _demo_sign_in()
+    password = _demo_sign_in()
+    if homes > 0:
+        console.print(
+            "[bold]4/4[/] 医养闭环 the care loop: contracts, a day of home sensing, alerts, care work"
+        )
+        _care_loop(homes=homes, seed=seed, inject=inject)
+    if password:
+        console.print(f"[bold]登录 sign in[/]: demo / {password}")
+    host, shown_port = settings.host, port or settings.port
+    console.print(
+        ("打开 open: " if serve else "运行 yiyang serve 后打开 after `yiyang serve`, open: ")
+        + "  ".join(f"http://{host}:{shown_port}{page}" for page in PAGES)
+    )
     if serve:
         from yiyang.cli import serve as serve_command
 
-        host = settings.host
-        console.print(f"[green]打开 open http://{host}:{port or settings.port}/residents")
-        serve_command(host=host, port=port or settings.port)
+        serve_command(host=host, port=shown_port)
 
 
-def _demo_sign_in() -> None:
-    """A demo account: health officer over the district and administrator, its password shown once."""
+def _demo_sign_in() -> str | None:
+    """A demo account: health officer over the district and administrator; returns its password
+    when it was created now (to be shown once), else None."""
     import secrets
 
     from sqlalchemy import select
@@ -66,10 +97,86 @@ def _demo_sign_in() -> None:
         district = session.execute(select(Area).where(Area.level == AreaLevel.district)).scalars().first()
         if district is None or access.find_user(session, "demo") is not None:
             db.dispose()
-            return
+            return None
         password = secrets.token_urlsafe(9)
         user = access.create_user(session, "demo", password=password, display_name="演示 demo")
         access.grant_role(session, user, Role.health_officer, area_id=district.id)
         access.grant_role(session, user, Role.district_admin)
     db.dispose()
-    console.print(f"[bold]登录 sign in[/]: demo / {password}")
+    return password
+
+
+def _care_loop(*, homes: int, seed: int, inject: float) -> None:
+    """Step 4: a team and its contracts, a day of sensing in its homes, the timed jobs, a summary."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from yiyang.db import utcnow
+    from yiyang.demo import loop
+    from yiyang.migrate import open_database
+
+    now = utcnow()
+    started = time.perf_counter()
+    db = open_database()  # installs the reactions: an alert becomes a home visit
+    try:
+        with Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=console,
+        ) as bar:  # fmt: skip
+            signing = bar.add_task("签约 contracts", total=None)
+            team = loop.set_up_team(
+                db, now=now, progress=lambda done, total: bar.update(signing, completed=done, total=total)
+            )
+            if team is None:
+                console.print(
+                    "[yellow]没有卫生服务中心或居民：跳过 no health centre or residents: step 4 skipped"
+                )
+                return
+            sensing_task = bar.add_task("感知 sensing 24 h (s)", total=None)
+            sensing = loop.sense_a_day(
+                db, team.resident_ids, homes=homes, seed=seed, inject=inject, now=now,
+                prefer=team.grid_resident_ids, progress=lambda done, total: bar.update(sensing_task, completed=done, total=total),
+            )  # fmt: skip
+            days_task = bar.add_task("照护日 care days", total=None)
+            jobs = loop.run_jobs(
+                db, first_day=team.first_day, now=now,
+                progress=lambda done, total: bar.update(days_task, completed=done, total=total),
+            )  # fmt: skip
+        summary = loop.summarise(db, team.team_id, now)
+    finally:
+        db.dispose()
+    _print_summary(team, sensing, jobs, summary)
+    console.print(f"医养闭环 care loop: {time.perf_counter() - started:.1f} s")
+
+
+def _print_summary(team, sensing, jobs, summary) -> None:  # type: ignore[no-untyped-def]
+    from rich.table import Table
+
+    from yiyang.demo.loop import GRID_WORKER
+
+    table = Table(title=f"{team.team_name} · {team.community_name}", title_justify="left", show_header=False)
+    table.add_column("")
+    table.add_column("", justify="right")
+    rows: list[tuple[str, object]] = [
+        ("签约 contracts in force", f"{summary.contracts:,} ({team.signed:,} new)"),
+        ("签约关系 relationship rows", f"{summary.relationships:,}"),
+        ("感知家庭 homes sensed, last 24 h", sensing.homes),
+        ("设备 devices", sensing.devices),
+        ("消息 messages", f"{sensing.messages:,}"),
+        ("注入事件 injected events", sensing.injected),
+    ]
+    rows += [(f"告警 alerts: {kind}", count) for kind, count in sorted(summary.alerts_by_kind.items())]
+    rows += [(f"告警状态 alert state: {state}", n) for state, n in sorted(summary.alerts_by_state.items())]
+    rows += [(f"待办任务 open work: {kind}", f"{n:,}") for kind, n in sorted(summary.work_by_kind.items())]
+    rows += [
+        (f"任务状态 work status: {status}", f"{n:,}") for status, n in sorted(summary.work_by_status.items())
+    ]
+    rows += [
+        ("逾期已升级 overdue and escalated", f"{summary.escalated:,}"),
+        (f"网格员上门 grid worker's visits ({GRID_WORKER})", summary.grid_worker_visits),
+        ("照护日 care day runs", jobs.care_days),
+    ]
+    for label, value in rows:
+        table.add_row(label, str(value))
+    console.print(table)
+    if team.grid_worker_password:
+        console.print(f"[bold]网格员 grid worker[/]: {GRID_WORKER} / {team.grid_worker_password}")

@@ -47,13 +47,17 @@ HYPERTENSION = ("I10", "I11", "I12", "I13", "I15")  # ICD-10 hypertensive diseas
 DIABETES = ("E10", "E11", "E12", "E13", "E14")  # ICD-10 diabetes mellitus
 
 
-def select_homes(session: Session, count: int, seed: int) -> list[Home]:
-    """``count`` registered residents, drawn by ``seed``, as simulated homes (one elder each)."""
-    ids = session.scalars(
+def select_homes(session: Session, count: int, seed: int, among: Sequence[int] | None = None) -> list[Home]:
+    """``count`` registered residents, drawn by ``seed``, as simulated homes (one elder each);
+    ``among`` restricts the draw to these residents (the demo: a team's contracted panel)."""
+    query = (
         select(Resident.id)
         .where(Resident.status == ResidentStatus.active, Resident.merged_into_id.is_(None))
         .order_by(Resident.id)
-    ).all()
+    )
+    if among is not None:
+        query = query.where(Resident.id.in_(sorted(set(among))))
+    ids = session.scalars(query).all()
     chosen = sorted(random.Random(f"{seed}:residents").sample(list(ids), min(count, len(ids))))
     homes: list[Home] = []
     for begin in range(0, len(chosen), 500):
