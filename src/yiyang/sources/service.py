@@ -13,7 +13,9 @@ A source record keeps them sealed in its own columns, out of the payload JSON.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import hashlib
 import logging
 import time
@@ -620,6 +622,24 @@ def start_run(session: Session, feed: Feed, label: str, sha256: str = "", encodi
     return run
 
 
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused over one batch.
+
+    A batch makes hundreds of thousands of small objects and keeps most of them to its end, so
+    the collector keeps scanning them to find nothing (measured: about a quarter of the linkage
+    stage). The runner makes no cycles worth chasing; the next collection after the batch
+    catches any, so garbage stays bounded by one batch."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def import_source_rows(
     session: Session,
     feed: Feed,
@@ -646,11 +666,13 @@ def import_source_rows(
             continue
         batch.append(item)
         if len(batch) >= settings.import_batch_rows:
-            runner.apply(batch)
+            with collector_paused():
+                runner.apply(batch)
             batch = []
             if on_progress:
                 on_progress(seen)
-    runner.apply(batch)
+    with collector_paused():
+        runner.apply(batch)
     if on_progress:
         on_progress(seen)
     report.counts = runner.report_counts
