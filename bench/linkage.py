@@ -14,6 +14,7 @@ import argparse
 import csv
 import io
 import json
+import os
 import sys
 import time
 import uuid
@@ -84,15 +85,22 @@ def run(url: str, feeds, files) -> dict:  # type: ignore[no-untyped-def]
     say(f"floor  plain COPY, {floor_rows:,} rows          {floor_rows / floor_s:>10,.0f} rows/s")
 
     counts: Counter[str] = Counter()
+    stages: Counter[str] = Counter()
     started = time.perf_counter()
     for feed, path in feeds:
         t0 = time.perf_counter()
         report = import_file(database, feed, path)
         counts.update(report.counts)
+        stages.update(report.stage_seconds)
+        stages["read and commit"] += time.perf_counter() - t0 - sum(report.stage_seconds.values())
         say(
             f"  {feed.value:<9} {report.counts['rows']:>9,} rows in {time.perf_counter() - t0:6.1f}s  {dict(report.counts)}"
         )
     ours_s = time.perf_counter() - started
+    say(
+        "  stages (us/row): "
+        + ", ".join(f"{stage} {seconds / counts['rows'] * 1e6:,.0f}" for stage, seconds in stages.items())
+    )
     rows = counts["rows"]
     say(
         f"ours   import + link, {rows:,} rows       {rows / ours_s:>10,.0f} rows/s   ratio {rows / ours_s / (floor_rows / floor_s):.2f}"
@@ -112,6 +120,8 @@ def run(url: str, feeds, files) -> dict:  # type: ignore[no-untyped-def]
         "ratio": round((rows / ours_s) / (floor_rows / floor_s), 3),
         "rejected": counts["rejected"],
         "review": counts["linked_review"],
+        "stage_us_per_row": {stage: round(seconds / rows * 1e6) for stage, seconds in stages.items()},
+        "load_average": round(os.getloadavg()[0], 2),
         **{k: round(v, 4) if isinstance(v, float) else v for k, v in quality.items()},
     }
 
