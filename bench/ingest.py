@@ -447,6 +447,9 @@ def run_ours(
     deadline = time.monotonic() + args.timeout
     while worker.stats.stored < args.messages and time.monotonic() < deadline:
         time.sleep(0.01)
+    # The sustained rate is the stream's: taken before the paced falls, which leave the worker
+    # idle for --falls / --fall-rate seconds and would otherwise count as ingest time.
+    stream = (worker.stats.stored, worker.stats.readings, worker.stats.last_commit, worker.stats.first_arrival)
     falls: dict[int, float] = {}
     if rules is not None and args.falls:
         falls = publish_falls(root, list(device_ids), args, worker)
@@ -456,9 +459,9 @@ def run_ours(
     process.join(30)
     _purge_session(args.host, args.port, settings.client_id)
     publish_seconds, published = _publish_seconds(done)
-    stats = worker.stats
-    seconds = (stats.last_commit or 0) - (stats.first_arrival or 0)
-    result = RunResult(stats.stored, stats.readings, seconds, publish_seconds, published, worker.raised_at)
+    stored, readings, last_commit, first_arrival = stream
+    seconds = (last_commit or 0) - (first_arrival or 0)
+    result = RunResult(stored, readings, seconds, publish_seconds, published, worker.raised_at)
     result.falls = falls
     result.fall_raised = worker.fall_at
     return result
