@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -72,12 +72,12 @@ def relax_read_commit(session: Session) -> None:
     never a change to data, and the chain stays whole because rows are lost from its tail only.
     """
     if is_postgres(session):
-        session.execute(text("SET LOCAL synchronous_commit TO off"))
+        session.connection().exec_driver_sql("SET LOCAL synchronous_commit TO off")
 
 
 def _ensure_head(session: Session) -> None:
     insert = pg_insert if is_postgres(session) else sqlite_insert
-    session.execute(
+    session.connection().execute(
         insert(AuditChainHead)
         .values(id=HEAD_ID, last_event_id=0, last_hash=GENESIS_HASH)
         .on_conflict_do_nothing(index_elements=["id"])
@@ -94,12 +94,39 @@ def _lock_head(session: Session) -> str:
     the first time."""
     if not is_postgres(session):
         _ensure_head(session)
-        return session.execute(_HEAD_FOR_UPDATE).scalar_one()
-    last_hash = session.execute(_HEAD_FOR_UPDATE).scalar_one_or_none()
+        return session.connection().execute(_HEAD_FOR_UPDATE).scalar_one()
+    last_hash = session.connection().execute(_HEAD_FOR_UPDATE).scalar_one_or_none()
     if last_hash is None:
         _ensure_head(session)
-        last_hash = session.execute(_HEAD_FOR_UPDATE).scalar_one()
+        last_hash = session.connection().execute(_HEAD_FOR_UPDATE).scalar_one()
     return last_hash
+
+
+# Built once with bound parameters and run on the connection, not through the ORM: building the
+# statement and the ORM's execution path cost more than the round trips themselves. On PostgreSQL
+# the row is inserted and the head moved in one statement.
+_EVENT_COLUMNS = (*HASHED_FIELDS, "prev_hash", "row_hash")
+_INSERT_EVENT = (
+    insert(AuditEvent)
+    .values({name: bindparam(f"e_{name}") for name in _EVENT_COLUMNS})
+    .returning(AuditEvent.id)
+)
+_INSERTED = _INSERT_EVENT.cte("inserted")
+_APPEND_PG = (
+    update(AuditChainHead)
+    .where(AuditChainHead.id == HEAD_ID)
+    .values(
+        last_event_id=select(_INSERTED.c.id).scalar_subquery(),
+        last_hash=bindparam("h_hash"),
+        updated_at=bindparam("h_at"),
+    )
+    .returning(AuditChainHead.last_event_id)
+)
+_MOVE_HEAD = (
+    update(AuditChainHead)
+    .where(AuditChainHead.id == HEAD_ID)
+    .values(last_event_id=bindparam("h_id"), last_hash=bindparam("h_hash"), updated_at=bindparam("h_at"))
+)
 
 
 def record_access(
@@ -143,26 +170,14 @@ def record_access(
     )
     event.prev_hash = _lock_head(session)
     event.row_hash = chain_hash(event.prev_hash, {name: getattr(event, name) for name in HASHED_FIELDS})
-    # Core statements, not the ORM: a read pays for its audit row, so it is kept to two round trips
-    # on PostgreSQL (lock the head; insert the row and move the head in one statement).
-    values = {name: getattr(event, name) for name in (*HASHED_FIELDS, "prev_hash", "row_hash")}
-    head_values = {"last_hash": event.row_hash, "updated_at": event.occurred_at}
-    inserted = insert(AuditEvent).values(values).returning(AuditEvent.id)
+    params = {f"e_{name}": getattr(event, name) for name in _EVENT_COLUMNS}
+    params |= {"h_hash": event.row_hash, "h_at": event.occurred_at}
+    connection = session.connection()
     if is_postgres(session):
-        row = inserted.cte("inserted")
-        event.id = session.execute(
-            update(AuditChainHead)
-            .where(AuditChainHead.id == HEAD_ID)
-            .values(last_event_id=select(row.c.id).scalar_subquery(), **head_values)
-            .returning(AuditChainHead.last_event_id)
-        ).scalar_one()
+        event.id = connection.execute(_APPEND_PG, params).scalar_one()
     else:
-        event.id = session.execute(inserted).scalar_one()
-        session.execute(
-            update(AuditChainHead)
-            .where(AuditChainHead.id == HEAD_ID)
-            .values(last_event_id=event.id, **head_values)
-        )
+        event.id = connection.execute(_INSERT_EVENT, params).scalar_one()
+        connection.execute(_MOVE_HEAD, params | {"h_id": event.id})
     return event  # not in the session: the row is written
 
 

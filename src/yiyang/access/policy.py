@@ -418,13 +418,13 @@ def _in_scope(session: Session, actor: Actor, grant: RoleGrant, resident: Reside
         if grant.organisation_id is None:
             return False
         kind = RelationshipKind.contract if draw is Draw.contract else RelationshipKind.service
-        found = session.execute(
+        found = session.connection().execute(
             _BY_ORGANISATION,
             {"resident_id": resident.id, "kind": kind, "now": now, "who": grant.organisation_id},
         )
         return found.first() is not None
     if draw is Draw.pairing:
-        found = session.execute(
+        found = session.connection().execute(
             _BY_USER,
             {"resident_id": resident.id, "kind": RelationshipKind.pairing, "now": now, "who": actor.user_id},
         )
@@ -467,6 +467,7 @@ def _decide(
     now: dt.datetime,
 ) -> Decision:
     """Which of ``categories`` this actor may touch for this resident (scope x consent)."""
+    session.flush()  # the queries below run on the connection, past the ORM's autoflush
     resident = session.get(Resident, resident_id)
     if resident is None:
         raise NotFound("resident.not_found", "未找到该居民 (resident not found)", resident_id=resident_id)
@@ -483,7 +484,7 @@ def _decide(
         in_scope = _in_scope(session, actor, grant, resident, now)
         if in_scope and decisions is None and scope.recipient is not RecipientClass.own:
             decisions = {}
-            for recipient, category, row_purpose, decision in session.execute(
+            for recipient, category, row_purpose, decision in session.connection().execute(
                 _CONSENTS_IN_FORCE, {"resident_id": resident_id, "now": now}
             ):
                 key = (RecipientClass(recipient), DataCategory(category), Purpose(row_purpose))
