@@ -449,7 +449,12 @@ def run_ours(
         time.sleep(0.01)
     # The sustained rate is the stream's: taken before the paced falls, which leave the worker
     # idle for --falls / --fall-rate seconds and would otherwise count as ingest time.
-    stream = (worker.stats.stored, worker.stats.readings, worker.stats.last_commit, worker.stats.first_arrival)
+    stream = (
+        worker.stats.stored,
+        worker.stats.readings,
+        worker.stats.last_commit,
+        worker.stats.first_arrival,
+    )
     falls: dict[int, float] = {}
     if rules is not None and args.falls:
         falls = publish_falls(root, list(device_ids), args, worker)

@@ -25,7 +25,11 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
     install_pii_redaction()  # no ID numbers or phones in any log line
     get_keys()  # missing field or blind-index keys fail here, at start, not at the first resident read
     install_handlers()  # cross-domain reactions: an import re-tiers the residents it touched
-    app = FastAPI(title="yiyang 医养", version=__version__, description="社区医养结合 community medical-and-elderly care")
+    app = FastAPI(
+        title="yiyang 医养",
+        version=__version__,
+        description="社区医养结合 community medical-and-elderly care",
+    )
     app.state.settings = settings
     policy.configure(settings)  # consent defaults and break-the-glass duration
     app.state.database = database or Database(settings=settings)
@@ -40,7 +44,10 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
         # Report where the input is wrong, never echo the input itself (it may hold PII).
-        problems = [{"loc": list(e.get("loc", ())), "type": e.get("type"), "msg": e.get("msg")} for e in error.errors()]
+        problems = [
+            {"loc": list(e.get("loc", ())), "type": e.get("type"), "msg": e.get("msg")}
+            for e in error.errors()
+        ]
         return JSONResponse(
             {"code": "request.invalid", "message": "请求参数无效 (invalid request)", "detail": problems},
             status_code=422,
@@ -49,7 +56,9 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, error: Exception) -> JSONResponse:
         log.exception("unexpected error: %s", type(error).__name__)
-        return JSONResponse({"code": "server.error", "message": "服务器内部错误 (internal error)"}, status_code=500)
+        return JSONResponse(
+            {"code": "server.error", "message": "服务器内部错误 (internal error)"}, status_code=500
+        )
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -12,7 +12,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="YIYANG_", env_file=".env", extra="ignore")
 
-    data_dir: Path = Field(default=Path("data"), description="where the embedded SQLite file and exports live")
+    data_dir: Path = Field(
+        default=Path("data"), description="where the embedded SQLite file and exports live"
+    )
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; empty means the embedded SQLite file under data_dir"
     )

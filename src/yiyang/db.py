@@ -188,7 +188,5 @@ def bulk_update(
         return len(rows)
     raw = session.connection().connection.driver_connection
     assignments = ", ".join(f"{c} = ?" for c in columns)
-    raw.executemany(
-        f"UPDATE {table} SET {assignments} WHERE {key} = ?", [(*row[1:], row[0]) for row in rows]
-    )
+    raw.executemany(f"UPDATE {table} SET {assignments} WHERE {key} = ?", [(*row[1:], row[0]) for row in rows])
     return len(rows)

@@ -52,7 +52,9 @@ def install_jobs() -> None:
     from yiyang.alerts.engine import register_jobs as alert_jobs
 
     alert_jobs()
-    register(Job("care.day", dt.timedelta(hours=6), _care_day))  # idempotent: re-runs find the day's work made
+    register(
+        Job("care.day", dt.timedelta(hours=6), _care_day)
+    )  # idempotent: re-runs find the day's work made
     register(Job("orders.sweep", dt.timedelta(minutes=2), _orders_sweep))
     register(Job("timebank.expire", dt.timedelta(days=1), _timebank_expire))
     register(Job("devices.broker_pending", dt.timedelta(minutes=1), _broker_pending))

@@ -364,7 +364,11 @@ def test_assessments_follow_a_merge_and_come_back_on_unmerge(db: Database, react
     # given a resident and a duplicate registered without an ID number, assessed as demented
     survivor = resident_from_health(db)
     duplicate = resident_id_of(
-        run(db, Feed.civil, [civil_row("MZ-9", "002", "intact", id_number=None, birth_date=dt.date(1946, 5, 1))]),
+        run(
+            db,
+            Feed.civil,
+            [civil_row("MZ-9", "002", "intact", id_number=None, birth_date=dt.date(1946, 5, 1))],
+        ),
         "MZ-9",
     )
     assert duplicate != survivor

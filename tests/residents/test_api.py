@@ -53,7 +53,9 @@ def test_search_by_id_number_and_phone(client: TestClient) -> None:
 def test_merge_and_unmerge_through_the_api(client: TestClient) -> None:
     first, second = find(client, "王秀英"), find(client, "李建国")
     # two residents with different ID numbers cannot be merged
-    refused = client.post("/api/residents/merge", json={"survivor_id": first, "merged_id": second, "reason": "x"})
+    refused = client.post(
+        "/api/residents/merge", json={"survivor_id": first, "merged_id": second, "reason": "x"}
+    )
     assert refused.status_code == 409 and refused.json()["code"] == "resident.merge.id_conflict"
     assert client.get(f"/api/residents/{second}").status_code == 200
 

@@ -42,11 +42,25 @@ def seed_areas(database: Database) -> None:
         district = Area(level=AreaLevel.district, code="110108", name="海淀区", path="110108")
         session.add(district)
         session.flush()
-        street = Area(level=AreaLevel.street, code="110108001", name="万寿路街道", parent_id=district.id, path="110108/110108001")
+        street = Area(
+            level=AreaLevel.street,
+            code="110108001",
+            name="万寿路街道",
+            parent_id=district.id,
+            path="110108/110108001",
+        )
         session.add(street)
         session.flush()
         for code, name in ((COMMUNITY, "甲社区"), (OTHER_COMMUNITY, "乙社区")):
-            session.add(Area(level=AreaLevel.community, code=code, name=name, parent_id=street.id, path=f"{street.path}/{code}"))
+            session.add(
+                Area(
+                    level=AreaLevel.community,
+                    code=code,
+                    name=name,
+                    parent_id=street.id,
+                    path=f"{street.path}/{code}",
+                )
+            )
 
 
 def health_row(line: int, key: str, **overrides) -> SourceRow:

@@ -53,7 +53,12 @@ def test_three_feeds_join_into_one_profile_per_person(district: Database) -> Non
     assert civil.counts["accepted"] + civil.counts["rejected"] == civil.counts["rows"]
     with district.unit_of_work() as session:
         wang = session.execute(select(Resident).where(Resident.name == "王秀英")).scalar_one()
-        feeds = {r.feed for r in session.execute(select(SourceRecord).where(SourceRecord.resident_id == wang.id)).scalars()}
+        feeds = {
+            r.feed
+            for r in session.execute(
+                select(SourceRecord).where(SourceRecord.resident_id == wang.id)
+            ).scalars()
+        }
         assert feeds >= {"health", "insurance"}
         # the Chinese name survived GB18030 and the 15-digit ID was upgraded
         li = session.execute(select(Resident).where(Resident.name == "李建国")).scalar_one()

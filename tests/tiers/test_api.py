@@ -60,7 +60,9 @@ def test_tier_read_names_its_reasons_and_exports_as_a_flag(
     assert [(h["old_tier"], h["new_tier"], h["trigger"]) for h in history] == [(None, "red", "import")]
 
 
-def test_imported_resident_is_decided_and_unknown_resident_is_404(client: TestClient, sqlite_db: Database) -> None:
+def test_imported_resident_is_decided_and_unknown_resident_is_404(
+    client: TestClient, sqlite_db: Database
+) -> None:
     seed_areas(sqlite_db)
     rid = run(sqlite_db, Feed.health, [health_row("HR-1")]).resident_ids["HR-1"]
     assert client.get(f"/api/residents/{rid}/tier").json()["tier"] == "green"
@@ -135,7 +137,9 @@ def test_chart_escapes_area_names_and_writes_shares() -> None:
     assert "50%" in texts and "25%" in texts
 
 
-def test_resident_imported_without_the_tier_reaction_is_undecided(client: TestClient, sqlite_db: Database) -> None:
+def test_resident_imported_without_the_tier_reaction_is_undecided(
+    client: TestClient, sqlite_db: Database
+) -> None:
     from yiyang.events import unsubscribe_all
 
     seed_areas(sqlite_db)

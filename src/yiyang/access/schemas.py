@@ -135,6 +135,8 @@ class BreakGlassPage(BaseModel):
 class BreakGlassReview(BaseModel):
     verdict: Literal["justified", "unjustified"]
     note: str | None = Field(default=None, max_length=200)
+
+
 # --- reveal and the audit trail (audit_api.py) ------------------------------------------------
 
 

@@ -376,9 +376,15 @@ def on_residents_merged(session: Session, event: ResidentsMerged) -> None:
     """A merged resident's assessments follow its records to the survivor (and are noted, so an
     unmerge can take them back)."""
     merge = event.merge
-    moved = session.execute(select(Assessment.id).where(Assessment.resident_id == merge.merged_id)).scalars().all()
+    moved = (
+        session.execute(select(Assessment.id).where(Assessment.resident_id == merge.merged_id))
+        .scalars()
+        .all()
+    )
     if moved:
-        session.execute(update(Assessment).where(Assessment.id.in_(moved)).values(resident_id=merge.survivor_id))
+        session.execute(
+            update(Assessment).where(Assessment.id.in_(moved)).values(resident_id=merge.survivor_id)
+        )
     merge.moved = {**(merge.moved or {}), "assessment_ids": list(moved)}
     session.flush()
 
@@ -387,5 +393,7 @@ def on_residents_unmerged(session: Session, event: ResidentsUnmerged) -> None:
     merge = event.merge
     moved = (merge.moved or {}).get("assessment_ids") or []
     if moved:
-        session.execute(update(Assessment).where(Assessment.id.in_(moved)).values(resident_id=merge.merged_id))
+        session.execute(
+            update(Assessment).where(Assessment.id.in_(moved)).values(resident_id=merge.merged_id)
+        )
         session.flush()

@@ -84,7 +84,10 @@ def care_day(session: Session, now: dt.datetime, rules: ScheduleRules = DEFAULT_
     report.created = generate_due_work(session, now, rules)
     report.became_due, report.became_overdue = mark_due_and_overdue(session, now)
     report.escalated_to_centre, report.escalated_to_lead = escalate_overdue(session, now, rules)
-    if is_postgres(session) and report.created + report.became_due + report.became_overdue > ANALYZE_AFTER_ROWS:
+    if (
+        is_postgres(session)
+        and report.created + report.became_due + report.became_overdue > ANALYZE_AFTER_ROWS
+    ):
         # A day that changed much of the table leaves the planner's row counts stale until autovacuum
         # gets to it; the overdue lists read right after would then join by nested loop.
         session.execute(text("ANALYZE work_item"))

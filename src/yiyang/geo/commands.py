@@ -11,9 +11,13 @@ geo_app = typer.Typer(help="区划与机构 (geography and organisations).", no_
 
 @geo_app.command("import")
 def geo_import(
-    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="CSV (UTF-8 or GB18030): 层级,编码,名称,上级编码"),
+    file: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, help="CSV (UTF-8 or GB18030): 层级,编码,名称,上级编码"
+    ),
     organisations: bool = typer.Option(
-        False, "--organisations", help="the file lists organisations: 机构编码,机构名称,机构类型,所属区划编码,地址,电话"
+        False,
+        "--organisations",
+        help="the file lists organisations: 机构编码,机构名称,机构类型,所属区划编码,地址,电话",
     ),
 ) -> None:
     """Import the area tree (or organisations); a file with any rejected row changes nothing."""
@@ -31,7 +35,9 @@ def geo_import(
     finally:
         db.dispose()
     for rejection in report.rejections:
-        typer.echo(f"第{rejection.line}行 line {rejection.line}: [{rejection.code}] {rejection.message}", err=True)
+        typer.echo(
+            f"第{rejection.line}行 line {rejection.line}: [{rejection.code}] {rejection.message}", err=True
+        )
     if not report.applied:
         typer.echo(f"未导入 (nothing imported): {len(report.rejections)} 行被拒绝 (rows rejected)", err=True)
         raise typer.Exit(1)

@@ -98,7 +98,12 @@ def read_sources(
     service.get_resident(session, resident_id)
     return [
         schemas.SourceRecordRead.model_validate(r).model_copy(
-            update={"payload": {**r.payload, **{k: mask_attribute(k, getattr(r, k)) for k in ("id_number", "phone")}}}
+            update={
+                "payload": {
+                    **r.payload,
+                    **{k: mask_attribute(k, getattr(r, k)) for k in ("id_number", "phone")},
+                }
+            }
         )
         for r in service.source_records_of(session, resident_id)
     ]

@@ -57,18 +57,21 @@ def parse_id_number(raw: str, today: dt.date | None = None) -> ResidentId:
         upgraded = True
     elif not _SHAPE_18.match(number):
         raise IdNumberError(
-            "resident.id_number.format", f"身份证号应为18位（或旧式15位）数字 (ID number must be 18 characters, got {len(number)})"
+            "resident.id_number.format",
+            f"身份证号应为18位（或旧式15位）数字 (ID number must be 18 characters, got {len(number)})",
         )
     try:
         birth = dt.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
     except ValueError:
         raise IdNumberError(
-            "resident.id_number.birth_date", "身份证号中的出生日期不存在 (the birth date in the ID number does not exist)"
+            "resident.id_number.birth_date",
+            "身份证号中的出生日期不存在 (the birth date in the ID number does not exist)",
         ) from None
     today = today or dt.date.today()
     if birth > today or birth.year < 1890:
         raise IdNumberError(
-            "resident.id_number.birth_date", "身份证号中的出生日期不可能 (the birth date in the ID number is impossible)"
+            "resident.id_number.birth_date",
+            "身份证号中的出生日期不可能 (the birth date in the ID number is impossible)",
         )
     expected = check_character(number[:17])
     if number[17] != expected:
@@ -77,7 +80,9 @@ def parse_id_number(raw: str, today: dt.date | None = None) -> ResidentId:
             f"身份证号校验位错误 (check character should be {expected})",
         )
     sex = "M" if int(number[16]) % 2 == 1 else "F"
-    return ResidentId(number=number, area_code=number[:6], birth_date=birth, sex=sex, upgraded_from_15=upgraded)
+    return ResidentId(
+        number=number, area_code=number[:6], birth_date=birth, sex=sex, upgraded_from_15=upgraded
+    )
 
 
 def mask_id_number(number: str | None) -> str | None:

@@ -55,7 +55,9 @@ class Resident(Base):
     __tablename__ = "resident"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    id_number: Mapped[str | None] = mapped_column("id_number_enc", pii.EncryptedString(pii.RESIDENT_ID_NUMBER))
+    id_number: Mapped[str | None] = mapped_column(
+        "id_number_enc", pii.EncryptedString(pii.RESIDENT_ID_NUMBER)
+    )
     id_number_bidx: Mapped[str | None] = mapped_column(String(pii.INDEX_LENGTH))
     name: Mapped[str] = mapped_column(String(64))
     name_pinyin: Mapped[str] = mapped_column(String(128), index=True)

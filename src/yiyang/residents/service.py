@@ -90,7 +90,9 @@ def _query_clause(query: str):  # type: ignore[no-untyped-def]
     compact = query.replace(" ", "")
     if compact.isdigit() or (len(compact) == 18 and compact[:17].isdigit()):
         try:
-            return Resident.id_number_bidx.in_(pii.lookup_indexes("id_number", parse_id_number(compact).number))
+            return Resident.id_number_bidx.in_(
+                pii.lookup_indexes("id_number", parse_id_number(compact).number)
+            )
         except IdNumberError:
             return Resident.phone_bidx.in_(pii.lookup_indexes("phone", compact))
     if query.isascii():
@@ -145,18 +147,26 @@ def _current_values(session: Session, resident: Resident) -> dict[str, Any]:
 
 
 def conditions_of(session: Session, resident_id: int) -> Sequence[Condition]:
-    return session.execute(
-        select(Condition).where(Condition.resident_id == resident_id).order_by(Condition.code)
-    ).scalars().all()
+    return (
+        session.execute(
+            select(Condition).where(Condition.resident_id == resident_id).order_by(Condition.code)
+        )
+        .scalars()
+        .all()
+    )
 
 
 def observations_of(session: Session, resident_id: int, limit: int = 50) -> Sequence[Observation]:
-    return session.execute(
-        select(Observation)
-        .where(Observation.resident_id == resident_id)
-        .order_by(Observation.effective_at.desc(), Observation.id.desc())
-        .limit(limit)
-    ).scalars().all()
+    return (
+        session.execute(
+            select(Observation)
+            .where(Observation.resident_id == resident_id)
+            .order_by(Observation.effective_at.desc(), Observation.id.desc())
+            .limit(limit)
+        )
+        .scalars()
+        .all()
+    )
 
 
 def latest_observations(session: Session, resident_id: int) -> dict[str, Observation]:
@@ -168,23 +178,32 @@ def latest_observations(session: Session, resident_id: int) -> dict[str, Observa
 
 
 def source_records_of(session: Session, resident_id: int) -> Sequence[SourceRecord]:
-    return session.execute(
-        select(SourceRecord)
-        .where(SourceRecord.resident_id == resident_id)
-        .order_by(SourceRecord.observed_at, SourceRecord.id)
-    ).scalars().all()
+    return (
+        session.execute(
+            select(SourceRecord)
+            .where(SourceRecord.resident_id == resident_id)
+            .order_by(SourceRecord.observed_at, SourceRecord.id)
+        )
+        .scalars()
+        .all()
+    )
 
 
 def fact_history(session: Session, resident_id: int, limit: int = 100) -> Sequence[FactChange]:
-    return session.execute(
-        select(FactChange)
-        .where(FactChange.resident_id == resident_id)
-        .order_by(FactChange.changed_at.desc(), FactChange.id.desc())
-        .limit(limit)
-    ).scalars().all()
+    return (
+        session.execute(
+            select(FactChange)
+            .where(FactChange.resident_id == resident_id)
+            .order_by(FactChange.changed_at.desc(), FactChange.id.desc())
+            .limit(limit)
+        )
+        .scalars()
+        .all()
+    )
 
 
 # -- rebuild -----------------------------------------------------------------------------------
+
 
 def rebuild_resident(session: Session, resident_id: int, *, reason: str) -> Resident:
     """Recompute a profile and its conditions from all of the resident's source records.
@@ -286,7 +305,10 @@ def _text(value: Any) -> str | None:
 
 # -- merge and unmerge -------------------------------------------------------------------------
 
-def merge_residents(session: Session, survivor_id: int, merged_id: int, *, by: str, reason: str) -> ResidentMerge:
+
+def merge_residents(
+    session: Session, survivor_id: int, merged_id: int, *, by: str, reason: str
+) -> ResidentMerge:
     """Fold ``merged_id`` into ``survivor_id``: its evidence moves, both profiles are rebuilt."""
     if survivor_id == merged_id:
         raise Invalid("resident.merge.same", "不能将档案与自身合并 (cannot merge a resident with itself)")
@@ -298,13 +320,15 @@ def merge_residents(session: Session, survivor_id: int, merged_id: int, *, by: s
             "两份档案的身份证号不同，不能合并 (the two residents have different ID numbers)",
         )
     record_ids = [r.id for r in source_records_of(session, merged_id)]
-    observation_ids = session.execute(
-        select(Observation.id).where(Observation.resident_id == merged_id)
-    ).scalars().all()
+    observation_ids = (
+        session.execute(select(Observation.id).where(Observation.resident_id == merged_id)).scalars().all()
+    )
     session.execute(
         update(SourceRecord).where(SourceRecord.id.in_(record_ids)).values(resident_id=survivor_id)
     )
-    session.execute(update(Observation).where(Observation.id.in_(observation_ids)).values(resident_id=survivor_id))
+    session.execute(
+        update(Observation).where(Observation.id.in_(observation_ids)).values(resident_id=survivor_id)
+    )
     session.execute(
         update(LinkReview)
         .where(LinkReview.status == ReviewStatus.open)
@@ -376,6 +400,7 @@ def unmerge(session: Session, merge_id: int, *, by: str) -> ResidentMerge:
 
 # -- the review queue -------------------------------------------------------------------------
 
+
 def open_reviews(
     session: Session, limit: int = 50, offset: int = 0, visible: ColumnElement[bool] | None = None
 ) -> tuple[int, Sequence[LinkReview]]:
@@ -397,7 +422,9 @@ def decide_review(session: Session, review_id: int, *, same_person: bool, by: st
     if review.status != ReviewStatus.open:
         raise Conflict("link_review.decided", "该记录已处理 (this review was already decided)")
     if same_person:
-        merge_residents(session, review.candidate_id, review.resident_id, by=by, reason=f"link review {review.id}")
+        merge_residents(
+            session, review.candidate_id, review.resident_id, by=by, reason=f"link review {review.id}"
+        )
         review.status = ReviewStatus.same
     else:
         review.status = ReviewStatus.different
@@ -405,7 +432,11 @@ def decide_review(session: Session, review_id: int, *, same_person: bool, by: st
         still_open = session.execute(
             select(func.count())
             .select_from(LinkReview)
-            .where(LinkReview.resident_id == provisional.id, LinkReview.status == ReviewStatus.open, LinkReview.id != review.id)
+            .where(
+                LinkReview.resident_id == provisional.id,
+                LinkReview.status == ReviewStatus.open,
+                LinkReview.id != review.id,
+            )
         ).scalar_one()
         provisional.needs_review = still_open > 0
     review.decided_by = by[:64]

@@ -13,7 +13,9 @@ from rich.table import Table
 from yiyang.errors import DomainError
 from yiyang.sources.models import Feed
 
-import_app = typer.Typer(help="Import an agency file (卫健 health / 医保 insurance / 民政 civil affairs).", no_args_is_help=True)
+import_app = typer.Typer(
+    help="Import an agency file (卫健 health / 医保 insurance / 民政 civil affairs).", no_args_is_help=True
+)
 console = Console(stderr=True)
 
 COUNT_LABELS = {

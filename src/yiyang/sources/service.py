@@ -92,7 +92,13 @@ class ImportReport:
             "elapsed_s": round(self.elapsed_s, 3),
             "counts": dict(self.counts),
             "rejections": [
-                {"line": r.line, "code": r.code, "message": r.message, "source_key": r.source_key, "column": r.column}
+                {
+                    "line": r.line,
+                    "code": r.code,
+                    "message": r.message,
+                    "source_key": r.source_key,
+                    "column": r.column,
+                }
                 for r in self.rejections
             ],
         }
@@ -140,14 +146,19 @@ class ImportRunner:
         areas = session.execute(select(Area.code, Area.id, Area.level)).all()
         self.community_ids = {code: id_ for code, id_, level in areas if level == AreaLevel.community}
         self.grid_ids = {code: id_ for code, id_, level in areas if level == AreaLevel.grid}
-        self.area_code_of = {id_: code for code, id_, level in areas if level in (AreaLevel.community, AreaLevel.grid)}
+        self.area_code_of = {
+            id_: code for code, id_, level in areas if level in (AreaLevel.community, AreaLevel.grid)
+        }
         self.recorded_at = db_datetime(utcnow())
         self.postgres = is_postgres(session)
         # Whether anyone is registered without an ID number: if not, a row with an unknown ID
         # number is simply a new person, and the probabilistic search is skipped for it.
-        self.anyone_without_id = session.execute(
-            text("SELECT 1 FROM resident WHERE id_number_bidx IS NULL AND status = 'active' LIMIT 1")
-        ).first() is not None
+        self.anyone_without_id = (
+            session.execute(
+                text("SELECT 1 FROM resident WHERE id_number_bidx IS NULL AND status = 'active' LIMIT 1")
+            ).first()
+            is not None
+        )
         self.keys = pii.get_keys()
         self.opened_phones: dict[str, str] = {}  # sealed -> plain, for candidates met again
         # resident id -> attribute -> (plain, sealed, index) as loaded: an unchanged value keeps them.
@@ -219,15 +230,33 @@ class ImportRunner:
                          _text(mask_attribute(attribute, change.new_value)),
                          change.old_ref.source_record_id, record_id, change.reason, self.recorded_at)
                     )  # fmt: skip
-            conditions.extend((resident_id, record_id, row.observed_at.date(), c) for c in payload.get("conditions", ()))
+            conditions.extend(
+                (resident_id, record_id, row.observed_at.date(), c) for c in payload.get("conditions", ())
+            )
             for code, value, value2, unit, effective in payload.get("observations", ()):
                 observations.append(
-                    (resident_id, code, value, value2, unit, db_datetime(dt.datetime.fromisoformat(effective)), record_id)
+                    (
+                        resident_id,
+                        code,
+                        value,
+                        value2,
+                        unit,
+                        db_datetime(dt.datetime.fromisoformat(effective)),
+                        record_id,
+                    )
                 )
             if review is not None:
                 candidate_id, comparison = review
                 reviews.append(
-                    (resident_id, candidate_id, record_id, score, orjson.dumps(comparison).decode(), "open", self.recorded_at)
+                    (
+                        resident_id,
+                        candidate_id,
+                        record_id,
+                        score,
+                        orjson.dumps(comparison).decode(),
+                        "open",
+                        self.recorded_at,
+                    )
                 )
 
         written = clock()
@@ -272,7 +301,9 @@ class ImportRunner:
         if id_numbers:
             # Matched on the blind index (under the current key and any previous one being retired).
             number_of = {
-                index: number for number in id_numbers for index in pii.lookup_indexes("id_number", number, self.keys)
+                index: number
+                for number in id_numbers
+                for index in pii.lookup_indexes("id_number", number, self.keys)
             }
             stmt = self._where_in("SELECT id_number_bidx, id FROM resident WHERE {ids}", ids="id_number_bidx")
             by_id = {
@@ -283,7 +314,8 @@ class ImportRunner:
         unlinked = [row for row, _, _ in fresh if not row.id_number or row.id_number not in by_id]
         searched = [row for row in unlinked if not row.id_number or self.anyone_without_id]
         row_keys = {
-            id(row): linkage.make_keys(row.name, row.sex, row.birth_date, row.phone, row.address) for row in searched
+            id(row): linkage.make_keys(row.name, row.sex, row.birth_date, row.phone, row.address)
+            for row in searched
         }
         index_all = linkage.LinkIndex()  # candidates for rows without an ID number
         index_no_id = linkage.LinkIndex()  # candidates for rows with one: residents still lacking it
@@ -293,7 +325,9 @@ class ImportRunner:
             keys = [row_keys[id(row)] for row in searched if bool(row.id_number) == with_id]
             if not keys:
                 continue
-            for resident_id, candidate, has_id in self._load_candidates(linkage.block_keys(keys), without_id=with_id):
+            for resident_id, candidate, has_id in self._load_candidates(
+                linkage.block_keys(keys), without_id=with_id
+            ):
                 if resident_id not in index_all:
                     index_all.add(resident_id, candidate)
                 if not has_id and resident_id not in index_no_id:
@@ -331,7 +365,9 @@ class ImportRunner:
             if outcome == "review":
                 profiles[resident_id].values["needs_review"] = True
                 comparison = {"weight": round(match[1].weight, 2), "levels": match[1].levels}
-                results.append((resident_id, LinkMethod.review, round(match[1].weight, 2), (match[0], comparison)))
+                results.append(
+                    (resident_id, LinkMethod.review, round(match[1].weight, 2), (match[0], comparison))
+                )
             else:
                 results.append((resident_id, LinkMethod.new, None, None))
             if row.id_number:
@@ -348,10 +384,16 @@ class ImportRunner:
         self, wanted: dict[str, set[Any]], *, without_id: bool
     ) -> Iterator[tuple[int, linkage.LinkKeys, bool]]:
         clauses, params = {}, {}
-        for param, column in (("birth_date", "birth_date"), ("name_pinyin", "name_pinyin"), ("phone", "phone_bidx")):
+        for param, column in (
+            ("birth_date", "birth_date"),
+            ("name_pinyin", "name_pinyin"),
+            ("phone", "phone_bidx"),
+        ):
             values = [v for v in wanted.get(param, ()) if v]
             if param == "phone":  # phones are found by blind index
-                values = [index for phone in values for index in pii.lookup_indexes("phone", phone, self.keys)]
+                values = [
+                    index for phone in values for index in pii.lookup_indexes("phone", phone, self.keys)
+                ]
             if values:
                 clauses[param] = column
                 params[param] = values
@@ -395,7 +437,10 @@ class ImportRunner:
                     row[RESIDENT_COLUMNS.index(f"{attribute}_enc")],
                     values.pop(f"{attribute}_bidx"),
                 )
-                for attribute, context in (("id_number", pii.RESIDENT_ID_NUMBER), ("phone", pii.RESIDENT_PHONE))
+                for attribute, context in (
+                    ("id_number", pii.RESIDENT_ID_NUMBER),
+                    ("phone", pii.RESIDENT_PHONE),
+                )
             }
             values["id_number"], values["phone"] = stored["id_number"][0], stored["phone"][0]
             self.stored_sealed[values["id"]] = stored
@@ -414,18 +459,31 @@ class ImportRunner:
             wanted.setdefault((community_id, address_key(values["address"])), []).append(profile)
         if not wanted:
             return
-        stmt = self._where_in("SELECT id, community_id, address_key FROM household WHERE {keys}", keys="address_key")
+        stmt = self._where_in(
+            "SELECT id, community_id, address_key FROM household WHERE {keys}", keys="address_key"
+        )
         found = {
             (community_id, key): household_id
-            for household_id, community_id, key in self.session.execute(stmt, {"keys": list({k for _, k in wanted})}).all()
+            for household_id, community_id, key in self.session.execute(
+                stmt, {"keys": list({k for _, k in wanted})}
+            ).all()
         }
         missing = [key for key in wanted if key not in found]
         new_rows = []
-        for (community_id, key), household_id in zip(missing, allocate_ids(self.session, "household", len(missing)), strict=True):
+        for (community_id, key), household_id in zip(
+            missing, allocate_ids(self.session, "household", len(missing)), strict=True
+        ):
             first = wanted[(community_id, key)][0].values
             grid_id = self.grid_ids.get(first.get("grid_code") or "")
             new_rows.append(
-                (household_id, first["address"][:200], key, community_id, grid_id, first.get("living_arrangement"))
+                (
+                    household_id,
+                    first["address"][:200],
+                    key,
+                    community_id,
+                    grid_id,
+                    first.get("living_arrangement"),
+                )
             )
             found[(community_id, key)] = household_id
         bulk_insert(
@@ -509,7 +567,8 @@ class ImportRunner:
             return
         resident_ids = list({c[0] for c in conditions})
         stmt = self._where_in(
-            "SELECT id, resident_id, code, first_seen, last_seen FROM condition WHERE {ids}", ids="resident_id"
+            "SELECT id, resident_id, code, first_seen, last_seen FROM condition WHERE {ids}",
+            ids="resident_id",
         )
         existing = {}
         for cid, rid, code, first, last in self.session.execute(stmt, {"ids": resident_ids}).all():
@@ -540,7 +599,11 @@ class ImportRunner:
         )  # fmt: skip
         updates = [(e[0], e[2], e[3], e[4]) for e in existing.values() if e[3] is not None]
         bulk_update(
-            self.session, "condition", "id", ("last_seen", "last_source_record_id", "long_prescription"), updates
+            self.session,
+            "condition",
+            "id",
+            ("last_seen", "last_source_record_id", "long_prescription"),
+            updates,
         )
 
     def _apply_changed(self, changed: list[tuple[SourceRow, dict[str, Any], str, int, int]]) -> None:
@@ -559,7 +622,7 @@ class ImportRunner:
             ("payload", "content_hash", "observed_at", "import_run_id", "line", "recorded_at", "id_number_enc",
              "phone_enc"), rows,
         )  # fmt: skip
-        for row, *_ , resident_id in changed:
+        for row, *_, resident_id in changed:
             self.resident_ids[row.source_key] = resident_id
         for resident_id in sorted({c[4] for c in changed}):
             rebuild_resident(self.session, resident_id, reason="record_updated")
@@ -584,11 +647,15 @@ class ImportRunner:
         )
         return {
             key: (record_id, digest, resident_id)
-            for key, record_id, digest, resident_id in self.session.execute(stmt, {"feed": self.feed.value, "keys": keys}).all()
+            for key, record_id, digest, resident_id in self.session.execute(
+                stmt, {"feed": self.feed.value, "keys": keys}
+            ).all()
         }
 
 
-def _profile_from_columns(values: dict[str, Any], code_of: dict[int, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+def _profile_from_columns(
+    values: dict[str, Any], code_of: dict[int, str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     provenance = values.pop("provenance") or {}
     if isinstance(provenance, str):
         provenance = orjson.loads(provenance)
@@ -615,8 +682,13 @@ def _text(value: Any) -> str | None:
 
 # -- runs ------------------------------------------------------------------------------------
 
-def start_run(session: Session, feed: Feed, label: str, sha256: str = "", encoding: str | None = None) -> ImportRun:
-    run = ImportRun(feed=feed, filename=label[:200], file_sha256=sha256, encoding=encoding, status=RunStatus.running)
+
+def start_run(
+    session: Session, feed: Feed, label: str, sha256: str = "", encoding: str | None = None
+) -> ImportRun:
+    run = ImportRun(
+        feed=feed, filename=label[:200], file_sha256=sha256, encoding=encoding, status=RunStatus.running
+    )
     session.add(run)
     session.flush()
     return run
