@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy.orm import Session
 
 from yiyang.access import audit_search, reveal
@@ -101,22 +101,19 @@ def _query(
     )
 
 
+AuditFilter = Annotated[audit_search.AuditQuery, Depends(_query)]  # the same filters on search and exports
+
+
 @router.get("/api/audit/events", response_model=AuditPage, responses={403: {}}, openapi_extra=EVENTS)
 def search_audit(
     session: SessionDep,
     actor: ActorDep,
     clock: ClockDep,
-    resident_id: BoundedId = None,
-    user_id: BoundedId = None,
-    since: Moment = None,
-    until: Moment = None,
-    action: AuditAction | None = None,
-    outcome: AuditOutcome | None = None,
+    query: AuditFilter,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> AuditPage:
     """审计查询: officers search the trail by resident, user, time, action and outcome (newest first)."""
-    query = _query(resident_id, user_id, since, until, action, outcome)
     with _keeping_refusals(session):
         total, rows = audit_search.search_events(
             session, actor, query, limit=limit, offset=offset, now=clock()
@@ -149,15 +146,10 @@ def export_audit_csv(
     session: SessionDep,
     actor: ActorDep,
     clock: ClockDep,
-    resident_id: BoundedId = None,
-    user_id: BoundedId = None,
-    since: Moment = None,
-    until: Moment = None,
-    action: AuditAction | None = None,
-    outcome: AuditOutcome | None = None,
+    query: AuditFilter,
 ) -> Response:
     """审计导出 (CSV, UTF-8 with BOM for Excel); the export is itself audited."""
-    return _export(session, actor, clock, _query(resident_id, user_id, since, until, action, outcome), "csv")
+    return _export(session, actor, clock, query, "csv")
 
 
 @router.get("/api/audit/events.xlsx", response_class=Response, responses={403: {}}, openapi_extra=EVENTS)
@@ -165,15 +157,10 @@ def export_audit_xlsx(
     session: SessionDep,
     actor: ActorDep,
     clock: ClockDep,
-    resident_id: BoundedId = None,
-    user_id: BoundedId = None,
-    since: Moment = None,
-    until: Moment = None,
-    action: AuditAction | None = None,
-    outcome: AuditOutcome | None = None,
+    query: AuditFilter,
 ) -> Response:
     """审计导出 (Excel workbook); the export is itself audited."""
-    return _export(session, actor, clock, _query(resident_id, user_id, since, until, action, outcome), "xlsx")
+    return _export(session, actor, clock, query, "xlsx")
 
 
 @router.get(
