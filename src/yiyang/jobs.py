@@ -132,7 +132,7 @@ class Scheduler:
 
 
 def worker_command() -> None:
-    """定时任务 Run the timed jobs (absence sweep, escalation, deliveries ...) until stopped."""
+    """定时任务 Run the timed jobs until stopped: alert sweep, escalation and deliveries; care day; order sweep; time-bank expiry; broker retries."""
     import signal
 
     from yiyang.migrate import open_database
