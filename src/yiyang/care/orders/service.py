@@ -492,16 +492,7 @@ def complete_order(
 def rate_order(
     session: Session, actor: Actor, order_id: int, rating: int, comment: str | None, now: dt.datetime
 ) -> ServiceOrder:
-    order = _locked(session, order_id)
-    authorize(
-        session,
-        actor,
-        order.resident_id,
-        category=DataCategory.care_services,
-        what=WHAT,
-        action="update",
-        now=now,
-    )
+    order = _locked_for_update(session, actor, order_id, now)
     _expect(order, OrderStatus.completed)
     if order.provider_id is not None and order.provider_id in {p.id for p in providers_of(session, actor)}:
         raise Forbidden(
@@ -519,16 +510,7 @@ def rate_order(
 def cancel_order(
     session: Session, actor: Actor, order_id: int, reason: str | None, now: dt.datetime
 ) -> ServiceOrder:
-    order = _locked(session, order_id)
-    authorize(
-        session,
-        actor,
-        order.resident_id,
-        category=DataCategory.care_services,
-        what=WHAT,
-        action="update",
-        now=now,
-    )
+    order = _locked_for_update(session, actor, order_id, now)
     if order.status not in OPEN_STATUSES:
         raise Conflict(
             "order.state",
@@ -733,6 +715,21 @@ def _locked(session: Session, order_id: int) -> ServiceOrder:
     order = session.get(ServiceOrder, order_id, with_for_update=True, populate_existing=True)
     if order is None:
         raise NotFound("order.not_found", "订单不存在 (no such order)")
+    return order
+
+
+def _locked_for_update(session: Session, actor: Actor, order_id: int, now: dt.datetime) -> ServiceOrder:
+    """The order, locked, once the actor may change this resident's care services (audited)."""
+    order = _locked(session, order_id)
+    authorize(
+        session,
+        actor,
+        order.resident_id,
+        category=DataCategory.care_services,
+        what=WHAT,
+        action="update",
+        now=now,
+    )
     return order
 
 
