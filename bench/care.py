@@ -23,9 +23,9 @@ import argparse
 import datetime as dt
 import json
 import time
-import uuid
 
-from sqlalchemy import create_engine, text
+from scratch import scratch_database  # bench/scratch.py
+from sqlalchemy import text
 
 from yiyang.access.actor import system_actor
 from yiyang.care.day import run_care_day
@@ -51,18 +51,8 @@ def main() -> None:
     )
     parser.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
     args = parser.parse_args()
-    name = f"yiyang_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(args.pg_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = args.pg_url.rsplit("/", 1)[0] + f"/{name}"
-    try:
+    with scratch_database(args.pg_url, keep=args.keep) as url:
         result = run(url, args.residents)
-    finally:
-        if not args.keep:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
     print(json.dumps(result))
 
 
