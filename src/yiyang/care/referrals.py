@@ -181,9 +181,8 @@ def _end_relationship(session: Session, referral_id: int, now: dt.datetime) -> N
     )
 
 
-def complete_referral(
-    session: Session, actor: Actor, referral_id: int, *, note: str | None = None, now: dt.datetime
-) -> Referral:
+def _accepted_for_receiver(session: Session, actor: Actor, referral_id: int, now: dt.datetime) -> Referral:
+    """An accepted referral the actor's organisation received, once the policy allows the update."""
     referral = get_referral(session, referral_id)
     _require_receiver(actor, referral)
     _expect(referral, ReferralStatus.accepted)  # once returned, the receiver's scope has ended
@@ -196,6 +195,13 @@ def complete_referral(
         action="update",
         now=now,
     )
+    return referral
+
+
+def complete_referral(
+    session: Session, actor: Actor, referral_id: int, *, note: str | None = None, now: dt.datetime
+) -> Referral:
+    referral = _accepted_for_receiver(session, actor, referral_id, now)
     _move(session, actor, referral, ReferralStatus.completed, (ReferralStatus.accepted,), now, note)
     session.flush()
     return referral
@@ -205,18 +211,7 @@ def return_referral(
     session: Session, actor: Actor, referral_id: int, *, note: str, now: dt.datetime
 ) -> Referral:
     """下转: back to the sender with notes; the sender's team follows up within 2 weeks."""
-    referral = get_referral(session, referral_id)
-    _require_receiver(actor, referral)
-    _expect(referral, ReferralStatus.accepted)  # once returned, the receiver's scope has ended
-    authorize(
-        session,
-        actor,
-        referral.resident_id,
-        category=DataCategory.clinical,
-        what="referral",
-        action="update",
-        now=now,
-    )
+    referral = _accepted_for_receiver(session, actor, referral_id, now)
     _move(session, actor, referral, ReferralStatus.returned, (ReferralStatus.accepted,), now, note)
     _end_relationship(session, referral.id, now)  # back to the community: the receiver's scope ends
     today = local_day(now)
