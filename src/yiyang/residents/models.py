@@ -106,12 +106,13 @@ class Condition(Base):
     __tablename__ = "condition"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    resident_id: Mapped[int] = mapped_column(ForeignKey("resident.id"), index=True)
+    # No foreign keys on the tables only the import runner writes (migration 0012).
+    resident_id: Mapped[int] = mapped_column(Integer)
     code: Mapped[str] = mapped_column(String(16))
     display: Mapped[str | None] = mapped_column(String(100))
     long_prescription: Mapped[bool] = mapped_column(Boolean, default=False)  # 长处方
-    first_source_record_id: Mapped[int] = mapped_column(ForeignKey("source_record.id"))
-    last_source_record_id: Mapped[int] = mapped_column(ForeignKey("source_record.id"))
+    first_source_record_id: Mapped[int] = mapped_column(Integer)
+    last_source_record_id: Mapped[int] = mapped_column(Integer)
     first_seen: Mapped[dt.date] = mapped_column(Date)
     last_seen: Mapped[dt.date] = mapped_column(Date)
 
@@ -124,13 +125,13 @@ class Observation(Base):
     __tablename__ = "observation"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    resident_id: Mapped[int] = mapped_column(ForeignKey("resident.id"))
+    resident_id: Mapped[int] = mapped_column(Integer)  # no foreign key: see Condition
     code: Mapped[str] = mapped_column(String(16))  # LOINC; 85354-9 BP panel keeps diastolic in value2
     value: Mapped[float] = mapped_column(Float)
     value2: Mapped[float | None] = mapped_column(Float)
     unit: Mapped[str] = mapped_column(String(16))
     effective_at: Mapped[dt.datetime] = mapped_column()
-    source_record_id: Mapped[int] = mapped_column(ForeignKey("source_record.id"), index=True)
+    source_record_id: Mapped[int] = mapped_column(Integer)
 
     __table_args__ = (Index("ix_observation_resident_code_time", "resident_id", "code", "effective_at"),)
 
@@ -141,7 +142,7 @@ class FactChange(Base):
     __tablename__ = "fact_change"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    resident_id: Mapped[int] = mapped_column(ForeignKey("resident.id"), index=True)
+    resident_id: Mapped[int] = mapped_column(Integer, index=True)  # no foreign key: see Condition
     attribute: Mapped[str] = mapped_column(String(40))
     old_value: Mapped[str | None] = mapped_column(String(200))
     new_value: Mapped[str | None] = mapped_column(String(200))
@@ -209,8 +210,8 @@ class SourceRecord(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     feed: Mapped[Feed] = mapped_column(Enum(Feed, native_enum=False, length=16))
     source_key: Mapped[str] = mapped_column(String(64))  # the agency's own record id
-    resident_id: Mapped[int] = mapped_column(ForeignKey("resident.id"), index=True)
-    import_run_id: Mapped[int | None] = mapped_column(ForeignKey("import_run.id"), index=True)
+    resident_id: Mapped[int] = mapped_column(Integer, index=True)  # no foreign key: see Condition
+    import_run_id: Mapped[int | None] = mapped_column(Integer)
     line: Mapped[int | None] = mapped_column(Integer)
     observed_at: Mapped[dt.datetime] = mapped_column()
     recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
