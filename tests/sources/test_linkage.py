@@ -12,6 +12,7 @@ from yiyang.residents.names import name_pinyin
 from yiyang.sources.linkage import (
     BIRTH_DATE_LEVELS,
     LINK_THRESHOLD,
+    CandidateFilter,
     NAME_LEVELS,
     REVIEW_THRESHOLD,
     LinkIndex,
@@ -580,3 +581,34 @@ def test_unchanged_rows_all_link_to_themselves() -> None:
         assert match is not None
         assert match[0] == person.key
         assert match[1].weight >= LINK_THRESHOLD
+
+
+# --- the candidate pre-filter -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_candidate_filter_keeps_exactly_the_residents_the_index_would_compare(seed: int) -> None:
+    """A batch's query loads residents by birth date, pinyin or phone; the filter must keep
+    every one that shares a block with a row (or linkage would change) and, to be worth its
+    place, drop the rest."""
+    registry, rows = truth_set(seed, 3000)
+    rng = random.Random(seed)
+    index = LinkIndex()
+    stored = {}
+    for person in registry:
+        keys = make_keys(person.name, person.sex, person.birth_date, person.phone, person.address)
+        index.add(person.key, keys)
+        stored[person.key] = keys
+    for batch in (rng.sample(rows, 200), [row for row in rows if row.keys.birth_date is None][:50]):
+        relevant = CandidateFilter()
+        compared: set[int] = set()
+        for row in batch:
+            relevant.add_row(row.keys, (row.keys.phone,) if row.keys.phone else ())
+            compared |= index.candidates(row.keys)
+        kept = {
+            key
+            for key, keys in stored.items()
+            if relevant.wants(keys.birth_date, keys.name_pinyin, keys.phone)
+        }
+        assert kept == compared
+        assert len(kept) < len(stored) / 2

@@ -325,9 +325,7 @@ class ImportRunner:
             keys = [row_keys[id(row)] for row in searched if bool(row.id_number) == with_id]
             if not keys:
                 continue
-            for resident_id, candidate, has_id in self._load_candidates(
-                linkage.block_keys(keys), without_id=with_id
-            ):
+            for resident_id, candidate, has_id in self._load_candidates(keys, without_id=with_id):
                 if resident_id not in index_all:
                     index_all.add(resident_id, candidate)
                 if not has_id and resident_id not in index_no_id:
@@ -381,8 +379,12 @@ class ImportRunner:
         return results
 
     def _load_candidates(
-        self, wanted: dict[str, set[Any]], *, without_id: bool
+        self, rows: list[linkage.LinkKeys], *, without_id: bool
     ) -> Iterator[tuple[int, linkage.LinkKeys, bool]]:
+        wanted = linkage.block_keys(rows)
+        phone_tokens = {
+            phone: pii.lookup_indexes("phone", phone, self.keys) for phone in wanted.get("phone", ()) if phone
+        }
         clauses, params = {}, {}
         for param, column in (
             ("birth_date", "birth_date"),
@@ -391,26 +393,41 @@ class ImportRunner:
         ):
             values = [v for v in wanted.get(param, ()) if v]
             if param == "phone":  # phones are found by blind index
-                values = [
-                    index for phone in values for index in pii.lookup_indexes("phone", phone, self.keys)
-                ]
+                values = [index for indexes in phone_tokens.values() for index in indexes]
             if values:
                 clauses[param] = column
                 params[param] = values
         if not clauses:
             return
+        # The query finds everyone born on a row's birth date or sharing its pinyin: at district
+        # scale about ten residents per row, most sharing no block with it. The filter drops those
+        # from the cheap columns, before their phones are opened and their keys worked out.
+        relevant = linkage.CandidateFilter()
+        for keys in rows:
+            relevant.add_row(keys, phone_tokens.get(keys.phone, ()) if keys.phone else ())
         stmt = self._where_in(
-            "SELECT id, name, name_pinyin, sex, birth_date, phone_enc, address, id_number_bidx IS NOT NULL "
+            "SELECT id, name, name_pinyin, sex, birth_date, phone_enc, phone_bidx, address, "
+            "id_number_bidx IS NOT NULL "
             f"FROM resident WHERE status = 'active' {'AND id_number_bidx IS NULL ' if without_id else ''}"
             f"AND ({' OR '.join('{' + c + '}' for c in clauses)})",
             **clauses,
         )
         keyring, opened = self.keys, self.opened_phones
-        for resident_id, name, pinyin, sex, birth, sealed_phone, address, has_id in self.session.execute(
-            stmt, params
-        ).all():
+        for (
+            resident_id,
+            name,
+            pinyin,
+            sex,
+            birth,
+            sealed_phone,
+            phone_index,
+            address,
+            has_id,
+        ) in self.session.execute(stmt, params).all():
             if isinstance(birth, str):
                 birth = dt.date.fromisoformat(birth)
+            if not relevant.wants(birth, pinyin, phone_index):
+                continue
             # Opened in memory: the phone comparison allows one mistyped or swapped digit. The same
             # residents come back batch after batch, so each sealed value is opened once per run.
             phone = opened.get(sealed_phone) if sealed_phone else None
