@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     # shift both by log2(N / 400,000) for a registry of N. See docs/linkage.md.
     link_threshold: float = 18.0
     review_threshold: float = 15.0
-    import_batch_rows: int = 5000
+    import_batch_rows: int = 20_000
     tier_rules_file: Path | None = None  # TOML/JSON changing the tier rules; see docs/tiers.md
     service_catalogue_file: Path | None = None  # TOML/JSON changing prices and subsidies; docs/orders.md
     # Access, see docs/access.md. "production" requires both keys; so does any database other than

@@ -12,9 +12,9 @@ from yiyang.residents.names import name_pinyin
 from yiyang.sources.linkage import (
     BIRTH_DATE_LEVELS,
     LINK_THRESHOLD,
-    CandidateFilter,
     NAME_LEVELS,
     REVIEW_THRESHOLD,
+    CandidateFilter,
     LinkIndex,
     LinkKeys,
     block_keys,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from yiyang.db import Database
 from yiyang.geo.service import import_geography
@@ -38,3 +39,23 @@ def test_an_import_reports_the_time_of_each_stage(district: Database) -> None:
     assert set(report.stage_seconds) >= STAGES
     assert all(seconds >= 0 for seconds in report.stage_seconds.values())
     assert sum(report.stage_seconds.values()) <= report.elapsed_s
+
+
+@pytest.mark.postgres
+def test_a_run_that_grows_the_registry_refreshes_the_planners_statistics(
+    pg_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a registry the planner has never counted, and a low threshold for this small file
+    from yiyang.sources import service
+
+    monkeypatch.setattr(service, "ANALYZE_AFTER_ROWS", 5)
+    with pg_db.unit_of_work() as session:
+        import_geography(session, SAMPLES / "geography.csv")
+    # when a run adds more rows than the threshold
+    report = import_file(pg_db, Feed.health, SAMPLES / "health.csv")
+    # then the planner knows how many residents there are, as of the run's own rows
+    with pg_db.engine.connect() as connection:
+        counted = connection.execute(
+            text("SELECT reltuples FROM pg_class WHERE relname = 'resident'")
+        ).scalar_one()
+    assert counted == report.counts["new_resident"]
