@@ -59,3 +59,27 @@ def test_a_run_that_grows_the_registry_refreshes_the_planners_statistics(
             text("SELECT reltuples FROM pg_class WHERE relname = 'resident'")
         ).scalar_one()
     assert counted == report.counts["new_resident"]
+
+
+def test_a_batchs_lookup_lists_are_not_bounded_by_sqlites_parameter_limit(district: Database) -> None:
+    # given a batch asking after more values than SQLite allows bound parameters (32,766)
+    from yiyang.sources.service import ImportRunner, start_run
+
+    import_file(district, Feed.health, SAMPLES / "health.csv")
+    with district.unit_of_work() as session:
+        runner = ImportRunner(session, Feed.health, start_run(session, Feed.health, "lookup").id)
+        stmt = runner._where_in("SELECT count(*) FROM resident WHERE {ids}", ids="id")
+        # when they go as one list, then the lookup answers, and finds exactly the ones that exist
+        found = session.execute(stmt, {"ids": list(range(1, 40_001))}).scalar_one()
+        dates = runner._where_in("SELECT count(*) FROM resident WHERE {dates}", dates="birth_date")
+        born = session.execute(text("SELECT birth_date FROM resident WHERE birth_date IS NOT NULL")).scalars()
+        matched = session.execute(dates, {"dates": [*born]}).scalar_one()
+        total = session.execute(
+            text("SELECT count(*) FROM resident WHERE birth_date IS NOT NULL")
+        ).scalar_one()
+    assert found == session_count(district) and matched == total > 0
+
+
+def session_count(database: Database) -> int:
+    with database.engine.connect() as connection:
+        return connection.execute(text("SELECT count(*) FROM resident")).scalar_one()

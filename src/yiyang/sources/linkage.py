@@ -550,20 +550,31 @@ def _blocks(keys: LinkKeys) -> list[tuple]:
     return blocks
 
 
+_folded_names: dict[str, tuple[str, str]] = {}
+
+
+def fold_name(name_pinyin: str | None) -> tuple[str, str]:
+    """The dialect-folded pinyin of a name and its first syllable, as ``make_keys`` folds them."""
+    if not name_pinyin:
+        return "", ""
+    folded = _folded_names.get(name_pinyin)
+    if folded is None:
+        syllables = [_folded_of.get(s) or fold_syllable(s) for s in name_pinyin.split()]
+        folded = (" ".join(syllables), syllables[0] if syllables else "")
+        if len(_folded_names) < 500_000:  # names repeat: a district has far fewer distinct ones
+            _folded_names[name_pinyin] = folded
+    return folded
+
+
 def stored_blocks(
     birth_date: dt.date | None, name_pinyin: str | None, phone_tokens: Iterable[str] = ()
 ) -> tuple[list[tuple], str]:
     """The blocks of ``_blocks`` worked out from what the registry stores (pinyin, birth date, and
-    for the phone a token such as its blind index), and the folded name.
-
-    Cheap next to ``make_keys``: a batch uses it to drop the residents its query loaded that share
-    no block with any row before working out their keys (at district scale most share only the
-    birth date or the pinyin with some row, and neither is a block on its own)."""
-    syllables = [_folded_of.get(s) or fold_syllable(s) for s in name_pinyin.split()] if name_pinyin else []
-    folded = " ".join(syllables)
+    for the phone a token such as its blind index), and the folded name."""
+    folded, first = fold_name(name_pinyin)
     blocks: list[tuple] = []
     if birth_date is not None:
-        blocks.append(("b", birth_date.toordinal(), syllables[0] if syllables else ""))
+        blocks.append(("b", birth_date.toordinal(), first))
         if folded:
             blocks.append(("y", folded, birth_date.year))
             blocks.append(("d", folded, birth_date.month * 100 + birth_date.day))
@@ -577,7 +588,9 @@ class CandidateFilter:
     """Whether a stored resident can share a block with any of a batch's rows.
 
     The same test as ``LinkIndex.candidates``: a shared block, or the same folded name where the
-    row or the resident has no birth date."""
+    row or the resident has no birth date. A batch uses it to drop the residents its query loaded
+    that share no block with any row before working out their keys: at district scale most share
+    only the birth date or the pinyin with some row, and neither is a block on its own."""
 
     __slots__ = ("_blocks", "_dated_names", "_undated_names")
 
@@ -593,11 +606,22 @@ class CandidateFilter:
             (self._dated_names if keys.birth_date is not None else self._undated_names).add(folded)
 
     def wants(self, birth_date: dt.date | None, name_pinyin: str | None, phone_token: str | None) -> bool:
-        blocks, folded = stored_blocks(birth_date, name_pinyin, (phone_token,) if phone_token else ())
-        if folded and (folded in self._undated_names or (birth_date is None and folded in self._dated_names)):
-            return True
-        mine = self._blocks
-        return any(block in mine for block in blocks)
+        # stored_blocks inlined: this runs for every resident a batch's query loads
+        folded, first = fold_name(name_pinyin)
+        blocks = self._blocks
+        if birth_date is None:
+            if folded and (folded in self._undated_names or folded in self._dated_names):
+                return True
+        else:
+            if folded and (
+                folded in self._undated_names
+                or ("y", folded, birth_date.year) in blocks
+                or ("d", folded, birth_date.month * 100 + birth_date.day) in blocks
+            ):
+                return True
+            if ("b", birth_date.toordinal(), first) in blocks:
+                return True
+        return phone_token is not None and ("p", phone_token) in blocks
 
 
 class LinkIndex:

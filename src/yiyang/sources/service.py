@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import String, TypeDecorator, bindparam, select, text
 from sqlalchemy.orm import Session
 
 from yiyang import events
@@ -434,29 +434,33 @@ class ImportRunner:
         relevant = linkage.CandidateFilter()
         for keys in rows:
             relevant.add_row(keys, phone_tokens.get(keys.phone, ()) if keys.phone else ())
+        # Two passes: the cheap columns of everyone the query finds, then the rest for those kept.
         stmt = self._where_in(
-            "SELECT id, name, name_pinyin, sex, birth_date, phone_enc, phone_bidx, address, "
-            "id_number_bidx IS NOT NULL "
-            f"FROM resident WHERE status = 'active' {'AND id_number_bidx IS NULL ' if without_id else ''}"
+            "SELECT id, name_pinyin, birth_date, phone_bidx FROM resident WHERE status = 'active' "
+            f"{'AND id_number_bidx IS NULL ' if without_id else ''}"
             f"AND ({' OR '.join('{' + c + '}' for c in clauses)})",
             **clauses,
         )
-        keyring, opened = self.keys, self.opened_phones
-        for (
-            resident_id,
-            name,
-            pinyin,
-            sex,
-            birth,
-            sealed_phone,
-            phone_index,
-            address,
-            has_id,
-        ) in self.session.execute(stmt, params).all():
+        wants = relevant.wants
+        kept = []
+        for resident_id, pinyin, birth, phone_index in self.session.execute(stmt, params).all():
             if isinstance(birth, str):
                 birth = dt.date.fromisoformat(birth)
-            if not relevant.wants(birth, pinyin, phone_index):
-                continue
+            if wants(birth, pinyin, phone_index):
+                kept.append(resident_id)
+        if not kept:
+            return
+        stmt = self._where_in(
+            "SELECT id, name, name_pinyin, sex, birth_date, phone_enc, address, id_number_bidx IS NOT NULL "
+            "FROM resident WHERE {ids}",
+            ids="id",
+        )
+        keyring, opened = self.keys, self.opened_phones
+        for resident_id, name, pinyin, sex, birth, sealed_phone, address, has_id in self.session.execute(
+            stmt, {"ids": kept}
+        ).all():
+            if isinstance(birth, str):
+                birth = dt.date.fromisoformat(birth)
             # Opened in memory: the phone comparison allows one mistyped or swapped digit. The same
             # residents come back batch after batch, so each sealed value is opened once per run.
             phone = opened.get(sealed_phone) if sealed_phone else None
@@ -676,14 +680,15 @@ class ImportRunner:
 
     def _where_in(self, sql: str, **columns: str) -> Any:
         """Fill each ``{param}`` in ``sql`` with "column is one of :param": ``= ANY(:param)`` on
-        PostgreSQL (one array parameter, no per-value parsing), an expanding ``IN`` on SQLite."""
+        PostgreSQL (one array parameter, no per-value parsing); on SQLite the values go as one JSON
+        array read by ``json_each``, since a batch's lists can outgrow SQLite's 32,766 parameters."""
         clauses, binds = {}, []
         for param, column in columns.items():
             if self.postgres:
                 clauses[param] = f"{column} = ANY(:{param})"
             else:
-                clauses[param] = f"{column} IN :{param}"
-                binds.append(bindparam(param, expanding=True))
+                clauses[param] = f"{column} IN (SELECT value FROM json_each(:{param}))"
+                binds.append(bindparam(param, type_=_JsonArray()))
         return text(sql.format(**clauses)).bindparams(*binds)
 
     def _known_records(self, keys: list[str]) -> dict[str, tuple[int, str, int]]:
@@ -697,6 +702,16 @@ class ImportRunner:
                 stmt, {"feed": self.feed.value, "keys": keys}
             ).all()
         }
+
+
+class _JsonArray(TypeDecorator[list[Any]]):
+    """A list bound as one JSON text (dates as ISO strings, as SQLite stores them)."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: list[Any] | None, dialect: Any) -> str | None:
+        return None if value is None else orjson.dumps(list(value)).decode()
 
 
 def _profile_from_columns(
