@@ -123,7 +123,7 @@ def test_linkage_finds_candidates_by_phone_index_and_compares_their_opened_phone
     row_keys = linkage.make_keys("某某", None, None, "+86 139-1100-2345", None)
     with imported.unit_of_work() as session:
         runner = ImportRunner(session, Feed.civil, run_id=0)
-        found = list(runner._load_candidates(linkage.block_keys([row_keys]), without_id=False))
+        found = list(runner._load_candidates([row_keys], without_id=False))
     # then the resident with that phone is a candidate, and her phone is there to compare in clear
     assert [candidate.name for _, candidate, _ in found] == ["王秀英"]
     candidate = found[0][1]

@@ -140,7 +140,8 @@ def test_a_run_over_mosquitto_into_the_ingest_worker_stores_every_reading_once(
     # given provisioned homes and a running ingest worker
     residents(pg_db)
     end = utcnow().replace(microsecond=0) - dt.timedelta(minutes=1)
-    scenario = provisioned(pg_db, end - dt.timedelta(hours=2), end)
+    # Six hours, so that any time of day holds some events (a night has few).
+    scenario = provisioned(pg_db, end - dt.timedelta(hours=6), end)
     telemetry, events = expected_rows(scenario)
     assert telemetry > 100 and events > 5
     worker = start_worker(pg_db, scene.settings())

@@ -29,4 +29,8 @@ def test_runner_tables_have_no_foreign_keys_but_keep_their_lookups(db: Database)
     assert ("feed", "source_key") in indexed and ("resident_id",) in indexed
     assert {tuple(i["column_names"]) for i in inspector.get_indexes("condition")} == {("resident_id", "code")}
     # The resident table keeps its own keys: it is written from many places.
-    assert {fk["referred_table"] for fk in inspector.get_foreign_keys("resident")} == {"area", "household", "resident"}
+    assert {fk["referred_table"] for fk in inspector.get_foreign_keys("resident")} == {
+        "area",
+        "household",
+        "resident",
+    }
