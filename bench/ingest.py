@@ -72,7 +72,7 @@ from yiyang.db import (
     bulk_insert,  # noqa: E402
 )
 from yiyang.devices import service, storage  # noqa: E402
-from yiyang.devices.ingest import IngestSettings, IngestWorker, no_rules  # noqa: E402
+from yiyang.devices.ingest import IngestSettings, IngestWorker, no_rules, settle_collector  # noqa: E402
 from yiyang.devices.models import (
     DeviceBinding,  # noqa: E402
     DeviceKind,  # noqa: E402
@@ -412,6 +412,7 @@ def run_floor(
     root = f"bench-{uuid.uuid4().hex[:8]}"
     uids = list(device_ids)
     process, ready, done, progress = start_publisher(root, uids, args, start)
+    settle_collector()  # as the worker does when it starts: both run with the same collector
     consumer = consumer_class(database, root, device_ids, args.host, args.port)
     consumer.subscribed.wait(10)
     finished = threading.Event()
