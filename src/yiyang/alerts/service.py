@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, and_, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, case, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -782,9 +782,11 @@ def push_deadlines(session: Session, writes: Sequence[DeadlineWrite]) -> None:
     bring a deadline forward)."""
     if not writes:
         return
+    if is_postgres(session):
+        _push_deadlines_pg(session, writes)
+        return
     table = AlertDeadline.__table__
-    dialect_insert = postgresql.insert if is_postgres(session) else sqlite.insert
-    statement = dialect_insert(table)
+    statement = sqlite.insert(table)
     statement = statement.on_conflict_do_update(
         index_elements=[table.c.rule, table.c.subject_id],
         set_={
@@ -796,6 +798,46 @@ def push_deadlines(session: Session, writes: Sequence[DeadlineWrite]) -> None:
         where=statement.excluded.due_at > table.c.due_at,
     )
     session.execute(statement, [_deadline_params(w) for w in writes])
+
+
+# One statement for the whole batch (one per clock cost a round of parse, plan and execute each,
+# and a worker's first batch starts a silence clock for every device it hears from).
+_PUSH_DEADLINES_PG = text(
+    "INSERT INTO alert_deadline (rule, subject_id, resident_id, device_id, started_at, due_at) "
+    "SELECT * FROM unnest(CAST(:rule AS varchar[]), CAST(:subject_id AS integer[]), "
+    "CAST(:resident_id AS integer[]), CAST(:device_id AS integer[]), CAST(:started_at AS timestamp[]), "
+    "CAST(:due_at AS timestamp[])) "
+    "ON CONFLICT (rule, subject_id) DO UPDATE SET due_at = excluded.due_at, "
+    "started_at = excluded.started_at, resident_id = excluded.resident_id, device_id = excluded.device_id "
+    "WHERE excluded.due_at > alert_deadline.due_at"
+)
+
+
+def _push_deadlines_pg(session: Session, writes: Sequence[DeadlineWrite]) -> None:
+    # One row per clock (a statement may not change a row twice): the latest due time wins, the
+    # first of equals, as when the writes are applied one after another.
+    latest: dict[tuple[str, int], DeadlineWrite] = {}
+    for write in writes:
+        key = (write.rule, write.subject_id)
+        known = latest.get(key)
+        if known is None or write.due_at > known.due_at:
+            latest[key] = write
+    rows = list(latest.values())
+    session.execute(
+        _PUSH_DEADLINES_PG,
+        {
+            "rule": [w.rule for w in rows],
+            "subject_id": [w.subject_id for w in rows],
+            "resident_id": [w.resident_id for w in rows],
+            "device_id": [w.device_id for w in rows],
+            "started_at": [_naive_utc(w.started_at) for w in rows],
+            "due_at": [_naive_utc(w.due_at) for w in rows],
+        },
+    )
+
+
+def _naive_utc(value: dt.datetime) -> dt.datetime:
+    return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
 def start_deadline(session: Session, write: DeadlineWrite) -> None:
