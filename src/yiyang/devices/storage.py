@@ -63,10 +63,13 @@ def _write_telemetry_pg(session: Session, rows: Sequence[TelemetryRow]) -> list[
             copy.set_types(_COPY_TYPES)
             for row in rows:
                 copy.write_row(row)
-        # The new rows' minutes are marked in the same statement (no round trip, nothing per row
-        # on our side), in order, so two workers marking the same minutes cannot deadlock.
+        # In key order, so the key index (time first) grows at its right edge and its pages split
+        # full rather than half empty; ctid (the COPY order) keeps the first of two rows with one
+        # key. The new rows' minutes are marked for the rollups in the same statement, in order,
+        # so two workers marking the same minutes cannot deadlock.
         cursor.execute(
             f"WITH new AS (INSERT INTO telemetry ({columns}) SELECT {columns} FROM telemetry_staging "
+            "ORDER BY measured_at, device_id, seq, ctid "
             "ON CONFLICT DO NOTHING RETURNING device_id, measured_at, seq), "
             "pending AS (INSERT INTO telemetry_pending_minute (bucket) "
             "SELECT DISTINCT date_trunc('minute', measured_at) FROM new ORDER BY 1 ON CONFLICT DO NOTHING) "
