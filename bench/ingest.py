@@ -13,7 +13,9 @@ messages in flight), into a fresh PostgreSQL database:
   device lookup, COPY into staging + INSERT ON CONFLICT DO NOTHING, device status, pending
   rollup minutes, and every alert rule on (``--no-rules`` to leave them off): each device is
   placed with a resident (a third living alone), thresholds are checked on every message,
-  absence and silence clocks kept, and the injected anomalies raise alerts.
+  absence and silence clocks kept, and the injected anomalies raise alerts; with the
+  cross-domain reactions ``yiyang ingest`` installs (``--no-reactions`` to leave them off): a
+  raised alert becomes a home visit (care), a fall re-tiers its resident (tiers).
 
 Method: on a shared 2-core machine one run of either moves by a quarter from the next, so the
 floor and the worker run ``--rounds`` times each, interleaved in ABBA order (floor then worker,
@@ -78,6 +80,7 @@ from yiyang.devices.models import (
     DeviceKind,  # noqa: E402
 )
 from yiyang.devices.telemetry import READING_BY_CODE, READINGS  # noqa: E402
+from yiyang.events import install_handlers  # noqa: E402
 from yiyang.geo.models import LivingArrangement  # noqa: E402
 from yiyang.migrate import upgrade  # noqa: E402
 from yiyang.residents.models import Resident  # noqa: E402
@@ -710,7 +713,7 @@ def reset_run_state(database: Database) -> None:
         connection.execute(
             text(
                 "TRUNCATE telemetry, telemetry_pending_minute, device_event, telemetry_quarantine, "
-                "alert, alert_transition, alert_delivery, inbox_item, alert_deadline"
+                "alert, alert_transition, alert_delivery, inbox_item, alert_deadline, work_item, care_history"
             )
         )
         connection.execute(text("UPDATE device SET last_seen_at = NULL, battery = NULL, online = false"))
@@ -761,6 +764,13 @@ def main() -> None:
         help="run the worker with the alert rules on",
     )
     parser.add_argument(
+        "--reactions",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="with the cross-domain reactions yiyang ingest installs (a raised alert becomes a home visit, "
+        "a fall re-tiers its resident)",
+    )
+    parser.add_argument(
         "--falls", type=int, default=200, help="falls published after the last worker run's stream, paced"
     )
     parser.add_argument("--fall-rate", type=float, default=5.0, help="falls a second")
@@ -784,6 +794,8 @@ def main() -> None:
 
 def measure(database: Database, args: argparse.Namespace, rounds: int) -> None:
     upgrade(database.engine)
+    if args.reactions:
+        install_handlers()  # as ``yiyang ingest`` does before it starts its worker
     now = dt.datetime.now(dt.UTC)
     start = now - dt.timedelta(seconds=args.messages // args.devices + 60)
     with database.unit_of_work() as session:
@@ -797,7 +809,8 @@ def measure(database: Database, args: argparse.Namespace, rounds: int) -> None:
     print(
         f"{args.messages:,} messages ({expected_readings:,} readings, shape {args.shape}) from {args.devices:,} devices; "
         f"publisher: {args.connections} connections x {args.window} in flight; "
-        f"{rounds} floor and {rounds} worker runs, interleaved"
+        f"{rounds} floor and {rounds} worker runs, interleaved; rules {'on' if args.rules else 'off'}, "
+        f"reactions {'on' if args.reactions else 'off'}"
     )
     label = "rules on " if args.rules else "rules off"
     floors: list[RunResult] = []
@@ -919,6 +932,7 @@ def measure(database: Database, args: argparse.Namespace, rounds: int) -> None:
                 "publisher_msgs_per_s": _rate(args.messages, last_ours.publish_seconds),
                 "gmqtt_floor_readings_per_s": round(gmqtt_floor.readings_per_s) if gmqtt_floor else None,
                 "rules": "on" if args.rules else "off",
+                "reactions": "on" if args.reactions else "off",
                 "injected": injected,
                 "recall": round(recall, 4) if args.rules else None,
                 "stream_alert_p50_ms": round(median(stream_p50)) if args.rules and stream_p50 else None,
