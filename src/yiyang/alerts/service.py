@@ -38,7 +38,7 @@ from yiyang.alerts.rules import ChannelName, DeadlineChange, Rule, RuleKind, Rul
 from yiyang.db import UTCDateTime, is_postgres
 from yiyang.devices.models import Device, DeviceBinding, DeviceEvent
 from yiyang.errors import Conflict, Invalid, NotFound
-from yiyang.events import AlertRaised, AlertResolved, WorkItemCompleted, publish
+from yiyang.events import AlertRaised, AlertResolved, WorkItemCompleted, publish, publish_all
 from yiyang.residents.models import Resident
 
 log = logging.getLogger("yiyang.alerts")
@@ -198,14 +198,14 @@ def record_hits(
             _REPEAT,
             [{"b_id": alert_id, "b_count": count, "b_at": at} for alert_id, (count, at) in repeats.items()],
         )
-    for item, ref in raised:
-        hit = item.hit
-        publish(
-            session,
-            AlertRaised(
-                ref.id, hit.resident_id, hit.rule.code, hit.rule.severity.value, hit.at, hit.rule.tier_fact
-            ),
-        )
+    publish_all(
+        session,
+        [
+            AlertRaised(ref.id, item.hit.resident_id, item.hit.rule.code, item.hit.rule.severity.value,
+                        item.hit.at, item.hit.rule.tier_fact)
+            for item, ref in raised
+        ],
+    )  # fmt: skip
     return [result for result in results if result is not None]
 
 
