@@ -8,14 +8,15 @@ test that builds no app runs the bare pipeline.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 Handler = Callable[[Session, Any], None]
-_handlers: dict[type, list[Handler]] = {}
+ManyHandler = Callable[[Session, Sequence[Any]], None]
+_handlers: dict[type, list[tuple[Any, bool]]] = {}  # event type -> (handler, takes a list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,9 +110,19 @@ class AlertResolved:
 
 
 def subscribe(event_type: type, handler: Handler) -> None:
+    _add(event_type, handler, many=False)
+
+
+def subscribe_many(event_type: type, handler: ManyHandler) -> None:
+    """A handler that takes the events of one ``publish_all`` in one call (a list), so a batch
+    of a few hundred alerts costs it a few statements, not a few hundred times a few."""
+    _add(event_type, handler, many=True)
+
+
+def _add(event_type: type, handler: Any, *, many: bool) -> None:
     handlers = _handlers.setdefault(event_type, [])
-    if handler not in handlers:
-        handlers.append(handler)
+    if (handler, many) not in handlers:
+        handlers.append((handler, many))
 
 
 def unsubscribe_all() -> None:
@@ -119,8 +130,20 @@ def unsubscribe_all() -> None:
 
 
 def publish(session: Session, event: Any) -> None:
-    for handler in _handlers.get(type(event), ()):
-        handler(session, event)
+    publish_all(session, [event])
+
+
+def publish_all(session: Session, events: Sequence[Any]) -> None:
+    """Publish events of one type, in order: each handler, in the order subscribed, gets them
+    all (one call for a ``subscribe_many`` handler, one call per event for the others)."""
+    if not events:
+        return
+    for handler, many in _handlers.get(type(events[0]), ()):
+        if many:
+            handler(session, events)
+        else:
+            for event in events:
+                handler(session, event)
 
 
 def install_handlers() -> None:
@@ -142,7 +165,7 @@ def install_handlers() -> None:
     subscribe(ServiceOrderCompleted, on_service_order_completed)
     subscribe(AlertRaised, on_alert_raised)
     from yiyang.alerts.service import on_work_item_completed
-    from yiyang.care.service import on_alert_raised as visit_for_alert
+    from yiyang.care.service import on_alerts_raised as visits_for_alerts
 
-    subscribe(AlertRaised, visit_for_alert)  # an alert becomes a home visit (care)
+    subscribe_many(AlertRaised, visits_for_alerts)  # an alert becomes a home visit (care)
     subscribe(WorkItemCompleted, on_work_item_completed)  # the visit's outcome closes the alert

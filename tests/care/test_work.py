@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 from fhir.resources.R4B.task import Task
 from openpyxl import load_workbook
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tests.care.builders import NOW, actor_named, add_resident, load, make_world
 from yiyang import events
@@ -240,6 +240,39 @@ def test_an_alert_without_a_grid_worker_goes_to_the_team(db: Database) -> None:
         visit = service.on_alert_raised(session, AlertRaised(7, rid, "fall", "low", NOW))
         assert visit.owner_user_id is None and visit.owner_organisation_id == world.team_id
         assert visit.due_by == NOW.date() + dt.timedelta(days=1)
+
+
+def test_alerts_raised_together_become_the_same_visits_as_one_by_one(db: Database) -> None:
+    # given a resident in a grid with a grid worker and one outside any grid, under the team
+    world, in_grid = contracted(db)
+    with db.unit_of_work() as session:
+        outside = add_resident(session, world, grid=False)
+        contracts.sign_contract(session, load(session, world.doctor_id), resident_id=outside, team_id=world.team_id,
+                                packages=["basic"], now=NOW)  # fmt: skip
+    raised = [
+        AlertRaised(51, in_grid, "spo2_low", "high", NOW),
+        AlertRaised(52, outside, "fall", "low", NOW),
+        AlertRaised(51, in_grid, "spo2_low", "high", NOW),  # delivered twice in one batch
+        AlertRaised(53, 999_999, "sos", "high", NOW),  # a resident the registry does not have
+    ]
+    # when the batch is handed over at once
+    with db.unit_of_work() as session:
+        first, second, again, unknown = service.on_alerts_raised(session, raised)
+        # then each alert has one visit, owned as one by one would own it
+        assert again is first and unknown is None
+        assert (first.owner_user_id, first.owner_organisation_id, first.due_by) == (
+            world.grid_worker_id, None, NOW.date(),
+        )  # fmt: skip
+        assert (second.owner_user_id, second.owner_organisation_id, second.due_by) == (
+            None, world.team_id, NOW.date() + dt.timedelta(days=1),
+        )  # fmt: skip
+        assert [h.action for h in service.work_item_history(session, first.id)] == ["created"]
+        # and handing one of them over again finds the same visit
+        assert service.on_alert_raised(session, raised[1]).id == second.id
+        count = session.scalar(
+            select(func.count()).select_from(WorkItem).where(WorkItem.source_type == "alert")
+        )
+        assert count == 2
 
 
 def test_accepting_a_care_plan_turns_its_activities_into_work(db: Database) -> None:

@@ -68,6 +68,31 @@ def test_a_repeat_inside_one_batch_counts_once(db: Database) -> None:
     assert count(db, "telemetry") == 1
 
 
+def test_writing_marks_the_minutes_of_new_rows_for_the_rollups_and_no_others(db: Database) -> None:
+    # given a minute already stored and rolled up
+    ids = register(db, ["WB-1"])
+    prepare(db, [NOW.date()])
+    first = storage.telemetry_row(ids["WB-1"], reading(1, NOW + dt.timedelta(seconds=10), heart_rate=70))
+    with db.unit_of_work() as session:
+        storage.write_telemetry(session, [first])
+    with db.unit_of_work() as session:
+        pending = session.scalars(select(storage.TelemetryPendingMinute.bucket)).all()
+        assert [value.replace(tzinfo=None) for value in pending] == [NOW.replace(second=0, tzinfo=None)]
+        session.execute(text("DELETE FROM telemetry_pending_minute"))
+    # when the same row comes again with one of the next minute
+    later = storage.telemetry_row(
+        ids["WB-1"], reading(2, NOW + dt.timedelta(minutes=1, seconds=3), heart_rate=72)
+    )
+    with db.unit_of_work() as session:
+        assert storage.write_telemetry(session, [first, later]) == [False, True]
+    # then only the new row's minute waits for its rollup
+    with db.unit_of_work() as session:
+        pending = session.scalars(select(storage.TelemetryPendingMinute.bucket)).all()
+    assert [value.replace(tzinfo=None) for value in pending] == [
+        (NOW + dt.timedelta(minutes=1)).replace(second=0, tzinfo=None)
+    ]
+
+
 def test_a_device_whose_counter_restarted_is_not_mistaken_for_a_duplicate(db: Database) -> None:
     # given a wearable that rebooted and counts from seq 0 again, an hour later
     ids = register(db, ["WB-1"])

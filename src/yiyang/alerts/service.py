@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, case, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -35,10 +35,10 @@ from yiyang.alerts.models import (
     InboxItem,
 )
 from yiyang.alerts.rules import ChannelName, DeadlineChange, Rule, RuleKind, RuleSet, Step, Target, steps_due
-from yiyang.db import is_postgres
+from yiyang.db import UTCDateTime, is_postgres
 from yiyang.devices.models import Device, DeviceBinding, DeviceEvent
 from yiyang.errors import Conflict, Invalid, NotFound
-from yiyang.events import AlertRaised, AlertResolved, WorkItemCompleted, publish
+from yiyang.events import AlertRaised, AlertResolved, WorkItemCompleted, publish, publish_all
 from yiyang.residents.models import Resident
 
 log = logging.getLogger("yiyang.alerts")
@@ -111,67 +111,197 @@ class HitToRecord:
     count: int = 1
 
 
-def record_hits(session: Session, hits: Sequence[HitToRecord], now: dt.datetime) -> list[tuple[Alert, bool]]:
-    """``record_hit`` for a whole batch in a few statements: one look-up of the open alerts, one
-    insert of the new ones, one query per escalation target for their first step."""
+@dataclass(frozen=True, slots=True)
+class AlertRef:
+    """An alert as ``record_hits`` leaves it: written with Core statements, not loaded."""
+
+    id: int
+    resident_id: int
+    kind: str
+
+
+@dataclass(slots=True)
+class _Fresh:
+    """A new alert of this batch, before it is written."""
+
+    hit: HitToRecord
+    key: str
+    repeats: int
+    last_seen_at: dt.datetime
+    positions: list[int]
+
+
+def record_hits(
+    session: Session, hits: Sequence[HitToRecord], now: dt.datetime
+) -> list[tuple[AlertRef, bool]]:
+    """``record_hit`` for a whole batch, in a few Core statements and no ORM objects: one look-up
+    of the open alerts, one update of their repeats, one insert of the new ones, then their
+    transitions, inbox items and deliveries in one insert each (the ORM's unit of work cost
+    more than the rules on a batch that raised a few hundred alerts). Same outcome as one
+    ``record_hit`` per hit: one open alert per resident and kind, repeats counted on it, the
+    chain's due steps run, ``AlertRaised`` published per new alert. Returns, per hit, the alert
+    and whether this hit raised it."""
     if not hits:
         return []
+    table = Alert.__table__
     keys = [open_key(hit.resident_id, hit.rule.code) for hit in hits]
-    existing = {
-        alert.open_key: alert for alert in session.scalars(select(Alert).where(Alert.open_key.in_(keys)))
-    }
-    results: list[tuple[Alert, bool] | None] = [None] * len(hits)
-    fresh: list[tuple[int, Alert]] = []
+    existing = _open_alerts(session, set(keys))
+    results: list[tuple[AlertRef, bool] | None] = [None] * len(hits)
+    repeats: dict[int, list] = {}  # alert id -> [count, latest time]
+    fresh: dict[str, _Fresh] = {}
     for position, (hit, key) in enumerate(zip(hits, keys, strict=True)):
-        alert = existing.get(key)
-        if alert is not None:
-            _repeat(alert, hit.at, hit.count)
-            results[position] = (alert, False)
+        ref = existing.get(key)
+        if ref is not None:
+            _count_repeat(repeats, ref.id, hit.at, hit.count)
+            results[position] = (ref, False)
             continue
-        alert = _new_alert(hit.resident_id, hit.rule, hit.at, now, hit.device_id, hit.detail, hit.count)
-        existing[key] = alert  # the same key twice in one batch: the second is a repeat
-        fresh.append((position, alert))
+        pending = fresh.get(key)
+        if pending is None:
+            fresh[key] = _Fresh(hit, key, hit.count - 1, hit.at, [position])
+        else:  # the same key twice in one batch: the second is a repeat of the first
+            pending.repeats += hit.count
+            pending.last_seen_at = max(pending.last_seen_at, hit.at)
+            pending.positions.append(position)
+
+    raised: list[tuple[_Fresh, AlertRef]] = []
     if fresh:
-        try:
-            with session.begin_nested():
-                session.add_all([alert for _, alert in fresh])
-                session.flush()
-        except IntegrityError:
-            # Another worker raised one of them a moment ago: take the slow path, one by one.
-            for position, _alert in fresh:
-                hit = hits[position]
-                results[position] = record_hit(
-                    session, hit.resident_id, hit.rule, hit.rules, hit.at, now,
-                    device_id=hit.device_id, detail=hit.detail, count=hit.count,
-                )  # fmt: skip
-            fresh = []
-        targets = {
-            target
-            for position, alert in fresh
-            for step in hits[position].rules.chain(alert.chain)[:1]
-            for target in step.notify
-        }
-        known = recipients_for(session, [alert.resident_id for _, alert in fresh], targets, now)
-        for position, alert in fresh:
-            hit = hits[position]
-            _transition(session, alert, None, AlertState.open, now, None, RULES_ACTOR)
-            run_due_steps(
-                session, alert, hit.rules.chain(hit.rule.chain), now, ESCALATION_ACTOR,
-                who=lambda resident, target: known.get((resident, target), []),
-            )  # fmt: skip
-            publish(
-                session,
-                AlertRaised(
-                    alert.id,
-                    hit.resident_id,
-                    hit.rule.code,
-                    hit.rule.severity.value,
-                    hit.at,
-                    hit.rule.tier_fact,
-                ),
-            )
-            results[position] = (alert, True)
+        plans = {key: _plan_steps(item.hit, now) for key, item in fresh.items()}
+        dialect_insert = postgresql.insert if is_postgres(session) else sqlite.insert
+        # A key another worker raised since the look-up is skipped here and counted below.
+        statement = (
+            dialect_insert(table)
+            .on_conflict_do_nothing(index_elements=[table.c.open_key])
+            .returning(table.c.id, table.c.open_key)
+        )
+        rows = [_alert_row(item, plans[key], now) for key, item in fresh.items()]
+        inserted = {key: alert_id for alert_id, key in session.execute(statement, rows)}
+        lost = [key for key in fresh if key not in inserted]
+        theirs = _open_alerts(session, set(lost)) if lost else {}
+        for key, item in fresh.items():
+            alert_id = inserted.get(key)
+            if alert_id is None:
+                ref = theirs.get(key)
+                if ref is None:
+                    raise RuntimeError(f"alert {key} neither inserted nor open")  # resolved in between
+                _count_repeat(repeats, ref.id, item.last_seen_at, item.repeats + 1)
+                for position in item.positions:
+                    results[position] = (ref, False)
+                continue
+            ref = AlertRef(alert_id, item.hit.resident_id, item.hit.rule.code)
+            raised.append((item, ref))
+            results[item.positions[0]] = (ref, True)
+            for position in item.positions[1:]:
+                results[position] = (ref, False)
+        _write_raised(session, [(ref, plans[item.key]) for item, ref in raised], now)
+    if repeats:
+        session.execute(
+            _REPEAT,
+            [{"b_id": alert_id, "b_count": count, "b_at": at} for alert_id, (count, at) in repeats.items()],
+        )
+    publish_all(
+        session,
+        [
+            AlertRaised(ref.id, item.hit.resident_id, item.hit.rule.code, item.hit.rule.severity.value,
+                        item.hit.at, item.hit.rule.tier_fact)
+            for item, ref in raised
+        ],
+    )  # fmt: skip
     return [result for result in results if result is not None]
+
+
+_SEEN_AT = bindparam("b_at", type_=UTCDateTime())
+_REPEAT = (
+    update(Alert.__table__)
+    .where(Alert.__table__.c.id == bindparam("b_id"))
+    .values(
+        repeats=Alert.__table__.c.repeats + bindparam("b_count"),
+        last_seen_at=case(
+            (Alert.__table__.c.last_seen_at < _SEEN_AT, _SEEN_AT), else_=Alert.__table__.c.last_seen_at
+        ),
+    )
+)
+
+
+def _open_alerts(session: Session, keys: set[str]) -> dict[str, AlertRef]:
+    table = Alert.__table__
+    query = select(table.c.id, table.c.open_key, table.c.resident_id, table.c.kind).where(
+        table.c.open_key.in_(keys)
+    )
+    return {row.open_key: AlertRef(row.id, row.resident_id, row.kind) for row in session.execute(query)}
+
+
+def _count_repeat(repeats: dict[int, list], alert_id: int, at: dt.datetime, count: int) -> None:
+    seen = repeats.get(alert_id)
+    if seen is None:
+        repeats[alert_id] = [count, at]
+    else:
+        seen[0] += count
+        seen[1] = max(seen[1], at)
+
+
+@dataclass(frozen=True, slots=True)
+class _StepPlan:
+    """What raising an alert runs of its chain at once (``run_due_steps`` on a new alert)."""
+
+    hit: HitToRecord
+    steps: tuple[Step, ...]
+    due: list[int]
+    state: AlertState
+    steps_done: int
+    next_escalation_at: dt.datetime | None
+
+
+def _plan_steps(hit: HitToRecord, now: dt.datetime) -> _StepPlan:
+    steps = tuple(hit.rules.chain(hit.rule.chain))
+    due = steps_due(steps, hit.at, 0, now)
+    done = due[-1] + 1 if due else 0
+    state = AlertState.escalated if any(index > 0 for index in due) else AlertState.open
+    following = hit.at + dt.timedelta(minutes=steps[done].after_minutes) if done < len(steps) else None
+    return _StepPlan(hit, steps, due, state, done, following)
+
+
+def _alert_row(item: _Fresh, plan: _StepPlan, now: dt.datetime) -> dict:
+    hit, rule = item.hit, item.hit.rule
+    return {
+        "resident_id": hit.resident_id, "kind": rule.code, "rule_kind": rule.kind.value,
+        "severity": rule.severity.value, "state": plan.state, "open_key": item.key, "device_id": hit.device_id,
+        "detail": hit.detail, "tier_fact": rule.tier_fact, "raised_at": hit.at, "recorded_at": now,
+        "last_seen_at": item.last_seen_at, "repeats": item.repeats, "chain": rule.chain,
+        "steps_done": plan.steps_done, "next_escalation_at": plan.next_escalation_at,
+    }  # fmt: skip
+
+
+def _write_raised(session: Session, raised: Sequence[tuple[AlertRef, _StepPlan]], now: dt.datetime) -> None:
+    """The transitions, inbox items and deliveries of newly raised alerts, one insert each."""
+    if not raised:
+        return
+    targets = {target for _ref, plan in raised for index in plan.due for target in plan.steps[index].notify}
+    known = recipients_for(session, [ref.resident_id for ref, _plan in raised], targets, now)
+    transitions: list[dict] = []
+    inbox: list[dict] = []
+    deliveries: list[dict] = []
+    for ref, plan in raised:
+        transitions.append(_transition_row(ref.id, None, AlertState.open, now, None, RULES_ACTOR))
+        state = AlertState.open
+        for index in plan.due:
+            step_inbox, step_deliveries = _step_rows(
+                ref, plan.hit.rule.severity.value, index, plan.steps[index], now,
+                lambda resident, target: known.get((resident, target), []),
+            )  # fmt: skip
+            inbox.extend(step_inbox)
+            deliveries.extend(step_deliveries)
+            if index > 0:
+                transitions.append(
+                    _transition_row(
+                        ref.id, state, AlertState.escalated, now, None, ESCALATION_ACTOR, step=index
+                    )
+                )
+                state = AlertState.escalated
+    session.execute(insert(AlertTransition), transitions)
+    if inbox:
+        session.execute(insert(InboxItem), inbox)
+    if deliveries:
+        session.execute(insert(AlertDelivery), deliveries)
 
 
 def _new_alert(
@@ -210,11 +340,25 @@ def _transition(
     note: str | None = None,
 ) -> None:
     session.add(
-        AlertTransition(
-            alert_id=alert.id, from_state=old.value if old else None, to_state=new.value, step=step, at=now,
-            by_user_id=user_id, by_name=name[:64], note=note[:200] if note else None,
-        )
-    )  # fmt: skip
+        AlertTransition(**_transition_row(alert.id, old, new, now, user_id, name, step=step, note=note))
+    )
+
+
+def _transition_row(
+    alert_id: int,
+    old: AlertState | None,
+    new: AlertState,
+    now: dt.datetime,
+    user_id: int | None,
+    name: str,
+    *,
+    step: int | None = None,
+    note: str | None = None,
+) -> dict:
+    return {
+        "alert_id": alert_id, "from_state": old.value if old else None, "to_state": new.value, "step": step,
+        "at": now, "by_user_id": user_id, "by_name": name[:64], "note": note[:200] if note else None,
+    }  # fmt: skip
 
 
 # ---- lifecycle ------------------------------------------------------------------------------
@@ -477,55 +621,74 @@ Who = Callable[[int, Target], list[int]]
 def _notify_step(
     session: Session, alert: Alert, index: int, step: Step, now: dt.datetime, who: Who | None = None
 ) -> None:
+    def users(resident_id: int, target: Target) -> list[int]:
+        return who(resident_id, target) if who else recipients(session, resident_id, target, now)
+
+    ref = AlertRef(alert.id, alert.resident_id, alert.kind)
+    inbox, deliveries = _step_rows(ref, alert.severity, index, step, now, users)
+    for row in inbox:
+        session.add(InboxItem(**row))
+    for row in deliveries:
+        session.add(AlertDelivery(**row))
+
+
+def _step_rows(
+    alert: AlertRef, severity: str, index: int, step: Step, now: dt.datetime, who: Who
+) -> tuple[list[dict], list[dict]]:
+    """One escalation step's inbox items and deliveries: per recipient and channel, an inbox
+    item (sent at once) or a pending delivery for a configured channel; and the webhook's."""
     from yiyang.alerts.engine import current_notifier
 
     notifier = current_notifier()
     zh, en = _titles(alert, index)
+    inbox: list[dict] = []
+    deliveries: list[dict] = []
     for target in step.notify:
-        users = who(alert.resident_id, target) if who else recipients(session, alert.resident_id, target, now)
-        for user_id in users:
+        for user_id in who(alert.resident_id, target):
             for channel in step.channels:
                 if channel is ChannelName.inbox:
-                    session.add(
-                        InboxItem(
-                            user_id=user_id, alert_id=alert.id, severity=alert.severity, title_zh=zh, title_en=en,
-                            created_at=now,
-                        )
+                    inbox.append(
+                        {
+                            "user_id": user_id, "alert_id": alert.id, "severity": severity, "title_zh": zh,
+                            "title_en": en, "created_at": now, "read_at": None,
+                        }
                     )  # fmt: skip
-                    session.add(
+                    deliveries.append(
                         _delivery(
-                            alert, index, channel.value, user_id, target.value, now, DeliveryStatus.sent
+                            alert.id, index, channel.value, user_id, target.value, now, DeliveryStatus.sent
                         )
                     )
                 elif notifier.channel(channel.value) is not None:
-                    session.add(
+                    deliveries.append(
                         _delivery(
-                            alert, index, channel.value, user_id, target.value, now, DeliveryStatus.pending
+                            alert.id, index, channel.value, user_id, target.value, now, DeliveryStatus.pending
                         )
                     )
     if notifier.webhook:
-        session.add(
-            _delivery(alert, index, ChannelName.webhook.value, None, None, now, DeliveryStatus.pending)
+        deliveries.append(
+            _delivery(alert.id, index, ChannelName.webhook.value, None, None, now, DeliveryStatus.pending)
         )
+    return inbox, deliveries
 
 
 def _delivery(
-    alert: Alert,
+    alert_id: int,
     step: int,
     channel: str,
     user_id: int | None,
     target: str | None,
     now: dt.datetime,
     status: DeliveryStatus,
-) -> AlertDelivery:
+) -> dict:
     sent = status is DeliveryStatus.sent
-    return AlertDelivery(
-        alert_id=alert.id, step=step, channel=channel, user_id=user_id, target=target, status=status,
-        attempts=1 if sent else 0, next_attempt_at=None if sent else now, created_at=now, sent_at=now if sent else None,
-    )  # fmt: skip
+    return {
+        "alert_id": alert_id, "step": step, "channel": channel, "user_id": user_id, "target": target,
+        "status": status, "attempts": 1 if sent else 0, "next_attempt_at": None if sent else now,
+        "last_error": None, "created_at": now, "sent_at": now if sent else None,
+    }  # fmt: skip
 
 
-def _titles(alert: Alert, step: int) -> tuple[str, str]:
+def _titles(alert: Alert | AlertRef, step: int) -> tuple[str, str]:
     from yiyang.alerts.engine import rule_names
 
     zh, en = rule_names(alert.kind)
@@ -619,9 +782,11 @@ def push_deadlines(session: Session, writes: Sequence[DeadlineWrite]) -> None:
     bring a deadline forward)."""
     if not writes:
         return
+    if is_postgres(session):
+        _push_deadlines_pg(session, writes)
+        return
     table = AlertDeadline.__table__
-    dialect_insert = postgresql.insert if is_postgres(session) else sqlite.insert
-    statement = dialect_insert(table)
+    statement = sqlite.insert(table)
     statement = statement.on_conflict_do_update(
         index_elements=[table.c.rule, table.c.subject_id],
         set_={
@@ -633,6 +798,46 @@ def push_deadlines(session: Session, writes: Sequence[DeadlineWrite]) -> None:
         where=statement.excluded.due_at > table.c.due_at,
     )
     session.execute(statement, [_deadline_params(w) for w in writes])
+
+
+# One statement for the whole batch (one per clock cost a round of parse, plan and execute each,
+# and a worker's first batch starts a silence clock for every device it hears from).
+_PUSH_DEADLINES_PG = text(
+    "INSERT INTO alert_deadline (rule, subject_id, resident_id, device_id, started_at, due_at) "
+    "SELECT * FROM unnest(CAST(:rule AS varchar[]), CAST(:subject_id AS integer[]), "
+    "CAST(:resident_id AS integer[]), CAST(:device_id AS integer[]), CAST(:started_at AS timestamp[]), "
+    "CAST(:due_at AS timestamp[])) "
+    "ON CONFLICT (rule, subject_id) DO UPDATE SET due_at = excluded.due_at, "
+    "started_at = excluded.started_at, resident_id = excluded.resident_id, device_id = excluded.device_id "
+    "WHERE excluded.due_at > alert_deadline.due_at"
+)
+
+
+def _push_deadlines_pg(session: Session, writes: Sequence[DeadlineWrite]) -> None:
+    # One row per clock (a statement may not change a row twice): the latest due time wins, the
+    # first of equals, as when the writes are applied one after another.
+    latest: dict[tuple[str, int], DeadlineWrite] = {}
+    for write in writes:
+        key = (write.rule, write.subject_id)
+        known = latest.get(key)
+        if known is None or write.due_at > known.due_at:
+            latest[key] = write
+    rows = list(latest.values())
+    session.execute(
+        _PUSH_DEADLINES_PG,
+        {
+            "rule": [w.rule for w in rows],
+            "subject_id": [w.subject_id for w in rows],
+            "resident_id": [w.resident_id for w in rows],
+            "device_id": [w.device_id for w in rows],
+            "started_at": [_naive_utc(w.started_at) for w in rows],
+            "due_at": [_naive_utc(w.due_at) for w in rows],
+        },
+    )
+
+
+def _naive_utc(value: dt.datetime) -> dt.datetime:
+    return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
 def start_deadline(session: Session, write: DeadlineWrite) -> None:

@@ -175,6 +175,25 @@ def contract_in_force(session: Session, resident_id: int) -> CareContract | None
     )
 
 
+def teams_in_force(session: Session, resident_ids: Sequence[int]) -> dict[int, int]:
+    """Resident -> the family-doctor team of their contract in force (the earliest signed, when
+    there are several)."""
+    if not resident_ids:
+        return {}
+    rows = session.execute(
+        select(CareContract.resident_id, CareContract.team_id)
+        .where(
+            CareContract.resident_id.in_(sorted(set(resident_ids))),
+            CareContract.status == ContractStatus.in_force,
+        )
+        .order_by(CareContract.id)
+    )
+    found: dict[int, int] = {}
+    for resident_id, team_id in rows:
+        found.setdefault(resident_id, team_id)
+    return found
+
+
 def _write_contract(
     session: Session, *, resident_id: int, team_id: int, packages: list[str], valid_from: dt.date,
     months: int, by: str, now: dt.datetime, doctor_user_id: int | None = None,

@@ -20,7 +20,7 @@ from yiyang.access.actor import Actor
 from yiyang.access.models import RoleMembership
 from yiyang.access.policy import DataCategory, authorize
 from yiyang.access.roles import Role
-from yiyang.care.contracts import by_of, contract_in_force, history, history_of
+from yiyang.care.contracts import by_of, contract_in_force, history, history_of, teams_in_force
 from yiyang.care.models import OPEN_STATUSES, CareHistory, WorkItem, WorkKind, WorkStatus
 from yiyang.care.schedule import (
     DEFAULT_RULES,
@@ -46,17 +46,29 @@ def create_work_item(
     owner_organisation_id: int | None = None, source_type: str | None = None, source_id: int | None = None,
     note: str | None = None,
 ) -> WorkItem:  # fmt: skip
+    item = _new_work_item(
+        resident_id=resident_id, kind=kind, programme=programme, rule=rule, due_from=due_from, due_by=due_by,
+        now=now, owner_user_id=owner_user_id, owner_organisation_id=owner_organisation_id,
+        source_type=source_type, source_id=source_id, note=note,
+    )  # fmt: skip
+    session.add(item)
+    session.flush()
+    history(session, "work_item", item.id, "created", at=now, by=by, to_status=item.status.value)
+    return item
+
+
+def _new_work_item(
+    *, resident_id: int, kind: WorkKind, programme: str, rule: str, due_from: dt.date, due_by: dt.date,
+    now: dt.datetime, owner_user_id: int | None, owner_organisation_id: int | None, source_type: str | None,
+    source_id: int | None, note: str | None,
+) -> WorkItem:  # fmt: skip
     status = WorkStatus(status_on(due_from, due_by, local_day(now)))
-    item = WorkItem(
+    return WorkItem(
         resident_id=resident_id, kind=kind, programme=programme, status=status, rule=rule,
         owner_user_id=owner_user_id, owner_organisation_id=owner_organisation_id, due_from=due_from, due_by=due_by,
         source_type=source_type, source_id=source_id, note=note[:200] if note else None, created_at=now,
         status_changed_at=now, escalation_level=0,
     )  # fmt: skip
-    session.add(item)
-    session.flush()
-    history(session, "work_item", item.id, "created", at=now, by=by, to_status=status.value)
-    return item
 
 
 def get_work_item(session: Session, item_id: int) -> WorkItem:
@@ -334,40 +346,85 @@ URGENT_SEVERITIES = frozenset({"critical", "high", "urgent", "red"})
 def grid_worker_of(session: Session, grid_id: int | None) -> int | None:
     if grid_id is None:
         return None
-    return session.scalar(
-        select(RoleMembership.user_id)
+    return grid_workers_of(session, {grid_id}).get(grid_id)
+
+
+def grid_workers_of(session: Session, grid_ids: set[int]) -> dict[int, int]:
+    """Each grid's grid worker (the longest-serving, when there are several)."""
+    if not grid_ids:
+        return {}
+    rows = session.execute(
+        select(RoleMembership.area_id, RoleMembership.user_id)
         .where(
             RoleMembership.role == Role.grid_worker,
-            RoleMembership.area_id == grid_id,
+            RoleMembership.area_id.in_(sorted(grid_ids)),
             RoleMembership.revoked_at.is_(None),
         )
         .order_by(RoleMembership.id)
-        .limit(1)
     )
+    found: dict[int, int] = {}
+    for area_id, user_id in rows:
+        found.setdefault(area_id, user_id)
+    return found
 
 
 def on_alert_raised(session: Session, event: Any) -> WorkItem | None:
     """An alert (alert_id, resident_id, kind, severity, raised_at) becomes a home visit for the grid
     worker of the resident's grid, or the resident's family-doctor team; once per alert."""
-    existing = session.scalar(
-        select(WorkItem).where(WorkItem.source_type == "alert", WorkItem.source_id == event.alert_id)
+    return on_alerts_raised(session, [event])[0]
+
+
+def on_alerts_raised(session: Session, raised: Sequence[Any]) -> list[WorkItem | None]:
+    """``on_alert_raised`` for alerts raised together (the ingest raises a batch's at once): the
+    same visits, found and written in a few statements instead of a few per alert. Returns each
+    alert's visit (None for an unknown resident)."""
+    alert_ids = sorted({event.alert_id for event in raised})
+    visits: dict[int, WorkItem] = {
+        item.source_id: item
+        for item in session.scalars(
+            select(WorkItem).where(WorkItem.source_type == "alert", WorkItem.source_id.in_(alert_ids))
+        )
+    }
+    resident_ids = sorted({event.resident_id for event in raised if event.alert_id not in visits})
+    grid_of: dict[int, int | None] = (
+        dict(
+            session.execute(select(Resident.id, Resident.grid_id).where(Resident.id.in_(resident_ids))).all()
+        )
+        if resident_ids
+        else {}
     )
-    if existing is not None:
-        return existing
-    resident = session.get(Resident, event.resident_id)
-    if resident is None:
-        return None
-    owner_user = grid_worker_of(session, resident.grid_id)
-    contract = contract_in_force(session, resident.id)
-    owner_org = None if owner_user is not None else (contract.team_id if contract else None)
-    day = local_day(event.raised_at)
-    days = 0 if str(event.severity).lower() in URGENT_SEVERITIES else 1
-    return create_work_item(
-        session, resident_id=resident.id, kind=WorkKind.home_visit, programme=Programme.alert.value,
-        rule="alert.home_visit", due_from=day, due_by=day + dt.timedelta(days=days), now=event.raised_at,
-        by="system:alerts", owner_user_id=owner_user, owner_organisation_id=owner_org, source_type="alert",
-        source_id=event.alert_id, note=str(event.kind)[:64],
-    )  # fmt: skip
+    workers = grid_workers_of(session, {grid for grid in grid_of.values() if grid is not None})
+    teams = teams_in_force(
+        session, [resident for resident, grid in grid_of.items() if grid is None or grid not in workers]
+    )
+    made: list[WorkItem] = []
+    results: list[WorkItem | None] = []
+    for event in raised:
+        visit = visits.get(event.alert_id)
+        if visit is None and event.resident_id in grid_of:
+            grid = grid_of[event.resident_id]
+            owner_user = workers.get(grid) if grid is not None else None
+            day = local_day(event.raised_at)
+            days = 0 if str(event.severity).lower() in URGENT_SEVERITIES else 1
+            visit = _new_work_item(
+                resident_id=event.resident_id, kind=WorkKind.home_visit, programme=Programme.alert.value,
+                rule="alert.home_visit", due_from=day, due_by=day + dt.timedelta(days=days), now=event.raised_at,
+                owner_user_id=owner_user, owner_organisation_id=None if owner_user is not None else teams.get(
+                    event.resident_id
+                ), source_type="alert", source_id=event.alert_id, note=str(event.kind)[:64],
+            )  # fmt: skip
+            visits[event.alert_id] = visit
+            made.append(visit)
+        results.append(visit)
+    if made:
+        session.add_all(made)
+        session.flush()
+        for visit in made:
+            history(
+                session, "work_item", visit.id, "created", at=visit.created_at, by="system:alerts",
+                to_status=visit.status.value,
+            )  # fmt: skip
+    return results
 
 
 # -- hand-over: tier care plans -------------------------------------------------------------------

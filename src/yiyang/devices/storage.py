@@ -36,12 +36,15 @@ def telemetry_row(device_id: int, message: TelemetryMessage) -> TelemetryRow:
 
 
 def write_telemetry(session: Session, rows: Sequence[TelemetryRow]) -> list[bool]:
-    """Insert the rows that are not stored yet; returns, per row, whether it was new."""
+    """Insert the rows that are not stored yet and mark their minutes for the rollups
+    (``mark_pending_minutes``); returns, per row, whether it was new."""
     if not rows:
         return []
     if is_postgres(session):
         return _write_telemetry_pg(session, rows)
-    return _write_telemetry_sqlite(session, rows)
+    fresh = _write_telemetry_sqlite(session, rows)
+    mark_pending_minutes(session, [row[0] for row, is_new in zip(rows, fresh, strict=True) if is_new])
+    return fresh
 
 
 def _write_telemetry_pg(session: Session, rows: Sequence[TelemetryRow]) -> list[bool]:
@@ -60,9 +63,17 @@ def _write_telemetry_pg(session: Session, rows: Sequence[TelemetryRow]) -> list[
             copy.set_types(_COPY_TYPES)
             for row in rows:
                 copy.write_row(row)
+        # In key order, so the key index (time first) grows at its right edge and its pages split
+        # full rather than half empty; ctid (the COPY order) keeps the first of two rows with one
+        # key. The new rows' minutes are marked for the rollups in the same statement, in order,
+        # so two workers marking the same minutes cannot deadlock.
         cursor.execute(
-            f"INSERT INTO telemetry ({columns}) SELECT {columns} FROM telemetry_staging "
-            "ON CONFLICT DO NOTHING RETURNING device_id, measured_at, seq"
+            f"WITH new AS (INSERT INTO telemetry ({columns}) SELECT {columns} FROM telemetry_staging "
+            "ORDER BY measured_at, device_id, seq, ctid "
+            "ON CONFLICT DO NOTHING RETURNING device_id, measured_at, seq), "
+            "pending AS (INSERT INTO telemetry_pending_minute (bucket) "
+            "SELECT DISTINCT date_trunc('minute', measured_at) FROM new ORDER BY 1 ON CONFLICT DO NOTHING) "
+            "SELECT device_id, measured_at, seq FROM new"
         )
         inserted = set(cursor.fetchall())
         # Emptied at commit anyway; emptied now too in case the transaction writes again.
@@ -174,16 +185,52 @@ _TOUCH = text(
     "last_seen_at = CASE WHEN last_seen_at IS NULL OR last_seen_at < :seen THEN :seen ELSE last_seen_at END, "
     "battery = COALESCE(:battery, battery), online = :online WHERE id = :id"
 ).bindparams(bindparam("seen", type_=UTCDateTime()))
+# PostgreSQL: the whole batch in one statement (one statement per device cost a round of
+# parse, plan and execute each, and with status written once a minute per device that is
+# every device of the district each minute).
+_TOUCH_PG = text(
+    "UPDATE device AS d SET "
+    "last_seen_at = CASE WHEN d.last_seen_at IS NULL OR d.last_seen_at < v.seen THEN v.seen "
+    "ELSE d.last_seen_at END, "
+    "battery = COALESCE(v.battery, d.battery), online = v.online "
+    "FROM unnest(CAST(:ids AS integer[]), CAST(:seen AS timestamp[]), CAST(:battery AS smallint[]), "
+    "CAST(:online AS boolean[])) AS v(id, seen, battery, online) WHERE d.id = v.id"
+)
 
 
 def touch_devices(session: Session, seen: Iterable[DeviceSeen]) -> int:
     """Record when devices were last heard from, their battery, and whether they are online."""
+    items = list(seen)
+    if not items:
+        return 0
+    if is_postgres(session):
+        # One row per device, as if each item were applied in turn: the latest time, the last
+        # battery given, the last online state.
+        folded: dict[int, list[Any]] = {}
+        for item in items:
+            at = item.seen_at.astimezone(dt.UTC).replace(tzinfo=None)
+            known = folded.get(item.device_id)
+            if known is None:
+                folded[item.device_id] = [at, item.battery, item.online]
+            else:
+                known[0] = max(known[0], at)
+                known[1] = item.battery if item.battery is not None else known[1]
+                known[2] = item.online
+        session.execute(
+            _TOUCH_PG,
+            {
+                "ids": list(folded),
+                "seen": [values[0] for values in folded.values()],
+                "battery": [values[1] for values in folded.values()],
+                "online": [values[2] for values in folded.values()],
+            },
+        )
+        return len(items)
     params = [
         {"id": item.device_id, "seen": item.seen_at, "battery": item.battery, "online": item.online}
-        for item in seen
+        for item in items
     ]
-    if params:
-        session.execute(_TOUCH, params)
+    session.execute(_TOUCH, params)
     return len(params)
 
 
