@@ -83,3 +83,23 @@ def test_a_batchs_lookup_lists_are_not_bounded_by_sqlites_parameter_limit(distri
 def session_count(database: Database) -> int:
     with database.engine.connect() as connection:
         return connection.execute(text("SELECT count(*) FROM resident")).scalar_one()
+
+
+@pytest.mark.postgres
+def test_a_run_plans_its_lookups_afresh_and_leaves_the_connection_as_it_was(pg_db: Database) -> None:
+    from yiyang.sources.service import custom_plans
+
+    with pg_db.unit_of_work() as session:
+        connection = session.connection().connection.driver_connection
+        before = connection.prepare_threshold
+        with custom_plans(session):
+            # the same lookup run many times is never prepared on the server
+            for _ in range(8):
+                session.execute(text("SELECT count(*) FROM resident WHERE id = ANY(:ids)"), {"ids": [1, 2]})
+            prepared = session.execute(
+                text(
+                    "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%FROM resident WHERE id = ANY%'"
+                )
+            ).scalar_one()
+        assert prepared == 0
+        assert connection.prepare_threshold == before is not None
