@@ -113,3 +113,23 @@ def test_volunteer_availability_slots_are_read_in_china_time() -> None:
     assert available_at(["sat.pm"], None)  # as soon as possible
     ranking = rank_providers(MEAL, HOME, [station(1, available=False)])
     assert ranking.excluded == {1: Exclusion.unavailable}
+
+
+def test_a_kind_the_residents_consent_refuses_is_excluded_for_consent_only_when_nothing_else_is() -> None:
+    escort = DEFAULT_CATALOGUE.get("escort")
+    volunteer = ProviderKind.volunteer
+    ranking = rank_providers(
+        escort,
+        HOME,
+        [
+            station(1, skills=("escort",), kind=volunteer),
+            station(2, skills=("escort",), kind=volunteer, load=2, capacity=2),  # full anyway
+            station(3, skills=("escort",)),
+        ],
+        refused_kinds={volunteer},
+    )
+    assert [r.provider_id for r in ranking.ranked] == [3]
+    assert ranking.excluded == {1: Exclusion.consent, 2: Exclusion.full}
+    # and without the refusal the preferred kind wins again
+    assert rank_providers(escort, HOME, [station(1, skills=("escort",), kind=volunteer),
+                                         station(3, skills=("escort",))]).best.provider_id == 1  # type: ignore[union-attr]  # fmt: skip

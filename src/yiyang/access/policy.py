@@ -447,6 +447,17 @@ def _in_scope(session: Session, actor: Actor, grant: RoleGrant, resident: Reside
     return False
 
 
+def _decisions_in_force(session: Session, resident_id: int, now: dt.datetime) -> dict[ConsentKey, set[str]]:
+    """The resident's decisions in force, by key (a merge may leave a permit and a deny on one key)."""
+    decisions: dict[ConsentKey, set[str]] = {}
+    for recipient, category, purpose, decision in session.connection().execute(
+        _CONSENTS_IN_FORCE, {"resident_id": resident_id, "now": now}
+    ):
+        key = (RecipientClass(recipient), DataCategory(category), Purpose(purpose))
+        decisions.setdefault(key, set()).add(str(getattr(decision, "value", decision)))
+    return decisions
+
+
 def _consented(
     decisions: dict[ConsentKey, set[str]], recipient: RecipientClass, category: DataCategory, purpose: Purpose
 ) -> bool:
@@ -456,6 +467,24 @@ def _consented(
     if recorded:  # a decision in force: a deny wins over a permit
         return ConsentDecision.deny.value not in recorded
     return (recipient, category, purpose) in _settings.implied_consent
+
+
+def refused_recipients(
+    session: Session,
+    resident_id: int,
+    *,
+    category: DataCategory,
+    purpose: Purpose = Purpose.care,
+    now: dt.datetime,
+) -> frozenset[RecipientClass]:
+    """The recipient classes this resident's consent (or, without a decision, the default) refuses
+    for one category and purpose now, decided as ``authorize`` decides; one query, no audit (it
+    reads no one's data for anyone). For a caller that must not offer work a refusal would stop."""
+    if not _settings.enforce:
+        return frozenset()
+    session.flush()  # the query runs on the connection, past the ORM's autoflush
+    decisions = _decisions_in_force(session, resident_id, now)
+    return frozenset(r for r in RecipientClass if not _consented(decisions, r, category, purpose))
 
 
 def _decide(
@@ -483,12 +512,7 @@ def _decide(
             continue
         in_scope = _in_scope(session, actor, grant, resident, now)
         if in_scope and decisions is None and scope.recipient is not RecipientClass.own:
-            decisions = {}
-            for recipient, category, row_purpose, decision in session.connection().execute(
-                _CONSENTS_IN_FORCE, {"resident_id": resident_id, "now": now}
-            ):
-                key = (RecipientClass(recipient), DataCategory(category), Purpose(row_purpose))
-                decisions.setdefault(key, set()).add(str(getattr(decision, "value", decision)))
+            decisions = _decisions_in_force(session, resident_id, now)
         for category in reach:
             if in_scope and _consented(decisions or {}, scope.recipient, category, purpose):
                 allowed.add(category)

@@ -2,8 +2,10 @@
 
 A provider may take an order when it is active, its kind is one the service allows, it holds
 every skill the service needs, its coverage areas include the resident's area, it has room
-(open orders below capacity), it is available at the requested time (volunteers) and it has not
-already declined or let this order's offer lapse.
+(open orders below capacity), it is available at the requested time (volunteers), it has not
+already declined or let this order's offer lapse, and the resident's consent does not refuse the
+recipient class its people accept as (the caller passes the refused kinds: consent is read once
+per order, outside this function).
 
 Among those, the highest score wins. Each term is in [0, 1], higher is better:
 
@@ -67,6 +69,7 @@ class Exclusion(enum.StrEnum):
     full = "full"  # open orders at capacity
     unavailable = "unavailable"
     declined = "declined"  # declined this order, or let its offer lapse
+    consent = "consent"  # the resident's consent would refuse this kind of provider on acceptance
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +107,11 @@ def hops_between(path_a: str, path_b: str) -> int:
 
 
 def exclusion(
-    candidate: Candidate, service: Service, area_path: str, already_tried: Collection[int]
+    candidate: Candidate,
+    service: Service,
+    area_path: str,
+    already_tried: Collection[int],
+    refused_kinds: Collection[ProviderKind] = (),
 ) -> Exclusion | None:
     if not candidate.active:
         return Exclusion.inactive
@@ -120,6 +127,9 @@ def exclusion(
         return Exclusion.full
     if not candidate.available:
         return Exclusion.unavailable
+    # Last, so "consent" is recorded only where the resident's consent is all that stands in the way.
+    if candidate.kind in refused_kinds:
+        return Exclusion.consent
     return None
 
 
@@ -139,13 +149,17 @@ def rank_providers(
     candidates: Sequence[Candidate],
     *,
     already_tried: Collection[int] = (),
+    refused_kinds: Collection[ProviderKind] = (),
     weights: DispatchWeights = DEFAULT_WEIGHTS,
 ) -> Ranking:
-    """Every candidate either ranked (best first) or excluded with the reason."""
+    """Every candidate either ranked (best first) or excluded with the reason.
+
+    ``refused_kinds``: kinds of provider whose acceptance the resident's consent would refuse.
+    """
     ranked: list[Ranked] = []
     excluded: dict[int, Exclusion] = {}
     for candidate in candidates:
-        reason = exclusion(candidate, service, area_path, already_tried)
+        reason = exclusion(candidate, service, area_path, already_tried, refused_kinds)
         if reason is not None:
             excluded[candidate.provider_id] = reason
             continue

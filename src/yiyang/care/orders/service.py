@@ -21,7 +21,14 @@ from sqlalchemy.orm import Session
 from yiyang import events
 from yiyang.access.actor import Actor
 from yiyang.access.models import ResidentRelationship
-from yiyang.access.policy import DataCategory, authorize, visible_residents
+from yiyang.access.policy import (
+    SCOPES,
+    DataCategory,
+    RecipientClass,
+    authorize,
+    refused_recipients,
+    visible_residents,
+)
 from yiyang.access.roles import Audience, Role, role_info
 from yiyang.care.orders.catalogue import (
     Catalogue,
@@ -39,6 +46,7 @@ from yiyang.care.orders.dispatch import (
     SLOTS,
     Candidate,
     DispatchWeights,
+    Exclusion,
     Ranking,
     available_at,
     rank_providers,
@@ -70,6 +78,17 @@ ORGANISATION_KINDS = {
     ProviderKind.social_organisation: {OrganisationKind.social_organisation},
 }
 VOLUNTEER_CAPACITY = 2  # open orders a volunteer carries at once
+# The role a provider's people accept its orders in, hence the consent recipient class acceptance
+# asks (``policy.SCOPES``): a volunteer as themselves (social); an organisation's staff through
+# the role whose scope the acceptance's relationship gives (``relationships.kind_drawn_by``): a
+# team's clinicians by contract (health), a station's and a social organisation's staff by service,
+# which only the station-staff role draws from (civil affairs).
+ACCEPTING_ROLE = {
+    ProviderKind.station: Role.station_staff,
+    ProviderKind.social_organisation: Role.station_staff,
+    ProviderKind.family_doctor_team: Role.family_doctor,
+    ProviderKind.volunteer: Role.volunteer,
+}
 
 
 # -- the catalogue in force ----------------------------------------------------------------------
@@ -219,14 +238,52 @@ def dispatch_order(
 ) -> Ranking:
     """Offer the order to the best provider that has not yet declined it, or leave it unassigned."""
     service = catalogue.get(order.service_code)
+    ranking, refused = _rank(session, order, service, now, weights)
+    _offer(session, order, service, ranking, refused, now, actor)
+    return ranking
+
+
+def recipient_class_of(kind: ProviderKind) -> RecipientClass:
+    """The consent recipient class a provider of this kind accepts an order as."""
+    return SCOPES[ACCEPTING_ROLE[kind]].recipient
+
+
+def refused_kinds(
+    session: Session, resident_id: int, service: Service, now: dt.datetime
+) -> frozenset[ProviderKind]:
+    """The service's kinds of provider whose acceptance the resident's consent (care services, for
+    care) would refuse now: one consent read per order. Acceptance asks again, since consent can
+    change between the offer and the acceptance."""
+    refused = refused_recipients(session, resident_id, category=DataCategory.care_services, now=now)
+    return frozenset(kind for kind in service.providers if recipient_class_of(kind) in refused)
+
+
+def _rank(
+    session: Session, order: ServiceOrder, service: Service, now: dt.datetime, weights: DispatchWeights
+) -> tuple[Ranking, frozenset[ProviderKind]]:
     area_path = _area_path(session, order.area_id)
+    refused = refused_kinds(session, order.resident_id, service, now)
     ranking = rank_providers(
         service,
         area_path,
         _candidates(session, service, area_path, order.requested_for),
         already_tried=tried_providers(session, order.id),
+        refused_kinds=refused,
         weights=weights,
     )
+    return ranking, refused
+
+
+def _offer(
+    session: Session,
+    order: ServiceOrder,
+    service: Service,
+    ranking: Ranking,
+    refused: frozenset[ProviderKind],
+    now: dt.datetime,
+    actor: Actor | None,
+) -> None:
+    """Offer to the best ranked provider, or leave the order unassigned with why."""
     previous = order.status
     best = ranking.best
     if best is None:
@@ -234,11 +291,14 @@ def dispatch_order(
         order.provider_id = order.offered_at = order.offer_expires_at = None
         order.updated_at = now
         reasons = sorted({reason.value for reason in ranking.excluded.values()})
+        if Exclusion.consent in reasons:  # say whom: the kinds refused (no one's name, no decision's detail)
+            kinds = ", ".join(sorted(k.value for k in refused))
+            reasons = [f"consent refuses {kinds}" if r == Exclusion.consent else r for r in reasons]
         _record(
             session, order, "unassigned", previous, actor, now,
             reason="no provider: " + (", ".join(reasons) if reasons else "none covers the area"),
         )  # fmt: skip
-        return ranking
+        return
     order.status = OrderStatus.offered
     order.provider_id = best.provider_id
     order.offered_at = now
@@ -248,7 +308,6 @@ def dispatch_order(
         session, order, "offered", previous, actor, now, provider_id=best.provider_id,
         reason=f"score {best.score:.3f}, {best.hops} hops, {best.open_orders} open",
     )  # fmt: skip
-    return ranking
 
 
 def tried_providers(session: Session, order_id: int) -> set[int]:
@@ -363,16 +422,9 @@ def sweep_offers(
     ).all()
     for order in waiting:
         service = catalogue.get(order.service_code)
-        area_path = _area_path(session, order.area_id)
-        ranking = rank_providers(
-            service,
-            area_path,
-            _candidates(session, service, area_path, order.requested_for),
-            already_tried=tried_providers(session, order.id),
-            weights=weights,
-        )
+        ranking, refused = _rank(session, order, service, now, weights)
         if ranking.best is not None:  # only then: a retry that finds nobody writes no history
-            dispatch_order(session, order, now, catalogue, weights=weights)
+            _offer(session, order, service, ranking, refused, now, None)
             offered += 1
     return lapsed, offered
 
