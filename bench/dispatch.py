@@ -7,7 +7,9 @@ covering their street and volunteers covering their community, then in the same 
   system pays at least);
 - ours: ``place_order`` per request, committed: the audit row, eligibility and subsidy, the
   covering providers found through the area's ancestors, their open orders counted, the pure
-  ranking, the offer and two history rows. Meals go to stations, escorts to volunteers.
+  ranking, the resident's consent, the offer and two history rows. Meals go to stations, escorts
+  to volunteers where the resident permits volunteers (six in ten do); the other escorts wait
+  unassigned, since no station here takes escorts.
 
 The last line is one JSON object.
 
@@ -37,6 +39,7 @@ from yiyang.migrate import upgrade
 ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 NOW = dt.datetime(2026, 11, 24, 2, tzinfo=dt.UTC)
 COMMUNITIES_PER_STREET, GRIDS_PER_COMMUNITY = 10, 5
+PERMIT_SHARE = 0.6  # residents who permit volunteers to serve them
 
 
 def main() -> None:
@@ -56,7 +59,15 @@ def main() -> None:
     try:
         upgrade(database.engine)
         residents = generate(database, args.streets, args.volunteers, args.residents)
-        actor = Actor(user_id=1, username="bench-admin", grants=(RoleGrant(Role.district_admin),))
+        with database.unit_of_work() as session:
+            district = session.execute(text("SELECT id FROM area WHERE code = 'D'")).scalar_one()
+        # Orders are placed by a civil-affairs officer over the district (a district admin keeps the
+        # registry and may not see care services).
+        actor = Actor(
+            user_id=1,
+            username="bench-officer",
+            grants=(RoleGrant(Role.civil_affairs_officer, area_id=district),),
+        )
         rng = random.Random(7)
         picks = [(rng.choice(residents), rng.choice(("meal", "escort"))) for _ in range(args.orders)]
 
@@ -131,7 +142,7 @@ def generate(database: Database, streets: int, volunteers: int, residents: int) 
         session.execute(
             text(
                 "INSERT INTO user_account (username, display_name, active, created_at) "
-                "VALUES ('bench-admin', 'bench', true, :now)"
+                "VALUES ('bench-officer', 'bench', true, :now)"
             ),
             {"now": now},
         )
@@ -211,6 +222,17 @@ def generate(database: Database, streets: int, volunteers: int, residents: int) 
         columns = ("name", "name_pinyin", "birth_date", "community_id", "grid_id", "dibao", "tekun", "status",
                    "needs_review", "provenance", "created_at", "updated_at")  # fmt: skip
         bulk_insert(session, "resident", columns, rows)
+        # Volunteers serve only residents who permit it (consent for the social recipient class);
+        # about six in ten have signed the paper form.
+        ids = session.execute(text("SELECT id FROM resident ORDER BY id")).scalars().all()
+        rows = [
+            (rid, "care_services", "social", "care", "permit", now, "paper_form", now)
+            for rid in ids
+            if rng.random() < PERMIT_SHARE
+        ]
+        columns = ("resident_id", "category", "recipient_class", "purpose", "decision", "valid_from", "source",
+                   "created_at")  # fmt: skip
+        bulk_insert(session, "consent", columns, rows)
         session.execute(text("ANALYZE"))
         return list(session.execute(text("SELECT id FROM resident ORDER BY id")).scalars())
 
