@@ -126,3 +126,28 @@ def db(request: pytest.FixtureRequest) -> Database:
     if request.param == "sqlite":
         return request.getfixturevalue("sqlite_db")
     return request.getfixturevalue("pg_db")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def unmigrated_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """An empty database, not yet migrated, on each engine (for migration tests); dropped afterwards."""
+    if request.param == "sqlite":
+        database = Database(f"sqlite:///{tmp_path / 'unmigrated.db'}")
+        yield database
+        database.dispose()
+        return
+    problem = _pg_reachable()
+    if problem:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL unreachable ({problem}) - required under CI")
+        pytest.skip(f"PostgreSQL unreachable ({problem})")
+    name = f"yiyang_mig_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    database = Database(PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}")
+    yield database
+    database.dispose()
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()

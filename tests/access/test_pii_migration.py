@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import orjson
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select, text
 
-from tests.conftest import IN_CI, PG_ADMIN_URL, _pg_reachable
 from yiyang.access import pii
 from yiyang.db import Database
 from yiyang.migrate import upgrade
@@ -26,29 +22,9 @@ OBSERVED = dt.datetime(2025, 9, 12)  # naive UTC, as stored
 PAYLOAD = {"name": "王秀英", "id_number": ID_NUMBER, "sex": "F", "phone": PHONE, "birth_date": "1948-03-12"}
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    """An empty database, not yet migrated."""
-    if request.param == "sqlite":
-        database = Database(f"sqlite:///{tmp_path / 'fresh.db'}")
-        yield database
-        database.dispose()
-        return
-    problem = _pg_reachable()
-    if problem:
-        if IN_CI:
-            pytest.fail(f"PostgreSQL unreachable ({problem}) - required under CI")
-        pytest.skip(f"PostgreSQL unreachable ({problem})")
-    name = f"yiyang_mig_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    database = Database(PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}")
-    yield database
-    database.dispose()
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+@pytest.fixture
+def fresh(unmigrated_db: Database) -> Database:
+    return unmigrated_db
 
 
 def seed_plain_rows(database: Database) -> None:

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
-from pathlib import Path
 
-import pytest
 from alembic import command
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect, text
 
-from tests.conftest import PG_ADMIN_URL, _pg_reachable
 from yiyang.db import Database
 from yiyang.migrate import alembic_config, upgrade
 
@@ -56,28 +52,5 @@ def round_trip(database: Database) -> None:
         assert connection.execute(text("SELECT count(*) FROM telemetry")).scalar_one() == 1
 
 
-def test_the_migration_can_be_undone_and_redone_on_sqlite(tmp_path: Path) -> None:
-    database = Database(f"sqlite:///{tmp_path / 'round-trip.db'}")
-    try:
-        round_trip(database)
-    finally:
-        database.dispose()
-
-
-@pytest.mark.postgres
-def test_the_migration_can_be_undone_and_redone_on_postgres() -> None:
-    problem = _pg_reachable()
-    if problem:
-        pytest.skip(f"PostgreSQL unreachable ({problem})")
-    name = f"yiyang_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    database = Database(PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}")
-    try:
-        round_trip(database)
-    finally:
-        database.dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+def test_the_migration_can_be_undone_and_redone(unmigrated_db: Database) -> None:
+    round_trip(unmigrated_db)
