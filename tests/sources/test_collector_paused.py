@@ -1,4 +1,4 @@
-"""The import pauses Python's cyclic collector over a batch and always restores it."""
+"""The import pauses Python's cyclic collector over a run and always restores it."""
 
 from __future__ import annotations
 
@@ -9,18 +9,18 @@ import pytest
 from yiyang.sources.service import collector_paused
 
 
-def test_collector_is_paused_over_a_batch_and_enabled_again_after_it() -> None:
+def test_collector_is_paused_over_a_run_and_enabled_again_after_it() -> None:
     # given the collector running
     assert gc.isenabled()
-    # when a batch runs, then it is paused; after the batch it runs again
+    # when a run imports, then it is paused; after the run it runs again
     with collector_paused():
         assert not gc.isenabled()
     assert gc.isenabled()
 
 
-def test_a_failing_batch_still_enables_the_collector_again() -> None:
+def test_a_failing_run_still_enables_the_collector_again() -> None:
     with pytest.raises(ValueError), collector_paused():
-        raise ValueError("batch failed")
+        raise ValueError("run failed")
     assert gc.isenabled()
 
 
