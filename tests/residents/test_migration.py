@@ -34,3 +34,8 @@ def test_runner_tables_have_no_foreign_keys_but_keep_their_lookups(db: Database)
         "household",
         "resident",
     }
+
+
+def test_resident_status_is_not_indexed(db: Database) -> None:
+    indexed = {tuple(index["column_names"]) for index in inspect(db.engine).get_indexes("resident")}
+    assert ("status",) not in indexed and ("id_number_bidx",) in indexed

@@ -77,8 +77,9 @@ class Resident(Base):
     tekun: Mapped[bool | None] = mapped_column(Boolean)  # 特困 destitute support
     disability_cert_grade: Mapped[int | None] = mapped_column(SmallInteger)  # 残疾证 1-4
     capability_level: Mapped[str | None] = mapped_column(String(16))  # GB/T 42195-2022 level
+    # Not indexed: nearly every resident is active, so no query is helped (migration 0015).
     status: Mapped[ResidentStatus] = mapped_column(
-        Enum(ResidentStatus, native_enum=False, length=16), default=ResidentStatus.active, index=True
+        Enum(ResidentStatus, native_enum=False, length=16), default=ResidentStatus.active
     )
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("resident.id"))
     needs_review: Mapped[bool] = mapped_column(Boolean, default=False)
