@@ -13,10 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, text
 
 from yiyang.db import Database
 from yiyang.migrate import upgrade
+from yiyang.models import metadata
 
 # Fixed test keys for the encrypted personal fields (docs/access.md); never used outside tests.
 os.environ.setdefault("YIYANG_FIELD_KEYS", "test1:dGVzdC1maWVsZC1rZXktMzItYnl0ZXMtbG9uZyEhISE=")
@@ -151,3 +154,19 @@ def unmigrated_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Da
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+def schema_drift(database: Database, tables: tuple[str, ...]) -> list[object]:
+    """What the migrated schema of ``tables`` lacks or has beyond their models (empty: they match)."""
+    with database.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        differences = compare_metadata(context, metadata)
+    # a table shows in a difference quoted ('x'), as a column's table (<x>) or as a prefix (x.c)
+    return [
+        diff
+        for diff in differences
+        if any(
+            f"'{table}'" in repr(diff) or f"<{table}>" in repr(diff) or f"{table}." in repr(diff)
+            for table in tables
+        )
+    ]

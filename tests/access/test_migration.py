@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-
+from tests.conftest import schema_drift
 from yiyang.db import Database
-from yiyang.models import metadata
 
 ACCESS_TABLES = (
     "user_account", "role_membership", "resident_authorisation", "auth_credential", "sign_in_attempt",
@@ -15,8 +12,4 @@ ACCESS_TABLES = (
 
 
 def test_access_tables_match_their_models(db: Database) -> None:
-    with db.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        differences = compare_metadata(context, metadata)
-    ours = [diff for diff in differences if any(table in repr(diff) for table in ACCESS_TABLES)]
-    assert ours == []
+    assert schema_drift(db, ACCESS_TABLES) == []

@@ -3,22 +3,16 @@ models, on both engines."""
 
 from __future__ import annotations
 
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
+from tests.conftest import schema_drift
 from yiyang.db import Database
-from yiyang.models import metadata
 
 RUNNER_TABLES = ("source_record", "condition", "observation", "fact_change")
 
 
 def test_runner_tables_match_their_models(db: Database) -> None:
-    with db.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        differences = compare_metadata(context, metadata)
-    ours = [diff for diff in differences if any(f"'{table}'" in repr(diff) for table in RUNNER_TABLES)]
-    assert ours == []
+    assert schema_drift(db, RUNNER_TABLES) == []
 
 
 def test_runner_tables_have_no_foreign_keys_but_keep_their_lookups(db: Database) -> None:
