@@ -190,3 +190,18 @@ def _user(session: Session, username: str, role: Role, **grant: int | None) -> i
     user = access.create_user(session, username, password=PASSWORD)
     access.grant_role(session, user, role, **grant)
     return user.id
+
+
+def deny_care_services(database: Database, resident_id: int, recipient_class: str, now: dt.datetime) -> None:
+    """The elder's refusal, from ``now``, of care-services data to a recipient class."""
+    from yiyang.access.actor import system_actor
+    from yiyang.access.consent import record_consent
+    from yiyang.access.consent_models import ConsentDecision
+    from yiyang.access.policy import DataCategory, Purpose, RecipientClass
+
+    with database.unit_of_work() as session:
+        record_consent(
+            session, system_actor("orders-test"), resident_id, category=DataCategory.care_services,
+            recipient_class=RecipientClass(recipient_class), purpose=Purpose.care, decision=ConsentDecision.deny,
+            now=now,
+        )  # fmt: skip

@@ -9,14 +9,11 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select
 
-from tests.orders.district import NOW, District, actor, consent_to_volunteers
+from tests.orders.district import NOW, District, actor, consent_to_volunteers, deny_care_services
 from yiyang.access import policy
 from yiyang.access import service as access
-from yiyang.access.actor import system_actor
-from yiyang.access.consent import record_consent
-from yiyang.access.consent_models import ConsentDecision
 from yiyang.access.models import ResidentRelationship
-from yiyang.access.policy import DataCategory, Purpose, RecipientClass
+from yiyang.access.policy import RecipientClass
 from yiyang.access.roles import Role
 from yiyang.care.orders import service as orders
 from yiyang.care.orders.catalogue import DEFAULT_CATALOGUE, ProviderKind
@@ -133,12 +130,7 @@ def test_a_consent_withdrawn_after_the_offer_still_refuses_at_acceptance(
     assert load(db, order_id).provider_id == providers["volunteer"]
     # when the elder withdraws it before the volunteer accepts
     later = NOW + dt.timedelta(minutes=5)
-    with db.unit_of_work() as session:
-        record_consent(
-            session, system_actor("orders-test"), place.elder, category=DataCategory.care_services,
-            recipient_class=RecipientClass.social, purpose=Purpose.care, decision=ConsentDecision.deny,
-            now=later,
-        )  # fmt: skip
+    deny_care_services(db, place.elder, RecipientClass.social, later)
     # then accepting is refused for consent, and nothing was written: still on offer, no relationship
     with db.unit_of_work() as session, pytest.raises(Forbidden) as refused:
         orders.accept_order(session, actor(session, place.volunteer_1, later), order_id, later)
@@ -159,12 +151,7 @@ def test_a_deny_for_the_civil_affairs_side_keeps_the_order_from_stations(
 ) -> None:
     # given an elder who permits volunteers and refuses care-services data to stations (civil affairs)
     consent_to_volunteers(db, place.elder)
-    with db.unit_of_work() as session:
-        record_consent(
-            session, system_actor("orders-test"), place.elder, category=DataCategory.care_services,
-            recipient_class=RecipientClass.civil_affairs, purpose=Purpose.care, decision=ConsentDecision.deny,
-            now=NOW,
-        )  # fmt: skip
+    deny_care_services(db, place.elder, RecipientClass.civil_affairs, NOW)
     # when the volunteer declines the pickup
     order_id = order_pickup(db, place)
     assert load(db, order_id).provider_id == providers["volunteer"]
