@@ -433,8 +433,8 @@ class ImportRunner:
         if not clauses:
             return
         # The query finds everyone born on a row's birth date or sharing its pinyin: at district
-        # scale about ten residents per row, most sharing no block with it. The filter drops those
-        # from the cheap columns, before their phones are opened and their keys worked out.
+        # scale about a hundred residents per row, one in twenty sharing a block with it. The
+        # filter drops the rest from the cheap columns, before phones are opened and keys built.
         relevant = linkage.CandidateFilter()
         for keys in rows:
             relevant.add_row(keys, phone_tokens.get(keys.phone, ()) if keys.phone else ())
