@@ -56,7 +56,7 @@ def test_a_run_that_grows_the_registry_refreshes_the_planners_statistics(
     # then the planner knows how many residents there are, as of the run's own rows
     with pg_db.engine.connect() as connection:
         counted = connection.execute(
-            text("SELECT reltuples FROM pg_class WHERE relname = 'resident'")
+            text("SELECT reltuples FROM pg_class WHERE oid = 'resident'::regclass")
         ).scalar_one()
     assert counted == report.counts["new_resident"]
 

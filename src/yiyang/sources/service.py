@@ -300,7 +300,7 @@ class ImportRunner:
     def _planned_rows(self) -> int:
         """What the planner believes ``source_record`` holds (0 when never analysed)."""
         count = self.session.execute(
-            text("SELECT reltuples FROM pg_class WHERE relname = 'source_record'")
+            text("SELECT reltuples FROM pg_class WHERE oid = 'source_record'::regclass")
         ).scalar()
         return max(int(count or 0), 0)
 
