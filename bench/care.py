@@ -24,7 +24,7 @@ import datetime as dt
 import json
 import time
 
-from scratch import scratch_database  # bench/scratch.py
+from scratch import add_scratch_arguments, scratch_database  # bench/scratch.py
 from sqlalchemy import text
 
 from yiyang.access.actor import system_actor
@@ -34,7 +34,6 @@ from yiyang.config import Settings
 from yiyang.db import Database
 from yiyang.migrate import upgrade
 
-ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 NOW = dt.datetime(2026, 3, 2, 1, tzinfo=dt.UTC)  # 09:00 in Beijing
 PANEL = 2_000  # residents per family-doctor team
 
@@ -46,10 +45,7 @@ def say(line: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--residents", type=int, default=400_000)
-    parser.add_argument(
-        "--pg-url", default=ADMIN_URL, help="an existing database to create the bench database from"
-    )
-    parser.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
+    add_scratch_arguments(parser)
     args = parser.parse_args()
     with scratch_database(args.pg_url, keep=args.keep) as url:
         result = run(url, args.residents)

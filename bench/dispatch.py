@@ -23,10 +23,10 @@ import datetime as dt
 import json
 import random
 import time
-import uuid
 
 import orjson
-from sqlalchemy import create_engine, select, text
+from scratch import add_scratch_arguments, scratch_database  # bench/scratch.py
+from sqlalchemy import select, text
 
 from yiyang.access.actor import Actor, RoleGrant
 from yiyang.access.roles import Role
@@ -36,7 +36,6 @@ from yiyang.care.orders.models import OrderStatus, PlacedAs, ServiceOrder
 from yiyang.db import Database, bulk_insert, db_datetime
 from yiyang.migrate import upgrade
 
-ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 NOW = dt.datetime(2026, 11, 24, 2, tzinfo=dt.UTC)
 COMMUNITIES_PER_STREET, GRIDS_PER_COMMUNITY = 10, 5
 PERMIT_SHARE = 0.6  # residents who permit volunteers to serve them
@@ -48,14 +47,37 @@ def main() -> None:
     parser.add_argument("--volunteers", type=int, default=98_300)
     parser.add_argument("--residents", type=int, default=20_000)
     parser.add_argument("--orders", type=int, default=5_000)
-    parser.add_argument("--pg-url", default=ADMIN_URL)
+    add_scratch_arguments(parser)
     args = parser.parse_args()
 
-    name = f"yiyang_bench_dispatch_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(args.pg_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    database = Database(args.pg_url.rsplit("/", 1)[0] + f"/{name}")
+    with scratch_database(args.pg_url, keep=args.keep) as url:
+        floor_s, ours_s, by_status = run(url, args)
+
+    floor_rate, ours_rate = args.orders / floor_s, args.orders / ours_s
+    print(f"district: {args.streets} streets, {args.volunteers:,} volunteers, {args.residents:,} residents")
+    print(f"floor  bare order insert + commit, {args.orders:,} orders   {floor_rate:,.0f} orders/s")
+    print(
+        f"ours   place + dispatch, {args.orders:,} orders          {ours_rate:,.0f} orders/s   ratio {ours_rate / floor_rate:.2f}"
+    )
+    print(f"outcome {dict((str(k), v) for k, v in by_status.items())}")
+    print(
+        json.dumps(
+            {
+                "orders": args.orders,
+                "volunteers": args.volunteers,
+                "streets": args.streets,
+                "orders_per_s": round(ours_rate, 1),
+                "floor_orders_per_s": round(floor_rate, 1),
+                "ratio": round(ours_rate / floor_rate, 3),
+                "offered": by_status.get(OrderStatus.offered, 0),
+            }  # fmt: skip
+        )
+    )
+
+
+def run(url: str, args: argparse.Namespace) -> tuple[float, float, dict]:  # type: ignore[type-arg]
+    """The floor's and our seconds for the same orders, and how ours ended, by status."""
+    database = Database(url)
     try:
         upgrade(database.engine)
         residents = generate(database, args.streets, args.volunteers, args.residents)
@@ -109,30 +131,7 @@ def main() -> None:
             )
     finally:
         database.dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    floor_rate, ours_rate = args.orders / floor_s, args.orders / ours_s
-    print(f"district: {args.streets} streets, {args.volunteers:,} volunteers, {args.residents:,} residents")
-    print(f"floor  bare order insert + commit, {args.orders:,} orders   {floor_rate:,.0f} orders/s")
-    print(
-        f"ours   place + dispatch, {args.orders:,} orders          {ours_rate:,.0f} orders/s   ratio {ours_rate / floor_rate:.2f}"
-    )
-    print(f"outcome {dict((str(k), v) for k, v in by_status.items())}")
-    print(
-        json.dumps(
-            {
-                "orders": args.orders,
-                "volunteers": args.volunteers,
-                "streets": args.streets,
-                "orders_per_s": round(ours_rate, 1),
-                "floor_orders_per_s": round(floor_rate, 1),
-                "ratio": round(ours_rate / floor_rate, 3),
-                "offered": by_status.get(OrderStatus.offered, 0),
-            }  # fmt: skip
-        )
-    )
+    return floor_s, ours_s, by_status
 
 
 def generate(database: Database, streets: int, volunteers: int, residents: int) -> list[int]:

@@ -20,7 +20,7 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from scratch import scratch_database  # bench/scratch.py
+from scratch import add_scratch_arguments, scratch_database  # bench/scratch.py
 from sqlalchemy import text
 
 from yiyang.config import Settings
@@ -32,18 +32,13 @@ from yiyang.sources.feeds import detect_encoding
 from yiyang.sources.models import Feed
 from yiyang.sources.service import import_file
 
-ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--residents", type=int, default=400_000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument(
-        "--pg-url", default=ADMIN_URL, help="an existing database to create the bench database from"
-    )
+    add_scratch_arguments(parser)
     parser.add_argument("--work", type=Path, default=Path("data/bench"))
-    parser.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
     args = parser.parse_args()
 
     out_dir = args.work / f"district-{args.residents}-{args.seed}"

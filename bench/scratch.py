@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import create_engine, text
+
+ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def add_scratch_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--pg-url`` (where to create the scratch database) and ``--keep``."""
+    parser.add_argument(
+        "--pg-url", default=ADMIN_URL, help="an existing database to create the bench database from"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
 
 
 @contextmanager

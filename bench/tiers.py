@@ -24,7 +24,7 @@ import datetime as dt
 import json
 import time
 
-from scratch import scratch_database  # bench/scratch.py
+from scratch import add_scratch_arguments, scratch_database  # bench/scratch.py
 from sqlalchemy import text
 
 from yiyang.config import Settings
@@ -33,7 +33,6 @@ from yiyang.migrate import upgrade
 from yiyang.tiers.rules import DEFAULT_RULES, FactKind, Tier, TierRule
 from yiyang.tiers.service import retier_residents, sweep_tiers
 
-ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 AS_OF = dt.date(2025, 6, 30)
 NOW = dt.datetime(2025, 6, 30, 2, tzinfo=dt.UTC)
 
@@ -54,10 +53,7 @@ CAPABILITY = (("intact", 0.15), ("mild", 0.10), ("moderate", 0.03), ("severe", 0
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--residents", type=int, default=400_000)
-    parser.add_argument(
-        "--pg-url", default=ADMIN_URL, help="an existing database to create the bench database from"
-    )
-    parser.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
+    add_scratch_arguments(parser)
     args = parser.parse_args()
 
     with scratch_database(args.pg_url, keep=args.keep) as url:
