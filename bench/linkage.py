@@ -71,12 +71,14 @@ def run(url: str, feeds, files) -> dict:  # type: ignore[no-untyped-def]
 
     counts: Counter[str] = Counter()
     stages: Counter[str] = Counter()
+    writes: Counter[str] = Counter()  # on the writer thread, beside the next batch
     started = time.perf_counter()
     for feed, path in feeds:
         t0 = time.perf_counter()
         report = import_file(database, feed, path)
         counts.update(report.counts)
         stages.update(report.stage_seconds)
+        writes.update(report.write_seconds)
         stages["read and commit"] += time.perf_counter() - t0 - sum(report.stage_seconds.values())
         say(
             f"  {feed.value:<9} {report.counts['rows']:>9,} rows in {time.perf_counter() - t0:6.1f}s  {dict(report.counts)}"
@@ -85,6 +87,10 @@ def run(url: str, feeds, files) -> dict:  # type: ignore[no-untyped-def]
     say(
         "  stages (us/row): "
         + ", ".join(f"{stage} {seconds / counts['rows'] * 1e6:,.0f}" for stage, seconds in stages.items())
+    )
+    say(
+        "  writes, on their own thread beside the next batch (us/row): "
+        + ", ".join(f"{stage} {seconds / counts['rows'] * 1e6:,.0f}" for stage, seconds in writes.items())
     )
     rows = counts["rows"]
     say(
@@ -106,6 +112,7 @@ def run(url: str, feeds, files) -> dict:  # type: ignore[no-untyped-def]
         "rejected": counts["rejected"],
         "review": counts["linked_review"],
         "stage_us_per_row": {stage: round(seconds / rows * 1e6) for stage, seconds in stages.items()},
+        "write_us_per_row": {stage: round(seconds / rows * 1e6) for stage, seconds in writes.items()},
         "load_average": round(os.getloadavg()[0], 2),
         **{k: round(v, 4) if isinstance(v, float) else v for k, v in quality.items()},
     }

@@ -21,6 +21,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,9 +80,12 @@ class ImportReport:
     encoding: str | None = None
     elapsed_s: float = 0.0
     status: str = RunStatus.applied
-    # Seconds per stage of the runner (hash, link, fold, households, resident rows and writes,
-    # record writes, fact writes, changed); the rest of the elapsed time is reading the file.
+    # Seconds per stage of the runner (hash, link, fold, households, resident rows, waiting for
+    # writes, changed); the rest of the elapsed time is reading the file and committing.
     stage_seconds: Counter[str] = field(default_factory=Counter)
+    # Seconds per stage of the writes (resident, record and fact writes, statistics). On
+    # PostgreSQL they run on a second thread, beside the next batch; on SQLite inline.
+    write_seconds: Counter[str] = field(default_factory=Counter)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -103,6 +107,19 @@ class ImportReport:
                 for r in self.rejections
             ],
         }
+
+
+@dataclass(slots=True)
+class _BatchWrites:
+    """What one batch stores once it is linked and folded."""
+
+    resident_inserts: list[tuple[Any, ...]]
+    resident_updates: list[tuple[Any, ...]]
+    records: list[tuple[Any, ...]]
+    fact_changes: list[tuple[Any, ...]]
+    conditions: list[tuple[int, int, dt.date, list[Any]]]
+    observations: list[tuple[Any, ...]]
+    reviews: list[tuple[Any, ...]]
 
 
 class _Profile:
@@ -169,6 +186,10 @@ class ImportRunner:
         # _refresh_statistics.
         self.added_since_analyze = 0
         self.planned_rows = self._planned_rows() if self.postgres else 0
+        # Seconds per stage of the writes, apart: on PostgreSQL they overlap the next batch.
+        self.write_seconds: Counter[str] = Counter()
+        self._writer: ThreadPoolExecutor | None = None  # started by the first batch (PostgreSQL)
+        self._pending: Future[None] | None = None
 
     # -- one batch -------------------------------------------------------------------------
     def apply(self, rows: list[SourceRow]) -> None:
@@ -178,28 +199,42 @@ class ImportRunner:
         clock = time.perf_counter
         stages = self.stage_seconds
         started = clock()
+        waited = stages["waiting for writes"]
+        # What needs nothing from the database, done while the last batch's writes run: the
+        # payload, its keyed hash, and the source record's stored form (payload JSON, two seals).
+        keys = self.keys
         hashed = []
         for row in rows:
             payload = payload_of(row)
-            hashed.append((row, payload, content_hash(payload, row.observed_at)))
+            stored = (
+                orjson.dumps(stored_payload(payload)).decode(),
+                pii.seal(row.id_number, pii.SOURCE_ID_NUMBER, keys),
+                pii.seal(row.phone, pii.SOURCE_PHONE, keys),
+            )
+            hashed.append((row, payload, content_hash(payload, row.observed_at), stored))
+        self.wait_for_writes()  # this batch's lookups must see the last one's rows
+        known_at = clock()
 
         known = self._known_records([row.source_key for row in rows])
-        fresh: list[tuple[SourceRow, dict[str, Any], str]] = []
-        changed: list[tuple[SourceRow, dict[str, Any], str, int, int]] = []
-        for row, payload, digest in hashed:
+        fresh: list[tuple[SourceRow, dict[str, Any], str, tuple[str, str | None, str | None]]] = []
+        changed: list[
+            tuple[SourceRow, dict[str, Any], str, int, int, tuple[str, str | None, str | None]]
+        ] = []
+        for row, payload, digest, stored in hashed:
             record = known.get(row.source_key)
             if record is None:
-                fresh.append((row, payload, digest))
+                fresh.append((row, payload, digest, stored))
             elif record[1] == digest:
                 self.report_counts["unchanged"] += 1
                 self.resident_ids[row.source_key] = record[2]
             else:
-                changed.append((row, payload, digest, record[0], record[2]))
+                changed.append((row, payload, digest, record[0], record[2], stored))
 
         profiles: dict[int, _Profile] = {}
         linked = clock()
-        stages["hash"] += linked - started
-        links = self._link(fresh, profiles)
+        # The known-record lookup counts with the hashing, as the stage that sorts rows out.
+        stages["hash"] += linked - known_at + (known_at - started - (stages["waiting for writes"] - waited))
+        links = self._link([f[0] for f in fresh], profiles)
         record_ids = allocate_ids(session, "source_record", len(fresh))
         folded = clock()
         stages["link"] += folded - linked
@@ -209,15 +244,14 @@ class ImportRunner:
         conditions: list[tuple[int, int, dt.date, list[Any]]] = []
         observations: list[tuple[Any, ...]] = []
         reviews: list[tuple[Any, ...]] = []
-        for (row, payload, digest), record_id, (resident_id, method, score, review) in zip(
+        for (row, payload, digest, (stored, id_number_enc, phone_enc)), record_id, link in zip(
             fresh, record_ids, links, strict=True
         ):
+            resident_id, method, score, review = link
             observed = db_datetime(row.observed_at)
             new_records.append(
                 (record_id, self.feed.value, row.source_key, resident_id, self.run_id, row.line, observed,
-                 self.recorded_at, digest, orjson.dumps(stored_payload(payload)).decode(), method, score,
-                 pii.seal(row.id_number, pii.SOURCE_ID_NUMBER, self.keys),
-                 pii.seal(row.phone, pii.SOURCE_PHONE, self.keys))
+                 self.recorded_at, digest, stored, method, score, id_number_enc, phone_enc)
             )  # fmt: skip
             self.resident_ids[row.source_key] = resident_id
             self.report_counts[f"linked_{method}" if method != LinkMethod.new else "new_resident"] += 1
@@ -269,32 +303,83 @@ class ImportRunner:
         self._write_households(profiles)
         households_at = clock()
         stages["households"] += households_at - written
-        self._write_residents(profiles)
+        inserts, updates = self._resident_rows(profiles)
+        self._write_later(
+            self._write_batch, _BatchWrites(inserts, updates, new_records, fact_changes, conditions, observations,
+                                            reviews),
+        )  # fmt: skip
+        if changed:  # rare (a known record with new content): rebuilt from what is written
+            self.wait_for_writes()
+            changed_at = clock()
+            self._apply_changed(changed)
+            stages["changed"] += clock() - changed_at
+
+    # -- writes ----------------------------------------------------------------------------
+    def _write_later(self, write: Callable[[_BatchWrites], None], batch: _BatchWrites) -> None:
+        """Hand a batch's writes to the writer thread (PostgreSQL) or make them now (SQLite).
+
+        PostgreSQL spends about as long storing a batch (COPY into indexed tables) as Python
+        spends linking and folding it. Writing on a second thread lets the server store batch N
+        while this thread reads and hashes batch N+1, the part of a batch that needs nothing
+        from the database. The connection stays one transaction: this thread touches it again
+        only after ``wait_for_writes``."""
+        if not self.postgres:  # sqlite3 connections belong to their thread: SQLite writes inline
+            write(batch)
+            return
+        self.wait_for_writes()
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, "import-writes")
+        self._pending = self._writer.submit(write, batch)
+
+    def wait_for_writes(self) -> None:
+        """Block until the last batch's writes are done; re-raises their error."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            started = time.perf_counter()
+            pending.result()
+            self.stage_seconds["waiting for writes"] += time.perf_counter() - started
+
+    def close(self) -> None:
+        """Finish the writes and stop the writer thread (every run ends with this)."""
+        try:
+            self.wait_for_writes()
+        finally:
+            if self._writer is not None:
+                self._writer.shutdown(wait=True)
+                self._writer = None
+
+    def _write_batch(self, batch: _BatchWrites) -> None:
+        session = self.session
+        clock = time.perf_counter
+        # Timed apart from this thread's stages: on PostgreSQL they overlap the next batch.
+        stages = self.write_seconds
+        started = clock()
+        bulk_insert(session, "resident", RESIDENT_COLUMNS, batch.resident_inserts)
+        bulk_update(session, "resident", "id", PROFILE_COLUMNS, batch.resident_updates)
         records_at = clock()
-        bulk_insert(session, "source_record", SOURCE_RECORD_COLUMNS, new_records)
+        stages["resident writes"] += records_at - started
+        bulk_insert(session, "source_record", SOURCE_RECORD_COLUMNS, batch.records)
         facts_at = clock()
         stages["record writes"] += facts_at - records_at
         bulk_insert(
             session, "fact_change",
             ("resident_id", "attribute", "old_value", "new_value", "old_source_record_id",
              "new_source_record_id", "reason", "changed_at"),
-            fact_changes,
+            batch.fact_changes,
         )  # fmt: skip
-        self._write_conditions(conditions)
+        self._write_conditions(batch.conditions)
         bulk_insert(
             session, "observation",
-            ("resident_id", "code", "value", "value2", "unit", "effective_at", "source_record_id"), observations,
+            ("resident_id", "code", "value", "value2", "unit", "effective_at", "source_record_id"),
+            batch.observations,
         )  # fmt: skip
         bulk_insert(
             session, "link_review",
-            ("resident_id", "candidate_id", "source_record_id", "score", "comparison", "status", "created_at"), reviews,
+            ("resident_id", "candidate_id", "source_record_id", "score", "comparison", "status", "created_at"),
+            batch.reviews,
         )  # fmt: skip
         stages["fact writes"] += clock() - facts_at
-        if changed:
-            changed_at = clock()
-            self._apply_changed(changed)
-            stages["changed"] += clock() - changed_at
-        self.added_since_analyze += len(new_records)
+        self.added_since_analyze += len(batch.records)
         self._refresh_statistics()
 
     def _planned_rows(self) -> int:
@@ -321,15 +406,15 @@ class ImportRunner:
             self.session.execute(text(f"ANALYZE {table}"))
         self.added_since_analyze = 0
         self.planned_rows = self._planned_rows()
-        self.stage_seconds["statistics"] += time.perf_counter() - started
+        self.write_seconds["statistics"] += time.perf_counter() - started
 
     # -- linkage ---------------------------------------------------------------------------
     def _link(
-        self, fresh: list[tuple[SourceRow, dict[str, Any], str]], profiles: dict[int, _Profile]
+        self, fresh: list[SourceRow], profiles: dict[int, _Profile]
     ) -> list[tuple[int, str, float | None, tuple[int, dict[str, Any]] | None]]:
         """Resident id, link method, score and (candidate, comparison) for review, per fresh row."""
         session = self.session
-        id_numbers = {row.id_number for row, _, _ in fresh if row.id_number}
+        id_numbers = {row.id_number for row in fresh if row.id_number}
         by_id: dict[str, int] = {}
         if id_numbers:
             # Matched on the blind index (under the current key and any previous one being retired).
@@ -344,7 +429,7 @@ class ImportRunner:
                 for index, resident_id in session.execute(stmt, {"ids": list(number_of)}).all()
             }
 
-        unlinked = [row for row, _, _ in fresh if not row.id_number or row.id_number not in by_id]
+        unlinked = [row for row in fresh if not row.id_number or row.id_number not in by_id]
         searched = [row for row in unlinked if not row.id_number or self.anyone_without_id]
         row_keys = {
             id(row): linkage.make_keys(row.name, row.sex, row.birth_date, row.phone, row.address)
@@ -370,7 +455,7 @@ class ImportRunner:
         results = []
         link_at = self.settings.link_threshold
         review_at = self.settings.review_threshold
-        for row, _, _ in fresh:
+        for row in fresh:
             resident_id = by_id.get(row.id_number) if row.id_number else None
             if resident_id is not None:
                 results.append((resident_id, LinkMethod.id_number, None, None))
@@ -550,7 +635,10 @@ class ImportRunner:
                     profile.values["household_id"] = found[key]
                     profile.dirty = True
 
-    def _write_residents(self, profiles: dict[int, _Profile]) -> None:
+    def _resident_rows(
+        self, profiles: dict[int, _Profile]
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """Rows to insert (new residents) and to update (changed ones), in column order."""
         started = time.perf_counter()
         now = self.recorded_at
         inserts, updates = [], []
@@ -562,11 +650,8 @@ class ImportRunner:
                 inserts.append(tuple(row[c] for c in RESIDENT_COLUMNS))
             else:
                 updates.append((resident_id, *(row[c] for c in PROFILE_COLUMNS)))
-        copied = time.perf_counter()
-        self.stage_seconds["resident rows"] += copied - started
-        bulk_insert(self.session, "resident", RESIDENT_COLUMNS, inserts)
-        bulk_update(self.session, "resident", "id", PROFILE_COLUMNS, updates)
-        self.stage_seconds["resident writes"] += time.perf_counter() - copied
+        self.stage_seconds["resident rows"] += time.perf_counter() - started
+        return inserts, updates
 
     def _resident_row(self, profile: _Profile, now: dt.datetime) -> dict[str, Any]:
         values = profile.values
@@ -660,23 +745,24 @@ class ImportRunner:
             updates,
         )
 
-    def _apply_changed(self, changed: list[tuple[SourceRow, dict[str, Any], str, int, int]]) -> None:
+    def _apply_changed(
+        self,
+        changed: list[tuple[SourceRow, dict[str, Any], str, int, int, tuple[str, str | None, str | None]]],
+    ) -> None:
         """A known record with new content: store it, then rebuild its resident from all evidence."""
         from yiyang.residents.service import rebuild_resident
 
-        keys = self.keys
         rows = [
-            (record_id, orjson.dumps(stored_payload(payload)).decode(), digest, db_datetime(row.observed_at),
-             self.run_id, row.line, self.recorded_at, pii.seal(row.id_number, pii.SOURCE_ID_NUMBER, keys),
-             pii.seal(row.phone, pii.SOURCE_PHONE, keys))
-            for row, payload, digest, record_id, _ in changed
+            (record_id, stored, digest, db_datetime(row.observed_at), self.run_id, row.line, self.recorded_at,
+             id_number_enc, phone_enc)
+            for row, _, digest, record_id, _, (stored, id_number_enc, phone_enc) in changed
         ]  # fmt: skip
         bulk_update(
             self.session, "source_record", "id",
             ("payload", "content_hash", "observed_at", "import_run_id", "line", "recorded_at", "id_number_enc",
              "phone_enc"), rows,
         )  # fmt: skip
-        for row, *_, resident_id in changed:
+        for row, _, _, _, resident_id, _ in changed:
             self.resident_ids[row.source_key] = resident_id
         for resident_id in sorted({c[4] for c in changed}):
             rebuild_resident(self.session, resident_id, reason="record_updated")
@@ -837,19 +923,22 @@ def _import_source_rows(
     batch: list[SourceRow] = []
     seen = 0
     with collector_paused():
-        for item in items:
-            seen += 1
-            if isinstance(item, RowRejection):
-                report.rejections.append(item)
-                continue
-            batch.append(item)
-            if len(batch) >= settings.import_batch_rows:
-                runner.apply(batch)
-                batch = []
-                gc.collect(1)
-                if on_progress:
-                    on_progress(seen)
-        runner.apply(batch)
+        try:
+            for item in items:
+                seen += 1
+                if isinstance(item, RowRejection):
+                    report.rejections.append(item)
+                    continue
+                batch.append(item)
+                if len(batch) >= settings.import_batch_rows:
+                    runner.apply(batch)
+                    batch = []
+                    gc.collect(1)
+                    if on_progress:
+                        on_progress(seen)
+            runner.apply(batch)
+        finally:
+            runner.close()
     if on_progress:
         on_progress(seen)
     report.counts = runner.report_counts
@@ -857,6 +946,7 @@ def _import_source_rows(
     report.counts["rows"] = seen
     report.resident_ids = runner.resident_ids
     report.stage_seconds = runner.stage_seconds
+    report.write_seconds = runner.write_seconds
     report.elapsed_s = time.perf_counter() - started
     events.publish(session, ResidentsChanged(frozenset(runner.resident_ids.values()), cause="import"))
     run.status = RunStatus.applied
