@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import os
+import threading
 
 import pytest
 
@@ -37,6 +39,43 @@ def test_round_trip_and_the_key_id_in_front() -> None:
 def test_the_same_value_encrypts_differently_each_time() -> None:
     keyring = parse_field_keys(f"k1:{OLD}")
     assert encrypt_field(keyring, "13800138000") != encrypt_field(keyring, "13800138000")
+
+
+def nonce_of(sealed: str) -> bytes:
+    body = sealed.split(":", 1)[1]
+    return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))[:12]
+
+
+def test_nonces_never_repeat_across_many_seals_threads_and_a_fork() -> None:
+    # given seals drawn past several refills of the nonce pool, on two threads
+    keyring = parse_field_keys(f"k1:{OLD}")
+    seals: list[str] = []
+
+    def seal_many() -> None:
+        seals.extend(encrypt_field(keyring, "13800138000") for _ in range(2500))
+
+    threads = [threading.Thread(target=seal_many) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # and seals made in a forked child, which must not reuse the parent's pooled nonces
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child
+        os.close(read)
+        os.write(write, b"".join(nonce_of(encrypt_field(keyring, "x")) for _ in range(100)))
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        from_child = pipe.read()
+    os.waitpid(child, 0)
+    parents_next = [nonce_of(encrypt_field(keyring, "x")) for _ in range(100)]
+    # then every nonce is different
+    nonces = [nonce_of(sealed) for sealed in seals] + parents_next
+    nonces += [from_child[i : i + 12] for i in range(0, len(from_child), 12)]
+    assert len(nonces) == 5200
+    assert len(set(nonces)) == len(nonces)
 
 
 def test_a_ciphertext_does_not_open_in_another_context_or_after_tampering() -> None:
