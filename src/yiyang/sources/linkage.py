@@ -512,7 +512,8 @@ def block_keys(rows: Iterable[LinkKeys]) -> dict[str, set]:
 
     Every resident that can share a block with a row has the row's birth date, name pinyin
     or phone, so ``WHERE birth_date IN (...) OR name_pinyin IN (...) OR phone IN (...)``
-    loads all the candidates LinkIndex can find for the batch.
+    loads all the candidates LinkIndex can find for the batch. (The import runner narrows the
+    pinyin part further: ``ImportRunner._name_clause``.)
     """
     birth_dates: set[dt.date] = set()
     pinyins: set[str] = set()

@@ -65,6 +65,22 @@ SOURCE_RECORD_COLUMNS = (
     "content_hash", "payload", "link_method", "link_score", "id_number_enc", "phone_enc",
 )  # fmt: skip
 SEALED_IN_RECORD = ("id_number", "phone")  # kept out of source_record.payload, in their own columns
+# The candidate query's pinyin lookups, per engine (True: PostgreSQL): a name with its birth year
+# or its day and month, as ``ImportRunner._name_clause`` lists them. SQLite keeps dates as text.
+NAME_LOOKUPS = {
+    True: {
+        "undated_pinyin": "name_pinyin",
+        "dated_pinyin": "name_pinyin",
+        "pinyin_year": "name_pinyin || '|' || to_char(birth_date, 'YYYY')",
+        "pinyin_day": "name_pinyin || '|' || to_char(birth_date, 'MMDD')",
+    },
+    False: {
+        "undated_pinyin": "name_pinyin",
+        "dated_pinyin": "name_pinyin",
+        "pinyin_year": "name_pinyin || '|' || substr(birth_date, 1, 4)",
+        "pinyin_day": "name_pinyin || '|' || substr(birth_date, 6, 2) || substr(birth_date, 9, 2)",
+    },
+}
 ANALYZE_AFTER_ROWS = 10_000  # see ImportRunner._refresh_statistics
 REPORT_REJECTIONS_KEPT = 1000  # rejections stored on the run row; the report file has them all
 
@@ -400,9 +416,11 @@ class ImportRunner:
         if not self.postgres or self.added_since_analyze < max(ANALYZE_AFTER_ROWS, self.planned_rows):
             return
         # Doubling keeps the planner's counts within a factor of two at the cost of a few
-        # ANALYZEs per run (each samples 30,000 rows: about a second for the three tables).
+        # ANALYZEs per run (each samples 30,000 rows: about a second for the four tables).
         started = time.perf_counter()
-        for table in ("resident", "source_record", "household"):
+        # condition too: a batch's UPDATE of the conditions it saw again otherwise hashes the
+        # whole table, which the planner believes a fraction of its size.
+        for table in ("resident", "source_record", "household", "condition"):
             self.session.execute(text(f"ANALYZE {table}"))
         self.added_since_analyze = 0
         self.planned_rows = self._planned_rows()
@@ -504,22 +522,21 @@ class ImportRunner:
             phone: pii.lookup_indexes("phone", phone, self.keys) for phone in wanted.get("phone", ()) if phone
         }
         clauses, params = {}, {}
-        for param, column in (
-            ("birth_date", "birth_date"),
-            ("name_pinyin", "name_pinyin"),
-            ("phone", "phone_bidx"),
-        ):
+        for param, column in (("birth_date", "birth_date"), ("phone", "phone_bidx")):
             values = [v for v in wanted.get(param, ()) if v]
             if param == "phone":  # phones are found by blind index
                 values = [index for indexes in phone_tokens.values() for index in indexes]
             if values:
                 clauses[param] = column
                 params[param] = values
-        if not clauses:
+        by_name = self._name_clause(rows, params)
+        if not clauses and not by_name:
             return
-        # The query finds everyone born on a row's birth date or sharing its pinyin: at district
-        # scale about a hundred residents per row, one in twenty sharing a block with it. The
-        # filter drops the rest from the cheap columns, before phones are opened and keys built.
+        # The query finds everyone born on a row's birth date, everyone sharing its phone, and
+        # those sharing its pinyin who were born in its year or on its day and month (or whose
+        # birth date one of the two does not know). At district scale that is still about fifty
+        # residents per row, one in ten sharing a block with it. The filter drops the rest from
+        # the cheap columns, before phones are opened and keys built.
         relevant = linkage.CandidateFilter()
         for keys in rows:
             relevant.add_row(keys, phone_tokens.get(keys.phone, ()) if keys.phone else ())
@@ -527,8 +544,9 @@ class ImportRunner:
         stmt = self._where_in(
             "SELECT id, name_pinyin, birth_date, phone_bidx FROM resident WHERE status = 'active' "
             f"{'AND id_number_bidx IS NULL ' if without_id else ''}"
-            f"AND ({' OR '.join('{' + c + '}' for c in clauses)})",
+            f"AND ({' OR '.join(['{' + c + '}' for c in clauses] + ([by_name] if by_name else []))})",
             **clauses,
+            **{param: column for param, column in NAME_LOOKUPS[self.postgres].items() if param in params},
         )
         wants = relevant.wants
         kept = []
@@ -557,6 +575,33 @@ class ImportRunner:
                 phone = opened[sealed_phone] = pii.unseal(sealed_phone, pii.RESIDENT_PHONE, keyring)
             keys = linkage.make_keys(name, sex, birth, phone, address, name_pinyin=pinyin)
             yield resident_id, keys, bool(has_id)
+
+    @staticmethod
+    def _name_clause(rows: list[linkage.LinkKeys], params: dict[str, Any]) -> str:
+        """The part of the candidate query that finds residents by pinyin, its lists put in
+        ``params``. A shared pinyin alone is no block: it takes the same birth year, or the same
+        day and month, unless the row or the resident has no birth date (``linkage._blocks``).
+        Asking for that in SQL halves the rows a district's batch loads."""
+        undated, dated, years, days = set(), set(), set(), set()
+        for keys in rows:
+            pinyin = keys.name_pinyin
+            if not pinyin:
+                continue
+            born = keys.birth_date
+            if born is None:
+                undated.add(pinyin)
+                continue
+            dated.add(pinyin)
+            years.add(f"{pinyin}|{born.year:04d}")
+            days.add(f"{pinyin}|{born.month:02d}{born.day:02d}")
+        parts = []
+        if undated:
+            params["undated_pinyin"] = list(undated)
+            parts.append("{undated_pinyin}")
+        if dated:
+            params.update(dated_pinyin=list(dated), pinyin_year=list(years), pinyin_day=list(days))
+            parts.append("({dated_pinyin} AND (birth_date IS NULL OR {pinyin_year} OR {pinyin_day}))")
+        return " OR ".join(parts)
 
     # -- profiles --------------------------------------------------------------------------
     def _blank_profile(self, resident_id: int) -> dict[str, Any]:
