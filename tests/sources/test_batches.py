@@ -33,7 +33,11 @@ def load(database: Database, files, batch: int) -> None:  # type: ignore[no-unty
     with database.unit_of_work() as session:
         import_geography(session, Path(files.geography))
         import_organisations(session, Path(files.organisations))
-    for feed, path in ((Feed.health, files.health), (Feed.insurance, files.insurance), (Feed.civil, files.civil)):
+    for feed, path in (
+        (Feed.health, files.health),
+        (Feed.insurance, files.insurance),
+        (Feed.civil, files.civil),
+    ):
         import_file(database, feed, Path(path), settings=settings)
 
 

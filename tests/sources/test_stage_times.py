@@ -97,3 +97,33 @@ def test_a_run_plans_its_lookups_afresh_and_leaves_the_connection_as_it_was(pg_d
             ).scalar_one()
         assert prepared == 0
         assert connection.prepare_threshold == before is not None
+
+
+@pytest.mark.postgres
+def test_a_lookup_list_sent_as_one_array_literal_finds_exactly_its_values(pg_db: Database) -> None:
+    # given values that the array syntax treats specially, and numbers and dates
+    import datetime as dt
+
+    from yiyang.sources.service import ImportRunner, start_run
+
+    odd = ["a,b", 'x"y', "back\\slash", "{brace}", "王秀兰", "", "NULL", " spaced ", "tab\there", "new\nline"]
+    with pg_db.unit_of_work() as session:
+        runner = ImportRunner(session, Feed.health, start_run(session, Feed.health, "literal").id)
+        stmt = runner._where_in("SELECT k FROM unnest(CAST(:all AS text[])) AS v(k) WHERE {keys}", keys="k")
+        # when each list is looked up (the plain ones go as one literal, the rest value by value)
+        plain = session.execute(stmt, {"all": odd, "keys": odd[4:8]}).scalars().all()
+        found = session.execute(stmt, {"all": odd, "keys": odd}).scalars().all()
+        ids = runner._where_in(
+            "SELECT n FROM generate_series(1, 50) AS s(id), LATERAL (SELECT id AS n) x WHERE {ids}", ids="id"
+        )
+        numbers = session.execute(ids, {"ids": [3, 7, 49, 1000]}).scalars().all()
+        days = runner._where_in(
+            "SELECT birth_date FROM (VALUES (DATE '1945-03-12'), (DATE '1950-01-01')) AS v(birth_date) WHERE {d}",
+            d="birth_date",
+        )
+        born = session.execute(days, {"d": [dt.date(1945, 3, 12), dt.date(1999, 9, 9)]}).scalars().all()
+    # then each finds exactly its values
+    assert sorted(plain) == sorted(odd[4:8])
+    assert sorted(found) == sorted(odd)
+    assert numbers == [3, 7, 49]
+    assert born == [dt.date(1945, 3, 12)]

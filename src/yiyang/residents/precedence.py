@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 # Feed names as stored in source_record.feed.
 STAFF, HEALTH, INSURANCE, CIVIL = "staff", "health", "insurance", "civil"
@@ -51,9 +52,9 @@ RULES: dict[str, AttributeRule] = {
 PROFILE_ATTRIBUTES = tuple(RULES)
 
 
-@dataclass(frozen=True, slots=True)
-class FactRef:
-    """Where a profile value came from."""
+class FactRef(NamedTuple):
+    """Where a profile value came from. A tuple: an import makes one per row and one per record
+    it loads provenance from, and a tuple is made several times faster than a frozen dataclass."""
 
     source_record_id: int
     feed: str

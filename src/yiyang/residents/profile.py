@@ -8,14 +8,12 @@ provenance is JSON (``provenance_to_json`` / ``provenance_from_json``).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from yiyang.residents.precedence import PROFILE_ATTRIBUTES, FactRef, replaces
 
 
-@dataclass(frozen=True, slots=True)
-class ValueChange:
+class ValueChange(NamedTuple):
     attribute: str
     old_value: Any
     new_value: Any

@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 from sqlalchemy import String, TypeDecorator, bindparam, select, text
 from sqlalchemy.orm import Session
+from sqlalchemy.types import NullType
 
 from yiyang import events
 from yiyang.access import pii
@@ -81,6 +82,8 @@ NAME_LOOKUPS = {
         "pinyin_day": "name_pinyin || '|' || substr(birth_date, 6, 2) || substr(birth_date, 9, 2)",
     },
 }
+# The element type of each array the runner's lookups bind, where not text (``_where_in``).
+ARRAY_TYPES = {"id": "integer[]", "resident_id": "integer[]", "birth_date": "date[]"}
 ANALYZE_AFTER_ROWS = 10_000  # see ImportRunner._refresh_statistics
 REPORT_REJECTIONS_KEPT = 1000  # rejections stored on the run row; the report file has them all
 
@@ -815,12 +818,14 @@ class ImportRunner:
 
     def _where_in(self, sql: str, **columns: str) -> Any:
         """Fill each ``{param}`` in ``sql`` with "column is one of :param": ``= ANY(:param)`` on
-        PostgreSQL (one array parameter, no per-value parsing); on SQLite the values go as one JSON
-        array read by ``json_each``, since a batch's lists can outgrow SQLite's 32,766 parameters."""
+        PostgreSQL, the values sent as one array literal (``_ArrayLiteral``); on SQLite the values
+        go as one JSON array read by ``json_each``, since a batch's lists can outgrow SQLite's
+        32,766 parameters."""
         clauses, binds = {}, []
         for param, column in columns.items():
             if self.postgres:
-                clauses[param] = f"{column} = ANY(:{param})"
+                clauses[param] = f"{column} = ANY(CAST(:{param} AS {ARRAY_TYPES.get(column, 'text[]')}))"
+                binds.append(bindparam(param, type_=_ArrayLiteral()))
             else:
                 clauses[param] = f"{column} IN (SELECT value FROM json_each(:{param}))"
                 binds.append(bindparam(param, type_=_JsonArray()))
@@ -837,6 +842,30 @@ class ImportRunner:
                 stmt, {"feed": self.feed.value, "keys": keys}
             ).all()
         }
+
+
+class _ArrayLiteral(TypeDecorator[list[Any]]):
+    """A list bound as PostgreSQL's text form of an array, ``{a,b,c}``.
+
+    psycopg adapts a list element by element in Python: for a batch's lookups of 20,000 ID
+    indexes, record keys or resident ids that took about 7% of an import's main thread. Numbers
+    and dates need no quoting; strings are quoted as JSON quotes them, which the array syntax
+    reads alike unless a value holds a backslash or a control character (JSON escapes those its
+    own way), and such a list goes element by element as before."""
+
+    impl = NullType  # no bind cast: the server reads the literal as the array type CAST names
+    cache_ok = True
+
+    def process_bind_param(self, value: list[Any] | None, dialect: Any) -> Any:
+        if not value:
+            return value if value is None else "{}"
+        first = value[0]
+        if isinstance(first, int | dt.date):  # ints, dates: str() is the literal (ISO for a date)
+            return "{" + ",".join(map(str, value)) + "}"
+        quoted = orjson.dumps(value)
+        if b"\\" in quoted:
+            return list(value)
+        return "{" + quoted[1:-1].decode() + "}"
 
 
 class _JsonArray(TypeDecorator[list[Any]]):
