@@ -85,6 +85,7 @@ NAME_LOOKUPS = {
 # The element type of each array the runner's lookups bind, where not text (``_where_in``).
 ARRAY_TYPES = {"id": "integer[]", "resident_id": "integer[]", "birth_date": "date[]"}
 ANALYZE_AFTER_ROWS = 10_000  # see ImportRunner._refresh_statistics
+RUN_STATISTICS_TARGET = 10  # PostgreSQL's default_statistics_target for the run's ANALYZEs
 REPORT_REJECTIONS_KEPT = 1000  # rejections stored on the run row; the report file has them all
 
 
@@ -220,8 +221,15 @@ class ImportRunner:
         started = clock()
         waited = stages["waiting for writes"]
         # What needs nothing from the database, done while the last batch's writes run: the
-        # payload, its keyed hash, and the source record's stored form (payload JSON, two seals).
+        # payload, its keyed hash, the source record's stored form (payload JSON, two seals), and
+        # the blind indexes that find the rows' ID numbers.
         keys = self.keys
+        number_of = {
+            index: row.id_number
+            for row in rows
+            if row.id_number
+            for index in pii.lookup_indexes("id_number", row.id_number, keys)
+        }
         hashed = []
         for row in rows:
             payload = payload_of(row)
@@ -253,7 +261,7 @@ class ImportRunner:
         linked = clock()
         # The known-record lookup counts with the hashing, as the stage that sorts rows out.
         stages["hash"] += linked - known_at + (known_at - started - (stages["waiting for writes"] - waited))
-        links = self._link([f[0] for f in fresh], profiles)
+        links = self._link([f[0] for f in fresh], profiles, number_of)
         record_ids = allocate_ids(session, "source_record", len(fresh))
         folded = clock()
         stages["link"] += folded - linked
@@ -419,31 +427,36 @@ class ImportRunner:
         if not self.postgres or self.added_since_analyze < max(ANALYZE_AFTER_ROWS, self.planned_rows):
             return
         # Doubling keeps the planner's counts within a factor of two at the cost of a few
-        # ANALYZEs per run (each samples 30,000 rows: about a second for the four tables).
+        # ANALYZEs per run. The lookups need row counts and rough distinct counts, not fine
+        # histograms: a small sample (RUN_STATISTICS_TARGET) makes each ANALYZE about fifteen
+        # times cheaper (measured: resident 400 -> 27 ms at 100,000 residents). Autovacuum
+        # analyses the tables afresh, at the server's own target, once the run has committed.
         started = time.perf_counter()
+        set_target = text("SELECT set_config('default_statistics_target', :target, true)")
+        previous = self.session.execute(
+            text("SELECT current_setting('default_statistics_target')")
+        ).scalar_one()
+        self.session.execute(set_target, {"target": str(RUN_STATISTICS_TARGET)})
         # condition too: a batch's UPDATE of the conditions it saw again otherwise hashes the
         # whole table, which the planner believes a fraction of its size.
         for table in ("resident", "source_record", "household", "condition"):
             self.session.execute(text(f"ANALYZE {table}"))
+        self.session.execute(set_target, {"target": previous})
         self.added_since_analyze = 0
         self.planned_rows = self._planned_rows()
         self.write_seconds["statistics"] += time.perf_counter() - started
 
     # -- linkage ---------------------------------------------------------------------------
     def _link(
-        self, fresh: list[SourceRow], profiles: dict[int, _Profile]
+        self, fresh: list[SourceRow], profiles: dict[int, _Profile], number_of: dict[str, str]
     ) -> list[tuple[int, str, float | None, tuple[int, dict[str, Any]] | None]]:
-        """Resident id, link method, score and (candidate, comparison) for review, per fresh row."""
+        """Resident id, link method, score and (candidate, comparison) for review, per fresh row.
+
+        ``number_of``: blind index -> ID number, for the batch's ID numbers (under the current key
+        and any previous one being retired)."""
         session = self.session
-        id_numbers = {row.id_number for row in fresh if row.id_number}
         by_id: dict[str, int] = {}
-        if id_numbers:
-            # Matched on the blind index (under the current key and any previous one being retired).
-            number_of = {
-                index: number
-                for number in id_numbers
-                for index in pii.lookup_indexes("id_number", number, self.keys)
-            }
+        if any(row.id_number for row in fresh):
             stmt = self._where_in("SELECT id_number_bidx, id FROM resident WHERE {ids}", ids="id_number_bidx")
             by_id = {
                 number_of[index]: resident_id
