@@ -113,3 +113,35 @@ def test_a_failed_write_fails_the_run_and_keeps_nothing(
         assert session.execute(select(func.count()).select_from(SourceRecord)).scalar_one() == 0
         runs = session.execute(select(ImportRun.status)).scalars().all()
     assert runs == [RunStatus.failed]
+
+
+def test_a_key_met_again_in_a_later_batch_of_a_feeds_first_import_is_known(db: Database) -> None:
+    # given a feed's first import whose file repeats a record, once as it was and once changed,
+    # each time in a later batch than the first
+    import datetime as dt
+
+    from tests.residents.test_registry import health_row, make_id, seed_areas
+    from yiyang.sources.service import import_source_rows
+
+    seed_areas(db)
+    other = dict(name="李建国", sex="M", id_number=make_id("19500101", "013"), birth_date=dt.date(1950, 1, 1))
+    rows = [
+        health_row(2, "H1"),
+        health_row(3, "H2", **other),
+        health_row(4, "H1"),  # the same record again: unchanged
+        health_row(
+            5, "H3", name="张秀英", id_number=make_id("19480202", "024"), birth_date=dt.date(1948, 2, 2)
+        ),
+        health_row(6, "H2", **{**other, "phone": "13911112222"}),  # changed
+    ]
+    with db.unit_of_work() as session:
+        report = import_source_rows(
+            session, Feed.health, rows, label="repeat.csv", settings=Settings(import_batch_rows=2)
+        )
+    # then the repeated record is counted unchanged, the changed one updated, and none stored twice
+    assert report.counts["unchanged"] == 1 and report.counts["updated"] == 1
+    assert report.counts["accepted"] == 3
+    with db.unit_of_work() as session:
+        assert session.execute(select(func.count()).select_from(SourceRecord)).scalar_one() == 3
+        phones = session.execute(select(Resident.phone).where(Resident.name == "李建国")).scalars().all()
+    assert phones == ["13911112222"]
