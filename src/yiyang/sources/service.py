@@ -66,21 +66,15 @@ SOURCE_RECORD_COLUMNS = (
     "content_hash", "payload", "link_method", "link_score", "id_number_enc", "phone_enc",
 )  # fmt: skip
 SEALED_IN_RECORD = ("id_number", "phone")  # kept out of source_record.payload, in their own columns
-# The candidate query's pinyin lookups, per engine (True: PostgreSQL): a name with its birth year
-# or its day and month, as ``ImportRunner._name_clause`` lists them. SQLite keeps dates as text.
-NAME_LOOKUPS = {
-    True: {
-        "undated_pinyin": "name_pinyin",
-        "dated_pinyin": "name_pinyin",
-        "pinyin_year": "name_pinyin || '|' || to_char(birth_date, 'YYYY')",
-        "pinyin_day": "name_pinyin || '|' || to_char(birth_date, 'MMDD')",
-    },
-    False: {
-        "undated_pinyin": "name_pinyin",
-        "dated_pinyin": "name_pinyin",
-        "pinyin_year": "name_pinyin || '|' || substr(birth_date, 1, 4)",
-        "pinyin_day": "name_pinyin || '|' || substr(birth_date, 6, 2) || substr(birth_date, 9, 2)",
-    },
+# A resident's pinyin with its birth year, and with its day and month, per engine (True:
+# PostgreSQL), as ``ImportRunner._name_clause`` looks them up. SQLite keeps dates as text.
+PINYIN_YEAR = {
+    True: "name_pinyin || '|' || to_char(birth_date, 'YYYY')",
+    False: "name_pinyin || '|' || substr(birth_date, 1, 4)",
+}
+PINYIN_DAY = {
+    True: "name_pinyin || '|' || to_char(birth_date, 'MMDD')",
+    False: "name_pinyin || '|' || substr(birth_date, 6, 2) || substr(birth_date, 9, 2)",
 }
 # The element type of each array the runner's lookups bind, where not text (``_where_in``).
 ARRAY_TYPES = {"id": "integer[]", "resident_id": "integer[]", "birth_date": "date[]"}
@@ -219,7 +213,6 @@ class ImportRunner:
         clock = time.perf_counter
         stages = self.stage_seconds
         started = clock()
-        waited = stages["waiting for writes"]
         # What needs nothing from the database, done while the last batch's writes run: the
         # payload, its keyed hash, the source record's stored form (payload JSON, two seals), and
         # the blind indexes that find the rows' ID numbers.
@@ -239,6 +232,7 @@ class ImportRunner:
                 pii.seal(row.phone, pii.SOURCE_PHONE, keys),
             )
             hashed.append((row, payload, content_hash(payload, row.observed_at), stored))
+        hashed_at = clock()
         self.wait_for_writes()  # this batch's lookups must see the last one's rows
         known_at = clock()
 
@@ -260,7 +254,7 @@ class ImportRunner:
         profiles: dict[int, _Profile] = {}
         linked = clock()
         # The known-record lookup counts with the hashing, as the stage that sorts rows out.
-        stages["hash"] += linked - known_at + (known_at - started - (stages["waiting for writes"] - waited))
+        stages["hash"] += (hashed_at - started) + (linked - known_at)
         links = self._link([f[0] for f in fresh], profiles, number_of)
         record_ids = allocate_ids(session, "source_record", len(fresh))
         folded = clock()
@@ -545,7 +539,7 @@ class ImportRunner:
             if values:
                 clauses[param] = column
                 params[param] = values
-        by_name = self._name_clause(rows, params)
+        by_name, name_columns = self._name_clause(rows, params)
         if not clauses and not by_name:
             return
         # The query finds everyone born on a row's birth date, everyone sharing its phone, and
@@ -562,7 +556,7 @@ class ImportRunner:
             f"{'AND id_number_bidx IS NULL ' if without_id else ''}"
             f"AND ({' OR '.join(['{' + c + '}' for c in clauses] + ([by_name] if by_name else []))})",
             **clauses,
-            **{param: column for param, column in NAME_LOOKUPS[self.postgres].items() if param in params},
+            **name_columns,
         )
         wants = relevant.wants
         kept = []
@@ -592,10 +586,11 @@ class ImportRunner:
             keys = linkage.make_keys(name, sex, birth, phone, address, name_pinyin=pinyin)
             yield resident_id, keys, bool(has_id)
 
-    @staticmethod
-    def _name_clause(rows: list[linkage.LinkKeys], params: dict[str, Any]) -> str:
-        """The part of the candidate query that finds residents by pinyin, its lists put in
-        ``params``. A shared pinyin alone is no block: it takes the same birth year, or the same
+    def _name_clause(
+        self, rows: list[linkage.LinkKeys], params: dict[str, Any]
+    ) -> tuple[str, dict[str, str]]:
+        """The part of the candidate query that finds residents by pinyin, and the column each of
+        its lists is matched on (for ``_where_in``); the lists go into ``params``. A shared pinyin alone is no block: it takes the same birth year, or the same
         day and month, unless the row or the resident has no birth date (``linkage._blocks``).
         Asking for that in SQL halves the rows a district's batch loads."""
         undated, dated, years, days = set(), set(), set(), set()
@@ -610,14 +605,20 @@ class ImportRunner:
             dated.add(pinyin)
             years.add(f"{pinyin}|{born.year:04d}")
             days.add(f"{pinyin}|{born.month:02d}{born.day:02d}")
-        parts = []
+        parts, columns = [], {}
         if undated:
             params["undated_pinyin"] = list(undated)
+            columns["undated_pinyin"] = "name_pinyin"
             parts.append("{undated_pinyin}")
         if dated:
             params.update(dated_pinyin=list(dated), pinyin_year=list(years), pinyin_day=list(days))
+            columns.update(
+                dated_pinyin="name_pinyin",
+                pinyin_year=PINYIN_YEAR[self.postgres],
+                pinyin_day=PINYIN_DAY[self.postgres],
+            )
             parts.append("({dated_pinyin} AND (birth_date IS NULL OR {pinyin_year} OR {pinyin_day}))")
-        return " OR ".join(parts)
+        return " OR ".join(parts), columns
 
     # -- profiles --------------------------------------------------------------------------
     def _blank_profile(self, resident_id: int) -> dict[str, Any]:
