@@ -16,7 +16,7 @@ from yiyang.demo.synthetic import generate_district
 from yiyang.geo.service import import_geography, import_organisations
 from yiyang.migrate import upgrade
 from yiyang.residents.models import Condition, Resident, SourceRecord
-from yiyang.sources import service
+from yiyang.sources import linkage, service
 from yiyang.sources.models import Feed, ImportRun, RunStatus
 from yiyang.sources.service import import_file
 
@@ -145,3 +145,115 @@ def test_a_key_met_again_in_a_later_batch_of_a_feeds_first_import_is_known(db: D
         assert session.execute(select(func.count()).select_from(SourceRecord)).scalar_one() == 3
         phones = session.execute(select(Resident.phone).where(Resident.name == "李建国")).scalars().all()
     assert phones == ["13911112222"]
+
+
+@pytest.fixture(scope="module")
+def larger_district(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Large enough that rows without an ID number register people who later rows, with one, find."""
+    return generate_district(tmp_path_factory.mktemp("larger"), 1000, seed=11, civil_format="csv")
+
+
+def test_residents_without_an_id_held_for_the_run_link_as_the_batch_queries_do(
+    tmp_path: Path, larger_district, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    # given the same district imported in small batches twice: once with the residents who have
+    # no ID number held in memory for each run, once asking the database for them batch by batch
+    asked = []
+    load_candidates = service.ImportRunner._load_candidates
+
+    def counting(self, rows, *, without_id):  # type: ignore[no-untyped-def]
+        asked.append(without_id)
+        return load_candidates(self, rows, without_id=without_id)
+
+    monkeypatch.setattr(service.ImportRunner, "_load_candidates", counting)
+    databases = {}
+    for label, held in (("held", service.NO_ID_IN_MEMORY), ("queried", -1)):
+        monkeypatch.setattr(service, "NO_ID_IN_MEMORY", held)
+        asked.clear()
+        databases[label] = Database(f"sqlite:///{tmp_path / f'{label}.db'}")
+        upgrade(databases[label].engine)
+        load(databases[label], larger_district, BATCH)
+        if held > 0:  # then the held runs never asked for residents without an ID number
+            assert True not in asked
+        else:
+            assert asked.count(True) > 5
+    # and rows with an ID number did link to residents registered without one
+    with databases["held"].unit_of_work() as session:
+        linked = session.execute(
+            select(func.count())
+            .select_from(SourceRecord)
+            .where(SourceRecord.link_method == "probabilistic", SourceRecord.id_number.is_not(None))
+        ).scalar_one()
+    assert linked > 0
+    # and both ways, every record belongs to the same person, with the same profile
+    snapshots = {label: snapshot(database) for label, database in databases.items()}
+    for database in databases.values():
+        database.dispose()
+    assert snapshots["held"] == snapshots["queried"]
+
+
+def test_a_resident_who_gains_an_id_number_leaves_those_held_without_one(db: Database) -> None:
+    # given a resident registered without an ID number
+    import datetime as dt
+
+    from tests.residents.test_registry import health_row, make_id, seed_areas
+    from yiyang.sources.service import import_source_rows
+
+    seed_areas(db)
+    with db.unit_of_work() as session:
+        import_source_rows(session, Feed.health, [health_row(2, "H1", id_number=None)], label="h.csv")
+    # when a civil-affairs run links a row with her ID number to her in its first batch, and its
+    # second batch brings a namesake born the same day under another ID number
+    first, other = make_id("19450312", "002"), make_id("19450312", "024")
+    rows = [
+        health_row(2, "C1", id_number=first),
+        health_row(3, "C2", id_number=other, phone=None, address="复兴路8号"),
+    ]
+    with db.unit_of_work() as session:
+        report = import_source_rows(
+            session, Feed.civil, rows, label="c.csv", settings=Settings(import_batch_rows=1)
+        )
+    # then the first links by match and the second, finding no one left without an ID number,
+    # is a new resident
+    assert report.counts["linked_probabilistic"] == 1 and report.counts["new_resident"] == 1
+    with db.unit_of_work() as session:
+        numbers = sorted(session.execute(select(Resident.id_number)).scalars())
+        born = set(session.execute(select(Resident.birth_date)).scalars())
+    assert numbers == sorted([first, other]) and born == {dt.date(1945, 3, 12)}
+
+
+def test_the_residents_held_without_an_id_follow_what_a_batch_changes(db: Database) -> None:
+    import datetime as dt
+
+    from tests.residents.test_registry import at, health_row, make_id, seed_areas
+    from yiyang.sources.service import ImportRunner, import_source_rows, start_run
+
+    # given a resident registered without an ID number
+    seed_areas(db)
+    with db.unit_of_work() as session:
+        import_source_rows(session, Feed.health, [health_row(2, "H1", id_number=None)], label="h.csv")
+    with db.unit_of_work() as session:
+        resident_id = session.execute(select(Resident.id)).scalar_one()
+        runner = ImportRunner(session, Feed.insurance, start_run(session, Feed.insurance, "y.csv").id)
+        try:
+            # when a batch brings her newer phone on a row without an ID number (beside a stranger's
+            # row with one, so the run holds the residents without one)
+            newer = dict(feed=Feed.insurance, observed_at=at("2026-01-01"))
+            runner.apply(
+                [
+                    health_row(2, "Y1", id_number=None, phone="13900139000", **newer),
+                    health_row(3, "Y2", name="赵国强", sex="M", id_number=make_id("19520707", "031"),
+                               birth_date=dt.date(1952, 7, 7), phone=None, **newer),
+                ]
+            )  # fmt: skip
+            held = runner._without_id
+            assert isinstance(held, linkage.LinkIndex)
+            # then the held keys carry the phone she has now
+            assert held.keys_of(resident_id).phone == "13900139000"  # type: ignore[union-attr]
+            # and once a row with her ID number links to her, she is no longer held
+            runner.apply(
+                [health_row(4, "Y3", id_number=make_id("19450312", "002"), phone="13900139000", **newer)]
+            )
+            assert resident_id not in held
+        finally:
+            runner.close()

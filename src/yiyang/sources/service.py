@@ -76,10 +76,15 @@ PINYIN_DAY = {
     True: "name_pinyin || '|' || to_char(birth_date, 'MMDD')",
     False: "name_pinyin || '|' || substr(birth_date, 6, 2) || substr(birth_date, 9, 2)",
 }
+# What the runner reads of a resident to link rows to it (``ImportRunner._keys_of``).
+CANDIDATE_COLUMNS = "id, name, name_pinyin, sex, birth_date, phone_enc, address, id_number_bidx IS NOT NULL"
 # The element type of each array the runner's lookups bind, where not text (``_where_in``).
 ARRAY_TYPES = {"id": "integer[]", "resident_id": "integer[]", "birth_date": "date[]"}
 ANALYZE_AFTER_ROWS = 10_000  # see ImportRunner._refresh_statistics
 RUN_STATISTICS_TARGET = 10  # PostgreSQL's default_statistics_target for the run's ANALYZEs
+COLLECT_EVERY_BATCHES = 10  # see collector_paused
+# Residents without an ID number held in memory for a run, at most (ImportRunner._residents_without_id).
+NO_ID_IN_MEMORY = 100_000
 REPORT_REJECTIONS_KEPT = 1000  # rejections stored on the run row; the report file has them all
 
 
@@ -191,9 +196,21 @@ class ImportRunner:
             ).first()
             is not None
         )
+        # A feed's first import can meet its own records again only under keys it has already seen
+        # in this run (``_known_records``).
+        self.feed_had_records = (
+            session.execute(
+                text("SELECT 1 FROM source_record WHERE feed = :feed LIMIT 1"), {"feed": feed.value}
+            ).first()
+            is not None
+        )
+        # The registry's residents without an ID number, kept for the run once loaded
+        # (``_residents_without_id``); False once there are too many to hold.
+        self._without_id: linkage.LinkIndex | None | bool = None
         self.keys = pii.get_keys()
         self.opened_phones: dict[str, str] = {}  # sealed -> plain, for candidates met again
-        # resident id -> attribute -> (plain, sealed, index) as loaded: an unchanged value keeps them.
+        # resident id -> attribute -> (plain, sealed, index) as loaded for this batch: an unchanged
+        # value keeps them.
         self.stored_sealed: dict[int, dict[str, tuple[str | None, str | None, str | None]]] = {}
         self.current_prefix = self.keys.field_keys.current.kid + ":"
         # Rows this run has added to the registry since the planner last counted them: see
@@ -213,6 +230,7 @@ class ImportRunner:
         clock = time.perf_counter
         stages = self.stage_seconds
         started = clock()
+        self.stored_sealed.clear()  # the last batch's profiles are written
         # What needs nothing from the database, done while the last batch's writes run: the
         # payload, its keyed hash, the source record's stored form (payload JSON, two seals), and
         # the blind indexes that find the rows' ID numbers.
@@ -325,6 +343,7 @@ class ImportRunner:
         households_at = clock()
         stages["households"] += households_at - written
         inserts, updates = self._resident_rows(profiles)
+        self._follow_without_id(profiles)
         self._write_later(
             self._write_batch, _BatchWrites(inserts, updates, new_records, fact_changes, conditions, observations,
                                             reviews),
@@ -464,17 +483,22 @@ class ImportRunner:
             for row in searched
         }
         index_all = linkage.LinkIndex()  # candidates for rows without an ID number
-        index_no_id = linkage.LinkIndex()  # candidates for rows with one: residents still lacking it
-        # A row with an ID number can only be someone registered without one: asking for just
-        # those keeps a district's first import from loading every namesake as a candidate.
+        # Candidates for rows with one: a row with an ID number the registry does not know can only
+        # be someone registered without one. The run holds those residents in memory when it can;
+        # else the batch asks for just them, so a district's first import does not load every
+        # namesake as a candidate.
+        if any(row.id_number for row in searched):
+            self._residents_without_id()  # loaded once, on first need
+        held = self._without_id if isinstance(self._without_id, linkage.LinkIndex) else None
+        index_no_id = held if held is not None else linkage.LinkIndex()
         for with_id in (False, True):
             keys = [row_keys[id(row)] for row in searched if bool(row.id_number) == with_id]
-            if not keys:
+            if not keys or (with_id and held is not None):
                 continue
             for resident_id, candidate, has_id in self._load_candidates(keys, without_id=with_id):
                 if resident_id not in index_all:
                     index_all.add(resident_id, candidate)
-                if not has_id and resident_id not in index_no_id:
+                if not has_id and held is None and resident_id not in index_no_id:
                     index_no_id.add(resident_id, candidate)
 
         new_ids = iter(allocate_ids(session, "resident", len(unlinked)))
@@ -567,15 +591,13 @@ class ImportRunner:
                 kept.append(resident_id)
         if not kept:
             return
-        stmt = self._where_in(
-            "SELECT id, name, name_pinyin, sex, birth_date, phone_enc, address, id_number_bidx IS NOT NULL "
-            "FROM resident WHERE {ids}",
-            ids="id",
-        )
+        stmt = self._where_in(f"SELECT {CANDIDATE_COLUMNS} FROM resident WHERE {{ids}}", ids="id")
+        yield from self._keys_of(self.session.execute(stmt, {"ids": kept}).all())
+
+    def _keys_of(self, rows: Iterable[Any]) -> Iterator[tuple[int, linkage.LinkKeys, bool]]:
+        """Link keys of residents read as ``CANDIDATE_COLUMNS``, with whether each has an ID number."""
         keyring, opened = self.keys, self.opened_phones
-        for resident_id, name, pinyin, sex, birth, sealed_phone, address, has_id in self.session.execute(
-            stmt, {"ids": kept}
-        ).all():
+        for resident_id, name, pinyin, sex, birth, sealed_phone, address, has_id in rows:
             if isinstance(birth, str):
                 birth = dt.date.fromisoformat(birth)
             # Opened in memory: the phone comparison allows one mistyped or swapped digit. The same
@@ -585,6 +607,58 @@ class ImportRunner:
                 phone = opened[sealed_phone] = pii.unseal(sealed_phone, pii.RESIDENT_PHONE, keyring)
             keys = linkage.make_keys(name, sex, birth, phone, address, name_pinyin=pinyin)
             yield resident_id, keys, bool(has_id)
+
+    def _residents_without_id(self) -> linkage.LinkIndex | None:
+        """The registry's active residents without an ID number, indexed and held for the run.
+
+        They are a few percent of a district, and every row with an ID number the registry does
+        not know is compared with them. Asking the database for them batch after batch was a tenth
+        of a 400,000-resident district's import; the run loads them once and keeps the index in
+        step with its own links (``_link``, ``_follow_without_id``). Residents another user
+        registers while the run goes on are not among them: such a row becomes a new resident,
+        as it would have a moment earlier. With more than ``NO_ID_IN_MEMORY`` of them the batch
+        queries serve instead (None)."""
+        if self._without_id is None:
+            count = self.session.execute(
+                text("SELECT count(*) FROM resident WHERE status = 'active' AND id_number_bidx IS NULL")
+            ).scalar_one()
+            if count > NO_ID_IN_MEMORY:
+                self._without_id = False
+            else:
+                index = linkage.LinkIndex()
+                rows = self.session.execute(
+                    text(
+                        f"SELECT {CANDIDATE_COLUMNS} FROM resident "
+                        "WHERE status = 'active' AND id_number_bidx IS NULL ORDER BY id"
+                    )
+                ).all()
+                for resident_id, keys, _ in self._keys_of(rows):
+                    index.add(resident_id, keys)
+                self._without_id = index
+        return self._without_id or None
+
+    def _follow_without_id(self, profiles: dict[int, _Profile]) -> None:
+        """Keep the held residents without an ID number as this batch leaves them."""
+        index = self._without_id
+        if not isinstance(index, linkage.LinkIndex):
+            return
+        for resident_id, profile in profiles.items():
+            if not profile.dirty or resident_id not in index:
+                continue
+            values = profile.values
+            if values.get("id_number") or values.get("status", "active") != "active":
+                index.remove(resident_id)
+                continue
+            name = values.get("name") or ""
+            birth = values.get("birth_date")
+            if isinstance(birth, str):
+                birth = dt.date.fromisoformat(birth)
+            address = (values.get("address") or "")[:200] or None  # as _resident_row stores it
+            keys = linkage.make_keys(name, values.get("sex"), birth, values.get("phone"), address,
+                                     name_pinyin=name_pinyin(name))  # fmt: skip
+            index.add(resident_id, keys)
+        if len(index) > NO_ID_IN_MEMORY:  # grown past what the run holds: the batch queries take over
+            self._without_id = False
 
     def _name_clause(
         self, rows: list[linkage.LinkKeys], params: dict[str, Any]
@@ -828,6 +902,8 @@ class ImportRunner:
             self.resident_ids[row.source_key] = resident_id
         for resident_id in sorted({c[4] for c in changed}):
             rebuild_resident(self.session, resident_id, reason="record_updated")
+        if self._without_id is not False:  # a rebuilt profile may gain or lose its ID number
+            self._without_id = None
         self.report_counts["updated"] += len(changed)
 
     def _where_in(self, sql: str, **columns: str) -> Any:
@@ -846,6 +922,10 @@ class ImportRunner:
         return text(sql.format(**clauses)).bindparams(*binds)
 
     def _known_records(self, keys: list[str]) -> dict[str, tuple[int, str, int]]:
+        if not self.feed_had_records:  # the feed's first import: only its own earlier rows
+            keys = [key for key in keys if key in self.resident_ids]
+            if not keys:
+                return {}
         stmt = self._where_in(
             "SELECT source_key, id, content_hash, resident_id FROM source_record WHERE feed = :feed AND {keys}",
             keys="source_key",
@@ -941,8 +1021,10 @@ def collector_paused() -> Iterator[None]:
     the collector keeps scanning them to find nothing (measured: about a quarter of the linkage
     stage); and between batches, with the run's caches grown to millions of objects, each full
     collection walked them all again (about 5% of a district's import). The runner makes no
-    cycles worth chasing: it collects the young generations after each batch
-    (``gc.collect(1)``), which finds any a batch made, and leaves the old ones for after the run."""
+    cycles worth chasing: it collects the young generations every ``COLLECT_EVERY_BATCHES``
+    batches (``gc.collect(1)``), which finds any those batches made, and leaves the old ones for
+    after the run. Not after every batch: each collection walks the last batch's writes, still
+    alive on the writer thread, and found nothing (measured: 3% of a district's import)."""
     if not gc.isenabled():
         yield
         return
@@ -1009,7 +1091,7 @@ def _import_source_rows(
     runner = ImportRunner(session, feed, run.id, settings)
     report = ImportReport(run_id=run.id, feed=feed.value, label=label, encoding=encoding)
     batch: list[SourceRow] = []
-    seen = 0
+    seen = batches = 0
     with collector_paused():
         try:
             for item in items:
@@ -1021,7 +1103,9 @@ def _import_source_rows(
                 if len(batch) >= settings.import_batch_rows:
                     runner.apply(batch)
                     batch = []
-                    gc.collect(1)
+                    batches += 1
+                    if batches % COLLECT_EVERY_BATCHES == 0:
+                        gc.collect(1)
                     if on_progress:
                         on_progress(seen)
             runner.apply(batch)
