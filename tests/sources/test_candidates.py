@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from tests.residents.test_registry import health_row, make_id, run, seed_areas
 from yiyang.db import Database
 from yiyang.residents.models import Resident
 from yiyang.sources import linkage
 from yiyang.sources.models import Feed
-from yiyang.sources.service import ImportRunner, start_run
+from yiyang.sources.service import BORN_SURNAME, ImportRunner, start_run
 
 BORN = dt.date(1945, 3, 12)
 
@@ -24,6 +24,7 @@ def test_a_shared_pinyin_loads_those_born_in_the_rows_year_or_on_its_day(db: Dat
         "same day, other year": ("王秀兰", dt.date(1954, 3, 12)),
         "no birth date": ("王秀兰", None),
         "homophone, same year": ("王秀岚", dt.date(1945, 1, 1)),  # same pinyin, other characters
+        "heard alike, same day": ("万秀兰", dt.date(1951, 3, 12)),  # wan for wang: folds alike
         "neither": ("王秀兰", dt.date(1960, 10, 10)),
         "same date, other surname": ("李秀兰", BORN),
     }
@@ -43,7 +44,9 @@ def test_a_shared_pinyin_loads_those_born_in_the_rows_year_or_on_its_day(db: Dat
         found = {resident_id for resident_id, _, _ in runner._load_candidates([keys], without_id=False)}
     # then it loads every namesake born in the row's year or on its day and month, or undated
     loaded = {label for label, identity in registered.items() if id_of[identity] in found}
-    assert loaded >= {"same year", "same day, other year", "no birth date", "homophone, same year"}
+    assert loaded >= {
+        "same year", "same day, other year", "no birth date", "homophone, same year", "heard alike, same day"
+    }  # fmt: skip
     # and not the namesake born in another year on another day
     assert "neither" not in loaded
 
@@ -62,3 +65,81 @@ def test_a_row_without_a_birth_date_loads_every_namesake(db: Database) -> None:
         found = {resident_id for resident_id, _, _ in runner._load_candidates([keys], without_id=False)}
         namesakes = set(session.execute(select(Resident.id).where(Resident.name == "王秀兰")).scalars())
     assert found == namesakes and len(namesakes) == 2
+
+
+def test_a_row_loads_those_born_on_its_day_whose_surname_folds_alike(db: Database) -> None:
+    # given residents born on the row's birth date under surnames heard alike (zh/z, an/ang)
+    seed_areas(db)
+    registered = {
+        "章 zhang": ("章丽华", BORN, "F"),
+        "臧 zang": ("臧建国", BORN, "M"),
+        "詹 zhan": ("詹明德", BORN, "M"),
+        "李 li": ("李秀英", BORN, "F"),
+        "张 zhang, another year": ("张桂芝", dt.date(1950, 1, 1), "F"),
+    }
+    rows = [
+        health_row(
+            n + 2, f"H{n}", name=name, birth_date=born, sex=sex, id_number=None, phone=None, address=None
+        )
+        for n, (name, born, sex) in enumerate(registered.values())
+    ]
+    run(db, Feed.health, rows)
+    with db.unit_of_work() as session:
+        id_of = {name: rid for rid, name in session.execute(select(Resident.id, Resident.name))}
+        # when a batch looks for candidates for 张秀兰 born that day
+        runner = ImportRunner(session, Feed.civil, start_run(session, Feed.civil, "candidates").id)
+        keys = linkage.make_keys("张秀兰", "F", BORN, None, None)
+        found = {resident_id for resident_id, _, _ in runner._load_candidates([keys], without_id=False)}
+    loaded = {label for label, (name, _, _) in registered.items() if id_of[name] in found}
+    # then it loads every one of the (birth date, surname) block, and no one else
+    assert loaded == {"章 zhang", "臧 zang", "詹 zhan"}
+
+
+def test_every_pinyin_syllable_unfolds_from_its_fold() -> None:
+    from pypinyin import lazy_pinyin
+
+    syllables = {s for s in lazy_pinyin([chr(code) for code in range(0x4E00, 0x9FA6)]) if s.isalpha()}
+    assert len(syllables) > 380  # the toneless syllables of Mandarin, about four hundred
+    missing = {s for s in syllables if s not in linkage.unfold_syllable(linkage.fold_syllable(s))}
+    assert not missing
+    # and unfolding stays narrow: a syllable's variants, not every syllable
+    assert set(linkage.unfold_syllable(linkage.fold_syllable("zhang"))) == {"zan", "zhan", "zang", "zhang"}
+    assert linkage.unfold_syllable("lu") == ("lu", "nu")
+
+
+def test_born_surname_keys_are_what_postgresql_indexes(pg_db: Database) -> None:
+    # given residents stored with pinyin, birth dates before and after 2000-01-01
+    seed_areas(pg_db)
+    people = [
+        ("张秀兰", dt.date(1945, 3, 12)),
+        ("宁建国", dt.date(2003, 7, 1)),
+        ("欧阳明", dt.date(2000, 1, 1)),
+    ]
+    rows = [
+        health_row(n + 2, f"H{n}", name=name, birth_date=born, id_number=None, phone=None, address=None)
+        for n, (name, born) in enumerate(people)
+    ]
+    run(pg_db, Feed.health, rows)
+    with pg_db.unit_of_work() as session:
+        stored = dict(session.execute(text(f"SELECT name, {BORN_SURNAME} FROM resident")).all())
+        index = session.execute(
+            text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_resident_born_surname'")
+        ).scalar_one()
+    # then the key each row asks for is the one the index holds for the resident, and the index is there
+    for name, born in people:
+        asked, nameless = linkage.born_surname_keys([linkage.make_keys(name, "F", born, None, None)])
+        assert stored[name] in asked and not nameless
+    assert stored["宁建国"].startswith("ning|") and "lin|" not in stored["宁建国"]
+    assert "split_part" in index
+
+
+def test_a_name_asks_for_its_spellings_heard_alike_up_to_a_bound() -> None:
+    # 程秀兰: cheng folds to cen, lan stays lan (its ang form lang folds to it too)
+    spellings = linkage.unfold_name(linkage.make_keys("程秀兰", "F", BORN, None, None))
+    assert spellings[0] == "cheng xiu lan"
+    assert {"chen xiu lan", "cen xiu lan", "ceng xiu lan", "cheng xiu lang", "cen xiu nan"} <= set(spellings)
+    assert len(spellings) == len(set(spellings)) == 4 * 2 * 2
+    # a name of many folded syllables asks for its own spelling only
+    long_name = linkage.make_keys("张长生沈诚章", "M", BORN, None, None)
+    assert len(long_name.syllables) == 6
+    assert linkage.unfold_name(long_name) == (long_name.name_pinyin,)

@@ -18,6 +18,7 @@ fuzzy measure runs.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 import re
 from collections.abc import Iterable
@@ -162,6 +163,58 @@ def fold_syllable(syllable: str) -> str:
             folded = folded[:-1]
         _folded_of[syllable] = folded
     return folded
+
+
+def unfold_syllable(folded: str) -> tuple[str, ...]:
+    """Every syllable that ``fold_syllable`` folds to ``folded`` (and some that are no pinyin):
+    what a query asks for to find, by the stored pinyin, residents sharing a folded syllable."""
+    initials = [folded]
+    if folded[:1] in ("z", "c", "s"):
+        initials.append(folded[0] + "h" + folded[1:])
+    elif folded.startswith("l") and len(folded) > 1:
+        initials.append("n" + folded[1:])
+    if folded.endswith(("an", "en", "in")):
+        return tuple(variant + ending for variant in initials for ending in ("", "g"))
+    return tuple(initials)
+
+
+# A name's stored spellings asked for at most; past that (long names of many folded syllables)
+# only its own, and its namesakes spelt otherwise are found by birth date or phone alone.
+NAME_SPELLINGS_ASKED = 64
+
+
+def unfold_name(keys: LinkKeys) -> tuple[str, ...]:
+    """Every stored pinyin that folds to the name of ``keys`` (its own first): what the candidate
+    query asks for to find those sharing a block on the folded name (``_blocks``)."""
+    options = [unfold_syllable(syllable) for syllable in keys.syllables]
+    if not options or math.prod(len(option) for option in options) > NAME_SPELLINGS_ASKED:
+        return (keys.name_pinyin,) if keys.name_pinyin else ()
+    spellings = {" ".join(parts) for parts in itertools.product(*options)}
+    spellings.discard(keys.name_pinyin)
+    return (keys.name_pinyin, *sorted(spellings))
+
+
+_BORN_EPOCH = dt.date(2000, 1, 1)
+
+
+def born_surname_keys(rows: Iterable[LinkKeys]) -> tuple[set[str], set[dt.date]]:
+    """The (birth date, surname) blocks of ``rows`` as the registry finds them: for each, every
+    stored first syllable that folds to the row's, keyed ``"syllable|days since 2000-01-01"``
+    (the expression PostgreSQL indexes, ``BORN_SURNAME`` in sources/service.py); and apart, the
+    birth dates of rows with no name, whose block is whoever was born that day with none."""
+    keys: set[str] = set()
+    nameless: set[dt.date] = set()
+    for row in rows:
+        born = row.birth_date
+        if born is None:
+            continue
+        first = row.syllables[0] if row.syllables else ""
+        if not first:
+            nameless.add(born)
+            continue
+        days = (born - _BORN_EPOCH).days
+        keys.update(f"{syllable}|{days}" for syllable in unfold_syllable(first))
+    return keys, nameless
 
 
 _PHONE_PREFIX = re.compile(r"^(?:0086|86)(?=1\d{10}$)")

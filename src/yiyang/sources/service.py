@@ -76,6 +76,9 @@ PINYIN_DAY = {
     True: "name_pinyin || '|' || to_char(birth_date, 'MMDD')",
     False: "name_pinyin || '|' || substr(birth_date, 6, 2) || substr(birth_date, 9, 2)",
 }
+# The (birth date, surname) block of linkage._blocks as PostgreSQL indexes it (migration 0016),
+# keyed as linkage.born_surname_keys keys a row's.
+BORN_SURNAME = "split_part(name_pinyin, ' ', 1) || '|' || (birth_date - DATE '2000-01-01')::text"
 # What the runner reads of a resident to link rows to it (``ImportRunner._keys_of``).
 CANDIDATE_COLUMNS = "id, name, name_pinyin, sex, birth_date, phone_enc, address, id_number_bidx IS NOT NULL"
 # The element type of each array the runner's lookups bind, where not text (``_where_in``).
@@ -556,6 +559,11 @@ class ImportRunner:
             phone: pii.lookup_indexes("phone", phone, self.keys) for phone in wanted.get("phone", ()) if phone
         }
         clauses, params = {}, {}
+        if self.postgres:  # the (birth date, surname) block by its own index, not all born that day
+            born_surname, wanted["birth_date"] = linkage.born_surname_keys(rows)
+            if born_surname:
+                clauses["born_surname"] = BORN_SURNAME
+                params["born_surname"] = list(born_surname)
         for param, column in (("birth_date", "birth_date"), ("phone", "phone_bidx")):
             values = [v for v in wanted.get(param, ()) if v]
             if param == "phone":  # phones are found by blind index
@@ -566,7 +574,8 @@ class ImportRunner:
         by_name, name_columns = self._name_clause(rows, params)
         if not clauses and not by_name:
             return
-        # The query finds everyone born on a row's birth date, everyone sharing its phone, and
+        # The query finds those born on a row's birth date whose surname folds alike (on SQLite
+        # everyone born that day), everyone sharing its phone, and
         # those sharing its pinyin who were born in its year or on its day and month (or whose
         # birth date one of the two does not know). At district scale that is still about fifty
         # residents per row, one in ten sharing a block with it. The filter drops the rest from
@@ -664,21 +673,25 @@ class ImportRunner:
         self, rows: list[linkage.LinkKeys], params: dict[str, Any]
     ) -> tuple[str, dict[str, str]]:
         """The part of the candidate query that finds residents by pinyin, and the column each of
-        its lists is matched on (for ``_where_in``); the lists go into ``params``. A shared pinyin alone is no block: it takes the same birth year, or the same
-        day and month, unless the row or the resident has no birth date (``linkage._blocks``).
-        Asking for that in SQL halves the rows a district's batch loads."""
+        its lists is matched on (for ``_where_in``); the lists go into ``params``. A shared folded
+        pinyin alone is no block: it takes the same birth year, or the same day and month, unless
+        the row or the resident has no birth date (``linkage._blocks``). Asking for that in SQL
+        halves the rows a district's batch loads. Each row asks for every spelling of its name
+        that folds alike (``linkage.unfold_name``)."""
         undated, dated, years, days = set(), set(), set(), set()
         for keys in rows:
-            pinyin = keys.name_pinyin
-            if not pinyin:
+            spellings = linkage.unfold_name(keys)  # 程 cheng finds 陈 chen: the blocks are folded
+            if not spellings:
                 continue
             born = keys.birth_date
             if born is None:
-                undated.add(pinyin)
+                undated.update(spellings)
                 continue
-            dated.add(pinyin)
-            years.add(f"{pinyin}|{born.year:04d}")
-            days.add(f"{pinyin}|{born.month:02d}{born.day:02d}")
+            dated.update(spellings)
+            year, day = f"{born.year:04d}", f"{born.month:02d}{born.day:02d}"
+            for pinyin in spellings:
+                years.add(f"{pinyin}|{year}")
+                days.add(f"{pinyin}|{day}")
         parts, columns = [], {}
         if undated:
             params["undated_pinyin"] = list(undated)
