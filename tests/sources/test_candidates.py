@@ -11,7 +11,7 @@ from yiyang.db import Database
 from yiyang.residents.models import Resident
 from yiyang.sources import linkage
 from yiyang.sources.models import Feed
-from yiyang.sources.service import BORN_SURNAME, ImportRunner, start_run
+from yiyang.sources.service import BORN_SURNAME, PINYIN_DAY, PINYIN_YEAR, ImportRunner, start_run
 
 BORN = dt.date(1945, 3, 12)
 
@@ -107,7 +107,7 @@ def test_every_pinyin_syllable_unfolds_from_its_fold() -> None:
     assert linkage.unfold_syllable("lu") == ("lu", "nu")
 
 
-def test_born_surname_keys_are_what_postgresql_indexes(pg_db: Database) -> None:
+def test_the_keys_a_batch_asks_for_are_what_postgresql_indexes(pg_db: Database) -> None:
     # given residents stored with pinyin, birth dates before and after 2000-01-01
     seed_areas(pg_db)
     people = [
@@ -120,17 +120,32 @@ def test_born_surname_keys_are_what_postgresql_indexes(pg_db: Database) -> None:
         for n, (name, born) in enumerate(people)
     ]
     run(pg_db, Feed.health, rows)
+    columns = ", ".join((BORN_SURNAME, PINYIN_YEAR[True], PINYIN_DAY[True]))
     with pg_db.unit_of_work() as session:
-        stored = dict(session.execute(text(f"SELECT name, {BORN_SURNAME} FROM resident")).all())
-        index = session.execute(
-            text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_resident_born_surname'")
-        ).scalar_one()
-    # then the key each row asks for is the one the index holds for the resident, and the index is there
+        stored = {
+            name: keys for name, *keys in session.execute(text(f"SELECT name, {columns} FROM resident"))
+        }
+        indexes = set(
+            session.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = 'resident'")).scalars()
+        )
+        # when a batch asks for the blocks of rows for the same people
+        runner = ImportRunner(session, Feed.civil, start_run(session, Feed.civil, "candidates").id)
+        params: dict = {}
+        runner._name_clause([linkage.make_keys(name, "F", born, None, None) for name, born in people], params)
+    # then the keys it asks for are the ones the indexes hold for the residents
     for name, born in people:
+        born_surname, pinyin_year, pinyin_day = stored[name]
         asked, nameless = linkage.born_surname_keys([linkage.make_keys(name, "F", born, None, None)])
-        assert stored[name] in asked and not nameless
-    assert stored["宁建国"].startswith("ning|") and "lin|" not in stored["宁建国"]
-    assert "split_part" in index
+        assert born_surname in asked and not nameless
+        assert pinyin_year in params["pinyin_year"] and pinyin_day in params["pinyin_day"]
+    assert stored["宁建国"][0].startswith("ning|") and stored["宁建国"][1:] == [
+        "ning jian guo|2003",
+        "ning jian guo|701",
+    ]
+    # and the indexes are there (migration 0016)
+    assert {
+        "ix_resident_born_surname", "ix_resident_pinyin_year", "ix_resident_pinyin_day", "ix_resident_undated_pinyin"
+    } <= indexes  # fmt: skip
 
 
 def test_a_name_asks_for_its_spellings_heard_alike_up_to_a_bound() -> None:

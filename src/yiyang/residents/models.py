@@ -62,7 +62,8 @@ class Resident(Base):
     name: Mapped[str] = mapped_column(String(64))
     name_pinyin: Mapped[str] = mapped_column(String(128), index=True)
     sex: Mapped[str | None] = mapped_column(String(1))
-    # PostgreSQL also indexes (first pinyin syllable, birth date) for linkage (migration 0016).
+    # PostgreSQL also indexes linkage's blocks: surname and birth date, pinyin and birth year,
+    # pinyin and day, pinyin without a birth date (migration 0016).
     birth_date: Mapped[dt.date | None] = mapped_column(Date, index=True)
     phone: Mapped[str | None] = mapped_column("phone_enc", pii.EncryptedString(pii.RESIDENT_PHONE))
     phone_bidx: Mapped[str | None] = mapped_column(String(pii.INDEX_LENGTH), index=True)

@@ -66,15 +66,16 @@ SOURCE_RECORD_COLUMNS = (
     "content_hash", "payload", "link_method", "link_score", "id_number_enc", "phone_enc",
 )  # fmt: skip
 SEALED_IN_RECORD = ("id_number", "phone")  # kept out of source_record.payload, in their own columns
-# A resident's pinyin with its birth year, and with its day and month, per engine (True:
-# PostgreSQL), as ``ImportRunner._name_clause`` looks them up. SQLite keeps dates as text.
+# A resident's pinyin with its birth year ("wang li|1945"), and with its month and day as one
+# number ("wang li|312"), per engine (True: PostgreSQL, which indexes both, migration 0016), as
+# ``ImportRunner._name_clause`` looks them up. SQLite keeps dates as text.
 PINYIN_YEAR = {
-    True: "name_pinyin || '|' || to_char(birth_date, 'YYYY')",
+    True: "name_pinyin || '|' || date_part('year', birth_date)::int::text",
     False: "name_pinyin || '|' || substr(birth_date, 1, 4)",
 }
 PINYIN_DAY = {
-    True: "name_pinyin || '|' || to_char(birth_date, 'MMDD')",
-    False: "name_pinyin || '|' || substr(birth_date, 6, 2) || substr(birth_date, 9, 2)",
+    True: "name_pinyin || '|' || (date_part('month', birth_date) * 100 + date_part('day', birth_date))::int::text",
+    False: "name_pinyin || '|' || (CAST(substr(birth_date, 6, 2) AS INTEGER) * 100 + CAST(substr(birth_date, 9, 2) AS INTEGER))",
 }
 # The (birth date, surname) block of linkage._blocks as PostgreSQL indexes it (migration 0016),
 # keyed as linkage.born_surname_keys keys a row's.
@@ -688,7 +689,7 @@ class ImportRunner:
                 undated.update(spellings)
                 continue
             dated.update(spellings)
-            year, day = f"{born.year:04d}", f"{born.month:02d}{born.day:02d}"
+            year, day = born.year, born.month * 100 + born.day  # as PINYIN_YEAR and PINYIN_DAY
             for pinyin in spellings:
                 years.add(f"{pinyin}|{year}")
                 days.add(f"{pinyin}|{day}")
@@ -704,7 +705,10 @@ class ImportRunner:
                 pinyin_year=PINYIN_YEAR[self.postgres],
                 pinyin_day=PINYIN_DAY[self.postgres],
             )
-            parts.append("({dated_pinyin} AND (birth_date IS NULL OR {pinyin_year} OR {pinyin_day}))")
+            if self.postgres:  # each part by its own index: an OR inside one part reads every namesake
+                parts.append("({dated_pinyin} AND birth_date IS NULL) OR {pinyin_year} OR {pinyin_day}")
+            else:
+                parts.append("({dated_pinyin} AND (birth_date IS NULL OR {pinyin_year} OR {pinyin_day}))")
         return " OR ".join(parts), columns
 
     # -- profiles --------------------------------------------------------------------------
