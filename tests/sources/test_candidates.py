@@ -6,7 +6,7 @@ import datetime as dt
 
 from sqlalchemy import select, text
 
-from tests.residents.test_registry import health_row, make_id, run, seed_areas
+from tests.residents.test_registry import civil_row, health_row, make_id, run, seed_areas
 from yiyang.db import Database
 from yiyang.residents.models import Resident
 from yiyang.sources import linkage
@@ -158,3 +158,28 @@ def test_a_name_asks_for_its_spellings_heard_alike_up_to_a_bound() -> None:
     long_name = linkage.make_keys("张长生沈诚章", "M", BORN, None, None)
     assert len(long_name.syllables) == 6
     assert linkage.unfold_name(long_name) == (long_name.name_pinyin,)
+
+
+def test_a_name_heard_alike_with_a_slipped_day_is_compared_not_made_new(db: Database) -> None:
+    # given 陈卫东 registered with his ID number, and no one else born in 1960
+    seed_areas(db)
+    registered = health_row(
+        2,
+        "H1",
+        name="陈卫东",
+        sex="M",
+        birth_date=dt.date(1960, 4, 19),
+        id_number=make_id("19600419", "013"),
+        phone=None,
+    )
+    run(db, Feed.health, [registered])
+    # when the civil roster lists him as 程卫东 (cheng for chen), born on the 29th, with no ID number or phone
+    row = civil_row(
+        2, "C1", name="程卫东", sex="M", birth_date=dt.date(1960, 4, 29), id_number=None, phone=None,
+        address=registered.address,
+    )  # fmt: skip
+    report = run(db, Feed.civil, [row])
+    # then linkage compares the row with him (the (folded pinyin, birth year) block) instead of
+    # making a new resident: the only resident it could share a block with is found by name
+    assert report.counts["new_resident"] == 0
+    assert report.counts["linked_probabilistic"] + report.counts["linked_review"] == 1
