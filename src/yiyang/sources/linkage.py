@@ -194,7 +194,7 @@ def unfold_name(keys: LinkKeys) -> tuple[str, ...]:
     return (keys.name_pinyin, *sorted(spellings))
 
 
-_BORN_EPOCH = dt.date(2000, 1, 1)
+BORN_EPOCH = dt.date(2000, 1, 1)  # born_surname_keys counts days from it, as BORN_SURNAME does
 
 
 def born_surname_keys(rows: Iterable[LinkKeys]) -> tuple[set[str], set[dt.date]]:
@@ -212,7 +212,7 @@ def born_surname_keys(rows: Iterable[LinkKeys]) -> tuple[set[str], set[dt.date]]
         if not first:
             nameless.add(born)
             continue
-        days = (born - _BORN_EPOCH).days
+        days = (born - BORN_EPOCH).days
         keys.update(f"{syllable}|{days}" for syllable in unfold_syllable(first))
     return keys, nameless
 

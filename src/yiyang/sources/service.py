@@ -79,7 +79,7 @@ PINYIN_DAY = {
 }
 # The (birth date, surname) block of linkage._blocks as PostgreSQL indexes it (migration 0016),
 # keyed as linkage.born_surname_keys keys a row's.
-BORN_SURNAME = "split_part(name_pinyin, ' ', 1) || '|' || (birth_date - DATE '2000-01-01')::text"
+BORN_SURNAME = f"split_part(name_pinyin, ' ', 1) || '|' || (birth_date - DATE '{linkage.BORN_EPOCH}')::text"
 # What the runner reads of a resident to link rows to it (``ImportRunner._keys_of``).
 CANDIDATE_COLUMNS = "id, name, name_pinyin, sex, birth_date, phone_enc, address, id_number_bidx IS NOT NULL"
 # The element type of each array the runner's lookups bind, where not text (``_where_in``).
