@@ -183,3 +183,35 @@ def test_a_name_heard_alike_with_a_slipped_day_is_compared_not_made_new(db: Data
     # making a new resident: the only resident it could share a block with is found by name
     assert report.counts["new_resident"] == 0
     assert report.counts["linked_probabilistic"] + report.counts["linked_review"] == 1
+
+
+def test_the_candidate_query_reads_the_blocks_by_index_and_leaves_the_setting_as_it_was(
+    pg_db: Database,
+) -> None:
+    seed_areas(pg_db)
+    with pg_db.unit_of_work() as session:
+        runner = ImportRunner(session, Feed.civil, start_run(session, Feed.civil, "candidates").id)
+        setting = text("SELECT current_setting('enable_seqscan')")
+        before = session.execute(setting).scalar_one()
+        # the statement runs with sequential scans ruled out (the planner overprices the blocks)
+        assert runner._by_blocks(setting, {}) == [("off",)]
+        # and the rest of the transaction keeps the setting it had
+        assert session.execute(setting).scalar_one() == before == "on"
+    with pg_db.unit_of_work() as session:
+        # a transaction that had turned them off itself keeps them off
+        session.execute(text("SET LOCAL enable_seqscan = off"))
+        runner = ImportRunner(session, Feed.civil, start_run(session, Feed.civil, "candidates").id)
+        runner._by_blocks(setting, {})
+        assert session.execute(setting).scalar_one() == "off"
+
+
+def test_an_import_run_compiles_no_jit_and_the_next_transaction_may(pg_db: Database) -> None:
+    from yiyang.sources.service import custom_plans
+
+    jit = text("SELECT current_setting('jit')")
+    with pg_db.unit_of_work() as session:
+        before = session.execute(jit).scalar_one()
+    with pg_db.unit_of_work() as session, custom_plans(session):
+        assert session.execute(jit).scalar_one() == "off"
+    with pg_db.unit_of_work() as session:
+        assert session.execute(jit).scalar_one() == before

@@ -59,17 +59,25 @@ def provenance_to_json(provenance: dict[str, FactRef]) -> dict[str, list[Any]]:
 
 
 def apply_payload(
-    profile: dict[str, Any], provenance: dict[str, FactRef], payload: dict[str, Any], ref: FactRef
+    profile: dict[str, Any],
+    provenance: dict[str, FactRef],
+    payload: dict[str, Any],
+    ref: FactRef,
+    stated: dict[str, Any] | None = None,
 ) -> list[ValueChange]:
-    """Fold one record into a profile in place; returns the values that changed."""
+    """Fold one record into a profile in place; returns the values that changed.
+
+    ``stated``: the payload's ``attribute_values`` when the caller has them already."""
     changes: list[ValueChange] = []
+    if stated is None:
+        stated = attribute_values(payload)
     if not provenance:  # a new profile: every stated value fills a gap (the import's common case)
-        for attribute, value in attribute_values(payload).items():
+        for attribute, value in stated.items():
             profile[attribute] = value
             provenance[attribute] = ref
             changes.append(ValueChange(attribute, None, value, None, ref, "gap"))
         return changes
-    for attribute, value in attribute_values(payload).items():
+    for attribute, value in stated.items():
         current = provenance.get(attribute)
         wins, reason = replaces(attribute, current, ref)
         if not wins:
