@@ -205,13 +205,14 @@ def test_the_candidate_query_reads_the_blocks_by_index_and_leaves_the_setting_as
         assert session.execute(setting).scalar_one() == "off"
 
 
-def test_an_import_run_compiles_no_jit_and_the_next_transaction_may(pg_db: Database) -> None:
+def test_an_import_run_compiles_no_jit_and_the_rest_of_the_transaction_may(pg_db: Database) -> None:
     from yiyang.sources.service import custom_plans
 
     jit = text("SELECT current_setting('jit')")
     with pg_db.unit_of_work() as session:
         before = session.execute(jit).scalar_one()
-    with pg_db.unit_of_work() as session, custom_plans(session):
-        assert session.execute(jit).scalar_one() == "off"
     with pg_db.unit_of_work() as session:
+        with custom_plans(session):
+            assert session.execute(jit).scalar_one() == "off"
+        # and the rest of the caller's transaction gets back what it had
         assert session.execute(jit).scalar_one() == before

@@ -1161,14 +1161,18 @@ def custom_plans(session: Session) -> Iterator[None]:
     connection = session.connection().connection.driver_connection
     threshold = connection.prepare_threshold
     connection.prepare_threshold = None
-    # No JIT compilation either, for the run's transaction: a batch's lookups cost past
-    # jit_above_cost only because they name thousands of values, and compiling each took about
-    # 50 ms per statement for nothing (measured on the civil feed of a 400,000-resident district).
-    session.execute(text("SELECT set_config('jit', 'off', true)"))
+    # No JIT compilation either, over the run: a batch's lookups cost past jit_above_cost only
+    # because they name thousands of values, and compiling each took about 50 ms per statement
+    # for nothing (measured on the civil feed of a 400,000-resident district).
+    set_jit = text("SELECT set_config('jit', :value, true)")
+    jit = session.execute(text("SELECT current_setting('jit')")).scalar_one()
+    session.execute(set_jit, {"value": "off"})
     try:
         yield
     finally:
         connection.prepare_threshold = threshold
+    # Not after a failure: the transaction is aborted, and its rollback undoes the setting.
+    session.execute(set_jit, {"value": jit})
 
 
 def _import_source_rows(
