@@ -95,6 +95,19 @@ def is_postgres(bind: Engine | Session) -> bool:
     return engine.dialect.name == "postgresql"
 
 
+@contextmanager
+def local_setting(session: Session, name: str, value: str) -> Iterator[None]:
+    """A PostgreSQL setting changed for what runs inside, then put back as the transaction had it.
+
+    Not put back after a failure: the transaction is aborted then, and its rollback undoes the
+    change (a statement sent to put it back would fail and hide the first error)."""
+    set_local = text("SELECT set_config(:name, :value, true)")
+    previous = session.execute(text("SELECT current_setting(:name)"), {"name": name}).scalar_one()
+    session.execute(set_local, {"name": name, "value": value})
+    yield
+    session.execute(set_local, {"name": name, "value": previous})
+
+
 class Database:
     """One engine and its session factory; the app and the CLI each hold one."""
 

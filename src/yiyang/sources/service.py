@@ -34,7 +34,16 @@ from sqlalchemy.types import NullType
 from yiyang import events
 from yiyang.access import pii
 from yiyang.config import Settings, get_settings
-from yiyang.db import Database, allocate_ids, bulk_insert, bulk_update, db_datetime, is_postgres, utcnow
+from yiyang.db import (
+    Database,
+    allocate_ids,
+    bulk_insert,
+    bulk_update,
+    db_datetime,
+    is_postgres,
+    local_setting,
+    utcnow,
+)
 from yiyang.events import ResidentsChanged
 from yiyang.geo.models import Area, AreaLevel
 from yiyang.residents.identity import mask_attribute
@@ -259,7 +268,6 @@ class ImportRunner:
         self.write_seconds: Counter[str] = Counter()
         self._writer: ThreadPoolExecutor | None = None  # started by the first batch (PostgreSQL)
         self._pending: Future[None] | None = None
-        self._seqscan: str | None = None  # the transaction's enable_seqscan, kept by _by_blocks
         # The share of the last batch's new rows that made new residents, and (attribute, value)
         # -> (sealed, blind index) made ahead for this batch's resident rows when it was high.
         self.new_share = 0.0
@@ -300,10 +308,7 @@ class ImportRunner:
                     ("phone", row.phone, pii.RESIDENT_PHONE),
                 ):
                     if plain and (attribute, plain) not in sealed_ahead:
-                        sealed_ahead[attribute, plain] = (
-                            pii.seal(plain, context, keys),
-                            pii.write_index(attribute, plain, keys),
-                        )
+                        sealed_ahead[attribute, plain] = self._seal_afresh(attribute, plain, context)
         hashed_at = clock()
         self.wait_for_writes()  # this batch's lookups must see the last one's rows
         known_at = clock()
@@ -487,16 +492,11 @@ class ImportRunner:
         # times cheaper (measured: resident 400 -> 27 ms at 100,000 residents). Autovacuum
         # analyses the tables afresh, at the server's own target, once the run has committed.
         started = time.perf_counter()
-        set_target = text("SELECT set_config('default_statistics_target', :target, true)")
-        previous = self.session.execute(
-            text("SELECT current_setting('default_statistics_target')")
-        ).scalar_one()
-        self.session.execute(set_target, {"target": str(RUN_STATISTICS_TARGET)})
-        # condition too: a batch's UPDATE of the conditions it saw again otherwise hashes the
-        # whole table, which the planner believes a fraction of its size.
-        for table in ("resident", "source_record", "household", "condition"):
-            self.session.execute(text(f"ANALYZE {table}"))
-        self.session.execute(set_target, {"target": previous})
+        with local_setting(self.session, "default_statistics_target", str(RUN_STATISTICS_TARGET)):
+            # condition too: a batch's UPDATE of the conditions it saw again otherwise hashes the
+            # whole table, which the planner believes a fraction of its size.
+            for table in ("resident", "source_record", "household", "condition"):
+                self.session.execute(text(f"ANALYZE {table}"))
         self.added_since_analyze = 0
         self.planned_rows = self._planned_rows()
         self.write_seconds["statistics"] += time.perf_counter() - started
@@ -657,16 +657,8 @@ class ImportRunner:
         take 120-180 ms. Sequential scans are ruled out for this one statement."""
         if not self.postgres:
             return self.session.execute(stmt, params).all()
-        set_seqscan = text("SELECT set_config('enable_seqscan', :value, true)")
-        if self._seqscan is None:
-            self._seqscan = self.session.execute(
-                text("SELECT current_setting('enable_seqscan')")
-            ).scalar_one()
-        self.session.execute(set_seqscan, {"value": "off"})
-        try:
+        with local_setting(self.session, "enable_seqscan", "off"):
             return self.session.execute(stmt, params).all()
-        finally:
-            self.session.execute(set_seqscan, {"value": self._seqscan})
 
     def _keys_of(self, rows: Iterable[Any]) -> Iterator[tuple[int, linkage.LinkKeys, bool]]:
         """Link keys of residents read as ``CANDIDATE_COLUMNS``, with whether each has an ID number."""
@@ -925,6 +917,10 @@ class ImportRunner:
         ahead = self.sealed_ahead.pop((attribute, plain), None) if plain else None
         if ahead is not None:
             return ahead
+        return self._seal_afresh(attribute, plain, context)
+
+    def _seal_afresh(self, attribute: str, plain: str | None, context: str) -> tuple[str | None, str | None]:
+        """A resident's sealed value and blind index, under the current keys."""
         return pii.seal(plain, context, self.keys), pii.write_index(attribute, plain, self.keys)
 
     def _write_conditions(self, conditions: list[tuple[int, int, dt.date, list[Any]]]) -> None:
@@ -1164,15 +1160,11 @@ def custom_plans(session: Session) -> Iterator[None]:
     # No JIT compilation either, over the run: a batch's lookups cost past jit_above_cost only
     # because they name thousands of values, and compiling each took about 50 ms per statement
     # for nothing (measured on the civil feed of a 400,000-resident district).
-    set_jit = text("SELECT set_config('jit', :value, true)")
-    jit = session.execute(text("SELECT current_setting('jit')")).scalar_one()
-    session.execute(set_jit, {"value": "off"})
     try:
-        yield
+        with local_setting(session, "jit", "off"):
+            yield
     finally:
         connection.prepare_threshold = threshold
-    # Not after a failure: the transaction is aborted, and its rollback undoes the setting.
-    session.execute(set_jit, {"value": jit})
 
 
 def _import_source_rows(
