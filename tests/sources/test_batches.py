@@ -308,3 +308,92 @@ def test_values_sealed_ahead_of_a_batch_open_to_each_residents_own_and_are_never
         assert phone_index == pii.write_index("phone", phone, keys)
     # and the two sharing a phone do not share its ciphertext
     assert stored[2][2] != stored[3][2] and stored[2][3] == stored[3][3]
+
+
+def test_addresses_keyed_ahead_of_a_batch_place_people_in_the_households_they_share(db: Database) -> None:
+    import datetime as dt
+
+    from tests.residents.test_registry import health_row, make_id, seed_areas
+    from yiyang.sources.service import ImportRunner, start_run
+
+    # given a run whose first batch makes only new residents, so the next one keys its addresses
+    # before the wait
+    seed_areas(db)
+    people = [  # (name, birth, sequence, address as the row writes it)
+        ("王秀兰", "19450312", "002", "万寿路1号"),
+        ("李建国", "19400101", "011", "复兴路8号"),
+        ("张桂芝", "19480505", "022", "万寿路1号"),  # the first's address
+        ("张德明", "19470707", "031", "复兴路八号"),  # the second's, written another way
+        ("赵国强", "19520909", "041", "翠微路2号"),
+    ]
+    rows = [
+        health_row(n + 2, f"H{n}", name=name, id_number=make_id(born, sequence), address=address, phone=None,
+                   sex="M" if int(sequence[-1]) % 2 else "F", birth_date=dt.datetime.strptime(born, "%Y%m%d").date())
+        for n, (name, born, sequence, address) in enumerate(people)
+    ]  # fmt: skip
+    with db.unit_of_work() as session:
+        runner = ImportRunner(session, Feed.health, start_run(session, Feed.health, "h.csv").id)
+        try:
+            runner.apply(rows[:2])
+            runner.apply(rows[2:])
+            assert set(runner.address_keys) == {"万寿路1号", "复兴路八号", "翠微路2号"}  # keyed ahead
+        finally:
+            runner.close()
+    # then each of the next batch's people joins the household already at her address, or a new one
+    with db.unit_of_work() as session:
+        household_of = dict(session.execute(text("SELECT name, household_id FROM resident")).all())
+        households = session.execute(text("SELECT count(*) FROM household")).scalar_one()
+    assert household_of["张桂芝"] == household_of["王秀兰"]
+    assert household_of["张德明"] == household_of["李建国"]
+    assert len({household_of["赵国强"], household_of["王秀兰"], household_of["李建国"]}) == 3
+    assert households == 3
+
+
+def test_a_batch_finds_the_people_the_batch_before_registered(db: Database) -> None:
+    import datetime as dt
+
+    from tests.residents.test_registry import at, health_row, make_id, seed_areas
+    from yiyang.geo.models import Household
+    from yiyang.residents.models import FactChange
+    from yiyang.sources.service import ImportRunner, start_run
+
+    seed_areas(db)
+    # given a batch registering two people, one of them without an ID number
+    li = dict(name="李建国", sex="M", id_number=None, birth_date=dt.date(1950, 1, 1), phone="13900139000",
+              address="复兴路8号")  # fmt: skip
+    first = [health_row(2, "H1"), health_row(3, "H2", **li)]
+    # and a next batch with a row on each of them (one found by her ID number, bringing a newer
+    # phone; one found by match), a stranger at her address, and her first record again
+    second = [
+        health_row(4, "H3", phone="13800138001", observed_at=at("2025-04-01")),
+        health_row(5, "H4", **li),
+        health_row(6, "H5", name="张桂芝", id_number=make_id("19480505", "022"), birth_date=dt.date(1948, 5, 5),
+                   phone=None),
+        health_row(7, "H1"),
+    ]  # fmt: skip
+    with db.unit_of_work() as session:
+        runner = ImportRunner(session, Feed.health, start_run(session, Feed.health, "h.csv").id)
+        try:
+            runner.apply(first)
+            runner.apply(second)  # on PostgreSQL while the first batch's writes may still run
+        finally:
+            runner.close()
+        counts = dict(runner.report_counts)
+    # then the next batch found both people, by ID number and by match, and nobody twice
+    assert counts == {
+        "new_resident": 3, "linked_id_number": 1, "linked_probabilistic": 1, "unchanged": 1, "accepted": 5,
+    }  # fmt: skip
+    with db.unit_of_work() as session:
+        residents = {r.name: r for r in session.execute(select(Resident)).scalars()}
+        assert sorted(residents) == ["张桂芝", "李建国", "王秀兰"]
+        assert residents["王秀兰"].phone == "13800138001"
+        # the stranger at her address shares her household, made once
+        assert residents["王秀兰"].household_id == residents["张桂芝"].household_id is not None
+        assert session.execute(select(func.count()).select_from(Household)).scalar_one() == 2
+        # her phone's change is recorded against the first batch's record
+        changes = session.execute(select(FactChange.attribute, FactChange.old_source_record_id)).all()
+        first_record = session.execute(
+            select(SourceRecord.id).where(SourceRecord.source_key == "H1")
+        ).scalar_one()
+        assert [tuple(change) for change in changes] == [("phone", first_record)]
+        assert session.execute(select(func.count()).select_from(SourceRecord)).scalar_one() == 5

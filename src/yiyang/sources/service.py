@@ -99,8 +99,9 @@ COLLECT_EVERY_BATCHES = 10  # see collector_paused
 # Residents without an ID number held in memory for a run, at most (ImportRunner._residents_without_id).
 NO_ID_IN_MEMORY = 100_000
 # Above this share of new residents in the last batch, a batch seals its values for the resident
-# rows before it waits for the last batch's writes (ImportRunner.apply).
-SEAL_AHEAD_NEW_SHARE = 0.5
+# rows and keys its addresses for households before it waits for the last batch's writes
+# (ImportRunner.apply).
+AHEAD_NEW_SHARE = 0.5
 NEW_RESIDENT_METHODS = (LinkMethod.new, LinkMethod.review)
 REPORT_REJECTIONS_KEPT = 1000  # rejections stored on the run row; the report file has them all
 
@@ -272,6 +273,7 @@ class ImportRunner:
         # -> (sealed, blind index) made ahead for this batch's resident rows when it was high.
         self.new_share = 0.0
         self.sealed_ahead: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+        self.address_keys: dict[str, str] = {}  # address -> household key, worked out ahead
 
     # -- one batch -------------------------------------------------------------------------
     def apply(self, rows: list[SourceRow]) -> None:
@@ -297,10 +299,18 @@ class ImportRunner:
         }
         prepared = [_Prepared(row, keys) for row in rows]
         self.sealed_ahead.clear()
-        if self.new_share > SEAL_AHEAD_NEW_SHARE:
+        self.address_keys.clear()
+        if self.new_share > AHEAD_NEW_SHARE:
             # Most rows of the last batch made new residents (a district's first import): seal
             # this batch's ID numbers and phones for the resident rows now, while the writes run,
-            # not after the wait. A value no new or changed resident takes is sealed for nothing.
+            # not after the wait, and work out the household key of each address (every new
+            # resident is placed in a household). A value no new or changed resident takes is
+            # sealed for nothing, and a later feed's rows mostly move nobody: they do neither.
+            address_keys = self.address_keys
+            for item in prepared:
+                address = item.stated.get("address")
+                if address and address not in address_keys:
+                    address_keys[address] = address_key(address)
             sealed_ahead = self.sealed_ahead
             for row in rows:
                 for attribute, plain, context in (
@@ -803,14 +813,19 @@ class ImportRunner:
     def _write_households(self, profiles: dict[int, _Profile]) -> None:
         """Residents at the same normalised address in the same community share a household."""
         wanted: dict[tuple[int, str], list[_Profile]] = {}
+        address_keys = self.address_keys
         for profile in profiles.values():
             if not profile.address_changed:
                 continue
             values = profile.values
             community_id = self.community_ids.get(values.get("community_code") or "")
-            if community_id is None or not values.get("address"):
+            address = values.get("address")
+            if community_id is None or not address:
                 continue
-            wanted.setdefault((community_id, address_key(values["address"])), []).append(profile)
+            key = address_keys.get(address)
+            if key is None:  # not worked out ahead (see apply)
+                key = address_keys[address] = address_key(address)
+            wanted.setdefault((community_id, key), []).append(profile)
         if not wanted:
             return
         stmt = self._where_in(
