@@ -3,7 +3,9 @@
 Prints the floor (plain COPY of the same rows into text tables, in the same run), our figure
 (the three agency files through the real import pipeline: parse, validate, link, fold, write),
 their ratio, and pairwise precision and recall of the linkage against the generator's truth.
-The last line is one JSON object.
+Per feed it also prints the CPU time each row cost this process (Python, every thread) and the
+PostgreSQL server's processes, when the server runs on this machine (read from /proc): on two
+cores, 20,000 rows/s leaves 100 µs of CPU per row for both. The last line is one JSON object.
 
     .venv/bin/python bench/linkage.py --residents 400000
 """
@@ -72,16 +74,30 @@ def run(url: str, feeds, files) -> dict:  # type: ignore[no-untyped-def]
     counts: Counter[str] = Counter()
     stages: Counter[str] = Counter()
     writes: Counter[str] = Counter()  # on the writer thread, beside the next batch
+    cpu: Counter[str] = Counter()  # seconds of CPU: this process, the server's processes
+    cpu_per_feed: dict[str, dict[str, int]] = {}
     started = time.perf_counter()
     for feed, path in feeds:
         t0 = time.perf_counter()
+        python_at, server_at = time.process_time(), server_cpu()
         report = import_file(database, feed, path)
+        python_s, server_s = time.process_time() - python_at, server_cpu_since(server_at)
         counts.update(report.counts)
         stages.update(report.stage_seconds)
         writes.update(report.write_seconds)
         stages["read and commit"] += time.perf_counter() - t0 - sum(report.stage_seconds.values())
+        feed_rows = report.counts["rows"]
+        used = {"python": python_s}
+        if server_s is not None:
+            used["postgres"] = server_s
+        cpu.update(used)
+        cpu_per_feed[feed.value] = {who: round(s / feed_rows * 1e6) for who, s in used.items()}
         say(
-            f"  {feed.value:<9} {report.counts['rows']:>9,} rows in {time.perf_counter() - t0:6.1f}s  {dict(report.counts)}"
+            f"  {feed.value:<9} {feed_rows:>9,} rows in {time.perf_counter() - t0:6.1f}s  {dict(report.counts)}"
+        )
+        say(
+            "            CPU per row (us): "
+            + ", ".join(f"{who} {us:,}" for who, us in cpu_per_feed[feed.value].items())
         )
     ours_s = time.perf_counter() - started
     say(
@@ -91,6 +107,11 @@ def run(url: str, feeds, files) -> dict:  # type: ignore[no-untyped-def]
     say(
         "  writes, on their own thread beside the next batch (us/row): "
         + ", ".join(f"{stage} {seconds / counts['rows'] * 1e6:,.0f}" for stage, seconds in writes.items())
+    )
+    say(
+        "  CPU per row (us): "
+        + ", ".join(f"{who} {seconds / counts['rows'] * 1e6:,.0f}" for who, seconds in cpu.items())
+        + " (20,000 rows/s on two cores leaves 100 for both)"
     )
     rows = counts["rows"]
     say(
@@ -113,9 +134,43 @@ def run(url: str, feeds, files) -> dict:  # type: ignore[no-untyped-def]
         "review": counts["linked_review"],
         "stage_us_per_row": {stage: round(seconds / rows * 1e6) for stage, seconds in stages.items()},
         "write_us_per_row": {stage: round(seconds / rows * 1e6) for stage, seconds in writes.items()},
+        "cpu_us_per_row": {who: round(seconds / rows * 1e6) for who, seconds in cpu.items()},
+        "cpu_us_per_row_by_feed": cpu_per_feed,
         "load_average": round(os.getloadavg()[0], 2),
         **{k: round(v, 4) if isinstance(v, float) else v for k, v in quality.items()},
     }
+
+
+def server_cpu() -> dict[int, float] | None:
+    """CPU seconds (user and system) used so far by each of this machine's PostgreSQL processes,
+    by pid, or None where /proc does not show them (another OS, or a server elsewhere). Every
+    backend counts, with the checkpointer, the WAL writer and autovacuum: they all work for the
+    import."""
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        name, fields = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
+        if name.startswith("postgres"):
+            used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return used or None
+
+
+def server_cpu_since(before: dict[int, float] | None) -> float | None:
+    """Seconds of CPU the server's processes used since ``before`` (a ``server_cpu`` reading).
+    A process that ended in between is not counted: the figure errs low, never high."""
+    after = server_cpu()
+    if before is None or after is None:
+        return None
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
 def copy_floor(database: Database, feeds) -> tuple[int, float]:  # type: ignore[no-untyped-def]
