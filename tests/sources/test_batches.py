@@ -259,8 +259,19 @@ def test_the_residents_held_without_an_id_follow_what_a_batch_changes(db: Databa
             runner.close()
 
 
-def test_values_sealed_ahead_of_a_batch_open_to_each_residents_own_and_are_never_shared(db: Database) -> None:
+def person_row(n: int, name: str, born: str, sequence: str, **overrides):  # type: ignore[no-untyped-def]
+    """The health row of the n-th person, with the ID number, sex and birth date that agree."""
     import datetime as dt
+
+    from tests.residents.test_registry import health_row, make_id
+
+    return health_row(
+        n + 2, f"H{n}", name=name, id_number=make_id(born, sequence), sex="M" if int(sequence[-1]) % 2 else "F",
+        birth_date=dt.datetime.strptime(born, "%Y%m%d").date(), **overrides,
+    )  # fmt: skip
+
+
+def test_values_sealed_ahead_of_a_batch_open_to_each_residents_own_and_are_never_shared(db: Database) -> None:
 
     from tests.residents.test_registry import health_row, make_id, seed_areas
     from yiyang.access import pii
@@ -275,11 +286,9 @@ def test_values_sealed_ahead_of_a_batch_open_to_each_residents_own_and_are_never
         ("张德明", "19470707", "031", "13700137000"),
     ]
     rows = [
-        health_row(n + 2, f"H{n}", name=name, id_number=make_id(born, sequence), phone=phone,
-                   sex="M" if int(sequence[-1]) % 2 else "F", birth_date=dt.datetime.strptime(born, "%Y%m%d").date(),
-                   address=f"万寿路{n}号")
+        person_row(n, name, born, sequence, phone=phone, address=f"万寿路{n}号")
         for n, (name, born, sequence, phone) in enumerate(people)
-    ]  # fmt: skip
+    ]
     with db.unit_of_work() as session:
         runner = ImportRunner(session, Feed.health, start_run(session, Feed.health, "h.csv").id)
         try:
@@ -311,9 +320,8 @@ def test_values_sealed_ahead_of_a_batch_open_to_each_residents_own_and_are_never
 
 
 def test_addresses_keyed_ahead_of_a_batch_place_people_in_the_households_they_share(db: Database) -> None:
-    import datetime as dt
 
-    from tests.residents.test_registry import health_row, make_id, seed_areas
+    from tests.residents.test_registry import seed_areas
     from yiyang.sources.service import ImportRunner, start_run
 
     # given a run whose first batch makes only new residents, so the next one keys its addresses
@@ -327,10 +335,9 @@ def test_addresses_keyed_ahead_of_a_batch_place_people_in_the_households_they_sh
         ("赵国强", "19520909", "041", "翠微路2号"),
     ]
     rows = [
-        health_row(n + 2, f"H{n}", name=name, id_number=make_id(born, sequence), address=address, phone=None,
-                   sex="M" if int(sequence[-1]) % 2 else "F", birth_date=dt.datetime.strptime(born, "%Y%m%d").date())
+        person_row(n, name, born, sequence, address=address, phone=None)
         for n, (name, born, sequence, address) in enumerate(people)
-    ]  # fmt: skip
+    ]
     with db.unit_of_work() as session:
         runner = ImportRunner(session, Feed.health, start_run(session, Feed.health, "h.csv").id)
         try:

@@ -306,16 +306,14 @@ class ImportRunner:
             # not after the wait, and work out the household key of each address (every new
             # resident is placed in a household). A value no new or changed resident takes is
             # sealed for nothing, and a later feed's rows mostly move nobody: they do neither.
-            address_keys = self.address_keys
+            address_keys, sealed_ahead = self.address_keys, self.sealed_ahead
             for item in prepared:
                 address = item.stated.get("address")
                 if address and address not in address_keys:
                     address_keys[address] = address_key(address)
-            sealed_ahead = self.sealed_ahead
-            for row in rows:
                 for attribute, plain, context in (
-                    ("id_number", row.id_number, pii.RESIDENT_ID_NUMBER),
-                    ("phone", row.phone, pii.RESIDENT_PHONE),
+                    ("id_number", item.row.id_number, pii.RESIDENT_ID_NUMBER),
+                    ("phone", item.row.phone, pii.RESIDENT_PHONE),
                 ):
                     if plain and (attribute, plain) not in sealed_ahead:
                         sealed_ahead[attribute, plain] = self._seal_afresh(attribute, plain, context)
