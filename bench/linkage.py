@@ -5,7 +5,9 @@ Prints the floor (plain COPY of the same rows into text tables, in the same run)
 their ratio, and pairwise precision and recall of the linkage against the generator's truth.
 Per feed it also prints the CPU time each row cost this process (Python, every thread) and the
 PostgreSQL server's processes, when the server runs on this machine (read from /proc): on two
-cores, 20,000 rows/s leaves 100 µs of CPU per row for both. The last line is one JSON object.
+cores, 20,000 rows/s leaves 100 µs of CPU per row for both. From them it works out the most
+rows per second that CPU per row allows on this machine's cores, and how many cores the run
+kept busy. The last line is one JSON object.
 
     .venv/bin/python bench/linkage.py --residents 400000
 """
@@ -114,6 +116,15 @@ def run(url: str, feeds, files) -> dict:  # type: ignore[no-untyped-def]
         + " (20,000 rows/s on two cores leaves 100 for both)"
     )
     rows = counts["rows"]
+    # What the CPU per row allows: the run's rate if every core were busy all the time with this
+    # import and nothing else, and how many cores it kept busy on average.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cpu_s = sum(cpu.values())
+    cpu_bound = round(rows / cpu_s * cores) if "postgres" in cpu else None
+    if cpu_bound is not None:
+        say(
+            f"  at most {cpu_bound:,} rows/s on {cores} cores at this CPU per row; {cpu_s / ours_s:.2f} cores busy"
+        )
     say(
         f"ours   import + link, {rows:,} rows       {rows / ours_s:>10,.0f} rows/s   ratio {rows / ours_s / (floor_rows / floor_s):.2f}"
     )
@@ -136,6 +147,8 @@ def run(url: str, feeds, files) -> dict:  # type: ignore[no-untyped-def]
         "write_us_per_row": {stage: round(seconds / rows * 1e6) for stage, seconds in writes.items()},
         "cpu_us_per_row": {who: round(seconds / rows * 1e6) for who, seconds in cpu.items()},
         "cpu_us_per_row_by_feed": cpu_per_feed,
+        "cpu_bound_rows_per_s": cpu_bound,
+        "cores_busy": round(cpu_s / ours_s, 2),
         "load_average": round(os.getloadavg()[0], 2),
         **{k: round(v, 4) if isinstance(v, float) else v for k, v in quality.items()},
     }
