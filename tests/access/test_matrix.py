@@ -31,6 +31,7 @@ SEES: dict[Role, set[str]] = {
     Role.nurse: {"identity", "clinical"},
     Role.health_manager: {"identity", "clinical"},
     Role.station_staff: {"identity", "clinical"},
+    Role.social_worker: {"identity"},
     Role.volunteer: {"identity"},
     Role.grid_worker: {"identity"},
     Role.civil_affairs_officer: {"identity"},

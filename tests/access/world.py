@@ -3,7 +3,7 @@
 Street S1 (community C1, grid G1) and street S2 (community C2, grid G2). Residents:
 
 - ``in_given`` and ``in_withdrawn`` live in G1 and have every relationship (contract with team
-  T1, service by station ST1, pairing with the volunteer, the family member authorised, each is
+  T1, service by station ST1 and by social organisation SG1, pairing with the volunteer, the family member authorised, each is
   a resident user's own record): in scope of every role.
 - ``out_given`` and ``out_withdrawn`` live in G2 under S2 with no relationship: out of scope of
   every role.
@@ -81,9 +81,12 @@ def build_world(database: Database, now: dt.datetime | None = None) -> World:
             code="ST1", name="驿站一", kind=OrganisationKind.elderly_care_station, area_id=c1.id
         )
         office = Organisation(code="SO1", name="街道办", kind=OrganisationKind.street_office, area_id=s1.id)
-        session.add_all([team, station, office])
+        social = Organisation(
+            code="SG1", name="银龄互助社", kind=OrganisationKind.social_organisation, area_id=s1.id
+        )
+        session.add_all([team, station, office, social])
         session.flush()
-        world.teams = {"T1": team.id, "ST1": station.id}
+        world.teams = {"T1": team.id, "ST1": station.id, "SG1": social.id}
         for index, key in enumerate(RESIDENTS):
             inside = key.startswith("in_")
             resident = Resident(
@@ -103,6 +106,7 @@ def build_world(database: Database, now: dt.datetime | None = None) -> World:
         for role in (Role.family_doctor, Role.nurse, Role.health_manager):
             user(role.value, role, organisation_id=team.id)
         user(Role.station_staff.value, Role.station_staff, organisation_id=station.id)
+        user(Role.social_worker.value, Role.social_worker, organisation_id=social.id)
         volunteer = user(Role.volunteer.value, Role.volunteer)
         user(Role.grid_worker.value, Role.grid_worker, organisation_id=office.id, area_id=g1.id)
         user(Role.civil_affairs_officer.value, Role.civil_affairs_officer, area_id=s1.id)
@@ -118,6 +122,7 @@ def build_world(database: Database, now: dt.datetime | None = None) -> World:
             for kind, who in (
                 (RelationshipKind.contract, {"organisation_id": team.id}),
                 (RelationshipKind.service, {"organisation_id": station.id}),
+                (RelationshipKind.service, {"organisation_id": social.id}),
                 (RelationshipKind.pairing, {"user_id": volunteer.id}),
             ):
                 session.add(ResidentRelationship(

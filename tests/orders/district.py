@@ -97,9 +97,9 @@ def build(database: Database) -> District:
         )  # fmt: skip
 
 
-def consent_to_volunteers(database: Database, resident_id: int) -> None:
-    """The elder's explicit permit for volunteers (the social recipient class) to see who they are
-    and the services they get: nothing is implied for volunteers."""
+def permit_the_social_class(database: Database, resident_id: int) -> None:
+    """The elder's explicit permit for the social recipient class (volunteers and social
+    organisations) to see who they are and the services they get: nothing is implied for it."""
     from yiyang.access.actor import system_actor
     from yiyang.access.consent import record_consent
     from yiyang.access.consent_models import ConsentDecision

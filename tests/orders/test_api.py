@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from tests.orders.district import NOW, PASSWORD, District, build, consent_to_volunteers
+from tests.orders.district import NOW, PASSWORD, District, build, permit_the_social_class
 from yiyang.app import create_app
 from yiyang.care.orders.models import ServiceOrder
 from yiyang.db import Database
@@ -249,7 +249,7 @@ def test_a_volunteer_keeps_a_profile_spends_and_donates_and_sees_their_hours(
     )
     assert bad_slot.status_code == 422
     # pairing by a civil-affairs officer, then the volunteer sees it (the elder lets volunteers see them)
-    consent_to_volunteers(sqlite_db, place.elder)
+    permit_the_social_class(sqlite_db, place.elder)
     staff = bearer(client, "officer")
     pairing = client.post(
         "/api/timebank/pairings",
@@ -281,7 +281,7 @@ def test_an_order_earns_hours_over_the_api_and_a_retried_spend_posts_once(
         json={"area_id": place.community_1, "skills": ["errand"]},
         headers=volunteer,
     )
-    consent_to_volunteers(sqlite_db, place.elder)
+    permit_the_social_class(sqlite_db, place.elder)
     family = bearer(client, "family.zhang")
     order = client.post(
         f"/api/residents/{place.elder}/service-orders",

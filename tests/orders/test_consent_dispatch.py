@@ -9,7 +9,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select
 
-from tests.orders.district import NOW, District, actor, consent_to_volunteers, deny_care_services
+from tests.orders.district import NOW, District, actor, deny_care_services, permit_the_social_class
 from yiyang.access import policy
 from yiyang.access import service as access
 from yiyang.access.models import ResidentRelationship
@@ -69,6 +69,20 @@ def history(db: Database, order_id: int) -> list[tuple[str, int | None, str | No
         return [(t.event, t.provider_id, t.reason) for t in orders.order_history(session, order_id)]
 
 
+def relationships_of(db: Database, order_id: int) -> list[tuple[str, int | None]]:
+    """The scope an order's acceptance gave: (kind, organisation) of each relationship it wrote."""
+    with db.unit_of_work() as session:
+        return [
+            (row.kind, row.organisation_id)
+            for row in session.scalars(
+                select(ResidentRelationship).where(
+                    ResidentRelationship.source_type == "service_order",
+                    ResidentRelationship.source_id == order_id,
+                )
+            )
+        ]
+
+
 def volunteer_board(db: Database, place: District) -> list[int]:
     with db.unit_of_work() as session:
         return [i.order.id for i in orders.provider_board(session, actor(session, place.volunteer_1), NOW)]
@@ -110,7 +124,7 @@ def test_granting_the_permit_makes_the_volunteer_eligible(
         orders.decline_order(session, actor(session, place.staff_a), order_id, None, NOW, CAT)
     assert load(db, order_id).status == OrderStatus.unassigned
     # when the elder permits volunteers
-    consent_to_volunteers(db, place.elder)
+    permit_the_social_class(db, place.elder)
     # then the sweep offers the waiting order to the volunteer, who accepts it
     later = NOW + dt.timedelta(minutes=5)
     with db.unit_of_work() as session:
@@ -125,7 +139,7 @@ def test_a_consent_withdrawn_after_the_offer_still_refuses_at_acceptance(
     db: Database, place: District, providers: dict[str, int]
 ) -> None:
     # given an elder who permits volunteers, and an order offered to the volunteer
-    consent_to_volunteers(db, place.elder)
+    permit_the_social_class(db, place.elder)
     order_id = order_pickup(db, place)
     assert load(db, order_id).provider_id == providers["volunteer"]
     # when the elder withdraws it before the volunteer accepts
@@ -150,7 +164,7 @@ def test_a_deny_for_the_civil_affairs_side_keeps_the_order_from_stations(
     db: Database, place: District, providers: dict[str, int]
 ) -> None:
     # given an elder who permits volunteers and refuses care-services data to stations (civil affairs)
-    consent_to_volunteers(db, place.elder)
+    permit_the_social_class(db, place.elder)
     deny_care_services(db, place.elder, RecipientClass.civil_affairs, NOW)
     # when the volunteer declines the pickup
     order_id = order_pickup(db, place)
@@ -181,27 +195,36 @@ def test_a_default_that_implies_consent_for_volunteers_is_honoured(
         policy.restore(previous)
 
 
-def test_a_social_organisation_is_offered_what_its_staff_may_accept(db: Database, place: District) -> None:
-    # given a social organisation that delivers meals, whose worker holds the station-staff role
-    # (the role whose scope an acceptance's service relationship gives), and an elder who
-    # recorded nothing
+def test_a_social_organisation_is_offered_only_what_the_elder_permits_it(
+    db: Database, place: District
+) -> None:
+    # given a social organisation that delivers meals, whose worker holds the social-organisation
+    # role, and an elder who recorded nothing
     with db.unit_of_work() as session:
         social = orders.register_provider(
             session, orders.ProviderRequest(place.social, ("meal_delivery",), (place.district,)), NOW
         ).id
         worker = access.create_user(session, "social.worker", password="correct-horse-battery")
-        access.grant_role(session, worker, Role.station_staff, organisation_id=place.social)
+        access.grant_role(session, worker, Role.social_worker, organisation_id=place.social)
         worker_id = worker.id
-    # then its kind is dispatched as its staff accept: the civil-affairs class, implied for care services
-    assert orders.recipient_class_of(ProviderKind.social_organisation) is RecipientClass.civil_affairs
-    assert orders.recipient_class_of(ProviderKind.volunteer) is RecipientClass.social
-    # so a meal is offered to it, and its worker accepts
+    # then its kind is dispatched as consent names it: the social class, with volunteers
+    assert orders.recipient_class_of(ProviderKind.social_organisation) is RecipientClass.social
+    assert orders.recipient_class_of(ProviderKind.station) is RecipientClass.civil_affairs
+    # so a meal is not offered to it: nothing is implied for the social class
     with db.unit_of_work() as session:
         order = orders.place_order(
             session, actor(session, place.family), place.elder, orders.OrderRequest("meal"), NOW, CAT
         )
         order_id = order.id
-        assert order.provider_id == social
+    assert (load(db, order_id).status, load(db, order_id).provider_id) == (OrderStatus.unassigned, None)
+    assert "consent refuses social_organisation" in history(db, order_id)[-1][2]
+    # when the elder permits the social class, the sweep offers it, and its worker accepts
+    permit_the_social_class(db, place.elder)
+    later = NOW + dt.timedelta(minutes=5)
     with db.unit_of_work() as session:
-        orders.accept_order(session, actor(session, worker_id), order_id, NOW)
+        assert orders.sweep_offers(session, later, CAT) == (0, 1)
+    assert load(db, order_id).provider_id == social
+    with db.unit_of_work() as session:
+        orders.accept_order(session, actor(session, worker_id, later), order_id, later)
     assert load(db, order_id).status == OrderStatus.accepted
+    assert relationships_of(db, order_id) == [("service", place.social)]

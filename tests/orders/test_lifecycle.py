@@ -9,7 +9,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select
 
-from tests.orders.district import NOW, District, actor, register_providers
+from tests.orders.district import NOW, District, actor, permit_the_social_class, register_providers
 from yiyang.access.actor import system_actor
 from yiyang.access.models import RelationshipKind, ResidentRelationship
 from yiyang.care.orders import service as orders
@@ -234,6 +234,9 @@ def test_an_order_outside_every_coverage_waits_until_a_provider_covers_it(
     order_id = place_meal(db, place.officer, place.far)  # the other street
     assert load(db, order_id).status == OrderStatus.unassigned
     assert _last_reason(db, order_id) == "no provider: none covers the area"
+    # a social organisation that covers the district comes, and the elder permits the social class
+    # (nothing is implied for it: tests/orders/test_consent_dispatch.py)
+    permit_the_social_class(db, place.far)
     with db.unit_of_work() as session:
         social = orders.register_provider(
             session, orders.ProviderRequest(place.social, ("meal_delivery",), (place.district,)), NOW

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
-from tests.orders.district import NOW, District, actor, consent_to_volunteers
+from tests.orders.district import NOW, District, actor, permit_the_social_class
 from yiyang import events
 from yiyang.access.models import RelationshipKind, ResidentRelationship
 from yiyang.care.orders import service as orders
@@ -101,7 +101,7 @@ def test_an_escort_by_a_volunteer_earns_the_time_on_site_once(
 ) -> None:
     # given a volunteer free on Tuesday mornings in the elder's community, and one who is not,
     # and an elder who lets volunteers serve them (nothing is implied for volunteers)
-    consent_to_volunteers(db, place.elder)
+    permit_the_social_class(db, place.elder)
     save_profile(db, place, place.volunteer_1, availability=("sat.pm",))
     save_profile(db, place, place.volunteer_2, availability=("tue.am",))
     # when the elder's daughter orders an escort to hospital for Tuesday 10:00

@@ -161,6 +161,12 @@ SCOPES: dict[Role, RoleScope] = {
         care=_c(C.identity, C.care_services, C.civil_affairs, C.clinical, C.sensor), statistics=_c(),
         groups=_g(G.contact, G.living, G.civil_affairs, G.clinical, G.sensor, G.care_services),
     ),
+    # A social organisation's people (社会组织) serve like a station's, but consent names them
+    # with volunteers: the social class, which needs the resident's explicit permit.
+    Role.social_worker: RoleScope(
+        Draw.service, RecipientClass.social, care=_c(C.identity, C.care_services), statistics=_c(),
+        groups=_g(G.contact, G.living, G.care_services),
+    ),
     Role.volunteer: RoleScope(
         Draw.pairing, RecipientClass.social, care=_c(C.identity, C.care_services), statistics=_c(),
         groups=_g(G.contact, G.care_services),

@@ -41,8 +41,8 @@ class RevealableField(enum.StrEnum):
 
 _CARE_ROLES = frozenset(
     {
-        Role.family_doctor, Role.nurse, Role.health_manager, Role.station_staff, Role.grid_worker,
-        Role.civil_affairs_officer, Role.health_officer,
+        Role.family_doctor, Role.nurse, Role.health_manager, Role.station_staff, Role.social_worker,
+        Role.grid_worker, Role.civil_affairs_officer, Role.health_officer,
     }
 )  # fmt: skip
 _SELF = frozenset({Role.resident, Role.family_member})

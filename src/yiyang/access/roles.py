@@ -18,6 +18,7 @@ class Role(enum.StrEnum):
     health_manager = "health_manager"
     grid_worker = "grid_worker"
     station_staff = "station_staff"
+    social_worker = "social_worker"
     volunteer = "volunteer"
     civil_affairs_officer = "civil_affairs_officer"
     health_officer = "health_officer"
@@ -61,6 +62,13 @@ ROLES: dict[Role, RoleInfo] = {
             Role.station_staff,
             "驿站工作人员",
             "elderly-care station staff",
+            Audience.staff,
+            AreaScope.optional,
+        ),
+        RoleInfo(
+            Role.social_worker,
+            "社会组织工作人员",
+            "social-organisation worker",
             Audience.staff,
             AreaScope.optional,
         ),

@@ -22,7 +22,7 @@ from yiyang.access.throttle import ThrottlePolicy, retry_after
 from yiyang.config import Settings
 from yiyang.db import utcnow
 from yiyang.errors import Conflict, DomainError, Invalid, NotFound
-from yiyang.geo.models import Area, Organisation
+from yiyang.geo.models import Area, Organisation, OrganisationKind
 from yiyang.residents.models import Resident
 
 _USERNAME = re.compile(r"[\w.@-]{3,64}")
@@ -133,8 +133,10 @@ def grant_role(
         raise Invalid("role.area.required", f"{label} 须指定辖区 ({info.en} needs an area)")
     if info.area_scope is AreaScope.none and area_id is not None:
         raise Invalid("role.area.none", f"{label} 不按辖区授权 ({info.en} is not scoped by area)")
-    if organisation_id is not None and session.get(Organisation, organisation_id) is None:
+    organisation = session.get(Organisation, organisation_id) if organisation_id is not None else None
+    if organisation_id is not None and organisation is None:
         raise NotFound("organisation.not_found", "机构不存在 (no such organisation)")
+    _check_organisation_kind(info.role, organisation)
     if area_id is not None and session.get(Area, area_id) is None:
         raise NotFound("area.not_found", "辖区不存在 (no such area)")
     membership = RoleMembership(
@@ -148,6 +150,23 @@ def grant_role(
     session.add(membership)
     session.flush()
     return membership
+
+
+def _check_organisation_kind(role: Role, organisation: Organisation | None) -> None:
+    """A social organisation's people hold the social-organisation role, and only they do: the
+    recipient class their role carries is what the resident's consent is asked for (``policy.SCOPES``)."""
+    social = organisation is not None and organisation.kind == OrganisationKind.social_organisation
+    if role is Role.social_worker and not social:
+        raise Invalid(
+            "role.organisation.kind",
+            "社会组织工作人员须属于社会组织 (a social-organisation worker must belong to a social organisation)",
+        )
+    if social and role is Role.station_staff:
+        raise Invalid(
+            "role.organisation.kind",
+            "社会组织的人员请授予社会组织工作人员角色 (a social organisation's people hold the "
+            "social-organisation worker role, not station staff)",
+        )
 
 
 def revoke_role(session: Session, membership_id: int, now: dt.datetime | None = None) -> RoleMembership:

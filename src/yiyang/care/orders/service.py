@@ -81,11 +81,11 @@ VOLUNTEER_CAPACITY = 2  # open orders a volunteer carries at once
 # The role a provider's people accept its orders in, hence the consent recipient class acceptance
 # asks (``policy.SCOPES``): a volunteer as themselves (social); an organisation's staff through
 # the role whose scope the acceptance's relationship gives (``relationships.kind_drawn_by``): a
-# team's clinicians by contract (health), a station's and a social organisation's staff by service,
-# which only the station-staff role draws from (civil affairs).
+# team's clinicians by contract (health), a station's staff by service (civil affairs), a social
+# organisation's workers by service (social, as consent names them with volunteers).
 ACCEPTING_ROLE = {
     ProviderKind.station: Role.station_staff,
-    ProviderKind.social_organisation: Role.station_staff,
+    ProviderKind.social_organisation: Role.social_worker,
     ProviderKind.family_doctor_team: Role.family_doctor,
     ProviderKind.volunteer: Role.volunteer,
 }
