@@ -20,10 +20,11 @@ from sqlalchemy.orm import Session
 
 from yiyang import events
 from yiyang.access.actor import Actor
-from yiyang.access.models import ResidentRelationship
+from yiyang.access.models import RelationshipKind, ResidentRelationship
 from yiyang.access.policy import (
     SCOPES,
     DataCategory,
+    Draw,
     RecipientClass,
     authorize,
     refused_recipients,
@@ -60,7 +61,7 @@ from yiyang.care.orders.models import (
     ServiceProvider,
     ServiceProviderArea,
 )
-from yiyang.care.relationships import granting, kind_drawn_by
+from yiyang.care.relationships import granting
 from yiyang.config import Settings, get_settings
 from yiyang.errors import Conflict, Forbidden, Invalid, NotFound
 from yiyang.geo.models import Area, Organisation, OrganisationKind
@@ -78,16 +79,22 @@ ORGANISATION_KINDS = {
     ProviderKind.social_organisation: {OrganisationKind.social_organisation},
 }
 VOLUNTEER_CAPACITY = 2  # open orders a volunteer carries at once
-# The role a provider's people accept its orders in, hence the consent recipient class acceptance
-# asks (``policy.SCOPES``): a volunteer as themselves (social); an organisation's staff through
-# the role whose scope the acceptance's relationship gives (``relationships.kind_drawn_by``): a
-# team's clinicians by contract (health), a station's staff by service (civil affairs), a social
-# organisation's workers by service (social, as consent names them with volunteers).
-ACCEPTING_ROLE = {
-    ProviderKind.station: Role.station_staff,
-    ProviderKind.social_organisation: Role.social_worker,
-    ProviderKind.family_doctor_team: Role.family_doctor,
-    ProviderKind.volunteer: Role.volunteer,
+# The roles a provider's people accept its orders in, hence the consent recipient class acceptance
+# asks (``policy.SCOPES``) and the relationship it writes: a volunteer as themselves (social,
+# pairing); a team's clinicians by contract (health); a station's staff by service (civil affairs);
+# a social organisation's workers by service (social, as consent names them with volunteers).
+# Someone holding other roles in the same organisation (a nurse at an institution that is also a
+# station) accepts in these only, so a meal order never gives them a clinician's scope.
+ACCEPTING_ROLES: dict[ProviderKind, frozenset[Role]] = {
+    ProviderKind.station: frozenset({Role.station_staff}),
+    ProviderKind.social_organisation: frozenset({Role.social_worker}),
+    ProviderKind.family_doctor_team: frozenset({Role.family_doctor, Role.nurse, Role.health_manager}),
+    ProviderKind.volunteer: frozenset({Role.volunteer}),
+}
+_RELATIONSHIP_OF = {
+    Draw.contract: RelationshipKind.contract,
+    Draw.service: RelationshipKind.service,
+    Draw.pairing: RelationshipKind.pairing,
 }
 
 
@@ -245,7 +252,15 @@ def dispatch_order(
 
 def recipient_class_of(kind: ProviderKind) -> RecipientClass:
     """The consent recipient class a provider of this kind accepts an order as."""
-    return SCOPES[ACCEPTING_ROLE[kind]].recipient
+    (recipient,) = {SCOPES[role].recipient for role in ACCEPTING_ROLES[kind]}
+    return recipient
+
+
+def relationship_kind_of(kind: ProviderKind) -> RelationshipKind:
+    """The relationship an acceptance by a provider of this kind writes: the one its accepting
+    roles draw their residents from."""
+    (draw,) = {SCOPES[role].draw for role in ACCEPTING_ROLES[kind]}
+    return _RELATIONSHIP_OF[draw]
 
 
 def refused_kinds(
@@ -436,6 +451,7 @@ def accept_order(session: Session, actor: Actor, order_id: int, now: dt.datetime
     """接单: the offered provider takes the order and gets scope over the resident while serving."""
     order = _locked(session, order_id)
     provider = _acting_provider(session, actor, order)
+    _expect_accepting_role(actor, provider)
     _expect(order, OrderStatus.offered)
     if order.offer_expires_at is not None and order.offer_expires_at <= now:
         raise Conflict(
@@ -449,7 +465,7 @@ def accept_order(session: Session, actor: Actor, order_id: int, now: dt.datetime
         session.add(
             ResidentRelationship(
                 resident_id=order.resident_id,
-                kind=kind_drawn_by(actor, provider.organisation_id),
+                kind=relationship_kind_of(provider.kind),
                 organisation_id=provider.organisation_id,
                 user_id=provider.user_id,
                 valid_from=now,
@@ -792,6 +808,22 @@ def _acting_provider(session: Session, actor: Actor, order: ServiceOrder) -> Ser
             "order.not_provider", "该订单未派给您的机构 (this order is not assigned to your organisation)"
         )
     return provider
+
+
+def _expect_accepting_role(actor: Actor, provider: ServiceProvider) -> None:
+    """The actor holds one of the roles the provider's kind accepts in: in its organisation, or as
+    the volunteer themselves."""
+    roles = ACCEPTING_ROLES[provider.kind]
+    if provider.organisation_id is None:
+        holds = actor.user_id == provider.user_id and any(actor.has_role(role) for role in roles)
+    else:
+        holds = any(g.role in roles and g.organisation_id == provider.organisation_id for g in actor.grants)
+    if not holds:
+        names = "、".join(sorted(role_info(role).zh for role in roles))
+        english = ", ".join(sorted(role_info(role).en for role in roles))
+        raise Forbidden(
+            "order.accepting_role", f"接单须以{names}身份 (accepting this order needs the role: {english})"
+        )
 
 
 def _expect(order: ServiceOrder, status: OrderStatus) -> None:
