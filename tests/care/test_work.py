@@ -418,3 +418,28 @@ def test_the_receiver_of_a_referral_has_scope_from_acceptance_until_it_returns_t
         # and once the resident is returned, no longer
         with pytest.raises(Forbidden):
             authorize(session, receiver, rid, category=DataCategory.clinical, what="test", now=days(6))
+
+
+def test_a_clinician_who_is_also_station_staff_accepts_a_referral_as_a_clinician(db: Database) -> None:
+    from yiyang.access import service as access
+    from yiyang.access.models import ResidentRelationship
+    from yiyang.access.roles import Role
+
+    # given a care home whose one person is station staff first and a nurse second
+    world, rid = contracted(db)
+    with db.unit_of_work() as session:
+        person = access.create_user(session, "home_nurse")
+        access.grant_role(session, person, Role.station_staff, organisation_id=world.care_home_id)
+        access.grant_role(session, person, Role.nurse, organisation_id=world.care_home_id)
+        doctor = load(session, world.doctor_id)
+        referral = referrals.send_referral(session, doctor, resident_id=rid, to_organisation_id=world.care_home_id,
+                                           reason="术后康复 (rehabilitation)", now=NOW)  # fmt: skip
+        # when they accept it
+        referrals.accept_referral(session, actor_named(session, "home_nurse"), referral.id, now=days(1))
+        # then the home takes the resident under a clinician's relationship, not the station's
+        kinds = session.scalars(
+            select(ResidentRelationship.kind).where(
+                ResidentRelationship.source_type == "referral", ResidentRelationship.source_id == referral.id
+            )
+        ).all()
+        assert [str(kind) for kind in kinds] == ["contract"]
