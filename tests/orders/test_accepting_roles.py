@@ -92,6 +92,10 @@ def test_a_nurse_of_the_institution_alone_cannot_accept_its_station_orders(
         orders.accept_order(session, actor(session, nurse), order_id, NOW)
     assert refused.value.code == "order.accepting_role"
     assert "驿站工作人员" in refused.value.message
+    # nor may the nurse turn it away
+    with db.unit_of_work() as session, pytest.raises(Forbidden) as refused:
+        orders.decline_order(session, actor(session, nurse), order_id, None, NOW, DEFAULT_CATALOGUE)
+    assert refused.value.code == "order.accepting_role"
     # and nothing was written: still on offer, no relationship
     assert written(db, order_id) == (OrderStatus.offered, [])
 

@@ -494,6 +494,7 @@ def decline_order(
     """
     order = _locked(session, order_id)
     provider = _acting_provider(session, actor, order)
+    _expect_accepting_role(actor, provider)  # who may not take an order may not turn it away
     _expect(order, OrderStatus.offered)
     _record(session, order, "declined", order.status, actor, now, provider_id=provider.id, reason=reason)
     dispatch_order(session, order, now, catalogue, actor=actor)
