@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from yiyang.access.redaction import install_pii_redaction
 from yiyang.config import get_settings
 from yiyang.migrate import open_database
 
@@ -12,6 +13,14 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+@app.callback()
+def main() -> None:
+    """yiyang 医养: community medical-and-elderly care platform."""
+    # Every command's process, not only the web app's: the worker's and ingest's tracebacks and
+    # an import's rejected rows must not carry an ID number or a phone into a log line.
+    install_pii_redaction()
 
 
 @app.command()
