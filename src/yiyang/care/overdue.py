@@ -1,7 +1,9 @@
 """Overdue lists (逾期清单) per owner, team and community, "my work", and the XLSX export.
 
 Every list is filtered in its query by ``visible_residents`` (care services), so an actor sees
-only the residents in their scope; counts for the chart are grouped in the database.
+only the residents in their scope; counts for the chart are grouped in the database. Clinical work
+(``CLINICAL_PROGRAMMES``, ``CLINICAL_SOURCES``) also needs ``clinical`` visible for its resident: the
+row is left out otherwise, from the list, its total, the counts and the export alike.
 """
 
 from __future__ import annotations
@@ -12,17 +14,46 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from openpyxl import Workbook
-from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, not_, or_, select
 from sqlalchemy.orm import Session
 
 from yiyang.access.actor import Actor
 from yiyang.access.audit import record_access
 from yiyang.access.policy import DataCategory, Purpose, visible_residents
 from yiyang.care.models import OPEN_STATUSES, WorkItem, WorkStatus
-from yiyang.care.schedule import RULES, local_day
+from yiyang.care.schedule import RULES, Programme, local_day
 from yiyang.care.service import actor_organisations
 from yiyang.geo.models import Area, Organisation
 from yiyang.residents.models import Resident
+
+# Clinical work: it names a diagnosis, care plan or referral, which docs/access.md files as `clinical`.
+CLINICAL_PROGRAMMES = frozenset({
+    Programme.hypertension, Programme.diabetes, Programme.severe_mental, Programme.care_plan, Programme.referral,
+})  # fmt: skip
+# Work raised by a care plan or a referral is clinical whatever its programme (care plans' ``plan.*`` too).
+CLINICAL_SOURCES = frozenset({"care_plan", "referral"})
+
+
+def clinical_work() -> ColumnElement[bool]:
+    """Work items that show clinical data (the one test of it, in SQL; ``source_type`` may be NULL)."""
+    return or_(
+        WorkItem.programme.in_(sorted(CLINICAL_PROGRAMMES)),
+        and_(WorkItem.source_type.is_not(None), WorkItem.source_type.in_(sorted(CLINICAL_SOURCES))),
+    )
+
+
+def _work_scope(session: Session, actor: Actor, now: dt.datetime) -> ColumnElement[bool]:
+    """Work the actor may see: care services visible, and clinical work only where clinical is visible too.
+
+    Leaving the row out (rather than masking its programme) because an overdue chronic or mental-
+    disorder follow-up is itself health data, whatever its label says.
+    """
+    return and_(
+        visible_residents(session, actor, category=DataCategory.care_services, now=now),
+        or_(
+            not_(clinical_work()), visible_residents(session, actor, category=DataCategory.clinical, now=now)
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +84,9 @@ def _filters(
 
 
 def _named_scope(session: Session, actor: Actor, now: dt.datetime) -> ColumnElement[bool]:
-    """Rows naming their resident: the care-services work and the name (identity) must both be visible."""
+    """Rows naming their resident: the work (``_work_scope``) and the name (identity) must both be visible."""
     return and_(
-        visible_residents(session, actor, category=DataCategory.care_services, now=now),
+        _work_scope(session, actor, now),
         visible_residents(session, actor, category=DataCategory.identity, now=now),
     )
 
@@ -98,10 +129,11 @@ class OverdueCount:
 
 
 def overdue_counts(session: Session, actor: Actor, *, by: str, now: dt.datetime) -> list[OverdueCount]:
-    """Overdue work counted by ``community``, ``team`` or ``owner`` (user), most overdue first."""
-    scope = visible_residents(
-        session, actor, category=DataCategory.care_services, purpose=Purpose.care, now=now
-    )
+    """Overdue work counted by ``community``, ``team`` or ``owner`` (user), most overdue first.
+
+    Counts only the work the actor may see (``_work_scope``), so the chart never counts hidden rows.
+    """
+    scope = _work_scope(session, actor, now)
     column = {
         "community": Resident.community_id, "team": WorkItem.owner_organisation_id, "owner": WorkItem.owner_user_id,
     }[by]  # fmt: skip
