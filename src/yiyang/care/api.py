@@ -146,7 +146,7 @@ def list_contracts(
 @router.get(
     "/residents/{resident_id}/work-items",
     response_model=list[schemas.WorkItemRead],
-    openapi_extra=resident_data(DataCategory.care_services),
+    openapi_extra=resident_data(DataCategory.care_services, DataCategory.clinical),
 )
 def list_work_items(
     resident_id: ResidentIdPath,
@@ -174,7 +174,7 @@ def my_work(session: SessionDep, actor: ActorDep, clock: ClockDep) -> list[schem
 @router.get(
     "/care/work-items/{item_id}",
     response_model=schemas.WorkItemRead,
-    openapi_extra=resident_data(DataCategory.care_services),
+    openapi_extra=resident_data(DataCategory.care_services, DataCategory.clinical),
 )
 def read_work_item(
     item_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
@@ -183,7 +183,10 @@ def read_work_item(
     return schemas.WorkItemRead.of(item, list(service.work_item_history(session, item.id)))
 
 
-@router.get("/care/work-items/{item_id}/fhir", openapi_extra=resident_data(DataCategory.care_services))
+@router.get(
+    "/care/work-items/{item_id}/fhir",
+    openapi_extra=resident_data(DataCategory.care_services, DataCategory.clinical),
+)
 def read_work_item_fhir(
     item_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> dict[str, Any]:
@@ -219,7 +222,7 @@ def record_outcome(
 @router.post(
     "/care/work-items/{item_id}/cancel",
     response_model=schemas.WorkItemRead,
-    openapi_extra=resident_data(DataCategory.care_services),
+    openapi_extra=resident_data(DataCategory.care_services, DataCategory.clinical),
 )
 def cancel_work_item(
     item_id: IdPath, body: schemas.CancelIn, session: SessionDep, actor: ActorDep, clock: ClockDep

@@ -21,17 +21,10 @@ from yiyang.access.actor import Actor
 from yiyang.access.audit import record_access
 from yiyang.access.policy import DataCategory, Purpose, visible_residents
 from yiyang.care.models import OPEN_STATUSES, WorkItem, WorkStatus
-from yiyang.care.schedule import RULES, Programme, local_day
+from yiyang.care.schedule import CLINICAL_PROGRAMMES, CLINICAL_SOURCES, RULES, local_day
 from yiyang.care.service import actor_organisations
 from yiyang.geo.models import Area, Organisation
 from yiyang.residents.models import Resident
-
-# Clinical work: it names a diagnosis, care plan or referral, which docs/access.md files as `clinical`.
-CLINICAL_PROGRAMMES = frozenset({
-    Programme.hypertension, Programme.diabetes, Programme.severe_mental, Programme.care_plan, Programme.referral,
-})  # fmt: skip
-# Work raised by a care plan or a referral is clinical whatever its programme (care plans' ``plan.*`` too).
-CLINICAL_SOURCES = frozenset({"care_plan", "referral"})
 
 
 def clinical_work() -> ColumnElement[bool]:

@@ -30,6 +30,20 @@ class Programme(enum.StrEnum):
     referral = "referral"
 
 
+# Clinical work: it names a diagnosis, care plan or referral, which docs/access.md files as `clinical`.
+CLINICAL_PROGRAMMES = frozenset({
+    Programme.hypertension, Programme.diabetes, Programme.severe_mental, Programme.care_plan, Programme.referral,
+})  # fmt: skip
+# Work raised by a care plan or a referral is clinical whatever its programme (care plans' ``plan.*`` too).
+CLINICAL_SOURCES = frozenset({"care_plan", "referral"})
+
+
+def is_clinical_work(programme: str, source_type: str | None) -> bool:
+    """Does a work item of this programme, raised by this source, show clinical data (docs/care.md)?
+    ``overdue.clinical_work()`` is the same test in SQL."""
+    return programme in CLINICAL_PROGRAMMES or (source_type is not None and source_type in CLINICAL_SOURCES)
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     code: str

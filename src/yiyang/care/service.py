@@ -12,13 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import not_, or_, select
 from sqlalchemy.orm import Session
 
 from yiyang import events
 from yiyang.access.actor import Actor
 from yiyang.access.models import RoleMembership
-from yiyang.access.policy import DataCategory, authorize
+from yiyang.access.policy import DataCategory, authorize, visible_residents
 from yiyang.access.roles import Role
 from yiyang.care.contracts import by_of, contract_in_force, history, history_of, teams_in_force
 from yiyang.care.models import OPEN_STATUSES, CareHistory, WorkItem, WorkKind, WorkStatus
@@ -31,6 +31,7 @@ from yiyang.care.schedule import (
     after_chronic_visit,
     after_mental_visit,
     annual_check_window,
+    is_clinical_work,
     local_day,
     status_on,
 )
@@ -80,11 +81,21 @@ def get_work_item(session: Session, item_id: int) -> WorkItem:
     return item
 
 
+def authorize_work_item(
+    session: Session, actor: Actor, item: WorkItem, *, what: str = "work_item", action: str = "read",
+    now: dt.datetime,
+) -> None:  # fmt: skip
+    """Care services for any work item, and clinical as well for clinical work (audited; Forbidden)."""
+    authorize(session, actor, item.resident_id, category=DataCategory.care_services, what=what, action=action,
+              now=now)  # fmt: skip
+    if is_clinical_work(item.programme, item.source_type):
+        authorize(session, actor, item.resident_id, category=DataCategory.clinical, what=what, action=action,
+                  now=now)  # fmt: skip
+
+
 def read_work_item(session: Session, actor: Actor, item_id: int, now: dt.datetime) -> WorkItem:
     item = get_work_item(session, item_id)
-    authorize(
-        session, actor, item.resident_id, category=DataCategory.care_services, what="work_item", now=now
-    )
+    authorize_work_item(session, actor, item, now=now)
     return item
 
 
@@ -101,8 +112,16 @@ def work_items_of(
     open_only: bool = False,
     limit: int = 100,
 ) -> Sequence[WorkItem]:
+    """The resident's work the actor may see: clinical work only where clinical is visible too (left out,
+    not masked, as in the overdue lists), decided in the query by one consent read for the resident."""
+    from yiyang.care.overdue import clinical_work  # overdue imports this module
+
     authorize(session, actor, resident_id, category=DataCategory.care_services, what="work_item", now=now)
-    stmt = select(WorkItem).where(WorkItem.resident_id == resident_id)
+    clinical = visible_residents(session, actor, category=DataCategory.clinical, now=now)
+    clinical_visible = select(Resident.id).where(Resident.id == resident_id, clinical).exists()
+    stmt = select(WorkItem).where(
+        WorkItem.resident_id == resident_id, or_(not_(clinical_work()), clinical_visible)
+    )
     if open_only:
         stmt = stmt.where(WorkItem.status.in_(OPEN_STATUSES))
     return (
@@ -173,10 +192,13 @@ CLINICAL_KINDS = frozenset({WorkKind.follow_up, WorkKind.referral_follow_up, Wor
 
 
 def outcome_category(item: WorkItem, outcome: Outcome) -> DataCategory:
-    """A follow-up's or health check's outcome, or any outcome carrying measurements, is clinical;
-    a home visit or a service delivered with findings only is care services (a grid worker's visit)."""
+    """A follow-up's or health check's outcome, any outcome carrying measurements, and any outcome of
+    clinical work (``is_clinical_work``) is clinical; a home visit or a service delivered with findings
+    only is care services (a grid worker's visit)."""
     measured = any(v not in (None, False, "") for v in _visit_json(outcome.visit).values())
     if item.kind in CLINICAL_KINDS or measured or outcome.refer_to_organisation_id is not None:
+        return DataCategory.clinical
+    if is_clinical_work(item.programme, item.source_type):  # a care-plan activity names the plan
         return DataCategory.clinical
     return DataCategory.care_services
 
@@ -325,8 +347,7 @@ def cancel_work_item(
     session: Session, actor: Actor, item_id: int, *, reason: str, now: dt.datetime
 ) -> WorkItem:
     item = get_work_item(session, item_id)
-    authorize(session, actor, item.resident_id, category=DataCategory.care_services, what="work_item",
-              action="update", now=now)  # fmt: skip
+    authorize_work_item(session, actor, item, action="update", now=now)
     _require_may_work_on(actor, item)
     _require_open(item)
     previous = item.status.value
