@@ -196,7 +196,8 @@ def _capability_statement() -> dict[str, Any]:
                                 "name": "identifier",
                                 "type": "token",
                                 "documentation": f"{RESIDENT_ID_SYSTEM} (居民身份证号码), "
-                                f"{HEALTH_RECORD_SYSTEM} (健康档案编号) or {RESIDENT_SYSTEM}",
+                                f"{HEALTH_RECORD_SYSTEM} (健康档案编号) or {RESIDENT_SYSTEM}; "
+                                "all but the last need the registry field group",
                             },
                             {
                                 "name": "name",
@@ -206,7 +207,8 @@ def _capability_statement() -> dict[str, Any]:
                             {
                                 "name": "birthdate",
                                 "type": "date",
-                                "documentation": "prefixes eq, ge, gt, le, lt",
+                                "documentation": "prefixes eq, ge, gt, le, lt; "
+                                "needs the registry field group",
                             },
                         ],
                         "operation": [
@@ -296,12 +298,6 @@ def _minimised(patients: list[dict[str, Any]], groups: frozenset[FieldGroup]) ->
         ]
         patient.pop("birthDate", None)
     return patients
-
-
-def _role_groups(actor: Actor) -> frozenset[FieldGroup]:
-    if policy.is_system(actor):
-        return frozenset(FieldGroup)
-    return frozenset(g for grant in actor.grants for g in policy.SCOPES[grant.role].groups)
 
 
 _IDENTITY = resident_data(DataCategory.identity)
@@ -416,6 +412,21 @@ def _identifier_clause(value: str):  # type: ignore[no-untyped-def]
     return or_(*clauses) if clauses else None
 
 
+def _registry_identifier(value: str) -> str | None:
+    """Which registry value an identifier search compares, if any (the ID number, the health record
+    number); a value without a system is compared with both. Our resident system compares none."""
+    system, _, number = value.partition("|") if "|" in value else ("", "", value)
+    if not number.strip():
+        return None  # names no one
+    if system == RESIDENT_ID_SYSTEM:
+        return "id_number"
+    if system == HEALTH_RECORD_SYSTEM:
+        return "health_record_number"
+    if not system:
+        return "id_number" if residents.id_number_query(number) is not None else "health_record_number"
+    return None
+
+
 def _name_clause(value: str):  # type: ignore[no-untyped-def]
     """Characters contained in the name, or letters contained in its pinyin (spaces ignored)."""
     value = value.strip()
@@ -443,7 +454,14 @@ def search_patients(
     count: Annotated[int, Query(alias="_count", ge=0, le=MAX_COUNT)] = DEFAULT_COUNT,
     offset: Annotated[int, Query(alias="_offset", ge=0, le=MAX_OFFSET)] = 0,
 ) -> FhirResponse:
-    visible = policy.visible_residents(session, actor, category=DataCategory.identity, now=clock())
+    now = clock()
+    # Searching by a value answers whether someone has it: only for readers shown it (the registry group).
+    searched = _registry_identifier(identifier) if identifier is not None else None
+    if searched is not None:
+        residents.require_registry_search(session, actor, searched=searched, what="Patient", now=now)
+    if birthdate:
+        residents.require_registry_search(session, actor, searched="birth_date", what="Patient", now=now)
+    visible = policy.visible_residents(session, actor, category=DataCategory.identity, now=now)
     stmt = select(Resident).where(Resident.status == ResidentStatus.active, visible)
     if identifier is not None:
         clause = _identifier_clause(identifier)
@@ -470,7 +488,7 @@ def search_patients(
         links.append(("next", page(offset + count)))
     if count and offset > 0:
         links.append(("previous", page(max(0, offset - count))))
-    patients = _minimised(_patients(session, found), _role_groups(actor))
+    patients = _minimised(_patients(session, found), residents.listed_field_groups(actor))
     return FhirResponse(searchset(patients, base_url=_base_url(request), total=total, links=links))
 
 

@@ -15,7 +15,7 @@ from yiyang.access.routes import resident_data
 from yiyang.deps import IdPath, ResidentIdPath, SessionDep
 from yiyang.residents import schemas, service
 from yiyang.residents.identity import age_on, mask_attribute
-from yiyang.residents.models import LinkReview, ResidentMerge
+from yiyang.residents.models import LinkReview, Resident, ResidentMerge
 from yiyang.residents.precedence import PROFILE_ATTRIBUTES
 
 router = APIRouter(prefix="/api", tags=["residents"])
@@ -26,6 +26,7 @@ _REGISTRY = resident_data(DataCategory.identity, registry=True)
 @router.get(
     "/residents",
     response_model=schemas.ResidentPage,
+    response_model_exclude_unset=True,  # a field group the reader lacks is left out, not null
     openapi_extra=resident_data(DataCategory.identity, many=True),
 )
 def search_residents(
@@ -38,7 +39,10 @@ def search_residents(
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> schemas.ResidentPage:
-    visible = policy.visible_residents(session, actor, category=DataCategory.identity, now=clock())
+    """Residents in the reader's scope; each item holds only the field groups its profile would show."""
+    now = clock()
+    service.authorize_search(session, actor, q, now=now)  # by ID number: registry readers only
+    visible = policy.visible_residents(session, actor, category=DataCategory.identity, now=now)
     total, rows = service.search_residents(
         session,
         q,
@@ -48,7 +52,15 @@ def search_residents(
         offset=offset,
         visible=visible,
     )
-    return schemas.ResidentPage(total=total, items=[schemas.ResidentSummary.model_validate(r) for r in rows])
+    groups = service.listed_field_groups(actor)
+    return schemas.ResidentPage(total=total, items=[_summary(r, groups) for r in rows])
+
+
+def _summary(resident: Resident, groups: frozenset[FieldGroup]) -> schemas.ResidentSummary:
+    summary = schemas.ResidentSummary.model_validate(resident)
+    if FieldGroup.registry in groups:
+        return summary
+    return schemas.ResidentSummary.model_validate(summary.model_dump(exclude={"birth_date"}))
 
 
 @router.get("/residents/{resident_id}", response_model=schemas.ResidentProfile, openapi_extra=_IDENTITY)

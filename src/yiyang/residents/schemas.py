@@ -16,7 +16,8 @@ class ResidentSummary(BaseModel):
     id: int
     name: str
     sex: str | None
-    birth_date: dt.date | None
+    # Registry field group: left out (not null) for a reader without it, as the profile leaves it out.
+    birth_date: dt.date | None = None
     community_id: int | None
     grid_id: int | None
     household_id: int | None

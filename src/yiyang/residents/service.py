@@ -14,9 +14,12 @@ from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from yiyang import events
-from yiyang.access import pii
+from yiyang.access import pii, policy
+from yiyang.access.actor import Actor
+from yiyang.access.denials import queue_denial
+from yiyang.access.policy import DataCategory, FieldGroup, Purpose
 from yiyang.db import utcnow
-from yiyang.errors import Conflict, Invalid, NotFound
+from yiyang.errors import Conflict, Forbidden, Invalid, NotFound
 from yiyang.events import ResidentsChanged, ResidentsMerged, ResidentsUnmerged
 from yiyang.geo.models import Area
 from yiyang.residents.identity import IdNumberError, mask_attribute, parse_id_number
@@ -86,18 +89,88 @@ def search_residents(
     return total, rows
 
 
-def _query_clause(query: str):  # type: ignore[no-untyped-def]
-    compact = query.replace(" ", "")
+def id_number_query(query: str | None) -> str | None:
+    """The normalised ID number a search text names (GB 11643, 15 or 18 characters), or None."""
+    compact = (query or "").strip().replace(" ", "")
     if compact.isdigit() or (len(compact) == 18 and compact[:17].isdigit()):
         try:
-            return Resident.id_number_bidx.in_(
-                pii.lookup_indexes("id_number", parse_id_number(compact).number)
-            )
+            return parse_id_number(compact).number
         except IdNumberError:
-            return Resident.phone_bidx.in_(pii.lookup_indexes("phone", compact))
+            return None
+    return None
+
+
+def _query_clause(query: str):  # type: ignore[no-untyped-def]
+    compact = query.replace(" ", "")
+    number = id_number_query(compact)
+    if number is not None:
+        return Resident.id_number_bidx.in_(pii.lookup_indexes("id_number", number))
+    if compact.isdigit() or (len(compact) == 18 and compact[:17].isdigit()):
+        return Resident.phone_bidx.in_(pii.lookup_indexes("phone", compact))
     if query.isascii():
         return Resident.name_pinyin.like(f"{query.lower()}%")
     return or_(Resident.name.contains(query), Resident.name_pinyin == name_pinyin(query))
+
+
+# -- what a reader of a list sees, and what it may search by ------------------------------------
+
+
+def listed_field_groups(actor: Actor) -> frozenset[FieldGroup]:
+    """The identity field groups (contact, registry, living) this actor sees of each resident a list
+    filtered by ``policy.visible_residents(category=identity)`` holds.
+
+    The profile read (``policy.authorize_profile``) shows the groups of all the actor's roles whose
+    category it may touch for the resident; a listed resident is one whose identity it may touch,
+    so the identity groups of any of its roles are shown, as in that resident's profile.
+    """
+    if policy.is_system(actor) or not policy.current_settings().enforce:
+        return frozenset(g for g in FieldGroup if policy.GROUP_CATEGORY[g] is DataCategory.identity)
+    return frozenset(
+        group
+        for grant in actor.grants
+        for group in policy.SCOPES[grant.role].groups
+        if policy.GROUP_CATEGORY[group] is DataCategory.identity
+    )
+
+
+SEARCH_REFUSED = "resident.search.registry"
+_SEARCHED = {
+    "id_number": ("身份证号", "ID number"),
+    "birth_date": ("出生日期", "birth date"),
+    "health_record_number": ("健康档案编号", "health record number"),
+}
+
+
+def require_registry_search(
+    session: Session, actor: Actor, *, searched: str, what: str, now: dt.datetime | None = None
+) -> None:
+    """Refuse (audited) a search by a registry value to an actor who does not see the registry group.
+
+    A search answers "someone has this value" or "no one does": with a resident's birth date and
+    area known, about 500 guesses would recover an ID number. So searching by a value is allowed
+    only to readers shown it (docs/registry.md, "Search and the list").
+    """
+    if FieldGroup.registry in listed_field_groups(actor):
+        return
+    queue_denial(
+        session, actor, action="read", resource_type=what, resident_id=None,
+        field_group=FieldGroup.registry.value, purpose=Purpose.care.value,
+        reason=f"{SEARCH_REFUSED}: {searched}", at=now or utcnow(),
+    )  # fmt: skip
+    chinese, english = _SEARCHED[searched]
+    raise Forbidden(
+        SEARCH_REFUSED,
+        f"您的角色无权按{chinese}查找居民 (your role may not search residents by {english})",
+        searched=searched,
+    )
+
+
+def authorize_search(
+    session: Session, actor: Actor, query: str | None, *, what: str = "resident_search", now: dt.datetime
+) -> None:
+    """A registry search text that is an ID number needs the registry group; a name or phone does not."""
+    if id_number_query(query) is not None:
+        require_registry_search(session, actor, searched="id_number", what=what, now=now)
 
 
 @dataclass

@@ -106,7 +106,12 @@ def residents_page(
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> HTMLResponse:
     size = 25
-    visible = policy.visible_residents(session, actor, category=DataCategory.identity, now=_now(request))
+    now = _now(request)
+    try:
+        service.authorize_search(session, actor, q, now=now)  # by ID number: registry readers only
+    except Forbidden as error:
+        return refused(request, error)
+    visible = policy.visible_residents(session, actor, category=DataCategory.identity, now=now)
     total, rows = service.search_residents(
         session, q or None, limit=size, offset=(page - 1) * size, visible=visible
     )
@@ -123,6 +128,7 @@ def residents_page(
         q=q or "",
         total=total,
         items=items,
+        birth_dates=FieldGroup.registry in service.listed_field_groups(actor),  # as the profile shows
         page=page,
         pages=(total + size - 1) // size,
     )
