@@ -371,6 +371,17 @@ def visible_residents(
     return or_(*clauses) if clauses else false()
 
 
+def named_residents(
+    session: Session, actor: Actor, *, category: DataCategory, now: dt.datetime | None = None
+) -> ColumnElement[bool]:
+    """Residents a list of ``category`` data may name: that category and their identity both
+    visible, as a profile read needs identity (docs/care.md: lists that name their residents)."""
+    return and_(
+        visible_residents(session, actor, category=category, now=now),
+        visible_residents(session, actor, category=DataCategory.identity, now=now),
+    )
+
+
 # --- one resident ----------------------------------------------------------------------------
 
 DENIALS = {

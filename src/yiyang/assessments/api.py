@@ -12,17 +12,18 @@ from fastapi import APIRouter, Query
 
 from yiyang.access import policy
 from yiyang.access.deps import ActorDep, ClockDep
-from yiyang.access.policy import DataCategory
+from yiyang.access.policy import DataCategory, FieldGroup
 from yiyang.access.routes import no_resident_data, resident_data
 from yiyang.assessments import fhir, schemas, service
 from yiyang.assessments.instruments import INSTRUMENTS
 from yiyang.deps import MAX_ID, IdPath, ResidentIdPath, SessionDep
-from yiyang.residents.service import get_resident
+from yiyang.residents.service import get_resident, listed_field_groups
 
 router = APIRouter(prefix="/api", tags=["assessments"])
 
 _CLINICAL = resident_data(DataCategory.clinical)
-_CLINICAL_LIST = resident_data(DataCategory.clinical, many=True)
+# The reassessment lists name their residents: identity as well as clinical.
+_CLINICAL_LIST = resident_data(DataCategory.clinical, DataCategory.identity, many=True)
 CommunityQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
@@ -115,7 +116,7 @@ def reassessments_due(
     """Residents whose capability assessment is overdue, due soon, or overtaken by a change."""
     now = clock()
     today = now.astimezone(service.LOCAL_TZ).date()
-    visible = policy.visible_residents(session, actor, category=DataCategory.clinical, now=now)
+    visible = policy.named_residents(session, actor, category=DataCategory.clinical, now=now)
     total, items = service.capability_reassessments_due(
         session, today=today, within_days=within_days, community_id=community_id, limit=limit, offset=offset,
         visible=visible,
@@ -140,11 +141,12 @@ def never_assessed(
     """Residents of ``min_age`` or more with no capability assessment yet."""
     now = clock()
     today: dt.date = now.astimezone(service.LOCAL_TZ).date()
-    visible = policy.visible_residents(session, actor, category=DataCategory.clinical, now=now)
+    visible = policy.named_residents(session, actor, category=DataCategory.clinical, now=now)
     total, rows = service.never_assessed(
         session, today=today, min_age=min_age, community_id=community_id, limit=limit, offset=offset,
         visible=visible,
     )  # fmt: skip
-    return schemas.NeverAssessedPage(
-        total=total, items=[schemas.NeverAssessedRead.model_validate(r) for r in rows]
-    )
+    items = [schemas.NeverAssessedRead.model_validate(r) for r in rows]
+    if FieldGroup.registry not in listed_field_groups(actor):  # as on the profile
+        items = [item.model_copy(update={"birth_date": None}) for item in items]
+    return schemas.NeverAssessedPage(total=total, items=items)

@@ -86,7 +86,9 @@ class NeverAssessedRead(BaseModel):
 
     id: int
     name: str
-    birth_date: dt.date | None
+    birth_date: dt.date | None = Field(
+        description="only for readers whose roles see the registry field group (docs/access.md)"
+    )
     community_id: int | None
     capability_level: str | None
 

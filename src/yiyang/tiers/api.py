@@ -99,7 +99,9 @@ def read_tier_flag(
 
 
 @router.get(
-    "/tiers", response_model=schemas.TierPage, openapi_extra=resident_data(DataCategory.clinical, many=True)
+    "/tiers",
+    response_model=schemas.TierPage,
+    openapi_extra=resident_data(DataCategory.clinical, DataCategory.identity, many=True),
 )
 def list_by_tier(
     session: SessionDep,
@@ -110,7 +112,7 @@ def list_by_tier(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> schemas.TierPage:
-    visible = policy.visible_residents(session, actor, category=DataCategory.clinical, now=clock())
+    visible = policy.named_residents(session, actor, category=DataCategory.clinical, now=clock())
     total, rows = service.residents_by_tier(
         session, community_id=community_id, tier=tier, limit=limit, offset=offset, visible=visible
     )

@@ -232,7 +232,9 @@ def counted(session: Session, actor, now: dt.datetime):  # type: ignore[no-untyp
 
 
 @router.get(
-    "/tiers", response_class=HTMLResponse, openapi_extra=resident_data(DataCategory.clinical, many=True)
+    "/tiers",
+    response_class=HTMLResponse,
+    openapi_extra=resident_data(DataCategory.clinical, DataCategory.identity, many=True),
 )
 def tiers_page(
     request: Request,
@@ -256,7 +258,7 @@ def tiers_page(
     )
     residents_page: dict[str, Any] | None = None
     if community_area is not None:
-        visible = policy.visible_residents(session, actor, category=DataCategory.clinical, now=now)
+        visible = policy.named_residents(session, actor, category=DataCategory.clinical, now=now)
         total, rows = tiers.residents_by_tier(
             session, community_id=community_area.id, tier=tier, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE,
             visible=visible,
