@@ -72,6 +72,8 @@ def list_devices(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> list[schemas.DeviceRead]:
+    """Devices an administrator may manage: those bound now to a resident the actor may see
+    (identity), and those bound to no resident."""
     _admin(actor)
     now = clock()
     if resident_id is not None:
@@ -84,16 +86,32 @@ def list_devices(
         at=now,
         limit=limit,
         offset=offset,
+        visible=policy.visible_residents(session, actor, category=DataCategory.identity, now=now),
     )
     return [_read(session, device, now) for device in devices]
 
 
-@router.get("/devices/{device_id}", response_model=schemas.DeviceRead, openapi_extra=_PLACEMENTS)
+def _authorize_holder(
+    session: Session, actor: Actor, device: Device, now: dt.datetime, *, action: str = "read"
+) -> None:
+    """A device bound now to a resident is that resident's data: the policy decides, audited."""
+    binding = service.binding_at(session, device.id, now)
+    if binding is not None and binding.resident_id is not None:
+        policy.authorize(
+            session, actor, binding.resident_id, category=DataCategory.identity, what="device",
+            action=action, now=now,
+        )  # fmt: skip
+
+
+@router.get("/devices/{device_id}", response_model=schemas.DeviceRead, openapi_extra=_PLACEMENT)
 def read_device(
     device_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.DeviceRead:
     _admin(actor)
-    return _read(session, service.get_device(session, device_id), clock())
+    now = clock()
+    device = service.get_device(session, device_id)
+    _authorize_holder(session, actor, device, now)
+    return _read(session, device, now)
 
 
 @router.post(
@@ -109,12 +127,14 @@ def rotate_secret(
     return schemas.SecretRotated(uid=device.uid, secret=secret)
 
 
-@router.post("/devices/{device_id}/retire", response_model=schemas.DeviceRead, openapi_extra=_PLACEMENTS)
+@router.post("/devices/{device_id}/retire", response_model=schemas.DeviceRead, openapi_extra=_PLACEMENT)
 def retire_device(
     device_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.DeviceRead:
     _admin(actor)
     now = clock()
+    # Retiring ends the holder's binding: a change to that resident's placement.
+    _authorize_holder(session, actor, service.get_device(session, device_id), now, action="update")
     return _read(session, service.retire_device(session, device_id, now), now)
 
 

@@ -10,7 +10,7 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, Select, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -118,6 +118,13 @@ def get_device(session: Session, device_id: int) -> Device:
     return device
 
 
+def _bound_at(at: dt.datetime) -> Select[tuple[int]]:
+    """The devices with a binding in force at ``at``."""
+    return select(DeviceBinding.device_id).where(
+        DeviceBinding.valid_from <= at, or_(DeviceBinding.valid_to.is_(None), DeviceBinding.valid_to > at)
+    )
+
+
 def list_devices(
     session: Session,
     *,
@@ -127,16 +134,26 @@ def list_devices(
     at: dt.datetime | None = None,
     limit: int = 100,
     offset: int = 0,
+    visible: ColumnElement[bool] | None = None,
 ) -> Sequence[Device]:
-    """Devices, optionally of one kind or bound (at ``at``) to a resident or household."""
+    """Devices, optionally of one kind or bound (at ``at``) to a resident or household.
+
+    ``visible`` (``policy.visible_residents``, a clause over ``resident``) keeps out the devices
+    bound at ``at`` to a resident outside it; the page is cut after that, in the query.
+    """
     query = select(Device).order_by(Device.id).limit(limit).offset(offset)
     if kind is not None:
         query = query.where(Device.kind == kind)
+    if visible is not None:
+        at = at or dt.datetime.now(dt.UTC)
+        hidden = _bound_at(at).where(
+            DeviceBinding.resident_id.is_not(None),
+            ~DeviceBinding.resident_id.in_(select(Resident.id).where(visible)),
+        )
+        query = query.where(Device.id.not_in(hidden))
     if resident_id is not None or household_id is not None:
         at = at or dt.datetime.now(dt.UTC)
-        bound = select(DeviceBinding.device_id).where(
-            DeviceBinding.valid_from <= at, or_(DeviceBinding.valid_to.is_(None), DeviceBinding.valid_to > at)
-        )
+        bound = _bound_at(at)
         if resident_id is not None:
             bound = bound.where(DeviceBinding.resident_id == resident_id)
         if household_id is not None:
