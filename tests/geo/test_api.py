@@ -1,4 +1,10 @@
-"""The geography routes: areas, organisations and households, with no resident data in them."""
+"""The geography routes: areas, organisations and households.
+
+Areas and households need a signed-in user (they answered anyone before; see
+tests/geo/test_household_access.py for who sees what). The tests here read as a civil-affairs
+officer over the whole district: their scope covers the household's people, their roles see
+the living field group and count residents for statistics.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from tests.signed_in import bearer_for
+from yiyang.access import service as access
+from yiyang.access.roles import Role
 from yiyang.app import create_app
 from yiyang.db import Database
 from yiyang.deps import MAX_ID
@@ -46,8 +55,18 @@ def ids(sqlite_db: Database, geography_file: Path, organisations_file: Path) -> 
 
 
 @pytest.fixture
-def client(sqlite_db: Database) -> Iterator[TestClient]:
-    with TestClient(create_app(sqlite_db)) as test_client:
+def officer(sqlite_db: Database, ids: dict[str, int]) -> dict[str, str]:
+    """A civil-affairs officer (民政工作人员) over the district."""
+    with sqlite_db.unit_of_work() as session:
+        user = access.create_user(session, "civil-officer")
+        access.grant_role(session, user, Role.civil_affairs_officer, area_id=ids["110108"])
+        user_id = user.id
+    return bearer_for(sqlite_db, user_id)
+
+
+@pytest.fixture
+def client(sqlite_db: Database, officer: dict[str, str]) -> Iterator[TestClient]:
+    with TestClient(create_app(sqlite_db), headers=officer) as test_client:
         yield test_client
 
 
@@ -96,3 +115,16 @@ def test_a_household_shows_where_and_how_many_but_not_who(client: TestClient, id
     assert body["community"]["code"] == "110108001001" and body["grid"]["code"] == "110108001001-01"
     assert "王建国" not in response.text and "李秀英" not in response.text
     assert client.get(f"/api/households/{MAX_ID}").json()["code"] == "geo.household.not_found"
+
+
+def test_areas_and_households_need_sign_in_organisations_do_not(
+    sqlite_db: Database, ids: dict[str, int]
+) -> None:
+    # given someone who has not signed in (these routes answered anyone before)
+    with TestClient(create_app(sqlite_db)) as anonymous:
+        # then the area tree and the household are refused, the organisations' directory is not
+        assert anonymous.get("/api/areas").status_code == 401
+        assert anonymous.get(f"/api/areas/{ids['110108001']}").status_code == 401
+        household = anonymous.get(f"/api/households/{ids['household']}")
+        assert household.status_code == 401 and "建设路" not in household.text
+        assert anonymous.get("/api/organisations").status_code == 200

@@ -6,7 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from yiyang.access.routes import no_resident_data
+from yiyang.access import policy
+from yiyang.access.deps import ActorDep, ClockDep
+from yiyang.access.policy import DataCategory, Purpose
+from yiyang.access.routes import no_resident_data, resident_data
 from yiyang.deps import MAX_ID, IdPath, SessionDep
 from yiyang.geo import service
 from yiyang.geo.models import AreaLevel, OrganisationKind
@@ -22,6 +25,7 @@ Offset = Annotated[int, Query(ge=0, le=MAX_ID, description="rows to skip")]
 @router.get("/areas", response_model=list[AreaRead], openapi_extra=no_resident_data("geography"))
 def list_areas(
     session: SessionDep,
+    actor: ActorDep,  # signed-in users only: nothing outside the staff and resident apps reads the tree
     level: AreaLevel | None = None,
     parent_id: OptionalId = None,
     limit: Limit = 200,
@@ -31,16 +35,26 @@ def list_areas(
     return [AreaRead.model_validate(area) for area in areas]
 
 
-@router.get("/areas/{area_id}", response_model=AreaDetail, openapi_extra=no_resident_data("geography"))
-def get_area(area_id: IdPath, session: SessionDep) -> AreaDetail:
+@router.get(
+    "/areas/{area_id}",
+    response_model=AreaDetail,
+    response_model_exclude_unset=True,
+    # The tree is geography; the resident count is a statistic over visible_residents.
+    openapi_extra=resident_data(DataCategory.identity, many=True),
+)
+def get_area(area_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep) -> AreaDetail:
     area = service.get_area(session, area_id)
     children = service.list_children(session, area.id)
-    count = service.resident_counts(session, [area])[area.id]
-    return AreaDetail(
+    detail = AreaDetail(
         **AreaRead.model_validate(area).model_dump(),
         children=[AreaRead.model_validate(child) for child in children],
-        resident_count=count,
     )
+    if service.counts_residents(actor):
+        counted = policy.visible_residents(
+            session, actor, category=DataCategory.identity, purpose=Purpose.statistics, now=clock()
+        )
+        detail.resident_count = service.resident_counts(session, [area], counted)[area.id]
+    return detail
 
 
 @router.get(
@@ -62,15 +76,22 @@ def list_organisations(
 @router.get(
     "/households/{household_id}",
     response_model=HouseholdRead,
-    openapi_extra=no_resident_data("a household's address and size, naming nobody"),
+    response_model_exclude_unset=True,
+    # An address with "lives alone" is about the people there: answered through their scope.
+    openapi_extra=resident_data(DataCategory.identity, many=True),
 )
-def get_household(household_id: IdPath, session: SessionDep) -> HouseholdRead:
-    summary = service.household_summary(session, household_id)
-    return HouseholdRead(
+def get_household(
+    household_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
+) -> HouseholdRead:
+    view = service.read_household(session, actor, household_id, clock())
+    summary = view.summary
+    household = HouseholdRead(
         id=summary.household.id,
         address=summary.household.address,
         community=AreaRef.model_validate(summary.community),
         grid=AreaRef.model_validate(summary.grid) if summary.grid else None,
-        living_arrangement=summary.household.living_arrangement,
-        member_count=summary.member_count,
     )
+    if view.living:
+        household.living_arrangement = summary.household.living_arrangement
+        household.member_count = summary.member_count
+    return household

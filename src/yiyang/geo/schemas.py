@@ -22,7 +22,9 @@ class AreaRead(BaseModel):
 
 class AreaDetail(AreaRead):
     children: list[AreaRead]
-    resident_count: int  # active residents in the area and below it
+    # Active residents in the area and below it that the reader may count for statistics; left
+    # out of the answer (not null) for a reader whose roles count no one (a statistic, 统计).
+    resident_count: int | None = None
 
 
 class AreaRef(BaseModel):
@@ -53,11 +55,15 @@ class OrganisationRead(BaseModel):
 
 
 class HouseholdRead(BaseModel):
-    """A household (家庭户): where it is and how many live there, never who."""
+    """A household (家庭户): where it is and, for readers who see the living field group, how its
+    people live and how many of them the reader may see; never who.
+
+    ``living_arrangement`` and ``member_count`` are left out of the answer for other readers;
+    a null ``living_arrangement`` means it is not known."""
 
     id: int
     address: str
     community: AreaRef
     grid: AreaRef | None
-    living_arrangement: LivingArrangement | None
-    member_count: int
+    living_arrangement: LivingArrangement | None = None
+    member_count: int | None = None

@@ -9,6 +9,7 @@ rejected row changes nothing. Services here do not commit; the caller's unit of 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import unicodedata
 from collections.abc import Iterator, Sequence
@@ -16,11 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import ColumnElement, and_, func, insert, select
 from sqlalchemy.orm import Session
 
+from yiyang.access import policy
+from yiyang.access.actor import Actor
+from yiyang.access.denials import queue_denial
+from yiyang.access.policy import DataCategory, FieldGroup, Purpose
 from yiyang.db import allocate_ids, bulk_insert
-from yiyang.errors import Invalid, NotFound
+from yiyang.errors import Forbidden, Invalid, NotFound
 from yiyang.geo.models import (
     LEVEL_ORDER,
     Area,
@@ -692,21 +697,88 @@ class HouseholdSummary:
     member_count: int
 
 
-def household_summary(session: Session, household_id: int) -> HouseholdSummary:
-    """A household with its community, grid and how many (active) residents live in it."""
+def get_household(session: Session, household_id: int) -> Household:
     household = session.get(Household, household_id)
     if household is None:
         raise NotFound("geo.household.not_found", "家庭户不存在 (household not found)")
-    members = session.scalar(
-        select(func.count(Resident.id)).where(
-            Resident.household_id == household_id, Resident.status == ResidentStatus.active
-        )
+    return household
+
+
+def household_members(
+    session: Session, household_id: int, visible: ColumnElement[bool] | None = None
+) -> list[int]:
+    """The ids of the household's active residents, optionally only those ``visible`` selects."""
+    query = select(Resident.id).where(
+        Resident.household_id == household_id, Resident.status == ResidentStatus.active
     )
+    if visible is not None:
+        query = query.where(visible)
+    return list(session.scalars(query.order_by(Resident.id)))
+
+
+def household_summary(
+    session: Session, household_id: int, visible: ColumnElement[bool] | None = None
+) -> HouseholdSummary:
+    """A household with its community, grid and how many (active) residents live in it;
+    with ``visible`` (``policy.visible_residents``), how many of those the reader may see."""
+    household = get_household(session, household_id)
     return HouseholdSummary(
         household=household,
         community=session.get_one(Area, household.community_id),
         grid=session.get(Area, household.grid_id) if household.grid_id else None,
-        member_count=members or 0,
+        member_count=len(household_members(session, household_id, visible)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class HouseholdView:
+    """A household as one reader may see it: ``living`` says whether the reader's roles see the
+    living field group (living arrangement, household size); ``summary.member_count`` counts
+    only the members the reader may see."""
+
+    summary: HouseholdSummary
+    living: bool
+
+
+def read_household(session: Session, actor: Actor, household_id: int, now: dt.datetime) -> HouseholdView:
+    """A household for a reader who may see at least one of its members (identity), audited.
+
+    A household's address and how its people live are data about them (an elder living alone),
+    so the members decide: each one the reader sees gets an allowed audit row; when the reader
+    sees none, the first member's refusal is the answer (``access.scope`` / ``access.consent`` /
+    ``access.role``, audited as denied), and a household with no active member is refused as out
+    of scope, since nobody in it can be seen through.
+    """
+    get_household(session, household_id)
+    visible = policy.visible_residents(session, actor, category=DataCategory.identity, now=now)
+    seen = household_members(session, household_id, visible)
+    if not seen:
+        members = household_members(session, household_id)
+        if not members:
+            queue_denial(
+                session, actor, action="read", resource_type="household", resident_id=None,
+                field_group=DataCategory.identity.value, purpose=Purpose.care.value, reason="access.scope",
+                at=now,
+            )  # fmt: skip
+            raise Forbidden("access.scope", policy.DENIALS["access.scope"])
+        seen = members[:1]  # refused here, unless a break-the-glass opening lets the reader in
+    for resident_id in seen:
+        policy.authorize(
+            session, actor, resident_id, category=DataCategory.identity, what="household", now=now
+        )
+    groups: set[FieldGroup] = set(FieldGroup) if policy.is_system(actor) else set()
+    for grant in actor.grants:
+        groups |= policy.SCOPES[grant.role].groups
+    summary = household_summary(session, household_id, visible)
+    if summary.member_count < len(seen):  # a member opened by break-the-glass counts too
+        summary = HouseholdSummary(summary.household, summary.community, summary.grid, len(seen))
+    return HouseholdView(summary=summary, living=FieldGroup.living in groups)
+
+
+def counts_residents(actor: Actor) -> bool:
+    """Whether the actor's roles count residents (identity) for statistics (``SCOPES[...].statistics``)."""
+    return policy.is_system(actor) or any(
+        DataCategory.identity in policy.SCOPES[grant.role].statistics for grant in actor.grants
     )
 
 
@@ -751,15 +823,22 @@ def areas_under(
     return list(session.scalars(query.order_by(Area.path)))
 
 
-def resident_counts(session: Session, areas: Sequence[Area]) -> dict[int, int]:
-    """Active residents per area: by grid for grids, else by community summed up the tree."""
+def resident_counts(
+    session: Session, areas: Sequence[Area], visible: ColumnElement[bool] | None = None
+) -> dict[int, int]:
+    """Active residents per area: by grid for grids, else by community summed up the tree.
+
+    ``visible`` (``policy.visible_residents`` for statistics) limits what is counted."""
     counts: dict[int, int] = {}
+    counted = Resident.status == ResidentStatus.active
+    if visible is not None:
+        counted = and_(counted, visible)
     grid_ids = [area.id for area in areas if area.level is AreaLevel.grid]
     if grid_ids:
         per_grid = dict(
             session.execute(
                 select(Resident.grid_id, func.count(Resident.id))
-                .where(Resident.grid_id.in_(grid_ids), Resident.status == ResidentStatus.active)
+                .where(Resident.grid_id.in_(grid_ids), counted)
                 .group_by(Resident.grid_id)
             ).all()
         )
@@ -770,7 +849,7 @@ def resident_counts(session: Session, areas: Sequence[Area]) -> dict[int, int]:
     per_community = dict(
         session.execute(
             select(Resident.community_id, func.count(Resident.id))
-            .where(Resident.community_id.is_not(None), Resident.status == ResidentStatus.active)
+            .where(Resident.community_id.is_not(None), counted)
             .group_by(Resident.community_id)
         ).all()
     )
