@@ -4,7 +4,8 @@ their family-doctor team). Thin: the services do the work.
 
 Every route declares what it exposes (``access/routes.py``): alerts are the residents' sensor
 data. An inbox item names an alert's kind and the resident's registry number, so the inbox is
-sensor data too; it holds only the items an escalation chain addressed to the signed-in user.
+sensor data too; it holds only the items an escalation chain addressed to the signed-in user, while
+the chain would still choose them (``service.entitled_clause``), and reading it is audited.
 """
 
 from __future__ import annotations
@@ -97,12 +98,12 @@ def resolve_alert(
 def read_inbox(
     session: SessionDep,
     actor: ActorDep,
+    clock: ClockDep,
     after_id: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> list[schemas.InboxItemRead]:
-    if actor.user_id is None:
-        return []
-    items = service.inbox_of(session, actor.user_id, after_id=after_id, limit=limit)
+    """The items the caller is still entitled to; the read is audited per resident shown."""
+    items = service.read_inbox(session, actor, clock(), after_id=after_id, limit=limit)
     return [schemas.InboxItemRead.model_validate(item) for item in items]
 
 
@@ -117,19 +118,31 @@ def mark_inbox_read(
 
 @router.get("/inbox/stream", include_in_schema=False, openapi_extra=SENSOR)
 async def inbox_stream(
-    request: Request, actor: ActorDep, after_id: Annotated[int, Query(ge=0, le=MAX_ID)] = 0
+    request: Request,
+    session: SessionDep,
+    actor: ActorDep,
+    clock: ClockDep,
+    after_id: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> StreamingResponse:
-    """Server-sent events: each new inbox item as ``event: inbox`` with its JSON, as it arrives."""
-    database: Database = request.app.state.database
-    user_id = actor.user_id
+    """Server-sent events: each new inbox item as ``event: inbox`` with its JSON, as it arrives.
 
-    def newer(last: int) -> list[dict[str, Any]]:
-        if user_id is None:
-            return []
+    Each poll checks again that the session still holds (not signed out, not expired, the account
+    active) and pushes only items the user is still entitled to, audited like ``GET /api/inbox``;
+    a session that ended ends the stream."""
+    database: Database = request.app.state.database
+    # The request's own unit of work (signing in touched the credential) would stay open for the
+    # stream's ten minutes, holding SQLite's write lock and the credential's row on PostgreSQL, so
+    # that a sign-out, or the polls' audit rows, would wait on it: it ends here, each poll has its own.
+    await run_in_threadpool(session.commit)
+
+    def newer(last: int) -> list[dict[str, Any]] | None:
         with database.unit_of_work() as session:
+            now = clock()
+            if not service.session_in_force(session, actor.credential_id, now):
+                return None
             return [
                 schemas.InboxItemRead.model_validate(item).model_dump(mode="json")
-                for item in service.inbox_of(session, user_id, after_id=last, limit=50)
+                for item in service.read_inbox(session, actor, now, after_id=last, limit=50)
             ]
 
     async def events() -> AsyncIterator[bytes]:
@@ -137,7 +150,10 @@ async def inbox_stream(
         waited = 0.0
         yield b"retry: 3000\n\n"
         while waited < STREAM_LIFETIME_S:
-            for item in await run_in_threadpool(newer, last):
+            items = await run_in_threadpool(newer, last)
+            if items is None:
+                return
+            for item in items:
                 last = max(last, item["id"])
                 yield b"id: %d\nevent: inbox\ndata: %s\n\n" % (item["id"], orjson.dumps(item))
             if await request.is_disconnected():

@@ -13,14 +13,34 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, and_, bindparam, case, delete, func, insert, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from yiyang.access.actor import Actor, system_actor
 from yiyang.access.audit import record_access
-from yiyang.access.models import RelationshipKind, ResidentAuthorisation, ResidentRelationship, RoleMembership
+from yiyang.access.models import (
+    AuthCredential,
+    RelationshipKind,
+    ResidentAuthorisation,
+    ResidentRelationship,
+    RoleMembership,
+    User,
+)
 from yiyang.access.policy import DataCategory, authorize
 from yiyang.access.roles import Role
 from yiyang.alerts.channels import DeliveryFailed, Notice, Notifier
@@ -439,6 +459,8 @@ def resolve(
 
 
 RESPONDER_WINDOW = dt.timedelta(hours=24)  # how long after resolution a responder may still open it
+RESPONDER_REASON = "escalation recipient"
+NO_LONGER_RECIPIENT = "recipient no longer qualifies"
 
 
 def authorize_alert(
@@ -446,7 +468,9 @@ def authorize_alert(
 ) -> None:
     """The policy's check for one alert, plus the responder's duty: a person an escalation step
     addressed (an inbox item of this alert) may open, acknowledge and resolve it while it is open
-    and for a day after, whatever their role's usual scope (a grid worker, a station on duty).
+    and for a day after, whatever their role's usual scope (a grid worker, a station on duty), as
+    long as the chain would still choose them for this resident today (``entitled_clause``): a
+    revoked authorisation or role, an ended contract or service, a deactivated account end it.
     Audited either way; a responder's row says so."""
     resolved_long_ago = alert.resolved_at is not None and alert.resolved_at + RESPONDER_WINDOW < now
     addressed = (
@@ -454,7 +478,8 @@ def authorize_alert(
         and not resolved_long_ago
         and session.scalar(
             select(InboxItem.id)
-            .where(InboxItem.alert_id == alert.id, InboxItem.user_id == actor.user_id)
+            .join(Alert, Alert.id == InboxItem.alert_id)
+            .where(InboxItem.alert_id == alert.id, InboxItem.user_id == actor.user_id, entitled_clause(now))
             .limit(1)
         )
         is not None
@@ -462,7 +487,7 @@ def authorize_alert(
     if addressed:
         record_access(
             session, actor, action=action, resource_type="alert", resident_id=alert.resident_id,
-            field_group="sensor", purpose="care", reason="escalation recipient", at=now,
+            field_group="sensor", purpose="care", reason=RESPONDER_REASON, at=now,
         )  # fmt: skip
         return
     authorize(
@@ -575,44 +600,79 @@ def recipients_for(
     ids = sorted(set(resident_ids))
     found: dict[tuple[int, Target], set[int]] = {}
     for target in set(targets):
-        if target is Target.family:
-            query = select(ResidentAuthorisation.resident_id, ResidentAuthorisation.grantee_id).where(
-                ResidentAuthorisation.resident_id.in_(ids),
-                ResidentAuthorisation.valid_from <= now,
-                or_(ResidentAuthorisation.valid_until.is_(None), ResidentAuthorisation.valid_until > now),
-                ResidentAuthorisation.revoked_at.is_(None),
-            )
-        elif target is Target.grid_worker:
-            query = (
-                select(Resident.id, RoleMembership.user_id)
-                .join(RoleMembership, RoleMembership.area_id == Resident.grid_id)
-                .where(
-                    Resident.id.in_(ids),
-                    RoleMembership.role == Role.grid_worker,
-                    RoleMembership.revoked_at.is_(None),
-                )
-            )
-        else:
-            kind = (
-                RelationshipKind.contract if target is Target.family_doctor_team else RelationshipKind.service
-            )
-            roles = STAFF_ROLES if target is Target.family_doctor_team else STATION_ROLES
-            query = (
-                select(ResidentRelationship.resident_id, RoleMembership.user_id)
-                .join(RoleMembership, RoleMembership.organisation_id == ResidentRelationship.organisation_id)
-                .where(
-                    ResidentRelationship.resident_id.in_(ids),
-                    ResidentRelationship.kind == kind,
-                    ResidentRelationship.valid_from <= now,
-                    or_(ResidentRelationship.valid_until.is_(None), ResidentRelationship.valid_until > now),
-                    ResidentRelationship.ended_at.is_(None),
-                    RoleMembership.role.in_(roles),
-                    RoleMembership.revoked_at.is_(None),
-                )
-            )
-        for resident_id, user_id in session.execute(query):
+        query, resident, _user = _recipient_pairs(target, now)
+        for resident_id, user_id in session.execute(query.where(resident.in_(ids))):
             found.setdefault((resident_id, target), set()).add(user_id)
     return {key: sorted(users) for key, users in found.items()}
+
+
+def _recipient_pairs(
+    target: Target, now: dt.datetime
+) -> tuple[Select, ColumnElement[int], ColumnElement[int]]:
+    """Who ``target`` means today, as (resident, user) pairs: the one rule that both chooses an
+    escalation step's recipients and decides whether an inbox item still entitles its user
+    (``entitled_clause``). A deactivated account is never chosen. Returns the statement and its
+    resident and user columns, for the caller's filter."""
+    if target is Target.family:
+        resident, user = ResidentAuthorisation.resident_id, ResidentAuthorisation.grantee_id
+        query = select(resident, user).where(
+            ResidentAuthorisation.valid_from <= now,
+            or_(ResidentAuthorisation.valid_until.is_(None), ResidentAuthorisation.valid_until > now),
+            ResidentAuthorisation.revoked_at.is_(None),
+        )
+    elif target is Target.grid_worker:
+        resident, user = Resident.id, RoleMembership.user_id
+        query = (
+            select(resident, user)
+            .join(RoleMembership, RoleMembership.area_id == Resident.grid_id)
+            .where(RoleMembership.role == Role.grid_worker, RoleMembership.revoked_at.is_(None))
+        )
+    else:
+        kind = RelationshipKind.contract if target is Target.family_doctor_team else RelationshipKind.service
+        roles = STAFF_ROLES if target is Target.family_doctor_team else STATION_ROLES
+        resident, user = ResidentRelationship.resident_id, RoleMembership.user_id
+        query = (
+            select(resident, user)
+            .join(RoleMembership, RoleMembership.organisation_id == ResidentRelationship.organisation_id)
+            .where(
+                ResidentRelationship.kind == kind,
+                ResidentRelationship.valid_from <= now,
+                or_(ResidentRelationship.valid_until.is_(None), ResidentRelationship.valid_until > now),
+                ResidentRelationship.ended_at.is_(None),
+                RoleMembership.role.in_(roles),
+                RoleMembership.revoked_at.is_(None),
+            )
+        )
+    return query.join(User, User.id == user).where(User.active.is_(True)), resident, user
+
+
+def entitled_clause(now: dt.datetime) -> ColumnElement[bool]:
+    """A clause over ``inbox_item`` joined to its ``alert``: the items whose user would still be
+    chosen today, for the alert's resident, by a target that addressed them for this alert (the
+    inbox delivery written with the item names it). An inbox item is no standing grant: it
+    entitles its user only while the relationship that made them a recipient holds (a revoked
+    authorisation or role, an ended contract or service, a deactivated account end it)."""
+    per_target = []
+    for target in Target:
+        query, resident, user = _recipient_pairs(target, now)
+        addressed_as = (
+            select(AlertDelivery.id)
+            .where(
+                AlertDelivery.alert_id == InboxItem.alert_id,
+                AlertDelivery.user_id == InboxItem.user_id,
+                AlertDelivery.channel == ChannelName.inbox.value,
+                AlertDelivery.target == target.value,
+            )
+            .correlate(InboxItem)
+            .exists()
+        )
+        still_chosen = (
+            query.where(resident == Alert.resident_id, user == InboxItem.user_id)
+            .correlate(InboxItem, Alert)
+            .exists()
+        )
+        per_target.append(and_(addressed_as, still_chosen))
+    return or_(*per_target)
 
 
 Who = Callable[[int, Target], list[int]]
@@ -714,7 +774,12 @@ class DeliveryReport:
 def send_deliveries(
     session: Session, now: dt.datetime, notifier: Notifier, limit: int = 200
 ) -> DeliveryReport:
-    """Send what is pending or due for a retry; failures back off, and give up after max_attempts."""
+    """Send what is pending or due for a retry; failures back off, and give up after max_attempts.
+
+    Every attempt, the first and each retry, first checks that its recipient would still be chosen
+    for the resident by the target that chose them (``recipients_for``): one who no longer is (a
+    revoked authorisation or role, an ended contract, a deactivated account) is not sent to, and
+    the delivery is given up with the reason (counted in ``gave_up``)."""
     report = DeliveryReport()
     rows = session.scalars(
         select(AlertDelivery)
@@ -725,9 +790,22 @@ def send_deliveries(
         .order_by(AlertDelivery.next_attempt_at)
         .limit(limit)
     ).all()
+    alerts = {a.id: a for a in session.scalars(select(Alert).where(Alert.id.in_({d.alert_id for d in rows})))}
+    addressed = [(alerts[d.alert_id].resident_id, _target_of(d.target)) for d in rows if d.alert_id in alerts]
+    chosen = recipients_for(
+        session, [resident for resident, _ in addressed], {target for _, target in addressed if target}, now
+    )
     for delivery in rows:
         channel = notifier.channel(delivery.channel)
-        alert = session.get(Alert, delivery.alert_id)
+        alert = alerts.get(delivery.alert_id)
+        if alert is not None and delivery.user_id is not None:  # the webhook's has no recipient
+            target = _target_of(delivery.target)
+            if target is None or delivery.user_id not in chosen.get((alert.resident_id, target), ()):
+                delivery.status = DeliveryStatus.gave_up
+                delivery.next_attempt_at = None
+                delivery.last_error = NO_LONGER_RECIPIENT
+                report.gave_up += 1
+                continue
         delivery.attempts += 1
         if channel is None or alert is None:
             delivery.status = DeliveryStatus.gave_up
@@ -762,6 +840,13 @@ def send_deliveries(
         delivery.last_error = None
         report.sent += 1
     return report
+
+
+def _target_of(value: str | None) -> Target | None:
+    try:
+        return Target(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 # ---- deadlines (durations and absence) ------------------------------------------------------
@@ -945,17 +1030,73 @@ def _latest_activity(session: Session, rule: Rule, deadline: AlertDeadline) -> d
 # ---- inbox ----------------------------------------------------------------------------------
 
 
-def inbox_of(session: Session, user_id: int, *, after_id: int = 0, limit: int = 50) -> list[InboxItem]:
-    query = select(InboxItem).where(InboxItem.user_id == user_id)
+def inbox_of(
+    session: Session, user_id: int, *, now: dt.datetime, after_id: int = 0, limit: int = 50
+) -> list[InboxItem]:
+    """The user's inbox items they are still entitled to (``entitled_clause``), newest first, or
+    those after ``after_id`` oldest first (the live stream). Not audited: see ``read_inbox``."""
+    return [item for item, _resident in _inbox_rows(session, user_id, now, after_id, limit)]
+
+
+def read_inbox(
+    session: Session, actor: Actor, now: dt.datetime, *, after_id: int = 0, limit: int = 50
+) -> list[InboxItem]:
+    """``inbox_of`` for the signed-in actor, audited: each item names a resident and an alert's
+    kind (sensor data), so the read writes one row per resident it shows, as a responder."""
+    if actor.user_id is None:
+        return []
+    rows = _inbox_rows(session, actor.user_id, now, after_id, limit)
+    for resident_id in sorted({resident_id for _item, resident_id in rows}):
+        record_access(
+            session, actor, action="read", resource_type="inbox", resident_id=resident_id,
+            field_group="sensor", purpose="care", reason=RESPONDER_REASON, at=now,
+        )  # fmt: skip
+    return [item for item, _resident in rows]
+
+
+def _inbox_rows(
+    session: Session, user_id: int, now: dt.datetime, after_id: int, limit: int
+) -> list[tuple[InboxItem, int]]:
+    query = (
+        select(InboxItem, Alert.resident_id)
+        .join(Alert, Alert.id == InboxItem.alert_id)
+        .where(InboxItem.user_id == user_id, entitled_clause(now))
+    )
     if after_id:
-        return list(session.scalars(query.where(InboxItem.id > after_id).order_by(InboxItem.id).limit(limit)))
-    return list(session.scalars(query.order_by(InboxItem.id.desc()).limit(limit)))
+        query = query.where(InboxItem.id > after_id).order_by(InboxItem.id)
+    else:
+        query = query.order_by(InboxItem.id.desc())
+    return [(item, resident_id) for item, resident_id in session.execute(query.limit(limit))]
 
 
 def mark_read(session: Session, user_id: int, item_id: int, now: dt.datetime) -> InboxItem:
-    item = session.get(InboxItem, item_id)
-    if item is None or item.user_id != user_id:
+    item = session.scalar(
+        select(InboxItem)
+        .join(Alert, Alert.id == InboxItem.alert_id)
+        .where(InboxItem.id == item_id, InboxItem.user_id == user_id, entitled_clause(now))
+    )
+    if item is None:
         raise NotFound("inbox.not_found", "消息不存在 (no such message)")
     if item.read_at is None:
         item.read_at = now
     return item
+
+
+def session_in_force(session: Session, credential_id: int | None, now: dt.datetime) -> bool:
+    """Whether the credential a long-lived request (the inbox stream) signed in with still holds:
+    not revoked (signed out), not expired, its account active."""
+    if credential_id is None:
+        return False
+    return (
+        session.scalar(
+            select(AuthCredential.id)
+            .join(User, User.id == AuthCredential.user_id)
+            .where(
+                AuthCredential.id == credential_id,
+                AuthCredential.revoked_at.is_(None),
+                AuthCredential.expires_at > now,
+                User.active.is_(True),
+            )
+        )
+        is not None
+    )

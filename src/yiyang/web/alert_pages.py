@@ -84,8 +84,8 @@ def alert_page(
 
 
 @router.get("/inbox", response_class=HTMLResponse, openapi_extra=resident_data(DataCategory.sensor))
-def inbox_page(request: Request, session: SessionDep, actor: ActorDep) -> HTMLResponse:
-    items = service.inbox_of(session, actor.user_id, limit=50) if actor.user_id else []
+def inbox_page(request: Request, session: SessionDep, actor: ActorDep, clock: ClockDep) -> HTMLResponse:
+    items = service.read_inbox(session, actor, clock(), limit=50)  # entitled items only; audited
     return render(
         request,
         "alerts/inbox.html",
