@@ -41,7 +41,7 @@ def search_residents(
 ) -> schemas.ResidentPage:
     """Residents in the reader's scope; each item holds only the field groups its profile would show."""
     now = clock()
-    service.authorize_search(session, actor, q, now=now)  # by ID number: registry readers only
+    service.authorize_search(session, actor, q, now=now)  # by ID number or phone: who may see them
     visible = policy.visible_residents(session, actor, category=DataCategory.identity, now=now)
     total, rows = service.search_residents(
         session,

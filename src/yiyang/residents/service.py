@@ -165,12 +165,44 @@ def require_registry_search(
     )
 
 
+PHONE_SEARCH_REFUSED = "resident.search.phone"
+
+
+def phone_query(query: str | None) -> bool:
+    """Whether a search text is matched as a phone: digits that are not a valid ID number (``_query_clause``)."""
+    compact = (query or "").strip().replace(" ", "")
+    is_number = compact.isdigit() or (len(compact) == 18 and compact[:17].isdigit())
+    return is_number and id_number_query(compact) is None
+
+
 def authorize_search(
     session: Session, actor: Actor, query: str | None, *, what: str = "resident_search", now: dt.datetime
 ) -> None:
-    """A registry search text that is an ID number needs the registry group; a name or phone does not."""
+    """A search text that is an ID number needs the registry group; one that is a phone needs a role
+    that may reveal phones; a name needs neither."""
     if id_number_query(query) is not None:
         require_registry_search(session, actor, searched="id_number", what=what, now=now)
+    elif phone_query(query):
+        _require_phone_search(session, actor, what=what, now=now)
+
+
+def _require_phone_search(session: Session, actor: Actor, *, what: str, now: dt.datetime) -> None:
+    """Phones are shown masked (138****5678) to all but the roles that may reveal them, so a search
+    by phone is an oracle for the four hidden digits: ten thousand guesses. Only those roles search."""
+    from yiyang.access.reveal import RevealableField, reveal_grant  # reveal imports this module
+
+    if policy.is_system(actor) or not policy.current_settings().enforce:
+        return
+    if reveal_grant(actor, RevealableField.phone) is not None:
+        return
+    queue_denial(
+        session, actor, action="read", resource_type=what, resident_id=None,
+        field_group=FieldGroup.contact.value, purpose=Purpose.care.value,
+        reason=f"{PHONE_SEARCH_REFUSED}: phone", at=now,
+    )  # fmt: skip
+    raise Forbidden(
+        PHONE_SEARCH_REFUSED, "您的角色无权按电话号码查找居民 (your role may not search residents by phone)"
+    )
 
 
 @dataclass

@@ -108,7 +108,7 @@ def residents_page(
     size = 25
     now = _now(request)
     try:
-        service.authorize_search(session, actor, q, now=now)  # by ID number: registry readers only
+        service.authorize_search(session, actor, q, now=now)  # by ID number or phone: who may see them
     except Forbidden as error:
         return refused(request, error)
     visible = policy.visible_residents(session, actor, category=DataCategory.identity, now=now)
