@@ -438,6 +438,29 @@ def test_each_problem_rejects_the_row_with_its_code_and_column(
             assert secret not in rejection.message
 
 
+# An ID number or a phone typed into the wrong column: the message quotes the cell, never them.
+MISFILED = [
+    pytest.param(Feed.insurance, {"诊断编码": WANG_ID}, "condition.code", id="id-in-diagnosis-code"),
+    pytest.param(Feed.health, {"慢病诊断": WANG_PHONE}, "condition.unknown", id="phone-in-diagnosis"),
+    pytest.param(Feed.health, {"居住情况": WANG_PHONE}, "field.vocabulary", id="phone-in-living"),
+    pytest.param(Feed.civil, {"低保": WANG_ID}, "field.vocabulary", id="id-in-flag"),
+]
+
+
+@pytest.mark.parametrize(("feed", "changes", "code"), MISFILED)
+def test_a_misfiled_id_number_or_phone_is_not_repeated_in_the_message(
+    tmp_path: Path, feed: Feed, changes: dict[str, str], code: str
+) -> None:
+    # given a row with an ID number or a phone in a column meant for something else
+    # when it is read
+    rejection = read_one(tmp_path, feed, changes)
+    # then it is rejected for that column, and the message marks where the value was, not the value
+    assert isinstance(rejection, RowRejection) and rejection.code == code
+    (secret,) = changes.values()
+    assert secret not in rejection.message
+    assert "[ID-REDACTED]" in rejection.message or "[PHONE-REDACTED]" in rejection.message
+
+
 def test_a_second_row_with_the_same_key_is_rejected_and_the_first_kept(tmp_path: Path) -> None:
     # given two rows with the same record number
     path = write_csv(tmp_path / "health.csv", [HEALTH, {**HEALTH, "收缩压": "150"}])

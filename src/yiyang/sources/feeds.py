@@ -29,6 +29,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
+from yiyang.access.redaction import redact_pii
 from yiyang.errors import DomainError
 from yiyang.residents.identity import CHECK_CHARS, WEIGHTS, IdNumberError, parse_id_number
 from yiyang.sources import vocab
@@ -105,7 +106,9 @@ class RowError(DomainError):
     status_code = 422
 
     def __init__(self, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(code, message)
+        # Messages quote the cell at fault; an ID number or phone typed into the wrong column would
+        # travel with it into reports, the CLI and import_run.rejections (docs/feeds.md).
+        super().__init__(code, redact_pii(message))
         self.field = field
 
 
