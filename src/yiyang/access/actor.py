@@ -7,7 +7,8 @@ grants, and the audit trail records them.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 
 from yiyang.access.roles import Role
 
@@ -48,6 +49,13 @@ class Actor:
 
     def grants_for(self, role: Role) -> tuple[RoleGrant, ...]:
         return tuple(grant for grant in self.grants if grant.role == role)
+
+    def acting_as(self, roles: Iterable[Role]) -> Actor:
+        """The same person holding only their grants of ``roles``: for a step only those roles may
+        take, so that the policy's scope and consent are decided by such a grant, not by another
+        role the person also holds (a nurse elsewhere who is station staff here)."""
+        wanted = frozenset(roles)
+        return replace(self, grants=tuple(grant for grant in self.grants if grant.role in wanted))
 
     @property
     def is_admin(self) -> bool:

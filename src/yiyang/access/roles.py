@@ -91,6 +91,8 @@ ROLES: dict[Role, RoleInfo] = {
 }
 
 ADMIN_ROLE = Role.district_admin
+# A family-doctor team's clinicians (签约团队): who accepts care plans and sets a resident's thresholds.
+CLINICAL_TEAM_ROLES = frozenset({Role.family_doctor, Role.nurse, Role.health_manager})
 
 
 def role_info(role: Role | str) -> RoleInfo:

@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session
 from yiyang.access import passwords, tokens
 from yiyang.access.actor import Actor, CredentialKind, RoleGrant
 from yiyang.access.models import AuthCredential, ResidentAuthorisation, RoleMembership, SignInAttempt, User
-from yiyang.access.roles import ADMIN_ROLE, AreaScope, Audience, Role, role_info
+from yiyang.access.roles import ADMIN_ROLE, CLINICAL_TEAM_ROLES, AreaScope, Audience, Role, role_info
 from yiyang.access.throttle import ThrottlePolicy, retry_after
 from yiyang.config import Settings
 from yiyang.db import utcnow
-from yiyang.errors import Conflict, DomainError, Invalid, NotFound
+from yiyang.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from yiyang.geo.models import Area, Organisation, OrganisationKind
 from yiyang.residents.models import Resident
 
@@ -167,6 +167,20 @@ def _check_organisation_kind(role: Role, organisation: Organisation | None) -> N
             "社会组织的人员请授予社会组织工作人员角色 (a social organisation's people hold the "
             "social-organisation worker role, not station staff)",
         )
+
+
+def as_clinician(actor: Actor) -> Actor:
+    """The actor as a family-doctor team's clinician (``CLINICAL_TEAM_ROLES``), or ``Forbidden``.
+
+    For a clinical decision (accepting a care plan): scope and consent are then decided by the
+    clinician's grants alone, not by another role the person also holds."""
+    clinician = actor.acting_as(CLINICAL_TEAM_ROLES)
+    if not clinician.grants:
+        raise Forbidden(
+            "access.clinician",
+            "只有签约团队的医生、护士或健康管理师可以这样做 (only a family doctor, nurse or health manager may do this)",
+        )
+    return clinician
 
 
 def revoke_role(session: Session, membership_id: int, now: dt.datetime | None = None) -> RoleMembership:

@@ -20,6 +20,7 @@ from yiyang.access.actor import Actor
 from yiyang.access.models import RoleMembership
 from yiyang.access.policy import DataCategory, authorize, visible_residents
 from yiyang.access.roles import Role
+from yiyang.access.service import as_clinician
 from yiyang.care.contracts import by_of, contract_in_force, history, history_of, teams_in_force
 from yiyang.care.models import OPEN_STATUSES, CareHistory, WorkItem, WorkKind, WorkStatus
 from yiyang.care.schedule import (
@@ -480,10 +481,11 @@ def accept_care_plan(session: Session, actor: Actor, plan_id: int, *, now: dt.da
     from yiyang.tiers import service as tiers
 
     plan = tiers.get_care_plan(session, plan_id)
-    authorize(session, actor, plan.resident_id, category=DataCategory.clinical, what="care_plan",
+    clinician = as_clinician(actor)
+    authorize(session, clinician, plan.resident_id, category=DataCategory.clinical, what="care_plan",
               action="update", now=now)  # fmt: skip
     contract = contract_in_force(session, plan.resident_id)
-    orgs = sorted(actor_organisations(actor))
+    orgs = sorted(actor_organisations(clinician))
     owner_org = contract.team_id if contract else (orgs[0] if orgs else None)
     owner_user = None if owner_org is not None else actor.user_id
     tiers.activate_care_plan(session, plan_id, by=by_of(actor), now=now)

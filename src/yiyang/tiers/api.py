@@ -12,6 +12,7 @@ from yiyang.access.actor import Actor
 from yiyang.access.deps import ActorDep, ClockDep
 from yiyang.access.policy import DataCategory, Purpose
 from yiyang.access.routes import no_resident_data, resident_data
+from yiyang.access.service import as_clinician
 from yiyang.deps import MAX_ID, IdPath, ResidentIdPath, SessionDep
 from yiyang.errors import NotFound
 from yiyang.residents.service import get_active_resident, get_resident
@@ -211,5 +212,6 @@ def activate_care_plan(
 ) -> schemas.CarePlanRead:
     """A clinician accepts a proposed plan (proposed -> active); the care loop takes it from here."""
     plan = service.get_care_plan(session, plan_id)
-    _clinical(session, actor, plan.resident_id, clock(), what="care_plan", action="update")
+    clinician = as_clinician(actor)  # a team clinician's grant decides, not another role's
+    _clinical(session, clinician, plan.resident_id, clock(), what="care_plan", action="update")
     return schemas.care_plan_read(service.activate_care_plan(session, plan_id, by=body.by or actor.username))
