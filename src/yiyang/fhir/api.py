@@ -28,11 +28,12 @@ from yiyang.access import pii, policy
 from yiyang.access.actor import Actor
 from yiyang.access.audit import record_access
 from yiyang.access.consent_fhir import consent_from_resource, consent_resource
+from yiyang.access.denials import queue_denial
 from yiyang.access.deps import ActorDep, ClockDep
 from yiyang.access.policy import DataCategory, FieldGroup
 from yiyang.access.routes import no_resident_data, resident_data
 from yiyang.deps import MAX_ID, IdPath, ResidentIdPath, SessionDep
-from yiyang.errors import DomainError, NotFound
+from yiyang.errors import DomainError, Forbidden, NotFound
 from yiyang.fhir.bundles import (
     EntryOutcome,
     rows_from_transaction,
@@ -240,23 +241,29 @@ def _capability_statement() -> dict[str, Any]:
 # -- Patient read ----------------------------------------------------------------------------
 
 
-def _active_resident(session: Session, resident_id: int) -> Resident:
-    """The resident, or 404; a merged one is gone (410) and the outcome names its survivor."""
+def _known_resident(session: Session, resident_id: int) -> Resident:
+    """The resident, active or merged, or 404. Whether it was merged is registry data: the caller
+    authorizes the reader first and only then asks ``_merged``."""
     try:
-        return residents.get_active_resident(session, resident_id)
-    except NotFound as error:
-        if error.code != "resident.merged":
-            raise FhirError(
-                404, "resident.not_found", "未找到该居民 (Patient not found)", issue_type="not-found"
-            ) from None
-        survivor = _survivor(session, resident_id)
-        target = f"Patient/{survivor}" if survivor else "another Patient"
+        return residents.get_resident(session, resident_id)
+    except NotFound:
         raise FhirError(
-            410,
-            "resident.merged",
-            f"该居民档案已合并到 {target} (this Patient was merged into {target})",
-            issue_type="deleted",
+            404, "resident.not_found", "未找到该居民 (Patient not found)", issue_type="not-found"
         ) from None
+
+
+def _merged(session: Session, resident: Resident) -> FhirError | None:
+    """A merged resident is gone (410), and the outcome names its survivor; None for an active one."""
+    if resident.status != ResidentStatus.merged:
+        return None
+    survivor = _survivor(session, resident.id)
+    target = f"Patient/{survivor}" if survivor else "another Patient"
+    return FhirError(
+        410,
+        "resident.merged",
+        f"该居民档案已合并到 {target} (this Patient was merged into {target})",
+        issue_type="deleted",
+    )
 
 
 def _survivor(session: Session, resident_id: int) -> int | None:
@@ -310,8 +317,10 @@ _IDENTITY = resident_data(DataCategory.identity)
 def read_patient(
     resident_id: ResidentIdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> FhirResponse:
-    resident = _active_resident(session, resident_id)
+    resident = _known_resident(session, resident_id)
     groups = policy.authorize_profile(session, actor, resident.id, what="Patient", now=clock())
+    if (gone := _merged(session, resident)) is not None:
+        return _outcome_response(gone)  # answered, not raised: the allowed read's audit row commits
     return FhirResponse(_minimised(_patients(session, [resident]), groups)[0])
 
 
@@ -325,8 +334,10 @@ def patient_everything(
     resident_id: ResidentIdPath, session: SessionDep, request: Request, actor: ActorDep, clock: ClockDep
 ) -> FhirResponse:
     """The Patient, its Conditions and the latest Observation of each code (what the reader may see)."""
-    resident = _active_resident(session, resident_id)
+    resident = _known_resident(session, resident_id)
     groups = policy.authorize_profile(session, actor, resident.id, what="Patient/$everything", now=clock())
+    if (gone := _merged(session, resident)) is not None:
+        return _outcome_response(gone)
     conditions, observations = [], []
     if FieldGroup.clinical in groups:
         conditions = [condition_resource(c) for c in residents.conditions_of(session, resident.id)]
@@ -533,18 +544,12 @@ def transaction(
     entry_count = len(bundle.get("entry") or ())
     if not rows:  # nothing to store: no import run either
         return FhirResponse(transaction_response([EntryOutcome()] * entry_count))
-    label = f"FHIR Bundle/{bundle['id']}" if isinstance(bundle.get("id"), str) else "FHIR transaction"
-    record_access(
-        session, actor, action="create", resource_type="fhir_transaction", field_group="import", at=now
-    )
+    label = f"FHIR Bundle/{bundle['id']}"[:200] if isinstance(bundle.get("id"), str) else "FHIR transaction"
     try:
-        report = sources.import_source_rows(session, Feed.health, rows, label=label[:200])
+        report = _import_in_scope(session, actor, rows, label, now)
     except DomainError:
         session.rollback()
         raise
-    if report.rejections:
-        session.rollback()
-        raise _refused(422, report.rejections)
     locations = {
         row.line: f"Patient/{report.resident_ids[row.source_key]}"
         for row in rows
@@ -552,6 +557,78 @@ def transaction(
     }
     outcomes = [EntryOutcome(location=locations.get(line)) for line in range(1, entry_count + 1)]
     return FhirResponse(transaction_response(outcomes))
+
+
+def _import_in_scope(
+    session: Session, actor: Actor, rows: list[SourceRow], label: str, now: dt.datetime
+) -> sources.ImportReport:
+    """Import the rows only if the actor may write every resident they would touch.
+
+    Which residents a row reaches is the import's own record linkage (a known health record, the
+    ID number's blind index, or a probabilistic match), so the rows are first imported on trial,
+    inside a savepoint that is rolled back: it tells which existing residents they reach, and
+    where the new ones would live. Each existing resident is then authorized as registry work
+    (identity, update), on the registry as it stands before the Bundle, since the Bundle may
+    move them; every new resident must lie in the scope of one of the actor's registry roles (an
+    officer's area: a new resident placed in no community is in none). Any refusal refuses the
+    whole transaction (403) before anything is written. The audit names every resident written."""
+    trial = session.begin_nested()
+    try:
+        report = sources.import_source_rows(session, Feed.health, rows, label=label)
+        reached = set(report.resident_ids.values())
+        placed = _in_registry_scope(session, actor, reached, now) if not report.rejections else set()
+    finally:
+        trial.rollback()
+    if report.rejections:
+        raise _refused(422, report.rejections)
+    existing = set(session.execute(select(Resident.id).where(Resident.id.in_(reached))).scalars())
+    refusal: DomainError | None = None
+    for resident_id in sorted(existing):  # every refusal audited, the first one answered
+        try:
+            policy.authorize(
+                session, actor, resident_id, category=DataCategory.identity, what="fhir_transaction",
+                action="update", now=now,
+            )  # fmt: skip
+        except Forbidden as error:
+            refusal = refusal or error
+    misplaced = reached - existing - placed
+    if misplaced:
+        for _ in misplaced:
+            queue_denial(
+                session, actor, action="create", resource_type="fhir_transaction", resident_id=None,
+                field_group=DataCategory.identity.value, purpose="care", reason="access.scope", at=now,
+            )  # fmt: skip
+        refusal = refusal or Forbidden(
+            "access.scope",
+            f"{len(misplaced)} 位新居民不在您的辖区内 ({len(misplaced)} new Patients are not placed in your area)",
+        )
+    if refusal is not None:
+        raise refusal
+    report = sources.import_source_rows(session, Feed.health, rows, label=label)
+    if report.rejections:  # the trial passed the same rows on the same registry
+        raise _refused(422, report.rejections)
+    for resident_id in sorted(set(report.resident_ids.values()) - existing):
+        record_access(
+            session, actor, action="create", resource_type="fhir_transaction", resident_id=resident_id,
+            field_group=DataCategory.identity.value, at=now,
+        )  # fmt: skip
+    return report
+
+
+def _in_registry_scope(session: Session, actor: Actor, resident_ids: set[int], now: dt.datetime) -> set[int]:
+    """Which of these residents lie in the scope of one of the actor's registry roles (as they are now)."""
+    if not resident_ids:
+        return set()
+    if policy.is_system(actor) or not policy.current_settings().enforce:
+        return set(resident_ids)
+    clauses = [
+        policy.scope_clause(session, actor, g, now) for g in actor.grants if policy.SCOPES[g.role].registry
+    ]
+    if not clauses:
+        return set()
+    return set(
+        session.execute(select(Resident.id).where(Resident.id.in_(resident_ids), or_(*clauses))).scalars()
+    )
 
 
 def _communities(session: Session) -> CommunityDirectory:
@@ -605,8 +682,10 @@ def search_consents(
     """A resident's consent decisions, every one with its status (the history included)."""
     now = clock()
     resident_id = _patient_param(patient)
-    _active_resident(session, resident_id)
-    rows = consents.consent_history(session, actor, resident_id, now)
+    resident = _known_resident(session, resident_id)
+    rows = consents.consent_history(session, actor, resident_id, now)  # authorized and audited
+    if (gone := _merged(session, resident)) is not None:
+        return _outcome_response(gone)
     resources = [consent_resource(row, now) for row in rows]
     return FhirResponse(
         searchset(
@@ -682,7 +761,19 @@ def _apply_consent(session: Session, actor: Actor, resource: Any, consent_id: in
             return consents.revoke_consent(session, actor, consent_id, now)
     elif not wanted.active:
         raise FhirError(400, "fhir.consent.status", "新建的授权须为 active (a new Consent must be active)")
-    _active_resident(session, wanted.resident_id)
+    resident = _known_resident(session, wanted.resident_id)
+    if (gone := _merged(session, resident)) is not None:
+        # Only a writer who may see the resident learns of the merge; others get the usual refusal.
+        policy.authorize(
+            session,
+            actor,
+            resident.id,
+            category=DataCategory.identity,
+            what="consent",
+            action="create",
+            now=now,
+        )
+        raise gone
     return consents.record_consent(
         session, actor, wanted.resident_id, category=wanted.category, recipient_class=wanted.recipient_class,
         purpose=wanted.purpose, decision=wanted.decision, now=now, valid_from=wanted.valid_from,
