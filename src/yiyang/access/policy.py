@@ -9,7 +9,10 @@ This is the one entry point every domain uses for resident data:
 - ``visible_residents(session, actor, category=...)`` for list queries: a boolean SQL clause over
   ``resident.id`` that the service adds to its ``WHERE``, so lists are filtered in the query.
 - ``authorize_profile`` for a profile: which field groups this actor sees of this resident
-  (field minimisation), audited as one read.
+  (field minimisation), audited as one read. The groups come from the grants whose scope covers
+  the resident, each for the categories consent allows it: holding a resident's role and a
+  volunteer's shows another resident only what the volunteer sees.
+- ``listed_groups`` for a list: the identity groups shown of each listed resident, by the same rule.
 
 What each role may do is data, in one place: ``SCOPES`` (role -> how its scope is drawn, which
 categories it may touch for which purpose, which consent recipient class it is, which field
@@ -397,6 +400,18 @@ class Decision:
     grant: RoleGrant | None  # the grant relied on (the first one that allowed the first category)
     code: str  # why the first category asked for was refused (or "" when it was allowed)
     break_glass_id: int | None = None
+    # Per grant, the categories it allows for this resident (in scope, consented; or the glass's).
+    by_grant: tuple[tuple[RoleGrant, frozenset[DataCategory]], ...] = ()
+
+    def shown_groups(self) -> frozenset[FieldGroup]:
+        """The field groups of the grants that reach this resident, each for the categories it allows:
+        never one grant's groups for a resident only another grant reaches."""
+        return frozenset(
+            group
+            for grant, categories in self.by_grant
+            for group in SCOPES[grant.role].groups
+            if GROUP_CATEGORY[group] in categories
+        )
 
 
 # One resident at a time: statements built once with bound parameters (building SQLAlchemy
@@ -521,6 +536,7 @@ def _decide(
     allowed: set[DataCategory] = set()
     relied: RoleGrant | None = None
     refusals: set[str] = set()
+    by_grant: list[tuple[RoleGrant, frozenset[DataCategory]]] = []
     decisions: dict[ConsentKey, set[str]] | None = None
     for grant in actor.grants:
         scope = SCOPES[grant.role]
@@ -530,11 +546,14 @@ def _decide(
         in_scope = _in_scope(session, actor, grant, resident, now)
         if in_scope and decisions is None and scope.recipient is not RecipientClass.own:
             decisions = _decisions_in_force(session, resident_id, now)
-        for category in reach:
-            if in_scope and _consented(decisions or {}, scope.recipient, category, purpose):
-                allowed.add(category)
-                if category is primary and relied is None:
-                    relied = grant
+        granted = frozenset(
+            c for c in reach if in_scope and _consented(decisions or {}, scope.recipient, c, purpose)
+        )
+        if granted:
+            by_grant.append((grant, granted))
+            allowed |= granted
+            if primary in granted and relied is None:
+                relied = grant
         if primary in reach:
             refusals.add("access.consent" if in_scope else "access.scope")
     if primary in allowed:
@@ -543,7 +562,7 @@ def _decide(
         code = "access.consent" if "access.consent" in refusals else "access.scope"
     else:
         code = "access.role"
-    return Decision(frozenset(allowed), relied, code)
+    return Decision(frozenset(allowed), relied, code, by_grant=tuple(by_grant))
 
 
 def _break_glass(
@@ -584,9 +603,9 @@ def _evaluate(
         if opened is not None:
             grant = _break_glass_grant(actor)
             assert grant is not None
-            reach = SCOPES[grant.role].care
+            opens = frozenset(c for c in categories if c in SCOPES[grant.role].care)
             return Decision(
-                frozenset(c for c in categories if c in reach) | decision.allowed, grant, "", opened.id
+                opens | decision.allowed, grant, "", opened.id, by_grant=(*decision.by_grant, (grant, opens))
             )
     return decision
 
@@ -688,14 +707,53 @@ def authorize_profile(
             session, actor, resident_id, code=decision.code, action="read", what=what,
             field_group=DataCategory.identity.value, purpose=Purpose.care, now=now,
         )  # fmt: skip
-    role_groups: set[FieldGroup] = set()
-    for grant in actor.grants:
-        role_groups |= SCOPES[grant.role].groups
-    shown = frozenset(g for g in role_groups if GROUP_CATEGORY[g] in decision.allowed)
+    shown = decision.shown_groups()
     _record_allowed(
         session, actor, resident_id, decision, action="read", what=what, field_group="profile",
         purpose=Purpose.care, now=now, reason="shown: " + ",".join(sorted(shown)),
     )  # fmt: skip
+    return shown
+
+
+IDENTITY_GROUPS = frozenset(g for g in FieldGroup if GROUP_CATEGORY[g] is DataCategory.identity)
+
+
+def listing_grants(actor: Actor) -> tuple[RoleGrant, ...]:
+    """The grants through which ``visible_residents(category=identity)`` lists residents."""
+    return tuple(g for g in actor.grants if DataCategory.identity in SCOPES[g.role].care)
+
+
+def listed_groups(
+    session: Session, actor: Actor, resident_ids: Iterable[int], *, now: dt.datetime | None = None
+) -> dict[int, frozenset[FieldGroup]]:
+    """The identity field groups (contact, registry, living) shown of each resident of a list that
+    ``visible_residents(category=identity)`` filtered: as ``authorize_profile`` decides, the groups of
+    the grants whose scope covers the resident and whose consent allows identity, and no others.
+
+    An actor whose listing grants all show the same identity groups (every single-role actor) needs
+    no query: each listed resident is reached by one of them. Otherwise one query per distinct set
+    of groups, with the list's own clauses (``scope_clause``, ``consent_clause``), over these ids.
+    """
+    ids = list(dict.fromkeys(resident_ids))
+    if is_system(actor) or not _settings.enforce:
+        return dict.fromkeys(ids, IDENTITY_GROUPS)
+    by_groups: dict[frozenset[FieldGroup], list[RoleGrant]] = {}
+    for grant in listing_grants(actor):
+        by_groups.setdefault(SCOPES[grant.role].groups & IDENTITY_GROUPS, []).append(grant)
+    if len(by_groups) == 1:
+        return dict.fromkeys(ids, next(iter(by_groups)))
+    now = now or utcnow()
+    shown: dict[int, frozenset[FieldGroup]] = dict.fromkeys(ids, frozenset())
+    for groups, grants in by_groups.items():
+        if not ids or not groups:
+            continue
+        reached = or_(*(
+            and_(scope_clause(session, actor, grant, now),
+                 consent_clause(SCOPES[grant.role].recipient, DataCategory.identity, Purpose.care, now))
+            for grant in grants
+        ))  # fmt: skip
+        for resident_id in session.scalars(select(Resident.id).where(Resident.id.in_(ids), reached)):
+            shown[resident_id] |= groups
     return shown
 
 

@@ -52,8 +52,8 @@ def search_residents(
         offset=offset,
         visible=visible,
     )
-    groups = service.listed_field_groups(actor)
-    return schemas.ResidentPage(total=total, items=[_summary(r, groups) for r in rows])
+    groups = policy.listed_groups(session, actor, [r.id for r in rows], now=now)  # as each profile shows
+    return schemas.ResidentPage(total=total, items=[_summary(r, groups[r.id]) for r in rows])
 
 
 def _summary(resident: Resident, groups: frozenset[FieldGroup]) -> schemas.ResidentSummary:

@@ -17,7 +17,7 @@ from yiyang import events
 from yiyang.access import pii, policy
 from yiyang.access.actor import Actor
 from yiyang.access.denials import queue_denial
-from yiyang.access.policy import DataCategory, FieldGroup, Purpose
+from yiyang.access.policy import FieldGroup, Purpose
 from yiyang.db import utcnow
 from yiyang.errors import Conflict, Forbidden, Invalid, NotFound
 from yiyang.events import ResidentsChanged, ResidentsMerged, ResidentsUnmerged
@@ -116,21 +116,23 @@ def _query_clause(query: str):  # type: ignore[no-untyped-def]
 
 
 def listed_field_groups(actor: Actor) -> frozenset[FieldGroup]:
-    """The identity field groups (contact, registry, living) this actor sees of each resident a list
-    filtered by ``policy.visible_residents(category=identity)`` holds.
+    """The identity field groups (contact, registry, living) this actor sees of EVERY resident a list
+    filtered by ``policy.visible_residents(category=identity)`` may hold: the groups all its listing
+    grants share, so never more than any listed resident's profile shows.
 
-    The profile read (``policy.authorize_profile``) shows the groups of all the actor's roles whose
-    category it may touch for the resident; a listed resident is one whose identity it may touch,
-    so the identity groups of any of its roles are shown, as in that resident's profile.
+    A profile (``policy.authorize_profile``) shows the groups of the grants whose scope covers that
+    resident, so a resident who also volunteers sees their own record whole and a paired resident as
+    a volunteer does: here, only the volunteer's groups. For the groups of each listed resident, use
+    ``policy.listed_groups``. This is the gate of searches by a registry value (below): such a search
+    reaches every resident of the list, so it needs the group for all of them.
     """
     if policy.is_system(actor) or not policy.current_settings().enforce:
-        return frozenset(g for g in FieldGroup if policy.GROUP_CATEGORY[g] is DataCategory.identity)
-    return frozenset(
-        group
-        for grant in actor.grants
-        for group in policy.SCOPES[grant.role].groups
-        if policy.GROUP_CATEGORY[group] is DataCategory.identity
-    )
+        return policy.IDENTITY_GROUPS
+    shared: frozenset[FieldGroup] | None = None
+    for grant in policy.listing_grants(actor):
+        groups = policy.SCOPES[grant.role].groups & policy.IDENTITY_GROUPS
+        shared = groups if shared is None else shared & groups
+    return shared or frozenset()
 
 
 SEARCH_REFUSED = "resident.search.registry"

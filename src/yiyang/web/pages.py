@@ -116,6 +116,8 @@ def residents_page(
         session, q or None, limit=size, offset=(page - 1) * size, visible=visible
     )
     communities = _area_names(session, {r.community_id for r in rows if r.community_id})
+    # The column shows only when every row's profile shows the birth date (the template has one flag).
+    shown = policy.listed_groups(session, actor, [r.id for r in rows], now=now)
     today = dt.date.today()
     items = [
         {"resident": r, "age": age_on(r.birth_date, today) if r.birth_date else None,
@@ -128,7 +130,7 @@ def residents_page(
         q=q or "",
         total=total,
         items=items,
-        birth_dates=FieldGroup.registry in service.listed_field_groups(actor),  # as the profile shows
+        birth_dates=all(FieldGroup.registry in g for g in shown.values()),  # as every profile shows
         page=page,
         pages=(total + size - 1) // size,
     )
