@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
+from pydantic import AfterValidator, AwareDatetime
+from pydantic_core import PydanticCustomError
 from sqlalchemy.orm import Session
 
 from yiyang.access.audit import relax_read_commit
@@ -44,3 +47,33 @@ DatabaseDep = Annotated[Database, Depends(get_database)]
 MAX_ID = 2_147_483_647
 ResidentIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="resident id")]
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+# Request dates and times within a calendar people live in. Python's ends at 9999-12-31: a visit
+# dated there overflows once a schedule adds its interval, and 9999-12-31T23:00-05:00 has no UTC
+# moment to store. Out of range is a 422 naming the field (``request.date``/``request.datetime``).
+EARLIEST_DAY = dt.date(1900, 1, 1)
+LATEST_DAY = dt.date(2100, 12, 31)
+
+
+def request_day(day: dt.date) -> dt.date:
+    """A request's date, refused outside ``EARLIEST_DAY``..``LATEST_DAY``."""
+    if not EARLIEST_DAY <= day <= LATEST_DAY:
+        raise PydanticCustomError("request.date", "日期超出范围 (date out of range: 1900 to 2100)")
+    return day
+
+
+def request_moment(moment: dt.datetime) -> dt.datetime:
+    """A request's time in UTC (one without a zone is taken as UTC, as the database stores it),
+    refused where it has no UTC moment or falls outside ``EARLIEST_DAY``..``LATEST_DAY``."""
+    try:
+        utc = moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+    except OverflowError:  # 9999-12-31T23:00-05:00
+        utc = None
+    if utc is None or not EARLIEST_DAY <= utc.date() <= LATEST_DAY:
+        raise PydanticCustomError("request.datetime", "时间超出范围 (time out of range: 1900 to 2100)")
+    return utc
+
+
+RequestDate = Annotated[dt.date, AfterValidator(request_day)]
+RequestDateTime = Annotated[dt.datetime, AfterValidator(request_moment)]  # naive is taken as UTC
+AwareRequestDateTime = Annotated[AwareDatetime, AfterValidator(request_moment)]  # naive is refused

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from yiyang.access.actor import Actor, RoleGrant
 from yiyang.access.roles import Role, role_info
+from yiyang.deps import RequestDateTime
 
 
 class LoginRequest(BaseModel):
@@ -80,8 +81,8 @@ class ConsentCreate(BaseModel):
     recipient_class: Literal["health", "civil_affairs", "social"]
     purpose: Literal["care", "statistics"] = "care"
     decision: Literal["permit", "deny"] = "permit"
-    valid_from: dt.datetime | None = None
-    valid_until: dt.datetime | None = None
+    valid_from: RequestDateTime | None = None
+    valid_until: RequestDateTime | None = None
     note: str | None = Field(default=None, max_length=200, description="e.g. the paper form's number; no PII")
 
 

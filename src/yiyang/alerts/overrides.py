@@ -69,7 +69,7 @@ def add_override(
     check_may_change(session, actor, scope, resident_id, now)
     try:
         compile_rules(apply_overrides(default_document(), [{"rule": rule, "params": params}]))
-    except (RulesInvalid, TypeError, ValueError) as error:
+    except (RulesInvalid, TypeError, ValueError, OverflowError) as error:  # 1e308 hours overflow a timedelta
         raise Invalid("alert_rule.invalid", f"规则设置无效 ({error})") from None
     override = AlertRuleOverride(
         scope=scope,

@@ -20,6 +20,7 @@ import copy
 import datetime as dt
 import enum
 import json
+import math
 import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ from typing import Any
 from yiyang.devices.telemetry import READING_BY_CODE, EventKind
 
 DEFAULT_RULES_FILE = Path(__file__).with_name("default_rules.json")
+# A clock longer than a year raises no useful alert, and bounding it keeps ``at + wait`` a date.
+MAX_WAIT = dt.timedelta(days=366)
 
 
 class Severity(enum.StrEnum):
@@ -188,7 +191,8 @@ def compile_rules(document: Mapping[str, Any]) -> RuleSet:
                 raise RulesInvalid(f"{item.get('code')}: unknown reading {reading!r}")
             if op not in _OPS:
                 raise RulesInvalid(f"{item.get('code')}: unknown comparison {op!r}")
-            conditions.append(Condition(reading, op, float(value), READING_BY_CODE[reading]))
+            threshold = _number(f"{item.get('code')}: {reading}", value)
+            conditions.append(Condition(reading, op, threshold, READING_BY_CODE[reading]))
         if not conditions:
             raise RulesInvalid(f"{item.get('code')}: a threshold needs at least one condition")
         rules.append(_rule(item, RuleKind.threshold, when=tuple(conditions)))
@@ -199,9 +203,7 @@ def compile_rules(document: Mapping[str, Any]) -> RuleSet:
         _event_kind(item, item.get("start"))
         for stop in item.get("stop", []):
             _event_kind(item, stop)
-        minutes = float(item.get("minutes", 0))
-        if minutes <= 0:
-            raise RulesInvalid(f"{item.get('code')}: minutes must be positive")
+        minutes, wait = _wait(item, "minutes")
         rules.append(
             _rule(
                 item,
@@ -209,7 +211,7 @@ def compile_rules(document: Mapping[str, Any]) -> RuleSet:
                 start=item["start"],
                 stop=tuple(item.get("stop", [])),
                 minutes=minutes,
-                wait=dt.timedelta(minutes=minutes),
+                wait=wait,
                 night_from=_time(item, item.get("night_from")),
                 night_to=_time(item, item.get("night_to")),
             )
@@ -217,15 +219,13 @@ def compile_rules(document: Mapping[str, Any]) -> RuleSet:
     for item in document.get("absence", []):
         for kind in item.get("activity", []):
             _event_kind(item, kind)
-        hours = float(item.get("hours", 0))
-        if hours <= 0:
-            raise RulesInvalid(f"{item.get('code')}: hours must be positive")
+        hours, wait = _wait(item, "hours")
         rules.append(
             _rule(
                 item,
                 RuleKind.absence,
                 hours=hours,
-                wait=dt.timedelta(hours=hours),
+                wait=wait,
                 living_alone_only=bool(item.get("living_alone_only", False)),
                 activity=tuple(item.get("activity", [])),
             )
@@ -240,7 +240,7 @@ def compile_rules(document: Mapping[str, Any]) -> RuleSet:
             try:
                 compiled.append(
                     Step(
-                        float(step.get("after_minutes", 0)),
+                        _number("after_minutes", step.get("after_minutes", 0)),
                         tuple(Target(t) for t in step.get("notify", [])),
                         tuple(ChannelName(c) for c in step.get("channels", ["inbox"])),
                     )
@@ -315,6 +315,28 @@ def _rule(item: Mapping[str, Any], kind: RuleKind, **values: Any) -> Rule:
         enabled=bool(item.get("enabled", True)),
         **values,
     )
+
+
+def _number(where: str, value: Any) -> float:
+    """A finite number: NaN never compares, and infinity overflows every clock it sets."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as error:
+        raise RulesInvalid(f"{where} must be a number") from error
+    if not math.isfinite(number):
+        raise RulesInvalid(f"{where} must be a finite number")
+    return number
+
+
+def _wait(item: Mapping[str, Any], unit: str) -> tuple[float, dt.timedelta]:
+    """A duration's or an absence's clock: positive, and at most ``MAX_WAIT``."""
+    amount = _number(f"{item.get('code')}: {unit}", item.get(unit, 0))
+    if amount <= 0:
+        raise RulesInvalid(f"{item.get('code')}: {unit} must be positive")
+    limit = MAX_WAIT / dt.timedelta(**{unit: 1})
+    if amount > limit:
+        raise RulesInvalid(f"{item.get('code')}: {unit} must be at most {limit:g}")
+    return amount, dt.timedelta(**{unit: amount})
 
 
 def _event_kind(item: Mapping[str, Any], kind: Any) -> None:

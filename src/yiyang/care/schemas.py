@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from yiyang.care.models import CareContract, CareHistory, CareTeam, Referral, WorkItem
 from yiyang.care.schedule import RULES
-from yiyang.deps import MAX_ID
+from yiyang.deps import MAX_ID, RequestDate
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 PackageCode = Annotated[str, Field(min_length=1, max_length=32)]
@@ -157,7 +157,7 @@ class OutcomeIn(BaseModel):
     """A visit's structured outcome: what was measured and found."""
 
     done: bool = True
-    visited_on: dt.date | None = None
+    visited_on: RequestDate | None = None
     systolic: int | None = Field(default=None, ge=40, le=300)
     diastolic: int | None = Field(default=None, ge=20, le=200)
     fasting_glucose: float | None = Field(default=None, ge=0.5, le=50)

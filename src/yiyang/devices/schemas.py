@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from yiyang.deps import MAX_ID
+from yiyang.deps import MAX_ID, AwareRequestDateTime
 from yiyang.devices.models import DeviceKind, DeviceState
 from yiyang.devices.telemetry import UID_PATTERN
 
@@ -58,12 +58,12 @@ class SecretRotated(BaseModel):
 class BindingCreate(BaseModel):
     resident_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     household_id: int | None = Field(default=None, ge=1, le=MAX_ID)
-    valid_from: AwareDatetime | None = Field(default=None, description="default: now")
-    valid_to: AwareDatetime | None = None
+    valid_from: AwareRequestDateTime | None = Field(default=None, description="default: now")
+    valid_to: AwareRequestDateTime | None = None
 
 
 class BindingEnd(BaseModel):
-    valid_to: AwareDatetime | None = Field(default=None, description="default: now")
+    valid_to: AwareRequestDateTime | None = Field(default=None, description="default: now")
 
 
 class TelemetryUpload(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from yiyang.care.orders.catalogue import STATUS_NAMES, ProviderKind, Service
 from yiyang.care.orders.models import (
@@ -16,7 +16,7 @@ from yiyang.care.orders.models import (
     ServiceProvider,
 )
 from yiyang.care.orders.service import Offer
-from yiyang.deps import MAX_ID
+from yiyang.deps import MAX_ID, AwareRequestDateTime
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 ShortText = Annotated[str, Field(max_length=500)]
@@ -82,7 +82,7 @@ class OrderCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     service_code: str = Field(min_length=1, max_length=32)
-    requested_for: AwareDatetime | None = None  # with its offset, e.g. 2026-11-24T10:00:00+08:00
+    requested_for: AwareRequestDateTime | None = None  # with its offset, e.g. 2026-11-24T10:00:00+08:00
     note: ShortText | None = None
 
 
