@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import func, insert, literal, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from yiyang.access.actor import Actor
@@ -29,6 +31,11 @@ from yiyang.residents.service import get_active_resident
 
 SOURCE_TYPE = "care_contract"
 TEAM_ROLES = (Role.family_doctor, Role.nurse, Role.health_manager)
+# How far from the day it is signed (or renewed) a contract may start, either way: paper contracts
+# entered late, or a renewal made in the old contract's last year. Beyond it a date is a mistake.
+CONTRACT_START_REACH = dt.timedelta(days=366)
+# The partial unique index behind "one contract in force per resident" (models.CareContract).
+IN_FORCE_INDEX = "uq_care_contract_resident_in_force"
 
 
 def by_of(actor: Actor) -> str:
@@ -167,6 +174,38 @@ def _check_packages(packages: list[str]) -> None:
         )
 
 
+def _check_start(start: dt.date, today: dt.date) -> None:
+    earliest, latest = today - CONTRACT_START_REACH, today + CONTRACT_START_REACH
+    if not earliest <= start <= latest:
+        raise Invalid(
+            "care.contract.valid_from", "签约生效日须在今天前后一年内 (a contract must start within a year of today)",
+            earliest=earliest.isoformat(), latest=latest.isoformat(),
+        )  # fmt: skip
+
+
+def _already_in_force() -> Conflict:
+    return Conflict(
+        "care.contract.exists", "该居民已有生效中的签约 (this resident already has a contract in force)"
+    )
+
+
+@contextmanager
+def one_in_force() -> Iterator[None]:
+    """The database's answer to a second contract in force, as the check in Python answers it.
+
+    Two signings of one resident (two teams at once on PostgreSQL) both pass ``contract_in_force``;
+    the unique index refuses the second write. Run the write in a savepoint inside this, so the
+    refusal rolls back only the savepoint and the caller's transaction goes on.
+    """
+    try:
+        yield
+    except IntegrityError as error:
+        # PostgreSQL names the index; SQLite names the index's column
+        if IN_FORCE_INDEX in str(error.orig) or "care_contract.resident_id" in str(error.orig):
+            raise _already_in_force() from error
+        raise
+
+
 def contract_in_force(session: Session, resident_id: int) -> CareContract | None:
     return session.scalar(
         select(CareContract).where(
@@ -233,21 +272,23 @@ def sign_contract(
     require_team_member(actor, team_id)  # what entitles the actor to sign: a member of the team
     get_active_resident(session, resident_id)
     _check_packages(packages)
+    _check_user(session, doctor_user_id)
+    start = valid_from or local_day(now)
+    _check_start(start, local_day(now))
     if contract_in_force(session, resident_id) is not None:
-        raise Conflict(
-            "care.contract.exists", "该居民已有生效中的签约 (this resident already has a contract in force)"
-        )
+        raise _already_in_force()
     _check_panel(session, team, 1)
-    # The contract is what gives the team scope: authorize under it, or write nothing.
-    return granting(
-        session, actor, resident_id,
-        lambda: _write_contract(
-            session, resident_id=resident_id, team_id=team_id, packages=packages,
-            valid_from=valid_from or local_day(now), months=months, by=by_of(actor), now=now,
-            doctor_user_id=doctor_user_id,
-        ),
-        category=DataCategory.care_services, what="care_contract", action="create", now=now,
-    )  # fmt: skip
+    # The contract is what gives the team scope: authorize under it, or write nothing. The
+    # savepoint of ``granting`` is also what a concurrent signing's refusal rolls back.
+    with one_in_force():
+        return granting(
+            session, actor, resident_id,
+            lambda: _write_contract(
+                session, resident_id=resident_id, team_id=team_id, packages=packages, valid_from=start,
+                months=months, by=by_of(actor), now=now, doctor_user_id=doctor_user_id,
+            ),
+            category=DataCategory.care_services, what="care_contract", action="create", now=now,
+        )  # fmt: skip
 
 
 def get_contract(session: Session, contract_id: int) -> CareContract:
@@ -338,14 +379,12 @@ def renew_contract(
     today = local_day(now)
     if old.status is ContractStatus.expired:
         if contract_in_force(session, old.resident_id) is not None:
-            raise Conflict(
-                "care.contract.exists",
-                "该居民已有生效中的签约 (this resident already has a contract in force)",
-            )
+            raise _already_in_force()
         _check_panel(session, team, 1)
         start = today
     else:
         start = max(today, old.valid_until + dt.timedelta(days=1))
+        _check_start(start, today)  # an early renewal: in the old contract's last year
 
     def renew() -> CareContract:
         previous = old.status.value
@@ -362,8 +401,9 @@ def renew_contract(
         )  # fmt: skip
 
     # An expired contract no longer gives scope; the renewal does again: authorize under it.
-    return granting(session, actor, old.resident_id, renew, category=DataCategory.care_services,
-                    what="care_contract", action="create", now=now)  # fmt: skip
+    with one_in_force():
+        return granting(session, actor, old.resident_id, renew, category=DataCategory.care_services,
+                        what="care_contract", action="create", now=now)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,6 +432,8 @@ def sign_group(
             institution_id=institution_id,
         )
     _check_packages(packages)
+    start = valid_from or local_day(now)
+    _check_start(start, local_day(now))
     wanted = list(dict.fromkeys(resident_ids))
     for resident_id in wanted:
         get_active_resident(session, resident_id)
@@ -404,10 +446,10 @@ def sign_group(
     )
     signing = [r for r in wanted if r not in already]
     _check_panel(session, team, len(signing))
-    start = valid_from or local_day(now)
     # The contracts give the team its scope: every resident named is authorized under them (the
-    # skipped ones are under another contract: the team must already reach them), or none is signed.
-    with session.begin_nested():
+    # skipped ones are under another contract: the team must already reach them), or none is signed;
+    # a resident signed by another team since the read above refuses the whole group (409).
+    with one_in_force(), session.begin_nested():
         signed = _write_group(session, actor, team_id, institution_id, packages, start, months, signing, now)
         for resident_id in wanted:
             authorize(session, actor, resident_id, category=DataCategory.care_services, what="care_contract",

@@ -15,7 +15,7 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, Enum, ForeignKey, Index, Integer, SmallInteger, String, Text
+from sqlalchemy import JSON, Boolean, Date, Enum, ForeignKey, Index, Integer, SmallInteger, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yiyang.db import Base, utcnow
@@ -65,6 +65,15 @@ class CareContract(Base):
     __table_args__ = (
         Index("ix_care_contract_team_status", "team_id", "status"),
         Index("ix_care_contract_resident_status", "resident_id", "status"),
+        # One contract in force per resident, held by the database: two signings that both pass
+        # the check in Python (two teams at once on PostgreSQL) cannot both commit (migration 0018).
+        Index(
+            "uq_care_contract_resident_in_force",
+            "resident_id",
+            unique=True,
+            sqlite_where=text("status = 'in_force'"),
+            postgresql_where=text("status = 'in_force'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
