@@ -770,10 +770,15 @@ def require_registry(
     action: str = "read",
     resident_id: int | None = None,
     now: dt.datetime | None = None,
-) -> None:
-    """Refuse (audited) an actor whose roles do not keep the registry."""
-    if not _settings.enforce or may_work_registry(actor):
-        return
+) -> Actor:
+    """Refuse (audited) an actor whose roles do not keep the registry; else the actor holding only
+    those roles, for the per-resident checks that follow: registry work on a resident is decided by
+    a registry role's scope, not by another role the person holds (a grid worker there, an officer
+    elsewhere)."""
+    if not _settings.enforce or is_system(actor):
+        return actor
+    if may_work_registry(actor):
+        return actor.acting_as(role for role, scope in SCOPES.items() if scope.registry)
     raise _refuse(
         session, actor, resident_id, code="access.role", action=action, what=what,
         field_group=DataCategory.identity.value, purpose=Purpose.care, now=now or utcnow(),

@@ -18,13 +18,13 @@ from sqlalchemy.orm import Session
 
 from yiyang.access import policy
 from yiyang.access.actor import Actor
-from yiyang.access.roles import Role
+from yiyang.access.roles import CLINICAL_TEAM_ROLES
 from yiyang.alerts.models import AlertRuleOverride, OverrideScope
 from yiyang.alerts.rules import RulesInvalid, apply_overrides, compile_rules, default_document
 from yiyang.errors import Forbidden, Invalid, NotFound
 from yiyang.residents.models import Resident
 
-CLINICAL_TEAM = frozenset({Role.family_doctor, Role.nurse, Role.health_manager})
+CLINICAL_TEAM = CLINICAL_TEAM_ROLES
 
 
 def check_may_change(
@@ -38,13 +38,16 @@ def check_may_change(
                 "alert_rule.forbidden", "仅管理员可修改告警规则 (only administrators change alert rules)"
             )
         return
-    if not any(grant.role in CLINICAL_TEAM for grant in actor.grants):
+    # The clinician's grant decides scope and consent, not another role the person holds (station
+    # staff at a home that serves the resident, a family member of someone else).
+    clinician = actor.acting_as(CLINICAL_TEAM)
+    if not clinician.grants:
         raise Forbidden(
             "alert_rule.forbidden",
             "居民的告警规则由其家庭医生团队修改 (a resident's alert rules are changed by their family-doctor team)",
         )
     policy.authorize(
-        session, actor, resident_id, category=policy.DataCategory.sensor, what="alert_rule_override",
+        session, clinician, resident_id, category=policy.DataCategory.sensor, what="alert_rule_override",
         action="update", now=now,
     )  # fmt: skip
 

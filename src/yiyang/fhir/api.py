@@ -535,7 +535,7 @@ def transaction(
     raw_entries = bundle.get("entry") if isinstance(bundle, dict) else None
     if isinstance(raw_entries, list) and any(_is_consent(e) for e in raw_entries):
         return _consent_transaction(session, actor, bundle, raw_entries, now)
-    policy.require_registry(session, actor, what="fhir_transaction", action="create", now=now)
+    keeper = policy.require_registry(session, actor, what="fhir_transaction", action="create", now=now)
     items = rows_from_transaction(bundle, communities=_communities(session))
     rejections = [item for item in items if isinstance(item, RowRejection)]
     if rejections:
@@ -546,7 +546,7 @@ def transaction(
         return FhirResponse(transaction_response([EntryOutcome()] * entry_count))
     label = f"FHIR Bundle/{bundle['id']}"[:200] if isinstance(bundle.get("id"), str) else "FHIR transaction"
     try:
-        report = _import_in_scope(session, actor, rows, label, now)
+        report = _import_in_scope(session, keeper, rows, label, now)
     except DomainError:
         session.rollback()
         raise

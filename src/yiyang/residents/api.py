@@ -193,7 +193,9 @@ def _registry(
     session: SessionDep, actor: Actor, now: dt.datetime, resident_id: int, *, what: str, action: str = "read"
 ) -> None:
     """Registry work: a role that keeps the registry, with the resident's identity in its scope."""
-    policy.require_registry(session, actor, what=what, action=action, resident_id=resident_id, now=now)
+    keeper = policy.require_registry(
+        session, actor, what=what, action=action, resident_id=resident_id, now=now
+    )
     policy.authorize(
-        session, actor, resident_id, category=DataCategory.identity, what=what, action=action, now=now
+        session, keeper, resident_id, category=DataCategory.identity, what=what, action=action, now=now
     )

@@ -234,9 +234,9 @@ def decide_review_page(
     now = _now(request)
     review = session.get(LinkReview, review_id)
     try:
-        policy.require_registry(session, actor, what="link_review", action="update", now=now)
+        keeper = policy.require_registry(session, actor, what="link_review", action="update", now=now)
         for resident_id in (review.resident_id, review.candidate_id) if review else ():
-            policy.authorize(session, actor, resident_id, category=DataCategory.identity, what="link_review",
+            policy.authorize(session, keeper, resident_id, category=DataCategory.identity, what="link_review",
                              action="update", now=now)  # fmt: skip
     except Forbidden as error:
         session.rollback()
