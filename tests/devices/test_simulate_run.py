@@ -15,6 +15,7 @@ from yiyang.devices import simulate, simulate_feed
 from yiyang.devices.models import Device, DeviceBinding, DeviceEvent, Telemetry
 from yiyang.geo.models import Area, AreaLevel, Household, LivingArrangement
 from yiyang.residents.models import Condition, Feed, LinkMethod, Resident, SourceRecord
+from yiyang.tiers.rules import CHINA_TZ as CHINA
 
 
 def residents(database: Database, count: int = 6) -> list[int]:
@@ -139,8 +140,13 @@ def test_a_run_over_mosquitto_into_the_ingest_worker_stores_every_reading_once(
 ) -> None:
     # given provisioned homes and a running ingest worker
     residents(pg_db)
-    end = utcnow().replace(microsecond=0) - dt.timedelta(minutes=1)
-    # Six hours, so that any time of day holds some events (a night has few).
+    # Six hours of a day, 14:00-20:00 Beijing time, the last such that has passed (within the
+    # worker's seven days): a night's six hours hold too few events to count on.
+    now = utcnow().astimezone(CHINA)
+    end = now.replace(hour=20, minute=0, second=0, microsecond=0)
+    if end > now - dt.timedelta(minutes=1):
+        end -= dt.timedelta(days=1)
+    end = end.astimezone(dt.UTC)
     scenario = provisioned(pg_db, end - dt.timedelta(hours=6), end)
     telemetry, events = expected_rows(scenario)
     assert telemetry > 100 and events > 5
