@@ -42,7 +42,7 @@ from yiyang.access.models import (
     User,
 )
 from yiyang.access.policy import DataCategory, authorize
-from yiyang.access.roles import Role
+from yiyang.access.roles import CLINICAL_TEAM_ROLES, Role
 from yiyang.alerts.channels import DeliveryFailed, Notice, Notifier
 from yiyang.alerts.models import (
     Alert,
@@ -66,7 +66,7 @@ RULES_ACTOR = "system:alert-rules"
 ESCALATION_ACTOR = "system:alert-escalation"
 OPEN_STATES = (AlertState.open, AlertState.escalated, AlertState.acknowledged)
 UNACKNOWLEDGED = (AlertState.open, AlertState.escalated)
-STAFF_ROLES = (Role.family_doctor, Role.nurse, Role.health_manager)
+STAFF_ROLES = tuple(sorted(CLINICAL_TEAM_ROLES))  # in_() wants a sequence
 STATION_ROLES = (Role.station_staff,)
 RETRY_BACKOFF = (
     dt.timedelta(minutes=1),

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from yiyang.access.actor import Actor
 from yiyang.access.models import RelationshipKind, ResidentRelationship, User
 from yiyang.access.policy import DataCategory, authorize
-from yiyang.access.roles import Role
+from yiyang.access.roles import CLINICAL_TEAM_ROLES
 from yiyang.care.models import CareContract, CareHistory, CareTeam, ContractStatus, GroupContract
 from yiyang.care.packages import unknown_packages
 from yiyang.care.relationships import granting
@@ -30,7 +30,7 @@ from yiyang.geo.models import Organisation, OrganisationKind
 from yiyang.residents.service import get_active_resident
 
 SOURCE_TYPE = "care_contract"
-TEAM_ROLES = (Role.family_doctor, Role.nurse, Role.health_manager)
+TEAM_ROLES = tuple(sorted(CLINICAL_TEAM_ROLES))
 # How far from the day it is signed (or renewed) a contract may start, either way: paper contracts
 # entered late, or a renewal made in the old contract's last year. Beyond it a date is a mistake.
 CONTRACT_START_REACH = dt.timedelta(days=366)
