@@ -24,8 +24,6 @@ from yiyang.alerts.rules import RulesInvalid, apply_overrides, compile_rules, de
 from yiyang.errors import Forbidden, Invalid, NotFound
 from yiyang.residents.models import Resident
 
-CLINICAL_TEAM = CLINICAL_TEAM_ROLES
-
 
 def check_may_change(
     session: Session, actor: Actor, scope: OverrideScope, resident_id: int | None, now: dt.datetime
@@ -40,7 +38,7 @@ def check_may_change(
         return
     # The clinician's grant decides scope and consent, not another role the person holds (station
     # staff at a home that serves the resident, a family member of someone else).
-    clinician = actor.acting_as(CLINICAL_TEAM)
+    clinician = actor.acting_as(CLINICAL_TEAM_ROLES)
     if not clinician.grants:
         raise Forbidden(
             "alert_rule.forbidden",

@@ -14,8 +14,8 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from yiyang.access.actor import Actor
-from yiyang.access.models import RelationshipKind, ResidentRelationship
-from yiyang.access.policy import SCOPES, DataCategory, Draw, authorize
+from yiyang.access.models import ResidentRelationship
+from yiyang.access.policy import DataCategory, authorize
 from yiyang.care.contracts import by_of, contract_in_force, history
 from yiyang.care.models import Referral, ReferralDirection, ReferralStatus, WorkKind
 from yiyang.care.relationships import granting, kind_drawn_by
@@ -144,17 +144,6 @@ def _move(session: Session, actor: Actor, referral: Referral, to: ReferralStatus
             to_status=to.value, note=note[:200] if note else None)  # fmt: skip
 
 
-def _receiving_kind(actor: Actor, organisation_id: int) -> RelationshipKind:
-    """A referral hands over clinical care: someone holding a clinician's role at the receiver
-    accepts as a clinician (contract), whatever order their roles were granted in; anyone else as
-    their role draws (station staff of an institution: service)."""
-    if any(
-        g.organisation_id == organisation_id and SCOPES[g.role].draw is Draw.contract for g in actor.grants
-    ):
-        return RelationshipKind.contract
-    return kind_drawn_by(actor, organisation_id)
-
-
 def accept_referral(session: Session, actor: Actor, referral_id: int, *, now: dt.datetime) -> Referral:
     """The receiver takes the resident: from now until it returns them it has scope over them."""
     referral = get_referral(session, referral_id)
@@ -165,7 +154,7 @@ def accept_referral(session: Session, actor: Actor, referral_id: int, *, now: dt
         session.add(
             ResidentRelationship(
                 resident_id=referral.resident_id,
-                kind=_receiving_kind(actor, referral.to_organisation_id),
+                kind=kind_drawn_by(actor, referral.to_organisation_id),
                 organisation_id=referral.to_organisation_id,
                 valid_from=now,
                 source_type=SOURCE_TYPE,

@@ -46,18 +46,28 @@ def granting(
     return written
 
 
+# The relationship kind each way of drawing scope reads (``policy.SCOPES``).
+RELATIONSHIP_OF_DRAW = {
+    Draw.contract: RelationshipKind.contract,
+    Draw.service: RelationshipKind.service,
+    Draw.pairing: RelationshipKind.pairing,
+}
+
+
 def kind_drawn_by(actor: Actor, organisation_id: int | None) -> RelationshipKind:
     """The relationship kind that gives this actor's organisation scope, as ``policy.SCOPES`` draws it.
 
     Clinical roles (family doctor, nurse, health manager, wherever they work: a team, a hospital)
     draw their residents from rows of kind contract with their organisation, stations and social
     organisations from kind service; a person acting for themselves (a volunteer) from pairing.
+    Someone holding a clinical role and another at the organisation (a nurse who is also station
+    staff at a care home) takes the clinician's contract, whatever order the roles were granted in.
     """
-    for grant in actor.grants:
-        if organisation_id is not None and grant.organisation_id == organisation_id:
-            draw = SCOPES[grant.role].draw
-            if draw is Draw.contract:
-                return RelationshipKind.contract
-            if draw is Draw.service:
-                return RelationshipKind.service
+    draws = {
+        SCOPES[grant.role].draw
+        for grant in actor.grants
+        if organisation_id is not None and grant.organisation_id == organisation_id
+    }
+    if Draw.contract in draws:
+        return RelationshipKind.contract
     return RelationshipKind.pairing if organisation_id is None else RelationshipKind.service

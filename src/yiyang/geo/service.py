@@ -716,17 +716,13 @@ def household_members(
     return list(session.scalars(query.order_by(Resident.id)))
 
 
-def household_summary(
-    session: Session, household_id: int, visible: ColumnElement[bool] | None = None
-) -> HouseholdSummary:
-    """A household with its community, grid and how many (active) residents live in it;
-    with ``visible`` (``policy.visible_residents``), how many of those the reader may see."""
-    household = get_household(session, household_id)
+def household_summary(session: Session, household: Household, member_count: int) -> HouseholdSummary:
+    """A household with its community and grid, and how many of its residents are counted."""
     return HouseholdSummary(
         household=household,
         community=session.get_one(Area, household.community_id),
         grid=session.get(Area, household.grid_id) if household.grid_id else None,
-        member_count=len(household_members(session, household_id, visible)),
+        member_count=member_count,
     )
 
 
@@ -749,7 +745,7 @@ def read_household(session: Session, actor: Actor, household_id: int, now: dt.da
     ``access.role``, audited as denied), and a household with no active member is refused as out
     of scope, since nobody in it can be seen through.
     """
-    get_household(session, household_id)
+    household = get_household(session, household_id)
     visible = policy.visible_residents(session, actor, category=DataCategory.identity, now=now)
     seen = household_members(session, household_id, visible)
     if not seen:
@@ -769,9 +765,8 @@ def read_household(session: Session, actor: Actor, household_id: int, now: dt.da
     groups: set[FieldGroup] = set(FieldGroup) if policy.is_system(actor) else set()
     for grant in actor.grants:
         groups |= policy.SCOPES[grant.role].groups
-    summary = household_summary(session, household_id, visible)
-    if summary.member_count < len(seen):  # a member opened by break-the-glass counts too
-        summary = HouseholdSummary(summary.household, summary.community, summary.grid, len(seen))
+    # The members the reader sees, or the one a break-the-glass opening let them see.
+    summary = household_summary(session, household, len(seen))
     return HouseholdView(summary=summary, living=FieldGroup.living in groups)
 
 

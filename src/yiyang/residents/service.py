@@ -89,24 +89,29 @@ def search_residents(
     return total, rows
 
 
+def _compact_number(query: str | None) -> str | None:
+    """A search text that is a number (digits, or 17 digits and a check character), spaces taken out."""
+    compact = (query or "").strip().replace(" ", "")
+    return compact if compact.isdigit() or (len(compact) == 18 and compact[:17].isdigit()) else None
+
+
 def id_number_query(query: str | None) -> str | None:
     """The normalised ID number a search text names (GB 11643, 15 or 18 characters), or None."""
-    compact = (query or "").strip().replace(" ", "")
-    if compact.isdigit() or (len(compact) == 18 and compact[:17].isdigit()):
-        try:
-            return parse_id_number(compact).number
-        except IdNumberError:
-            return None
-    return None
+    compact = _compact_number(query)
+    if compact is None:
+        return None
+    try:
+        return parse_id_number(compact).number
+    except IdNumberError:
+        return None
 
 
 def _query_clause(query: str):  # type: ignore[no-untyped-def]
-    compact = query.replace(" ", "")
-    number = id_number_query(compact)
+    number = id_number_query(query)
     if number is not None:
         return Resident.id_number_bidx.in_(pii.lookup_indexes("id_number", number))
-    if compact.isdigit() or (len(compact) == 18 and compact[:17].isdigit()):
-        return Resident.phone_bidx.in_(pii.lookup_indexes("phone", compact))
+    if phone_query(query):
+        return Resident.phone_bidx.in_(pii.lookup_indexes("phone", _compact_number(query) or ""))
     if query.isascii():
         return Resident.name_pinyin.like(f"{query.lower()}%")
     return or_(Resident.name.contains(query), Resident.name_pinyin == name_pinyin(query))
@@ -172,9 +177,7 @@ PHONE_SEARCH_REFUSED = "resident.search.phone"
 
 def phone_query(query: str | None) -> bool:
     """Whether a search text is matched as a phone: digits that are not a valid ID number (``_query_clause``)."""
-    compact = (query or "").strip().replace(" ", "")
-    is_number = compact.isdigit() or (len(compact) == 18 and compact[:17].isdigit())
-    return is_number and id_number_query(compact) is None
+    return _compact_number(query) is not None and id_number_query(query) is None
 
 
 def authorize_search(

@@ -24,13 +24,12 @@ from yiyang.access.models import RelationshipKind, ResidentRelationship
 from yiyang.access.policy import (
     SCOPES,
     DataCategory,
-    Draw,
     RecipientClass,
     authorize,
     refused_recipients,
     visible_residents,
 )
-from yiyang.access.roles import Audience, Role, role_info
+from yiyang.access.roles import CLINICAL_TEAM_ROLES, Audience, Role, role_info
 from yiyang.care.orders.catalogue import (
     Catalogue,
     ProviderKind,
@@ -61,7 +60,7 @@ from yiyang.care.orders.models import (
     ServiceProvider,
     ServiceProviderArea,
 )
-from yiyang.care.relationships import granting
+from yiyang.care.relationships import RELATIONSHIP_OF_DRAW, granting
 from yiyang.config import Settings, get_settings
 from yiyang.errors import Conflict, Forbidden, Invalid, NotFound
 from yiyang.geo.models import Area, Organisation, OrganisationKind
@@ -88,13 +87,8 @@ VOLUNTEER_CAPACITY = 2  # open orders a volunteer carries at once
 ACCEPTING_ROLES: dict[ProviderKind, frozenset[Role]] = {
     ProviderKind.station: frozenset({Role.station_staff}),
     ProviderKind.social_organisation: frozenset({Role.social_worker}),
-    ProviderKind.family_doctor_team: frozenset({Role.family_doctor, Role.nurse, Role.health_manager}),
+    ProviderKind.family_doctor_team: CLINICAL_TEAM_ROLES,
     ProviderKind.volunteer: frozenset({Role.volunteer}),
-}
-_RELATIONSHIP_OF = {
-    Draw.contract: RelationshipKind.contract,
-    Draw.service: RelationshipKind.service,
-    Draw.pairing: RelationshipKind.pairing,
 }
 
 
@@ -260,7 +254,7 @@ def relationship_kind_of(kind: ProviderKind) -> RelationshipKind:
     """The relationship an acceptance by a provider of this kind writes: the one its accepting
     roles draw their residents from."""
     (draw,) = {SCOPES[role].draw for role in ACCEPTING_ROLES[kind]}
-    return _RELATIONSHIP_OF[draw]
+    return RELATIONSHIP_OF_DRAW[draw]
 
 
 def refused_kinds(
