@@ -165,3 +165,34 @@ def test_a_resident_count_counts_only_residents_the_reader_may_count(
     district = client.get(f"/api/areas/{scene.world.areas['D']}", headers=officer).json()
     # then residents outside the officer's area are not counted
     assert s2["resident_count"] == 0 and district["resident_count"] == 1
+
+
+def test_a_resident_who_volunteers_sees_a_paired_elders_household_as_a_volunteer(
+    client: TestClient, scene: Scene
+) -> None:
+    from tests.signed_in import bearer_for
+    from yiyang.access import service
+    from yiyang.access.models import RelationshipKind, ResidentRelationship
+    from yiyang.db import utcnow
+
+    # given a resident (whose own role shows every group of their own record) who also volunteers,
+    # paired with the elder of household "in"
+    world = scene.world
+    with world.database.unit_of_work() as session:
+        person = service.create_user(
+            session, "resident_volunteer", resident_id=world.residents["out_withdrawn"]
+        )
+        service.grant_role(session, person, Role.resident)
+        service.grant_role(session, person, Role.volunteer)
+        session.add(ResidentRelationship(
+            resident_id=world.residents["in_given"], kind=RelationshipKind.pairing, user_id=person.id,
+            valid_from=utcnow(), source_type="test", source_id=1,
+        ))  # fmt: skip
+        person_id = person.id
+    # when they open that household
+    response = client.get(
+        f"/api/households/{scene.households['in']}", headers=bearer_for(world.database, person_id)
+    )
+    # then they see it as a volunteer does: the address, but not how its people live
+    assert response.status_code == 200, response.text
+    assert "living_arrangement" not in response.json() and "member_count" not in response.json()

@@ -762,12 +762,13 @@ def read_household(session: Session, actor: Actor, household_id: int, now: dt.da
         policy.authorize(
             session, actor, resident_id, category=DataCategory.identity, what="household", now=now
         )
-    groups: set[FieldGroup] = set(FieldGroup) if policy.is_system(actor) else set()
-    for grant in actor.grants:
-        groups |= policy.SCOPES[grant.role].groups
+    # The living group as the grants that reach these members show it, not any role the reader holds.
+    living = any(
+        FieldGroup.living in shown for shown in policy.listed_groups(session, actor, seen, now=now).values()
+    )
     # The members the reader sees, or the one a break-the-glass opening let them see.
     summary = household_summary(session, household, len(seen))
-    return HouseholdView(summary=summary, living=FieldGroup.living in groups)
+    return HouseholdView(summary=summary, living=living)
 
 
 def counts_residents(actor: Actor) -> bool:
