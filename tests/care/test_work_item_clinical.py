@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from tests.care.builders import NOW, World, add_resident, bearer, load, make_world
+from yiyang.access.break_glass import open_break_glass
 from yiyang.access.models import AuditEvent
 from yiyang.app import create_app
 from yiyang.care import contracts, overdue, schedule, service
@@ -206,3 +207,27 @@ def test_over_http_the_grid_worker_gets_the_visit_only_and_the_family_doctor_get
     task = client.get(f"/api/care/work-items/{scene.follow_up_id}/fhir", headers=doctor)
     assert task.status_code == 200 and task.json()["resourceType"] == "Task"
     assert last_audit(sqlite_db).outcome == "allowed"
+
+
+def test_a_clinician_who_broke_the_glass_lists_the_residents_clinical_work_audited(db: Database) -> None:
+    # given the scene, and the doctor of another team, for whom the resident is outside scope
+    scene = work_scene(db)
+    with pytest.raises(Forbidden), db.unit_of_work() as session:
+        service.work_items_of(session, load(session, scene.world.other_doctor_id), scene.resident_id, NOW)
+    # when she breaks the glass for the resident
+    with db.unit_of_work() as session:
+        opened = open_break_glass(
+            session, load(session, scene.world.other_doctor_id), scene.resident_id,
+            "夜间跌倒呼救，签约医生联系不上 (night fall call)", NOW,
+        ).id  # fmt: skip
+    # then the resident's work list shows the follow-up too, as reading a single item would
+    with db.unit_of_work() as session:
+        doctor = load(session, scene.world.other_doctor_id)
+        listed = service.work_items_of(session, doctor, scene.resident_id, NOW)
+        assert {i.id for i in listed} == {scene.visit_id, scene.follow_up_id}
+    # and the clinical part of the list is audited as a use of the glass
+    shown = last_audit(db)
+    assert (shown.action, shown.outcome, shown.field_group, shown.resident_id) == (
+        "break_glass", "allowed", "clinical", scene.resident_id,
+    )  # fmt: skip
+    assert shown.reason.startswith(f"break-glass #{opened}")

@@ -12,13 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import not_, or_, select
+from sqlalchemy import not_, select
 from sqlalchemy.orm import Session
 
 from yiyang import events
 from yiyang.access.actor import Actor
 from yiyang.access.models import RoleMembership
-from yiyang.access.policy import DataCategory, authorize, visible_residents
+from yiyang.access.policy import DataCategory, authorize, permitted
 from yiyang.access.roles import Role
 from yiyang.access.service import as_clinician
 from yiyang.care.contracts import by_of, contract_in_force, history, history_of, teams_in_force
@@ -113,16 +113,15 @@ def work_items_of(
     open_only: bool = False,
     limit: int = 100,
 ) -> Sequence[WorkItem]:
-    """The resident's work the actor may see: clinical work only where clinical is visible too (left out,
-    not masked, as in the overdue lists), decided in the query by one consent read for the resident."""
+    """The resident's work the actor may see: clinical work only where clinical is permitted too (left
+    out, not masked, as in the overdue lists). One resident, so an open break-the-glass counts, as it
+    does for a single item, and is audited as its use."""
     from yiyang.care.overdue import clinical_work  # overdue imports this module
 
     authorize(session, actor, resident_id, category=DataCategory.care_services, what="work_item", now=now)
-    clinical = visible_residents(session, actor, category=DataCategory.clinical, now=now)
-    clinical_visible = select(Resident.id).where(Resident.id == resident_id, clinical).exists()
-    stmt = select(WorkItem).where(
-        WorkItem.resident_id == resident_id, or_(not_(clinical_work()), clinical_visible)
-    )
+    stmt = select(WorkItem).where(WorkItem.resident_id == resident_id)
+    if not permitted(session, actor, resident_id, category=DataCategory.clinical, what="work_item", now=now):
+        stmt = stmt.where(not_(clinical_work()))
     if open_only:
         stmt = stmt.where(WorkItem.status.in_(OPEN_STATUSES))
     return (
