@@ -697,7 +697,7 @@ class FeedReader:
                     community_code, grid_code, attributes, facts, observations,
                 )  # fmt: skip
             except RowError as error:
-                yield self._rejection(error, line, key)
+                yield self._rejection(error, line, key, community)
 
     def _insurance_rows(
         self, records: Iterable[tuple[int, tuple[Any, ...]]]
@@ -787,14 +787,25 @@ class FeedReader:
                     community_code, None, attributes, [], [],
                 )  # fmt: skip
             except RowError as error:
-                yield self._rejection(error, line, key)
+                yield self._rejection(error, line, key, community)
 
     # ------------------------------------------------------------ fields (misses and problems)
 
-    def _rejection(self, error: RowError, line: int, key: object) -> RowRejection:
+    def _rejection(self, error: RowError, line: int, key: object, community: object = None) -> RowRejection:
         column = self._labels.get(error.field) if error.field else None
         source_key = key.strip() if isinstance(key, str) else None
-        return RowRejection(line, error.code, error.message, source_key or None, column)
+        community_code = self._row_community(community) if community else None
+        return RowRejection(line, error.code, error.message, source_key or None, column, community_code)
+
+    def _row_community(self, raw: object) -> str | None:
+        """The community a rejected row names, resolved even when an earlier column stopped the row:
+        an area's registry keepers read only their communities' rejections (docs/access.md)."""
+        if not isinstance(raw, str):
+            return None
+        try:
+            return self._community(raw)
+        except RowError:
+            return None  # empty, unknown or ambiguous: names no community
 
     def _key_error(self, key: str, claim: Any) -> RowError:
         if not key:

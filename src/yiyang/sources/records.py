@@ -67,6 +67,8 @@ class RowRejection:
     message: str  # Chinese first, English in brackets
     source_key: str | None = None
     column: str | None = None
+    # The community the row names, when the geography knows it: who may read the rejection.
+    community_code: str | None = None
 
 
 # 卫健 WS 365-style resident health file (居民健康档案), one row per resident.

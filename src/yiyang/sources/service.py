@@ -140,6 +140,7 @@ class ImportReport:
                     "message": r.message,
                     "source_key": r.source_key,
                     "column": r.column,
+                    "community_code": r.community_code,
                 }
                 for r in self.rejections
             ],
