@@ -6,7 +6,7 @@ Services do not commit: the request or command that owns the unit of work does.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -315,16 +315,61 @@ def fact_history(session: Session, resident_id: int, limit: int = 100) -> Sequen
 # -- rebuild -----------------------------------------------------------------------------------
 
 
+# A profile value as the resident's row holds it, with its provenance entry (None when it has none).
+Unsourced = dict[str, tuple[Any, list[Any] | None]]
+
+
+def unsourced_values(session: Session, resident: Resident) -> Unsourced:
+    """The profile values no source record stands behind: attribute -> (value, provenance entry).
+
+    A resident written without the import runner (today only tests and scripts do so; any
+    registration route would) holds them; so does one whose provenance names a record that does
+    not exist. A value whose record exists,
+    this resident's or (after an unmerge) another's, is evidence's to give or take, not listed.
+    """
+    stored = resident.provenance or {}
+    named = {int(entry[0]) for entry in stored.values()}
+    existing = (
+        set(session.execute(select(SourceRecord.id).where(SourceRecord.id.in_(named))).scalars())
+        if named
+        else set()
+    )
+    unsourced: Unsourced = {}
+    for attribute, value in _current_values(session, resident).items():
+        entry = stored.get(attribute)
+        if value is not None and value != "" and (entry is None or int(entry[0]) not in existing):
+            unsourced[attribute] = (value, entry)
+    return unsourced
+
+
 def rebuild_resident(session: Session, resident_id: int, *, reason: str) -> Resident:
     """Recompute a profile and its conditions from all of the resident's source records.
 
     The same fold as an import (``residents.profile.apply_payload``), applied in observation
-    order; values that end up different from before are logged in ``fact_change``.
+    order; values that end up different from before are logged in ``fact_change``. A value no
+    source record stands behind (``unsourced_values``) is kept as it is: the rebuild has no
+    evidence about it, and wiping it would lose what the registry knew.
     """
+    return _rebuild(session, resident_id, reason=reason)[0]
+
+
+def _rebuild(
+    session: Session,
+    resident_id: int,
+    *,
+    reason: str,
+    fill: Unsourced | None = None,
+    forget: Collection[str] = (),
+) -> tuple[Resident, list[str]]:
+    """``rebuild_resident``, and for a merge or unmerge: ``fill``, values without a source record
+    that fill what the profile still lacks after the fold (the merged resident's), and ``forget``,
+    attributes whose values without a source record are dropped (given back by an unmerge).
+    Returns the resident and the attributes ``fill`` supplied."""
     resident = get_resident(session, resident_id)
     session.flush()
     before = _current_values(session, resident)
     before_refs = dict(resident.provenance or {})
+    kept = {a: v for a, v in unsourced_values(session, resident).items() if a not in forget}
     profile: dict[str, Any] = {}
     provenance: dict[str, FactRef] = {}
     conditions: dict[str, dict[str, Any]] = {}
@@ -347,16 +392,27 @@ def rebuild_resident(session: Session, resident_id: int, *, reason: str) -> Resi
                 if seen < entry["first"][0]:
                     entry["first"] = (seen, record.id)
 
+    # The row's own values outrank the records (the fold has nothing to say about them); the
+    # merged resident's fill only what is still missing.
+    unsourced: Unsourced = dict(kept)
+    filled = [a for a in (fill or {}) if a not in kept and profile.get(a) is None]
+    unsourced.update({a: fill[a] for a in filled} if fill else {})
+    for attribute, (value, _entry) in unsourced.items():
+        profile[attribute] = value
+        provenance.pop(attribute, None)
+
     areas = _area_ids(session, [profile.get("community_code"), profile.get("grid_code")])
     if profile.get("id_number") and profile["id_number"] != resident.id_number:
         _release_id_number(session, profile["id_number"], keep=resident_id)
     for attribute in COLUMN_ATTRIBUTES:
         setattr(resident, attribute, profile.get(attribute))
-    resident.name = profile.get("name") or resident.name
+    resident.name = profile.get("name") or before["name"] or ""  # NOT NULL: no evidence keeps the old name
     resident.name_pinyin = name_pinyin(resident.name)[:128]
     resident.community_id = areas.get(profile.get("community_code"))
     resident.grid_id = areas.get(profile.get("grid_code"))
-    resident.provenance = provenance_to_json(provenance)
+    stored = provenance_to_json(provenance)
+    stored.update({a: entry for a, (_value, entry) in unsourced.items() if entry is not None})
+    resident.provenance = stored
     resident.updated_at = utcnow()
 
     session.execute(delete(Condition).where(Condition.resident_id == resident_id))
@@ -383,7 +439,7 @@ def rebuild_resident(session: Session, resident_id: int, *, reason: str) -> Resi
                 )
             )  # fmt: skip
     session.flush()
-    return resident
+    return resident, filled
 
 
 def _area_ids(session: Session, codes: list[str | None]) -> dict[str | None, int]:
@@ -399,7 +455,9 @@ def _release_id_number(session: Session, id_number: str, keep: int) -> None:
         select(Resident).where(Resident.id_number_bidx.in_(pii.lookup_indexes("id_number", id_number)))
     ).scalar_one_or_none()
     if holder is not None and holder.id != keep:
-        if holder.status != ResidentStatus.merged and source_records_of(session, holder.id):
+        if holder.status != ResidentStatus.merged and (
+            source_records_of(session, holder.id) or "id_number" in unsourced_values(session, holder)
+        ):
             raise Conflict(
                 "resident.id_number.taken",
                 "该身份证号已属于另一位在册居民 (the ID number belongs to another active resident)",
@@ -446,6 +504,9 @@ def merge_residents(
         .where(or_(LinkReview.resident_id == survivor_id, LinkReview.candidate_id == survivor_id))
         .values(status=ReviewStatus.same, decided_by=by[:64], decided_at=utcnow())
     )
+    # Values of the merged row that no source record stands behind do not move with the records:
+    # they fill the survivor's gaps, and the merge notes which, so an unmerge takes them back.
+    carried = unsourced_values(session, merged)
     merged.status = ResidentStatus.merged
     merged.merged_into_id = survivor_id
     merged.id_number = None
@@ -458,7 +519,8 @@ def merge_residents(
     session.add(merge)
     session.flush()
     events.publish(session, ResidentsMerged(merge))  # other domains move their rows first
-    rebuild_resident(session, survivor_id, reason="merge")
+    _, filled = _rebuild(session, survivor_id, reason="merge", fill=carried)
+    merge.moved = {**(merge.moved or {}), "unsourced_attributes": filled}
     session.execute(delete(Condition).where(Condition.resident_id == merged_id))
     survivor.needs_review = False
     session.flush()
@@ -501,8 +563,18 @@ def unmerge(session: Session, merge_id: int, *, by: str) -> ResidentMerge:
     merge.unmerged_by = by[:64]
     session.flush()
     events.publish(session, ResidentsUnmerged(merge))
+    # What the merged row gave without a source record goes back: the row kept it all but its
+    # ID number (one resident per number), which the survivor hands back.
+    carried = list((merge.moved or {}).get("unsourced_attributes", []))
+    given_back = None
+    if "id_number" in carried and merged.id_number is None:
+        survivor_values = unsourced_values(session, get_resident(session, merge.survivor_id))
+        given_back = survivor_values.get("id_number", (None, None))[0]
     # The survivor first, so an ID number that came from the merged records is released.
-    rebuild_resident(session, merge.survivor_id, reason="unmerge")
+    survivor = _rebuild(session, merge.survivor_id, reason="unmerge", forget=carried)[0]
+    if given_back is not None and survivor.id_number != given_back:
+        merged.id_number = given_back
+        session.flush()
     rebuild_resident(session, merged.id, reason="unmerge")
     events.publish(session, ResidentsChanged(frozenset({merge.survivor_id, merged.id}), cause="unmerge"))
     return merge
