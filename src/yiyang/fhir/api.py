@@ -574,7 +574,7 @@ def _import_in_scope(
     whole transaction (403) before anything is written. The audit names every resident written."""
     trial = session.begin_nested()
     try:
-        report = sources.import_source_rows(session, Feed.health, rows, label=label)
+        report = sources.import_source_rows(session, Feed.health, rows, label=label, wait=False)
         reached = set(report.resident_ids.values())
         placed = _in_registry_scope(session, actor, reached, now) if not report.rejections else set()
     finally:
@@ -604,7 +604,7 @@ def _import_in_scope(
         )
     if refusal is not None:
         raise refusal
-    report = sources.import_source_rows(session, Feed.health, rows, label=label)
+    report = sources.import_source_rows(session, Feed.health, rows, label=label, wait=False)
     if report.rejections:  # the trial passed the same rows on the same registry
         raise _refused(422, report.rejections)
     for resident_id in sorted(set(report.resident_ids.values()) - existing):

@@ -49,6 +49,9 @@ def run_import(feed: Feed, path: Path, report: Path | None) -> None:
                 db, feed, path,
                 on_total=lambda n: progress.update(task, total=n),
                 on_progress=lambda n: progress.update(task, completed=n),
+                on_wait=lambda: progress.console.print(
+                    "[yellow]另一导入正在进行，等待其完成 (another import is running; waiting for it to finish)"
+                ),
             )  # fmt: skip
         except DomainError as error:
             progress.stop()

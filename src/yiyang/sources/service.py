@@ -44,6 +44,7 @@ from yiyang.db import (
     local_setting,
     utcnow,
 )
+from yiyang.errors import Conflict
 from yiyang.events import ResidentsChanged
 from yiyang.geo.models import Area, AreaLevel
 from yiyang.residents.identity import mask_attribute
@@ -1137,6 +1138,36 @@ def collector_paused() -> Iterator[None]:
         gc.enable()
 
 
+# The key of the PostgreSQL advisory lock an import holds to its commit ("yiyang" in ASCII).
+IMPORT_LOCK_KEY = 0x79_69_79_61_6E_67
+
+
+def one_import_at_a_time(
+    session: Session, *, wait: bool = True, on_wait: Callable[[], None] | None = None
+) -> None:
+    """Hold the registry for this import until the caller's transaction ends.
+
+    Linkage decides each row against the registry as committed, so an import beside another
+    would not see the residents the other is registering and would register them again: silently
+    for those without an ID number, and for those with one by failing on the unique blind index
+    when the other commits, after all its work. On PostgreSQL the lock is transaction-level
+    (a savepoint's rollback keeps it); ``wait=False`` answers 409 ``import.busy`` instead of
+    queueing. SQLite has one writer anyway: a second import waits on the file's lock for
+    ``busy_timeout``."""
+    if not is_postgres(session):
+        return
+    taken = session.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": IMPORT_LOCK_KEY}).scalar()
+    if taken:
+        return
+    if not wait:
+        raise Conflict(
+            "import.busy", "另一导入正在进行，请稍后重试 (another import is running; try again shortly)"
+        )
+    if on_wait:
+        on_wait()
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": IMPORT_LOCK_KEY})
+
+
 def import_source_rows(
     session: Session,
     feed: Feed,
@@ -1147,9 +1178,13 @@ def import_source_rows(
     encoding: str | None = None,
     settings: Settings | None = None,
     on_progress: Callable[[int], None] | None = None,
+    wait: bool = True,
+    on_wait: Callable[[], None] | None = None,
 ) -> ImportReport:
-    """Apply rows (and count rejections) as one run inside the caller's transaction."""
+    """Apply rows (and count rejections) as one run inside the caller's transaction, once no
+    other import runs (``one_import_at_a_time``)."""
     settings = settings or get_settings()
+    one_import_at_a_time(session, wait=wait, on_wait=on_wait)
     with custom_plans(session):
         return _import_source_rows(
             session, feed, items, label=label, sha256=sha256, encoding=encoding, settings=settings,
@@ -1242,8 +1277,10 @@ def import_file(
     settings: Settings | None = None,
     on_total: Callable[[int], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
+    on_wait: Callable[[], None] | None = None,
 ) -> ImportReport:
-    """Read an agency file and apply it whole; on any failure nothing is kept but a failed run row."""
+    """Read an agency file and apply it whole; on any failure nothing is kept but a failed run row.
+    Waits for an import already running (``on_wait`` is told)."""
     from yiyang.geo.service import community_directory
     from yiyang.sources.feeds import CommunityDirectory, read_feed
 
@@ -1259,7 +1296,7 @@ def import_file(
                 on_total(reader.count_rows())
             return import_source_rows(
                 session, feed, reader, label=path.name, sha256=sha256, encoding=reader.encoding,
-                settings=settings, on_progress=on_progress,
+                settings=settings, on_progress=on_progress, on_wait=on_wait,
             )  # fmt: skip
     except BaseException as error:
         with database.unit_of_work() as session:
