@@ -48,19 +48,16 @@ def read_profile(user_id: IdPath, session: SessionDep, actor: ActorDep) -> schem
     openapi_extra=resident_data(DataCategory.care_services, many=True),
 )
 def my_hours(session: SessionDep, actor: ActorDep, clock: ClockDep) -> schemas.HoursRead:
-    """The caller's balance, totals by kind, latest ledger lines and current pairings."""
-    account = service.own_account(session, actor, clock())
-    assert actor.user_id is not None
+    """The caller's balance, totals by kind, latest ledger lines and current pairings: the paired
+    elders listed are those the caller may see as a volunteer, whatever other role they hold."""
+    volunteer = service.as_volunteer(actor)
+    assert volunteer.user_id is not None
+    account = service.own_account(session, volunteer, clock())
+    visible = visible_residents(session, volunteer, category=DataCategory.care_services, now=clock())
     return schemas.HoursRead.of(
         service.hours_summary(session, account.id),
         service.statement(session, account.id, limit=100),
-        list(
-            service.pairings_of(
-                session,
-                actor.user_id,
-                visible=visible_residents(session, actor, category=DataCategory.care_services, now=clock()),
-            )
-        ),
+        list(service.pairings_of(session, volunteer.user_id, visible=visible)),
     )
 
 

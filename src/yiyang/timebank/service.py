@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session
 
 from yiyang import events
 from yiyang.access.actor import Actor
+from yiyang.access.denials import queue_denial
 from yiyang.access.models import RelationshipKind, ResidentRelationship, RoleMembership, User
-from yiyang.access.policy import DataCategory, authorize
+from yiyang.access.policy import DataCategory, Purpose, authorize
 from yiyang.access.roles import Audience, Role, role_info
 from yiyang.db import is_postgres
 from yiyang.errors import Conflict, Forbidden, Invalid, NotFound
@@ -39,8 +40,13 @@ from yiyang.timebank.models import (
 )
 
 PAIRING_SOURCE = "volunteer_pairing"  # resident_relationship.source_type of a pairing
+PAIRING_FORBIDDEN = "timebank.pairing.forbidden"
 DEFAULT_VALIDITY_DAYS = 3 * 365  # hours expire after three years unless a district says otherwise
 SYSTEM_ACCOUNTS = (AccountKind.issuance, AccountKind.redeemed, AccountKind.pool, AccountKind.expired)
+# The roles that arrange and end pairings: every staff role but the volunteer's own.
+PAIRING_ROLES = frozenset(
+    role for role in Role if role_info(role).audience is Audience.staff and role is not Role.volunteer
+)
 
 
 # -- volunteers ----------------------------------------------------------------------------------
@@ -120,11 +126,14 @@ def get_profile(session: Session, user_id: int) -> VolunteerProfile:
 def pair(
     session: Session, actor: Actor, volunteer_user_id: int, resident_id: int, now: dt.datetime
 ) -> VolunteerPairing:
-    """Staff pair a volunteer with an elder; the volunteer gets scope over that elder while paired."""
-    _staff(actor)
+    """Staff pair a volunteer with an elder; the volunteer gets scope over that elder while paired.
+
+    Decided by the actor's staff roles alone (``PAIRING_ROLES``): a pairing of their own as a
+    volunteer gives an officer no say over who else is paired with that elder."""
+    staff = _as_staff(session, actor, resident_id, action="create", now=now)
     get_active_resident(session, resident_id)
     authorize(
-        session, actor, resident_id, category=DataCategory.care_services, what="volunteer_pairing",
+        session, staff, resident_id, category=DataCategory.care_services, what="volunteer_pairing",
         action="create", now=now,
     )  # fmt: skip
     profile = session.get(VolunteerProfile, volunteer_user_id)
@@ -165,13 +174,16 @@ def pair(
 def end_pairing(
     session: Session, actor: Actor, pairing_id: int, reason: str | None, now: dt.datetime
 ) -> VolunteerPairing:
+    """Staff end a pairing in their staff roles; the volunteer may end their own, on their own grant."""
     pairing = session.get(VolunteerPairing, pairing_id)
     if pairing is None:
         raise NotFound("timebank.pairing.not_found", "结对不存在 (no such pairing)")
-    if actor.user_id != pairing.volunteer_user_id:
-        _staff(actor)
+    if actor.user_id == pairing.volunteer_user_id:
+        acting = actor.acting_as(PAIRING_ROLES | {Role.volunteer})
+    else:
+        acting = _as_staff(session, actor, pairing.resident_id, action="update", now=now)
     authorize(
-        session, actor, pairing.resident_id, category=DataCategory.care_services, what="volunteer_pairing",
+        session, acting, pairing.resident_id, category=DataCategory.care_services, what="volunteer_pairing",
         action="update", now=now,
     )  # fmt: skip
     if pairing.ended_at is not None:
@@ -207,11 +219,18 @@ def pairings_of(
     return session.scalars(query.order_by(VolunteerPairing.id)).all()
 
 
-def _staff(actor: Actor) -> None:
-    if not any(role_info(r).audience is Audience.staff and r is not Role.volunteer for r in actor.roles):
-        raise Forbidden(
-            "timebank.pairing.forbidden", "只有工作人员可以安排结对 (only staff arrange pairings)"
-        )
+def _as_staff(session: Session, actor: Actor, resident_id: int, *, action: str, now: dt.datetime) -> Actor:
+    """The actor holding only their ``PAIRING_ROLES``, so that scope and consent are decided by a
+    staff grant and never by a pairing the person has as a volunteer; refused (audited) without one."""
+    staff = actor.acting_as(PAIRING_ROLES)
+    if staff.grants:
+        return staff
+    queue_denial(
+        session, actor, action=action, resource_type="volunteer_pairing", resident_id=resident_id,
+        field_group=DataCategory.care_services.value, purpose=Purpose.care.value,
+        reason=PAIRING_FORBIDDEN, at=now,
+    )  # fmt: skip
+    raise Forbidden(PAIRING_FORBIDDEN, "只有工作人员可以安排结对 (only staff arrange pairings)")
 
 
 # -- accounts and posting ----------------------------------------------------------------------------
@@ -470,10 +489,19 @@ def _expiry_totals(
     return [(a, int(o), int(d), int(n)) for a, o, d, n in session.execute(query).all()]
 
 
-def own_account(session: Session, actor: Actor, now: dt.datetime) -> TimebankAccount:
-    if actor.user_id is None or not actor.has_role(Role.volunteer):
+def as_volunteer(actor: Actor) -> Actor:
+    """The actor holding only their volunteer role, or ``Forbidden``: a volunteer's own hours and
+    pairings, where consent to volunteers decides what is shown, not another role the person holds."""
+    volunteer = actor.acting_as((Role.volunteer,))
+    if volunteer.user_id is None or not volunteer.grants:
         raise Forbidden("timebank.not_volunteer", "只有志愿者有时间账户 (only volunteers hold time accounts)")
-    return account_of(session, actor.user_id, now)
+    return volunteer
+
+
+def own_account(session: Session, actor: Actor, now: dt.datetime) -> TimebankAccount:
+    volunteer = as_volunteer(actor)
+    assert volunteer.user_id is not None
+    return account_of(session, volunteer.user_id, now)
 
 
 # -- statements ------------------------------------------------------------------------------------
