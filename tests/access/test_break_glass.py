@@ -9,11 +9,16 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from yiyang.access import policy
+from yiyang.access import service as access
+from yiyang.access.break_glass import open_break_glass
 from yiyang.access.models import AuditAction, AuditEvent, AuditOutcome
+from yiyang.access.policy import DataCategory
 from yiyang.access.roles import Role
 from yiyang.app import create_app
 from yiyang.config import Settings
 from yiyang.db import Database
+from yiyang.errors import Forbidden
 
 from .conftest import FakeClock
 from .world import World, build_world
@@ -149,3 +154,25 @@ def test_the_glass_opens_the_clinical_part_a_deny_had_hidden(client: TestClient,
     # then the profile shows the clinical part, the read audited as break_glass
     assert "clinical" in client.get(f"/api/residents/{resident_id}", headers=nurse).json()["field_groups"]
     assert audit_rows(world, resident_id)[-1] == ("break_glass", "allowed")
+
+
+def test_a_lasting_change_asks_for_the_clinicians_own_scope_not_the_glass(
+    world: World, clock: FakeClock
+) -> None:
+    resident_id = world.residents["out_given"]
+    with world.database.unit_of_work() as session:
+        nurse = access.load_actor(session, world.users["nurse"], clock.now)
+        open_break_glass(session, nurse, resident_id, REASON, clock.now)
+    with world.database.unit_of_work() as session:
+        nurse = access.load_actor(session, world.users["nurse"], clock.now)
+        # given the glass open, a read goes through
+        policy.authorize(
+            session, nurse, resident_id, category=DataCategory.sensor, what="alert_rule", now=clock.now
+        )
+        # when the same nurse makes a change that outlasts the emergency, then only her own scope counts
+        with pytest.raises(Forbidden) as refused:
+            policy.authorize(
+                session, nurse, resident_id, category=DataCategory.sensor, what="alert_rule", action="create",
+                now=clock.now, glass=False,
+            )  # fmt: skip
+        assert refused.value.code == "access.scope"

@@ -594,11 +594,13 @@ def _evaluate(
     categories: Sequence[DataCategory],
     purpose: Purpose,
     now: dt.datetime,
+    *,
+    glass: bool = True,
 ) -> Decision:
     decision = _decide(session, actor, resident_id, categories, purpose, now)
     # The glass opens what was refused: the category asked for, or in a profile the clinical part.
     clinical_refused = DataCategory.clinical in categories and DataCategory.clinical not in decision.allowed
-    if (decision.code or clinical_refused) and purpose is Purpose.care:
+    if glass and (decision.code or clinical_refused) and purpose is Purpose.care:
         opened = _break_glass(session, actor, resident_id, now)
         if opened is not None:
             grant = _break_glass_grant(actor)
@@ -639,8 +641,13 @@ def authorize(
     purpose: Purpose = Purpose.care,
     action: str = "read",
     now: dt.datetime | None = None,
+    glass: bool = True,
 ) -> None:
     """Allow (and audit) or refuse (audit, then raise ``Forbidden``) one access to one resident.
+
+    ``glass=False`` for a lasting change (a threshold, a care plan put in force): an emergency
+    opening lets a clinician read and act for the moment, not reset what the resident's own team
+    decides, so only the actor's own scope and consent count.
 
     Raises ``NotFound`` (``resident.not_found``) for a resident id that names no one.
     """
@@ -653,7 +660,7 @@ def authorize(
             field_group=category.value, purpose=purpose.value, at=now,
         )  # fmt: skip
         return
-    decision = _evaluate(session, actor, resident_id, [category], purpose, now)
+    decision = _evaluate(session, actor, resident_id, [category], purpose, now, glass=glass)
     if decision.code:
         raise _refuse(
             session, actor, resident_id, code=decision.code, action=action, what=what,
