@@ -73,11 +73,14 @@ def list_devices(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> list[schemas.DeviceRead]:
     """Devices an administrator may manage: those bound now to a resident the actor may see
-    (identity), and those bound to no resident."""
+    (identity) or to a household with a current member the actor may see, and those bound to no
+    one. Filtering by a resident or household the actor may not see is refused, not emptied."""
     _admin(actor)
     now = clock()
     if resident_id is not None:
         policy.authorize(session, actor, resident_id, category=DataCategory.identity, what="device", now=now)
+    if household_id is not None:
+        service.authorize_household(session, actor, household_id, what="device", now=now)
     devices = service.list_devices(
         session,
         kind=kind,
@@ -86,7 +89,8 @@ def list_devices(
         at=now,
         limit=limit,
         offset=offset,
-        visible=policy.visible_residents(session, actor, category=DataCategory.identity, now=now),
+        visible=service.device_scope(session, actor, now),
+        administered=service.administered_households(session, actor),
     )
     return [_read(session, device, now) for device in devices]
 
@@ -94,13 +98,10 @@ def list_devices(
 def _authorize_holder(
     session: Session, actor: Actor, device: Device, now: dt.datetime, *, action: str = "read"
 ) -> None:
-    """A device bound now to a resident is that resident's data: the policy decides, audited."""
+    """A device bound now to a resident or household is their data: the policy decides, audited."""
     binding = service.binding_at(session, device.id, now)
-    if binding is not None and binding.resident_id is not None:
-        policy.authorize(
-            session, actor, binding.resident_id, category=DataCategory.identity, what="device",
-            action=action, now=now,
-        )  # fmt: skip
+    if binding is not None:
+        service.authorize_holder(session, actor, binding, what="device", action=action, now=now)
 
 
 @router.get("/devices/{device_id}", response_model=schemas.DeviceRead, openapi_extra=_PLACEMENT)
@@ -114,16 +115,15 @@ def read_device(
     return _read(session, device, now)
 
 
-@router.post(
-    "/devices/{device_id}/secret",
-    response_model=schemas.SecretRotated,
-    openapi_extra=no_resident_data("device credential"),
-)
+@router.post("/devices/{device_id}/secret", response_model=schemas.SecretRotated, openapi_extra=_PLACEMENT)
 def rotate_secret(
     device_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.SecretRotated:
     _admin(actor)
-    device, secret = service.rotate_secret(session, device_id, clock())
+    now = clock()
+    # A new secret decides what may speak for the device in its holder's home (and cuts it off).
+    _authorize_holder(session, actor, service.get_device(session, device_id), now, action="update")
+    device, secret = service.rotate_secret(session, device_id, now)
     return schemas.SecretRotated(uid=device.uid, secret=secret)
 
 
@@ -151,6 +151,8 @@ def list_bindings(
         policy.authorize(
             session, actor, resident_id, category=DataCategory.identity, what="device_binding", now=now
         )
+    for household_id in sorted({b.household_id for b in bindings if b.household_id}):
+        service.authorize_household(session, actor, household_id, what="device_binding", now=now)
     return [schemas.BindingRead.model_validate(b) for b in bindings]
 
 
@@ -164,17 +166,22 @@ def bind_device(
     device_id: IdPath, body: schemas.BindingCreate, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.BindingRead:
     _admin(actor)
+    now = clock()
     if body.resident_id is not None:
         policy.authorize(
             session, actor, body.resident_id, category=DataCategory.identity, what="device_binding",
-            action="create", now=clock(),
+            action="create", now=now,
         )  # fmt: skip
+    if body.household_id is not None:
+        service.authorize_household(
+            session, actor, body.household_id, what="device_binding", action="create", now=now
+        )
     binding = service.bind_device(
         session,
         device_id,
         resident_id=body.resident_id,
         household_id=body.household_id,
-        valid_from=body.valid_from or clock(),
+        valid_from=body.valid_from or now,
         valid_to=body.valid_to,
     )
     return schemas.BindingRead.model_validate(binding)
@@ -194,12 +201,11 @@ def end_binding(
     clock: ClockDep,
 ) -> schemas.BindingRead:
     _admin(actor)
-    binding = service.end_binding(session, device_id, binding_id, body.valid_to or clock())
-    if binding.resident_id is not None:
-        policy.authorize(
-            session, actor, binding.resident_id, category=DataCategory.identity, what="device_binding",
-            action="update", now=clock(),
-        )  # fmt: skip
+    now = clock()
+    # The holder decides before anything changes.
+    held = service.get_binding(session, device_id, binding_id)
+    service.authorize_holder(session, actor, held, what="device_binding", action="update", now=now)
+    binding = service.end_binding(session, device_id, binding_id, body.valid_to or now)
     return schemas.BindingRead.model_validate(binding)
 
 

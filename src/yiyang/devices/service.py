@@ -10,10 +10,16 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from yiyang.access import policy
+from yiyang.access.actor import Actor
+from yiyang.access.audit import record_access
+from yiyang.access.denials import queue_denial
+from yiyang.access.policy import DataCategory, Purpose
+from yiyang.access.roles import Role
 from yiyang.db import utcnow
 from yiyang.devices import broker, storage
 from yiyang.devices.ingest import (
@@ -28,9 +34,10 @@ from yiyang.devices.ingest import (
 )
 from yiyang.devices.models import Device, DeviceBinding, DeviceKind, DeviceState
 from yiyang.devices.telemetry import DEFAULT_LIMITS, UID_PATTERN, Channel, TimeLimits
-from yiyang.errors import Conflict, DomainError, Invalid, NotFound
-from yiyang.geo.models import Household
-from yiyang.residents.models import Resident
+from yiyang.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
+from yiyang.geo.models import Area, Household
+from yiyang.geo.service import get_household, household_members
+from yiyang.residents.models import Resident, ResidentStatus
 
 
 class DeviceUnauthorized(DomainError):
@@ -135,20 +142,41 @@ def list_devices(
     limit: int = 100,
     offset: int = 0,
     visible: ColumnElement[bool] | None = None,
+    administered: ColumnElement[bool] | None = None,
 ) -> Sequence[Device]:
     """Devices, optionally of one kind or bound (at ``at``) to a resident or household.
 
-    ``visible`` (``policy.visible_residents``, a clause over ``resident``) keeps out the devices
-    bound at ``at`` to a resident outside it; the page is cut after that, in the query.
+    ``visible`` (``device_scope``, a clause over ``resident``) keeps out the devices bound at
+    ``at`` to a resident outside it, or to a household none of whose current members is in it,
+    unless nobody lives there and the household is in ``administered`` (a clause over
+    ``household``, ``administered_households``); the page is cut after that, in the query.
     """
     query = select(Device).order_by(Device.id).limit(limit).offset(offset)
     if kind is not None:
         query = query.where(Device.kind == kind)
     if visible is not None:
         at = at or dt.datetime.now(dt.UTC)
+        # As the households API answers: a household is seen through a current member.
+        households_seen = select(Resident.household_id).where(
+            Resident.household_id.is_not(None), Resident.status == ResidentStatus.active, visible
+        )
+        if administered is not None:
+            lived_in = select(Resident.household_id).where(
+                Resident.household_id.is_not(None), Resident.status == ResidentStatus.active
+            )
+            empty_seen = select(Household.id).where(administered, Household.id.not_in(lived_in))
+            households_seen = households_seen.union(empty_seen)
         hidden = _bound_at(at).where(
-            DeviceBinding.resident_id.is_not(None),
-            ~DeviceBinding.resident_id.in_(select(Resident.id).where(visible)),
+            or_(
+                and_(
+                    DeviceBinding.resident_id.is_not(None),
+                    ~DeviceBinding.resident_id.in_(select(Resident.id).where(visible)),
+                ),
+                and_(
+                    DeviceBinding.household_id.is_not(None),
+                    ~DeviceBinding.household_id.in_(households_seen),
+                ),
+            )
         )
         query = query.where(Device.id.not_in(hidden))
     if resident_id is not None or household_id is not None:
@@ -196,6 +224,95 @@ def authenticate_device(session: Session, uid: str, secret: str) -> Device:
     return device
 
 
+# ---- who may see a placement ----------------------------------------------------------------
+
+
+def device_scope(session: Session, actor: Actor, now: dt.datetime) -> ColumnElement[bool] | None:
+    """The residents through whom this actor sees devices' placements (identity), for
+    ``list_devices``; None for jobs and commands (audited, not scoped) and with the policy off."""
+    if policy.is_system(actor) or not policy.current_settings().enforce:
+        return None
+    return policy.visible_residents(session, actor, category=DataCategory.identity, now=now)
+
+
+def administered_households(session: Session, actor: Actor) -> ColumnElement[bool]:
+    """The households in the areas the actor administers (a clause over ``household``): the
+    answer for a household nobody lives in any more, whose address is no one's data, so that
+    the device left there can still be found, retired or moved by the administrator over it."""
+    clauses = []
+    for grant in actor.grants:
+        if grant.role is not Role.district_admin:
+            continue
+        if grant.area_id is None:
+            return true()
+        area = session.get(Area, grant.area_id)
+        if area is not None:
+            subtree = select(Area.id).where(or_(Area.id == area.id, Area.path.startswith(area.path + "/")))
+            clauses.append(Household.community_id.in_(subtree))
+    return or_(*clauses) if clauses else false()
+
+
+def authorize_household(
+    session: Session, actor: Actor, household_id: int, *, what: str, action: str = "read", now: dt.datetime
+) -> list[int]:
+    """Allow (audited per member relied on) or refuse a device placement with a household.
+
+    The households API's rule (``geo.service.read_household``): a household's devices are data
+    about its people, so it answers only through a current member the actor may see (identity).
+    When none is seen, the first member's refusal is the answer. A household with no member
+    answers to the administrators over its community (``administered_households``), audited
+    with no resident, and is refused as out of scope to anyone else. Returns the members relied on.
+    """
+    household = get_household(session, household_id)  # 404 geo.household.not_found, as the households API
+    visible = policy.visible_residents(session, actor, category=DataCategory.identity, now=now)
+    seen = household_members(session, household_id, visible)
+    if not seen:
+        if policy.is_system(actor) or not policy.current_settings().enforce:
+            return seen  # not scoped, and nobody in it to audit against
+        members = household_members(session, household_id)
+        if not members and session.scalar(
+            select(Household.id).where(Household.id == household.id, administered_households(session, actor))
+        ):
+            record_access(
+                session, actor, action=action, resource_type=what, resident_id=None,
+                field_group=DataCategory.identity.value, reason=f"household #{household_id}, nobody living there",
+                at=now,
+            )  # fmt: skip
+            return []
+        if not members:
+            queue_denial(
+                session, actor, action=action, resource_type=what, resident_id=None,
+                field_group=DataCategory.identity.value, purpose=Purpose.care.value, reason="access.scope",
+                at=now,
+            )  # fmt: skip
+            raise Forbidden("access.scope", policy.DENIALS["access.scope"])
+        seen = members[:1]  # refused here, unless a break-the-glass opening lets the actor in
+    for resident_id in seen:
+        policy.authorize(
+            session, actor, resident_id, category=DataCategory.identity, what=what, action=action, now=now
+        )
+    return seen
+
+
+def authorize_holder(
+    session: Session,
+    actor: Actor,
+    binding: DeviceBinding,
+    *,
+    what: str,
+    action: str = "read",
+    now: dt.datetime,
+) -> None:
+    """A binding is data of the resident or household it names: the policy decides, audited."""
+    if binding.resident_id is not None:
+        policy.authorize(
+            session, actor, binding.resident_id, category=DataCategory.identity, what=what, action=action,
+            now=now,
+        )  # fmt: skip
+    elif binding.household_id is not None:
+        authorize_household(session, actor, binding.household_id, what=what, action=action, now=now)
+
+
 # ---- bindings -----------------------------------------------------------------------------
 
 
@@ -241,10 +358,15 @@ def bind_device(
     return binding
 
 
-def end_binding(session: Session, device_id: int, binding_id: int, valid_to: dt.datetime) -> DeviceBinding:
+def get_binding(session: Session, device_id: int, binding_id: int) -> DeviceBinding:
     binding = session.get(DeviceBinding, binding_id)
     if binding is None or binding.device_id != device_id:
         raise NotFound("device.binding.not_found", "绑定不存在 (binding not found)")
+    return binding
+
+
+def end_binding(session: Session, device_id: int, binding_id: int, valid_to: dt.datetime) -> DeviceBinding:
+    binding = get_binding(session, device_id, binding_id)
     if valid_to <= binding.valid_from:
         raise Invalid("device.binding.period", "结束时间须晚于开始时间 (valid_to must be after valid_from)")
     if binding.valid_to is not None and binding.valid_to <= valid_to:
