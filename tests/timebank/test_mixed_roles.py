@@ -28,6 +28,7 @@ from yiyang.access.policy import DataCategory, Purpose, RecipientClass
 from yiyang.access.roles import Role
 from yiyang.app import create_app
 from yiyang.db import Database, utcnow
+from yiyang.residents.models import Resident
 from yiyang.timebank.models import VolunteerPairing, VolunteerProfile
 from yiyang.timebank.service import PAIRING_SOURCE
 
@@ -243,3 +244,9 @@ def test_hours_list_a_paired_elder_only_as_a_volunteer_may_see_them(client: Test
     # then the pairings listed are those a volunteer may see: consent to volunteers decides
     assert response.status_code == 200, response.text[:300]
     assert [p["resident_id"] for p in response.json()["pairings"]] == [outside]
+    # and the hours page names the same elders only
+    with world.database.unit_of_work() as session:
+        names = {rid: session.get_one(Resident, rid).name for rid in (inside, outside)}
+    page = client.get("/timebank/me", headers=world.headers[OFFICER])
+    assert page.status_code == 200
+    assert names[outside] in page.text and names[inside] not in page.text

@@ -169,8 +169,9 @@ def list_reviews(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> schemas.ReviewPage:
     now = clock()
-    policy.require_registry(session, actor, what="link_review", now=now)
-    visible = policy.visible_residents(session, actor, category=DataCategory.identity, now=now)
+    keeper = policy.require_registry(session, actor, what="link_review", now=now)
+    # the registry role's scope, not another role's (a volunteer's pairing elsewhere)
+    visible = policy.visible_residents(session, keeper, category=DataCategory.identity, now=now)
     total, rows = service.open_reviews(session, limit, offset, visible=visible)
     return schemas.ReviewPage(total=total, items=[schemas.ReviewRead.model_validate(r) for r in rows])
 

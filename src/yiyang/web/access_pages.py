@@ -13,11 +13,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from yiyang.access import audit_search
-from yiyang.access.deps import ActorDep, ClockDep
+from yiyang.access.deps import ClockDep
 from yiyang.access.policy import DataCategory
 from yiyang.access.routes import resident_data
 from yiyang.deps import MAX_ID, SessionDep
 from yiyang.errors import Forbidden
+from yiyang.web.actor import WebActorDep
 from yiyang.web.pages import render
 
 router = APIRouter(include_in_schema=False)
@@ -28,7 +29,7 @@ PAGE_SIZE = 50
 def access_log_page(
     request: Request,
     session: SessionDep,
-    actor: ActorDep,
+    actor: WebActorDep,
     clock: ClockDep,
     resident_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,

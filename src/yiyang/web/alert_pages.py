@@ -1,9 +1,9 @@
 """Staff pages for alerts: the list, one alert (resident, readings around the event as a chart,
 the escalation so far, acknowledge / resolve), and the inbox with live updates.
 
-Every page takes the signed-in actor and goes through the access policy (sensor data). The
-buttons post to the JSON API with the session's CSRF token in ``X-CSRF-Token``; the chart is
-an SVG drawn here on the server.
+Every page takes the signed-in actor (``WebActorDep``: a redirect to /login without one) and goes
+through the access policy (sensor data); a refusal is the 403 page. The buttons post to the JSON
+API with the session's CSRF token in ``X-CSRF-Token``; the chart is an SVG drawn here on the server.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from yiyang.access import tokens
 from yiyang.access.actor import Actor
-from yiyang.access.deps import ActorDep, ClockDep
+from yiyang.access.deps import ClockDep
 from yiyang.access.policy import DataCategory, authorize, visible_residents
 from yiyang.access.routes import resident_data
 from yiyang.alerts import service
@@ -29,9 +29,10 @@ from yiyang.alerts.models import AlertOutcome, AlertState
 from yiyang.deps import MAX_ID, IdPath, SessionDep
 from yiyang.devices.models import DeviceBinding, DeviceEvent, Telemetry
 from yiyang.devices.telemetry import READINGS
-from yiyang.errors import Forbidden
+from yiyang.errors import Forbidden, NotFound
 from yiyang.residents.models import Resident
-from yiyang.web.pages import render
+from yiyang.web.actor import WebActorDep
+from yiyang.web.pages import refused, render
 
 router = APIRouter(include_in_schema=False)
 WINDOW = dt.timedelta(hours=2)
@@ -49,7 +50,7 @@ def _csrf(request: Request) -> str:
 def alerts_page(
     request: Request,
     session: SessionDep,
-    actor: ActorDep,
+    actor: WebActorDep,
     clock: ClockDep,
     state: Annotated[str | None, Query(max_length=16)] = None,
     resident_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
@@ -67,11 +68,16 @@ def alerts_page(
     openapi_extra=resident_data(DataCategory.sensor, DataCategory.identity),
 )
 def alert_page(
-    request: Request, alert_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
+    request: Request, alert_id: IdPath, session: SessionDep, actor: WebActorDep, clock: ClockDep
 ) -> HTMLResponse:
     now = clock()
-    alert = service.get_alert(session, alert_id)
-    service.authorize_alert(session, actor, alert, now=now)
+    try:
+        alert = service.get_alert(session, alert_id)
+        service.authorize_alert(session, actor, alert, now=now)
+    except NotFound as error:
+        return render(request, "not_found.html", status_code=404, message=error.message)
+    except Forbidden as error:
+        return refused(request, error)  # its denial stays audited (access/denials.py)
     resident = _resident_if_allowed(session, actor, alert.resident_id, now)
     devices = _devices_of(session, alert.resident_id, alert.device_id, alert.raised_at)
     chart = Markup(readings_svg(session, devices, alert.raised_at))  # noqa: S704 - built from numbers and escaped labels
@@ -84,7 +90,7 @@ def alert_page(
 
 
 @router.get("/inbox", response_class=HTMLResponse, openapi_extra=resident_data(DataCategory.sensor))
-def inbox_page(request: Request, session: SessionDep, actor: ActorDep, clock: ClockDep) -> HTMLResponse:
+def inbox_page(request: Request, session: SessionDep, actor: WebActorDep, clock: ClockDep) -> HTMLResponse:
     items = service.read_inbox(session, actor, clock(), limit=50)  # entitled items only; audited
     return render(
         request,

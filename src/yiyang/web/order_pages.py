@@ -237,7 +237,9 @@ def my_hours_page(request: Request, session: SessionDep, actor: WebActorDep, clo
 
 def _pairings(session: Session, actor: Actor, now: dt.datetime) -> Sequence[tuple[object, str]]:
     """The volunteer's current pairings with the elder's name: those whose identity and care
-    services the volunteer may see (filtered in the query)."""
+    services the volunteer may see as a volunteer, whatever other role they hold (filtered in the
+    query)."""
+    actor = timebank.as_volunteer(actor)
     visible = and_(
         policy.visible_residents(session, actor, category=DataCategory.identity, now=now),
         policy.visible_residents(session, actor, category=DataCategory.care_services, now=now),

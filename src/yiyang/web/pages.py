@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from yiyang.access import break_glass, policy
 from yiyang.access.actor import Actor
+from yiyang.access.audit import record_access
 from yiyang.access.deps import get_clock
 from yiyang.access.policy import DataCategory, FieldGroup
 from yiyang.access.routes import no_resident_data, resident_data
@@ -144,8 +145,9 @@ def residents_page(
 def profile_page(
     request: Request, resident_id: ResidentIdPath, session: SessionDep, actor: WebActorDep
 ) -> HTMLResponse:
+    now = _now(request)
     try:
-        groups = policy.authorize_profile(session, actor, resident_id, now=_now(request))
+        groups = policy.authorize_profile(session, actor, resident_id, now=now)
         resident = service.get_active_resident(session, resident_id)
     except NotFound as error:
         return render(request, "not_found.html", status_code=404, message=error.message)
@@ -158,7 +160,7 @@ def profile_page(
         dict(session.execute(select(Area.code, Area.name).where(Area.code.in_(codes))).all()) if codes else {}
     )
     clinical = FieldGroup.clinical in groups
-    registry = FieldGroup.registry in groups and policy.may_work_registry(actor)
+    shows = _registry_records(session, actor, resident_id, groups, now)
     return render(
         request, "profile.html", resident=resident,
         age=age_on(resident.birth_date, dt.date.today()) if resident.birth_date else None,
@@ -166,10 +168,27 @@ def profile_page(
         facts=facts, clinical=clinical,
         conditions=service.conditions_of(session, resident.id) if clinical else [],
         observations=service.observations_of(session, resident.id, limit=20) if clinical else [],
-        sources=service.source_records_of(session, resident.id) if registry else None,
-        history=service.fact_history(session, resident.id) if registry else [],
+        sources=service.source_records_of(session, resident.id) if "source_record" in shows else None,
+        history=service.fact_history(session, resident.id) if "fact_history" in shows else [],
         area_names=area_names, **(tier_panel(session, resident.id) if clinical else {"tier_panel": None}),
     )  # fmt: skip
+
+
+def _registry_records(
+    session: SessionDep, actor: Actor, resident_id: int, groups: frozenset[FieldGroup], now: dt.datetime
+) -> set[str]:
+    """Which registry parts (source records, fact history) the profile shows: as
+    ``GET /api/residents/{id}/sources`` and ``/history`` decide, by a role that keeps the registry
+    with this resident in its scope (``require_registry``), not by the registry group another role
+    brings (a family doctor here who administers another street). Each part shown is audited."""
+    if FieldGroup.registry not in groups or not policy.may_work_registry(actor):
+        return set()
+    keeper = policy.require_registry(session, actor, what="source_record", resident_id=resident_id, now=now)
+    return {
+        what
+        for what in ("source_record", "fact_history")
+        if policy.permitted(session, keeper, resident_id, category=DataCategory.identity, what=what, now=now)
+    }
 
 
 @router.post(
@@ -207,10 +226,12 @@ def break_glass_page(
 def reviews_page(request: Request, session: SessionDep, actor: WebActorDep) -> HTMLResponse:
     now = _now(request)
     try:
-        policy.require_registry(session, actor, what="link_review", now=now)
+        keeper = policy.require_registry(session, actor, what="link_review", now=now)
     except Forbidden as error:
         return refused(request, error)
-    visible = policy.visible_residents(session, actor, category=DataCategory.identity, now=now)
+    # Both residents of a pair in the registry role's scope, not in another role's (a volunteer's
+    # pairing elsewhere): the page shows their birth dates and addresses.
+    visible = policy.visible_residents(session, keeper, category=DataCategory.identity, now=now)
     total, reviews = service.open_reviews(session, limit=50, visible=visible)
     pairs = [
         (r, service.get_resident(session, r.resident_id), service.get_resident(session, r.candidate_id))
@@ -251,11 +272,13 @@ def decide_review_page(
     openapi_extra=resident_data(DataCategory.identity, many=True, registry=True),
 )
 def imports_page(request: Request, session: SessionDep, actor: WebActorDep) -> HTMLResponse:
+    now = _now(request)
     try:
-        policy.require_registry(session, actor, what="import_run", now=_now(request))
+        keeper = policy.require_registry(session, actor, what="import_run", now=now)
     except Forbidden as error:
         return refused(request, error)
     runs = session.execute(select(ImportRun).order_by(ImportRun.id.desc()).limit(100)).scalars().all()
+    record_access(session, keeper, action="read", resource_type="import_run", field_group="list", at=now)
     return render(request, "imports.html", runs=runs)
 
 

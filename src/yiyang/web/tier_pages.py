@@ -8,6 +8,7 @@ SVG drawn here on the server, so the page needs no script.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from typing import Annotated, Any
 from xml.sax.saxutils import escape
@@ -19,16 +20,18 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from yiyang.access import policy
+from yiyang.access.actor import Actor
 from yiyang.access.policy import DataCategory, Purpose
 from yiyang.access.routes import resident_data
 from yiyang.assessments import service as assessments
 from yiyang.assessments.instruments import INSTRUMENTS, Instrument, get_instrument
 from yiyang.assessments.scoring import CAPABILITY_DOMAINS, CARE_RISK_EVENTS, Item, ItemKind
 from yiyang.deps import ResidentIdPath, SessionDep
-from yiyang.errors import DomainError, Forbidden, NotFound
+from yiyang.errors import DomainError, Forbidden, Invalid, NotFound
 from yiyang.geo.models import Area, AreaLevel
 from yiyang.residents import service as residents
 from yiyang.residents.identity import age_on
+from yiyang.residents.models import Resident
 from yiyang.tiers import service as tiers
 from yiyang.tiers.care_plans import ACTIVITIES, GOALS
 from yiyang.tiers.models import CarePlanStatus
@@ -79,9 +82,10 @@ def new_assessment_page(
     actor: WebActorDep,
     instrument: Annotated[str | None, Query(max_length=32)] = None,
 ) -> HTMLResponse:
+    now = _now(request)
     try:
         policy.authorize(
-            session, actor, resident_id, category=DataCategory.clinical, what="assessment", now=_now(request)
+            session, actor, resident_id, category=DataCategory.clinical, what="assessment", now=now
         )
     except Forbidden as error:
         return refused(request, error, resident_id)
@@ -92,12 +96,14 @@ def new_assessment_page(
         chosen = get_instrument(instrument) if instrument else None
     except DomainError as error:
         return render(request, "not_found.html", status_code=404, message=error.message)
+    name = _name_if_allowed(session, actor, resident_id, now)
     if chosen is None:
         return render(
-            request, "tiers/choose_instrument.html", resident=resident, instruments=INSTRUMENTS.values()
-        )
+            request, "tiers/choose_instrument.html", resident=resident, name=name,
+            instruments=INSTRUMENTS.values(),
+        )  # fmt: skip
     return _form(
-        request, resident, chosen, values={}, errors=[], prefill=_prefill(session, resident_id, chosen)
+        request, resident, name, chosen, values={}, errors=[], prefill=_prefill(session, resident_id, chosen)
     )
 
 
@@ -112,10 +118,11 @@ async def record_assessment_page(
     actor: WebActorDep,
     instrument: Annotated[str, Query(max_length=32)],
 ) -> HTMLResponse | RedirectResponse:
+    now = _now(request)
     try:
         policy.authorize(
             session, actor, resident_id, category=DataCategory.clinical, what="assessment", action="create",
-            now=_now(request),
+            now=now,
         )  # fmt: skip
     except Forbidden as error:
         return refused(request, error, resident_id)
@@ -128,9 +135,9 @@ async def record_assessment_page(
         return render(request, "not_found.html", status_code=404, message=error.message)
     form = await request.form()
     values = {key: str(value) for key, value in form.multi_items() if isinstance(value, str)}
-    answers = answers_from_form(chosen.items, form.multi_items())
     assessed_at = _parse_local(values.get("assessed_at", ""))
     try:
+        answers = answers_from_form(chosen.items, form.multi_items())
         if assessed_at is None:
             raise DomainError(
                 "assessment.assessed_at.missing", "请填写评估时间 (the assessment time is required)"
@@ -145,16 +152,37 @@ async def record_assessment_page(
         errors = error.detail.get("errors") or [
             {"code": error.code, "message": error.message, "item": error.detail.get("item")}
         ]
-        return _form(request, resident, chosen, values=values, errors=errors, prefill={}, status_code=422)
+        name = _name_if_allowed(session, actor, resident.id, now)
+        return _form(
+            request, resident, name, chosen, values=values, errors=errors, prefill={}, status_code=422
+        )
     lang = request.query_params.get("lang")
     return RedirectResponse(
         f"/residents/{resident.id}{'?lang=' + lang if lang else ''}#tier", status_code=303
     )
 
 
+def _name_if_allowed(session: Session, actor: Actor, resident_id: int, now: dt.datetime) -> str | None:
+    """The resident's name is identity data, read on its own (audited) where the policy allows
+    it; else the form names the resident by number only (``#id``)."""
+    if not policy.permitted(
+        session, actor, resident_id, category=DataCategory.identity, what="resident_name", now=now
+    ):
+        return None
+    resident = session.get(Resident, resident_id)
+    return resident.name if resident else None
+
+
+# A count of care-risk events in the last 30 days: ASCII digits only (``str.isdigit`` also takes
+# "²", which ``int`` refuses, and "２"), at most 31 as the form's field allows.
+_COUNT = re.compile(r"[0-9]{1,2}")
+MAX_EVENTS = 31
+
+
 def answers_from_form(items: Sequence[Item], pairs: Sequence[tuple[str, Any]]) -> dict[str, Any]:
     """Form fields back into answers: blanks left out (so the scorer names what is missing),
-    care-risk events given as counts per kind, diagnoses as comma-separated codes."""
+    care-risk events given as counts per kind, diagnoses as comma-separated codes. A count that
+    is not a whole number from 0 to 31 is ``Invalid``, naming its item."""
     fields: dict[str, list[str]] = {}
     for key, value in pairs:
         if isinstance(value, str):
@@ -165,8 +193,15 @@ def answers_from_form(items: Sequence[Item], pairs: Sequence[tuple[str, Any]]) -
             events: list[str] = []
             for choice in item.choices:
                 raw = (fields.get(f"{item.code}.{choice}") or [""])[0]
-                count = int(raw) if raw.isdigit() else 0
-                events.extend([choice] * min(count, 31))
+                if not raw:
+                    continue
+                if not _COUNT.fullmatch(raw) or int(raw) > MAX_EVENTS:
+                    raise Invalid(
+                        "assessment.count.invalid",
+                        "次数须为 0 至 31 的整数 (a count must be a whole number from 0 to 31)",
+                        item=item.code,
+                    )
+                events.extend([choice] * int(raw))
             if events or item.required:
                 answers[item.code] = events
             continue
@@ -198,6 +233,7 @@ def _prefill(session: Session, resident_id: int, instrument: Instrument) -> dict
 def _form(
     request: Request,
     resident: Any,
+    name: str | None,
     instrument: Instrument,
     *,
     values: dict[str, str],
@@ -212,7 +248,8 @@ def _form(
             groups.append((item.domain, []))
         groups[-1][1].append(item)
     return render(
-        request, "tiers/assessment_form.html", status_code=status_code, resident=resident, instrument=instrument,
+        request, "tiers/assessment_form.html", status_code=status_code, resident=resident, name=name,
+        instrument=instrument,
         groups=groups, domains=CAPABILITY_DOMAINS, events=CARE_RISK_EVENTS, values={**prefill, **values},
         errors=errors, error_items={e.get("item") for e in errors if e.get("item")}, now=now, kinds=ItemKind,
     )  # fmt: skip
