@@ -79,6 +79,7 @@ def build_scene(database: Database, gateway: RecordingGateway) -> Scene:
         worker = access.create_user(session, "grid1")
         access.grant_role(session, worker, Role.grid_worker, area_id=grid.id)
         daughter = access.create_user(session, "daughter1")
+        access.grant_role(session, daughter, Role.family_member)  # acts for her mother with the role only
         access.authorise_family_member(
             session, resident.id, daughter, "子女", valid_from=T0 - dt.timedelta(days=1)
         )

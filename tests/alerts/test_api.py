@@ -161,6 +161,10 @@ def test_the_administrator_changes_tier_rules_the_team_a_residents_and_a_bad_ove
         "/api/alert-rules/overrides", json={**body, "params": {"when": [["8480-6", "~", 1]]}}, headers=doctor
     )
     assert bad.status_code == 422 and bad.json()["code"] == "alert_rule.invalid"
+    # the text "false" is no flag: refused, rather than read as true (which left the rule on)
+    off = {**body, "rule": "fall", "params": {"enabled": "false"}}
+    not_a_flag = client.post("/api/alert-rules/overrides", json=off, headers=doctor)
+    assert not_a_flag.status_code == 422 and not_a_flag.json()["code"] == "alert_rule.invalid"
     # the doctor reads the resident's effective rules, and lists both overrides
     rules = client.get(f"/api/residents/{scene.resident_id}/alert-rules")
     assert rules.status_code == 200, rules.text

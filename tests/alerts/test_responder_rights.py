@@ -1,8 +1,9 @@
 """A responder's rights last as long as the relationship that made them a recipient.
 
-An inbox item is not a standing grant: the daughter whose authorisation was revoked, the grid
-worker whose role was revoked and a deactivated account are no longer chosen by the chain, so
-they neither open, acknowledge nor resolve the alert, nor see it in the inbox, nor get its SMS.
+An inbox item is not a standing grant: the daughter whose authorisation or family_member role was
+revoked, the grid worker whose role was revoked and a deactivated account are no longer chosen by
+the chain, so they neither open, acknowledge nor resolve the alert, nor see it in the inbox, nor
+get its SMS.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from tests.alerts.test_alerts import event, send
 from tests.alerts.test_api import sign_in, upload_fall
 from yiyang.access import service as access
 from yiyang.access.models import AuditEvent, ResidentAuthorisation, RoleMembership, User
+from yiyang.access.roles import Role
 from yiyang.alerts import service
 from yiyang.alerts.channels import RecordingGateway
 from yiyang.alerts.engine import AlertRules, delivery_job, escalation_job
 from yiyang.alerts.models import Alert, AlertDelivery, AlertState, InboxItem
+from yiyang.alerts.rules import Target
 from yiyang.app import create_app
 from yiyang.db import Database, utcnow
 
@@ -56,6 +59,20 @@ def revoke_grid_role(db: Database, scene: Scene, now: dt.datetime) -> None:
         access.revoke_role(session, membership_id, now)
 
 
+def revoke_family_role(db: Database, scene: Scene, now: dt.datetime) -> None:
+    """The daughter's family_member role is revoked; her authorisation row is left as it was."""
+    with db.unit_of_work() as session:
+        (membership_id,) = session.scalars(
+            select(RoleMembership.id).where(
+                RoleMembership.user_id == scene.daughter, RoleMembership.role == Role.family_member
+            )
+        ).all()
+        access.revoke_role(session, membership_id, now)
+
+
+REVOKE = {"daughter": revoke_daughter, "family_role": revoke_family_role, "grid_worker": revoke_grid_role}
+
+
 def the_alert(db: Database, alert_id: int) -> Alert:
     with db.unit_of_work() as session:
         alert = session.get(Alert, alert_id)
@@ -68,20 +85,21 @@ def inbox_users(db: Database, alert_id: int) -> set[int]:
         return set(session.scalars(select(InboxItem.user_id).where(InboxItem.alert_id == alert_id)))
 
 
-@pytest.mark.parametrize("who", ["daughter", "grid_worker"])
+@pytest.mark.parametrize("who", ["daughter", "family_role", "grid_worker"])
 def test_a_revoked_responder_may_neither_open_nor_acknowledge_and_the_doctor_is_still_called(
     client: TestClient, db: Database, scene: Scene, who: str
 ) -> None:
     # given a fall whose first step reached the daughter and the grid worker (inbox and SMS)
     alert_id = upload_fall(client, db, scene)
     assert {scene.daughter, scene.grid_worker} <= inbox_users(db, alert_id)
-    username = "daughter1" if who == "daughter" else "grid1"
+    username = "grid1" if who == "grid_worker" else "daughter1"
     csrf = sign_in(client, db, username)
     assert client.get(f"/api/alerts/{alert_id}").status_code == 200  # while the relationship holds
-    # and then the daughter's authorisation (or the grid worker's role) is revoked
-    revoke = revoke_daughter if who == "daughter" else revoke_grid_role
-    revoke(db, scene, utcnow())
-    # when the former responder opens, acknowledges and resolves the alert
+    assert [item["alert_id"] for item in client.get("/api/inbox").json()] == [alert_id]
+    # and then the daughter's authorisation or family_member role (or the grid worker's role) is revoked
+    REVOKE[who](db, scene, utcnow())
+    # when the former responder reads the inbox, opens, acknowledges and resolves the alert
+    assert client.get("/api/inbox").json() == []
     read = client.get(f"/api/alerts/{alert_id}")
     page = client.get(f"/alerts/{alert_id}")
     acknowledged = client.post(f"/api/alerts/{alert_id}/acknowledge", json={"note": "ok"}, headers=csrf)
@@ -97,7 +115,7 @@ def test_a_revoked_responder_may_neither_open_nor_acknowledge_and_the_doctor_is_
     assert the_alert(db, alert_id).state == AlertState.escalated
     # and the refusals are audited as denied
     with db.unit_of_work() as session:
-        user_id = scene.daughter if who == "daughter" else scene.grid_worker
+        user_id = scene.grid_worker if who == "grid_worker" else scene.daughter
         outcomes = session.scalars(
             select(AuditEvent.outcome).where(
                 AuditEvent.user_id == user_id, AuditEvent.resource_type == "alert"
@@ -197,13 +215,16 @@ def test_a_deactivated_account_gets_no_sms_and_no_inbox_item(db: Database, scene
         assert scene.daughter not in set(session.scalars(select(AlertDelivery.user_id)))
 
 
-def test_a_retry_skips_a_recipient_who_no_longer_qualifies_and_says_why(db: Database, scene: Scene) -> None:
+@pytest.mark.parametrize("who", ["daughter", "family_role"])
+def test_a_retry_skips_a_recipient_who_no_longer_qualifies_and_says_why(
+    db: Database, scene: Scene, who: str
+) -> None:
     # given a fall whose SMS to the grid worker and the daughter both fail at first
     scene.gateway.fail_next = 2
     send(db, AlertRules(clock=lambda: T0), scene.radar_id, [event(1, T0, "fall")], T0)
     assert delivery_job(db, T0) == {"sent": 0, "failed": 2, "gave_up": 0}
-    # and the daughter's authorisation is revoked before the retry
-    revoke_daughter(db, scene, T0 + dt.timedelta(seconds=30))
+    # and the daughter's authorisation (or her family_member role) is revoked before the retry
+    REVOKE[who](db, scene, T0 + dt.timedelta(seconds=30))
     # when the retry is due
     delivery_job(db, T0 + dt.timedelta(minutes=1))
     # then the grid worker gets the SMS, the daughter does not, and her delivery says why
@@ -219,6 +240,20 @@ def test_a_retry_skips_a_recipient_who_no_longer_qualifies_and_says_why(db: Data
             service.NO_LONGER_RECIPIENT,
             None,
         )
+
+
+def test_a_family_member_without_the_role_is_not_chosen_for_a_new_alert(db: Database, scene: Scene) -> None:
+    # given the daughter's family_member role revoked, her authorisation still in force
+    revoke_family_role(db, scene, T0 - dt.timedelta(minutes=1))
+    # when a fall is raised and the delivery job runs
+    send(db, AlertRules(clock=lambda: T0), scene.radar_id, [event(1, T0, "fall")], T0)
+    delivery_job(db, T0)
+    # then she is not a recipient: no inbox item, no delivery, no SMS; the grid worker is told
+    assert [n.user_id for n in scene.gateway.sent] == [scene.grid_worker]
+    with db.unit_of_work() as session:
+        assert service.recipients(session, scene.resident_id, Target.family, T0) == []
+        assert set(session.scalars(select(InboxItem.user_id))) == {scene.grid_worker}
+        assert scene.daughter not in set(session.scalars(select(AlertDelivery.user_id)))
 
 
 def test_a_deactivated_responder_is_refused_at_the_service(db: Database, scene: Scene) -> None:

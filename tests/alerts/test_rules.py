@@ -21,6 +21,7 @@ from yiyang.devices.telemetry import READING_BY_CODE, READINGS
 
 T0 = dt.datetime(2026, 11, 24, 2, 0, tzinfo=dt.UTC)  # 10:00 in Beijing
 RULES = compile_rules(default_document())
+SECTIONS = ("thresholds", "events", "durations", "absence")
 
 
 def values(**by_code: float) -> tuple[float | None, ...]:
@@ -109,6 +110,45 @@ def test_overrides_change_one_rule_and_can_switch_it_off() -> None:
 def test_a_bad_override_is_refused_with_its_reason(override: dict) -> None:
     with pytest.raises(RulesInvalid):
         compile_rules(apply_overrides(default_document(), [override]))
+
+
+@pytest.mark.parametrize(
+    ("rule", "flag", "value"),
+    [
+        ("spo2_low", "enabled", "false"),
+        ("spo2_low", "tier_fact", "false"),
+        ("no_activity", "living_alone_only", "false"),
+        ("fall", "enabled", 0),
+        ("fall", "tier_fact", 1),
+        ("no_activity", "living_alone_only", None),
+        ("gas", "enabled", []),
+    ],
+)
+def test_a_flag_that_is_not_true_or_false_is_refused(rule: str, flag: str, value: object) -> None:
+    # bool("false") is True: taken as it was, the text "false" would leave the rule on
+    with pytest.raises(RulesInvalid, match=f"{rule}: {flag} must be true or false"):
+        compile_rules(apply_overrides(default_document(), [{"rule": rule, "params": {flag: value}}]))
+
+
+def test_real_flags_switch_rules_and_the_district_rules_hold_only_real_flags() -> None:
+    rules = compile_rules(
+        apply_overrides(
+            default_document(),
+            [
+                {"rule": "spo2_low", "params": {"enabled": False, "tier_fact": True}},
+                {"rule": "no_activity", "params": {"living_alone_only": False}},
+            ],
+        )
+    )
+    spo2, absence = rules.rule("spo2_low"), rules.rule("no_activity")
+    assert spo2 is not None and (spo2.enabled, spo2.tier_fact) == (False, True)
+    assert absence is not None and absence.living_alone_only is False
+    # the shipped district rules still load: every flag in them is a real boolean
+    items = [item for section in SECTIONS for item in default_document().get(section, [])]
+    for item in items:
+        for flag in ("enabled", "tier_fact", "living_alone_only"):
+            assert isinstance(item.get(flag, False), bool), (item["code"], flag)
+    assert [rule.code for rule in compile_rules(default_document()).rules] == [item["code"] for item in items]
 
 
 def test_a_fall_escalates_to_the_doctors_after_5_minutes_and_the_station_after_15() -> None:

@@ -4,8 +4,9 @@ family-doctor team).
 District and tier overrides are configuration, the administrators'. One resident's thresholds are
 a clinical decision about that resident's sensor data: a family doctor, nurse or health manager
 whose team the access policy puts the resident in scope of (``policy.authorize``, category
-``sensor``, audited) sets or removes them. A list shows district and tier overrides, and resident
-overrides only for residents the caller may see (``visible_residents``).
+``sensor``, audited) sets or removes them; a break-the-glass opening does not count for a change.
+A list shows district and tier overrides, and resident overrides only for residents the caller may
+see (``visible_residents``).
 """
 
 from __future__ import annotations
@@ -44,9 +45,11 @@ def check_may_change(
             "alert_rule.forbidden",
             "居民的告警规则由其家庭医生团队修改 (a resident's alert rules are changed by their family-doctor team)",
         )
+    # A threshold outlives an emergency: a break-the-glass opening lets a clinician read and act
+    # for the moment, not change what the resident's own team decided (``glass=False``).
     policy.authorize(
         session, clinician, resident_id, category=policy.DataCategory.sensor, what="alert_rule_override",
-        action="update", now=now,
+        action="update", now=now, glass=False,
     )  # fmt: skip
 
 

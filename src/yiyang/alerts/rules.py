@@ -226,7 +226,7 @@ def compile_rules(document: Mapping[str, Any]) -> RuleSet:
                 RuleKind.absence,
                 hours=hours,
                 wait=wait,
-                living_alone_only=bool(item.get("living_alone_only", False)),
+                living_alone_only=_flag(item, "living_alone_only", False),
                 activity=tuple(item.get("activity", [])),
             )
         )
@@ -311,10 +311,19 @@ def _rule(item: Mapping[str, Any], kind: RuleKind, **values: Any) -> Rule:
         severity=severity,
         chain=str(item.get("chain", "care")),
         standard=str(item.get("standard", "")),
-        tier_fact=bool(item.get("tier_fact", False)),
-        enabled=bool(item.get("enabled", True)),
+        tier_fact=_flag(item, "tier_fact", False),
+        enabled=_flag(item, "enabled", True),
         **values,
     )
+
+
+def _flag(item: Mapping[str, Any], key: str, default: bool) -> bool:
+    """A yes/no field: JSON ``true`` or ``false`` only. ``bool()`` would read the text "false", or
+    any non-empty text, as true: an override meant to switch a rule off would leave it on."""
+    value = item.get(key, default)
+    if not isinstance(value, bool):
+        raise RulesInvalid(f"{item.get('code')}: {key} must be true or false")
+    return value
 
 
 def _number(where: str, value: Any) -> float:

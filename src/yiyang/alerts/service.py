@@ -614,11 +614,24 @@ def _recipient_pairs(
     (``entitled_clause``). A deactivated account is never chosen. Returns the statement and its
     resident and user columns, for the caller's filter."""
     if target is Target.family:
+        # The policy's rule (``access.service.load_actor``): a family member acts for a resident
+        # only while holding the family_member role and an authorisation in force, both unrevoked.
         resident, user = ResidentAuthorisation.resident_id, ResidentAuthorisation.grantee_id
+        holds_role = (
+            select(RoleMembership.id)
+            .where(
+                RoleMembership.user_id == ResidentAuthorisation.grantee_id,
+                RoleMembership.role == Role.family_member,
+                RoleMembership.revoked_at.is_(None),
+            )
+            .correlate(ResidentAuthorisation)
+            .exists()
+        )
         query = select(resident, user).where(
             ResidentAuthorisation.valid_from <= now,
             or_(ResidentAuthorisation.valid_until.is_(None), ResidentAuthorisation.valid_until > now),
             ResidentAuthorisation.revoked_at.is_(None),
+            holds_role,
         )
     elif target is Target.grid_worker:
         resident, user = Resident.id, RoleMembership.user_id
