@@ -96,7 +96,8 @@ def test_care_plan_read_fhir_and_activation(client: TestClient, residents: dict[
     assert (resource.status, resource.intent) == ("draft", "proposal")
     activated = client.post(f"/api/care-plans/{plan_id}/activate", json={"by": "家庭医生A"})
     assert activated.status_code == 200 and activated.json()["status"] == "active"
-    assert activated.json()["status_changed_by"] == "家庭医生A"
+    # the acceptor is the signed-in clinician, not the name in the body
+    assert activated.json()["status_changed_by"] == "clinician"
     assert client.post(f"/api/care-plans/{plan_id}/activate", json={"by": "家庭医生A"}).status_code == 409
     assert client.get("/api/care-plans/999").status_code == 404
 

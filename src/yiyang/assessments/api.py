@@ -17,7 +17,7 @@ from yiyang.access.routes import no_resident_data, resident_data
 from yiyang.assessments import fhir, schemas, service
 from yiyang.assessments.instruments import INSTRUMENTS
 from yiyang.deps import MAX_ID, IdPath, ResidentIdPath, SessionDep
-from yiyang.residents.service import get_resident, listed_field_groups
+from yiyang.residents.service import get_resident, listed_field_groups, require_registry_search
 
 router = APIRouter(prefix="/api", tags=["assessments"])
 
@@ -46,8 +46,11 @@ def record_assessment(
     actor: ActorDep,
     clock: ClockDep,
 ) -> schemas.AssessmentRead:
+    now = clock()
+    # A clinician's act: the team grant decides scope and consent, not another role the person holds.
+    recorder = service.as_recorder(session, actor, resident_id, now=now)
     policy.authorize(
-        session, actor, resident_id, category=DataCategory.clinical, what="assessment", action="create", now=clock()
+        session, recorder, resident_id, category=DataCategory.clinical, what="assessment", action="create", now=now
     )  # fmt: skip
     capture = service.AssessmentCapture(
         instrument=body.instrument, answers=body.answers, assessed_at=body.assessed_at, assessor=body.assessor,
@@ -134,19 +137,26 @@ def never_assessed(
     actor: ActorDep,
     clock: ClockDep,
     community_id: CommunityQuery = None,
-    min_age: Annotated[int, Query(ge=0, le=120)] = 65,
+    min_age: Annotated[int, Query(ge=0, le=120)] = service.NEVER_ASSESSED_MIN_AGE,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> schemas.NeverAssessedPage:
-    """Residents of ``min_age`` or more with no capability assessment yet."""
+    """Residents of ``min_age`` or more with no capability assessment yet.
+
+    The birth date is the registry group's (as on the profile): a reader without it gets none, the
+    list in resident order (oldest first would rank their birthdays), and only the default age, as
+    another ``min_age`` is a search by birth date, refused as the registry refuses it."""
     now = clock()
     today: dt.date = now.astimezone(service.LOCAL_TZ).date()
+    registry = FieldGroup.registry in listed_field_groups(actor)
+    if min_age != service.NEVER_ASSESSED_MIN_AGE:
+        require_registry_search(session, actor, searched="birth_date", what="never_assessed", now=now)
     visible = policy.named_residents(session, actor, category=DataCategory.clinical, now=now)
     total, rows = service.never_assessed(
         session, today=today, min_age=min_age, community_id=community_id, limit=limit, offset=offset,
-        visible=visible,
+        visible=visible, by_birth_date=registry,
     )  # fmt: skip
     items = [schemas.NeverAssessedRead.model_validate(r) for r in rows]
-    if FieldGroup.registry not in listed_field_groups(actor):  # as on the profile
+    if not registry:
         items = [item.model_copy(update={"birth_date": None}) for item in items]
     return schemas.NeverAssessedPage(total=total, items=items)

@@ -20,11 +20,16 @@ import orjson
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from yiyang.access import policy
+from yiyang.access.actor import Actor
+from yiyang.access.denials import queue_denial
+from yiyang.access.policy import DataCategory, Purpose
+from yiyang.access.roles import CLINICAL_TEAM_ROLES
 from yiyang.assessments.instruments import get_instrument, score
 from yiyang.assessments.models import Assessment
 from yiyang.assessments.scoring import validate_answers
 from yiyang.db import utcnow
-from yiyang.errors import Invalid, NotFound
+from yiyang.errors import Forbidden, Invalid, NotFound
 from yiyang.events import ResidentsMerged, ResidentsUnmerged
 from yiyang.residents.models import (
     Condition,
@@ -51,8 +56,36 @@ CHANGE_DIAGNOSIS_PREFIXES: tuple[str, ...] = (
     "F00", "F01", "F02", "F03", "G30", "G20", "S72", "Z47", "Z48", "Z540",
     *(f"I{n}" for n in range(60, 70)),
 )  # fmt: skip
+# 国家基本公共卫生服务规范（第三版）老年人健康管理: residents 65 and over. The never-assessed list's
+# default age; another age is a search by birth date (``never_assessed``).
+NEVER_ASSESSED_MIN_AGE = 65
 FUTURE_TOLERANCE = dt.timedelta(minutes=10)  # clocks on tablets drift
 EARLIEST = dt.datetime(1990, 1, 1, tzinfo=LOCAL_TZ)
+
+
+# Recording an assessment is the family-doctor team's act: a capability result becomes a
+# ``staff`` source record and the registry's level, and every result can re-tier the resident.
+RECORDER_ROLES = CLINICAL_TEAM_ROLES
+RECORDER_REFUSED = "assessment.recorder.role"
+
+
+def as_recorder(session: Session, actor: Actor, resident_id: int, *, now: dt.datetime) -> Actor:
+    """The actor holding only their ``RECORDER_ROLES`` (family doctor, nurse, health manager), so that
+    scope and consent are then decided by a team grant and never by another role the person holds
+    (a family member, a resident, station staff); refused (403, audited) without one."""
+    if policy.is_system(actor) or not policy.current_settings().enforce:
+        return actor
+    recorder = actor.acting_as(RECORDER_ROLES)
+    if recorder.grants:
+        return recorder
+    queue_denial(
+        session, actor, action="create", resource_type="assessment", resident_id=resident_id,
+        field_group=DataCategory.clinical.value, purpose=Purpose.care.value, reason=RECORDER_REFUSED, at=now,
+    )  # fmt: skip
+    raise Forbidden(
+        RECORDER_REFUSED,
+        "只有签约团队的医生、护士或健康管理师可以录入评估 (only a family doctor, nurse or health manager may record an assessment)",
+    )
 
 
 @dataclass(slots=True)
@@ -338,13 +371,16 @@ def never_assessed(
     session: Session,
     *,
     today: dt.date,
-    min_age: int = 65,
+    min_age: int = NEVER_ASSESSED_MIN_AGE,
     community_id: int | None = None,
     limit: int = 50,
     offset: int = 0,
     visible: ColumnElement[bool] | None = None,
+    by_birth_date: bool = True,
 ) -> tuple[int, Sequence[Resident]]:
-    """Active residents aged ``min_age`` or more with no capability assessment on record."""
+    """Active residents aged ``min_age`` or more with no capability assessment on record, oldest
+    first; ``by_birth_date=False`` lists them by resident id instead (for a reader the birth date is
+    withheld from: the order would give the birthdays back, docs/tiers.md)."""
     born_by = _years_before(today, min_age)
     assessed = select(Assessment.id).where(
         Assessment.resident_id == Resident.id, Assessment.instrument == CAPABILITY_INSTRUMENT
@@ -357,11 +393,8 @@ def never_assessed(
     if community_id is not None:
         stmt = stmt.where(Resident.community_id == community_id)
     total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
-    rows = (
-        session.execute(stmt.order_by(Resident.birth_date, Resident.id).limit(limit).offset(offset))
-        .scalars()
-        .all()
-    )
+    order = (Resident.birth_date, Resident.id) if by_birth_date else (Resident.id,)
+    rows = session.execute(stmt.order_by(*order).limit(limit).offset(offset)).scalars().all()
     return total, rows
 
 

@@ -476,13 +476,16 @@ PLAN_ACTIVITY_WORK: dict[str, tuple[WorkKind, str, int]] = {
 
 def accept_care_plan(session: Session, actor: Actor, plan_id: int, *, now: dt.datetime) -> list[WorkItem]:
     """A clinician accepts a tier's proposed plan; each activity becomes a work item unless the
-    resident already has open work of that programme."""
+    resident already has open work of that programme.
+
+    A lasting decision: the clinician's own team scope and the resident's consent decide, never a
+    break-the-glass opening (``glass=False``), which is for reading in an emergency."""
     from yiyang.tiers import service as tiers
 
     plan = tiers.get_care_plan(session, plan_id)
     clinician = as_clinician(actor)
     authorize(session, clinician, plan.resident_id, category=DataCategory.clinical, what="care_plan",
-              action="update", now=now)  # fmt: skip
+              action="update", now=now, glass=False)  # fmt: skip
     contract = contract_in_force(session, plan.resident_id)
     orgs = sorted(actor_organisations(clinician))
     owner_org = contract.team_id if contract else (orgs[0] if orgs else None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -13,6 +14,7 @@ from yiyang.access.deps import ActorDep, ClockDep
 from yiyang.access.policy import DataCategory, Purpose
 from yiyang.access.routes import no_resident_data, resident_data
 from yiyang.access.service import as_clinician
+from yiyang.care.contracts import by_of
 from yiyang.deps import MAX_ID, IdPath, ResidentIdPath, SessionDep
 from yiyang.errors import NotFound
 from yiyang.residents.service import get_active_resident, get_resident
@@ -24,11 +26,19 @@ _CLINICAL = resident_data(DataCategory.clinical)
 
 
 def _clinical(
-    session: SessionDep, actor: Actor, resident_id: int, now, *, what: str = "tier", action: str = "read"
-):  # type: ignore[no-untyped-def]
+    session: SessionDep,
+    actor: Actor,
+    resident_id: int,
+    now: dt.datetime,
+    *,
+    what: str = "tier",
+    action: str = "read",
+    glass: bool = True,
+) -> None:
     policy.authorize(
-        session, actor, resident_id, category=DataCategory.clinical, what=what, action=action, now=now
-    )
+        session, actor, resident_id, category=DataCategory.clinical, what=what, action=action, now=now,
+        glass=glass,
+    )  # fmt: skip
 
 
 def _tier_or_404(session: SessionDep, resident_id: int) -> service.TierView:
@@ -47,9 +57,11 @@ def _tier_or_404(session: SessionDep, resident_id: int) -> service.TierView:
 def read_tier(
     resident_id: ResidentIdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.TierRead:
-    _clinical(session, actor, resident_id, clock())
+    now = clock()
+    _clinical(session, actor, resident_id, now)
     view = _tier_or_404(session, resident_id)
-    return schemas.tier_read(view.resident_id, view.tier, view.reasons, view.decided_at, view.changed_at)
+    reasons = service.shown_reasons(session, actor, resident_id, view.reasons, now=now)
+    return schemas.tier_read(view.resident_id, view.tier, reasons, view.decided_at, view.changed_at)
 
 
 @router.post(
@@ -58,11 +70,13 @@ def read_tier(
 def recompute_tier(
     resident_id: ResidentIdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.TierRead:
-    _clinical(session, actor, resident_id, clock(), action="update")
+    now = clock()
+    _clinical(session, actor, resident_id, now, action="update")
     get_active_resident(session, resident_id)
     service.retier_residents(session, [resident_id], trigger="manual")
     view = _tier_or_404(session, resident_id)
-    return schemas.tier_read(view.resident_id, view.tier, view.reasons, view.decided_at, view.changed_at)
+    reasons = service.shown_reasons(session, actor, resident_id, view.reasons, now=now)
+    return schemas.tier_read(view.resident_id, view.tier, reasons, view.decided_at, view.changed_at)
 
 
 @router.get(
@@ -73,9 +87,17 @@ def recompute_tier(
 def read_tier_history(
     resident_id: ResidentIdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> list[schemas.TierChangeRead]:
-    _clinical(session, actor, resident_id, clock())
+    now = clock()
+    _clinical(session, actor, resident_id, now)
     get_resident(session, resident_id)
     rules = service.current_rules()
+    changes = [
+        (change, reasons_from_json(change.reasons, rules))
+        for change in service.tier_history(session, resident_id)
+    ]
+    # Sensor data is asked about once for the whole history, and only if a change names an alert.
+    every_reason = [reason for _, reasons in changes for reason in reasons]
+    shown = set(map(id, service.shown_reasons(session, actor, resident_id, every_reason, now=now)))
     return [
         schemas.TierChangeRead(
             id=change.id,
@@ -83,9 +105,9 @@ def read_tier_history(
             new_tier=change.new_tier,
             trigger=change.trigger,
             changed_at=change.changed_at,
-            reasons=[schemas.TierReasonRead.of(r) for r in reasons_from_json(change.reasons, rules)],
+            reasons=[schemas.TierReasonRead.of(r) for r in reasons if id(r) in shown],
         )  # fmt: skip
-        for change in service.tier_history(session, resident_id)
+        for change, reasons in changes
     ]
 
 
@@ -94,9 +116,11 @@ def read_tier_flag(
     resident_id: ResidentIdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> dict[str, Any]:
     """The tier as a FHIR Flag."""
-    _clinical(session, actor, resident_id, clock())
+    now = clock()
+    _clinical(session, actor, resident_id, now)
     view = _tier_or_404(session, resident_id)
-    return fhir.tier_flag(view.resident_id, view.tier, view.reasons, view.changed_at)
+    reasons = service.shown_reasons(session, actor, resident_id, view.reasons, now=now)
+    return fhir.tier_flag(view.resident_id, view.tier, reasons, view.changed_at)
 
 
 @router.get(
@@ -113,11 +137,22 @@ def list_by_tier(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> schemas.TierPage:
-    visible = policy.named_residents(session, actor, category=DataCategory.clinical, now=clock())
+    now = clock()
+    visible = policy.named_residents(session, actor, category=DataCategory.clinical, now=now)
     total, rows = service.residents_by_tier(
         session, community_id=community_id, tier=tier, limit=limit, offset=offset, visible=visible
     )
     rules = service.current_rules()
+    listed = [
+        (resident, row, [r for r in reasons_from_json(row.reasons, rules) if r.tier == row.tier])
+        for resident, row in rows
+    ]
+    # A reason from an alert is sensor data: listed only for residents whose sensor data the reader
+    # may list; the others keep their tier and the rest of its reasons.
+    with_alerts = [
+        resident.id for resident, _, reasons in listed if any(map(service.is_sensor_reason, reasons))
+    ]
+    sensor = service.residents_with_sensor_shown(session, actor, with_alerts, now=now)
     items = [
         schemas.TierListItem(
             resident_id=resident.id,
@@ -127,11 +162,11 @@ def list_by_tier(
             changed_at=row.changed_at,
             reasons=[
                 schemas.TierReasonRead.of(r)
-                for r in reasons_from_json(row.reasons, rules)
-                if r.tier == row.tier
+                for r in reasons
+                if resident.id in sensor or not service.is_sensor_reason(r)
             ],
         )  # fmt: skip
-        for resident, row in rows
+        for resident, row, reasons in listed
     ]
     return schemas.TierPage(total=total, items=items)
 
@@ -183,9 +218,12 @@ def read_rules() -> list[dict[str, Any]]:
 def list_care_plans(
     resident_id: ResidentIdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> list[schemas.CarePlanRead]:
-    _clinical(session, actor, resident_id, clock(), what="care_plan")
+    now = clock()
+    _clinical(session, actor, resident_id, now, what="care_plan")
     get_resident(session, resident_id)
-    return [schemas.care_plan_read(plan) for plan in service.care_plans_of(session, resident_id)]
+    plans = service.care_plans_of(session, resident_id)
+    hidden = service.sensor_hidden_rules(session, actor, resident_id, plans, now=now)
+    return [schemas.care_plan_read(plan, dropped_rules=hidden) for plan in plans]
 
 
 @router.get("/care-plans/{plan_id}", response_model=schemas.CarePlanRead, openapi_extra=_CLINICAL)
@@ -193,8 +231,10 @@ def read_care_plan(
     plan_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.CarePlanRead:
     plan = service.get_care_plan(session, plan_id)
-    _clinical(session, actor, plan.resident_id, clock(), what="care_plan")
-    return schemas.care_plan_read(plan)
+    now = clock()
+    _clinical(session, actor, plan.resident_id, now, what="care_plan")
+    hidden = service.sensor_hidden_rules(session, actor, plan.resident_id, [plan], now=now)
+    return schemas.care_plan_read(plan, dropped_rules=hidden)
 
 
 @router.get("/care-plans/{plan_id}/fhir", openapi_extra=_CLINICAL)
@@ -202,16 +242,29 @@ def read_care_plan_fhir(
     plan_id: IdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> dict[str, Any]:
     plan = service.get_care_plan(session, plan_id)
-    _clinical(session, actor, plan.resident_id, clock(), what="care_plan")
-    return fhir.care_plan_resource(plan)
+    now = clock()
+    _clinical(session, actor, plan.resident_id, now, what="care_plan")
+    hidden = service.sensor_hidden_rules(session, actor, plan.resident_id, [plan], now=now)
+    return fhir.care_plan_resource(plan, dropped_rules=hidden)
 
 
 @router.post("/care-plans/{plan_id}/activate", response_model=schemas.CarePlanRead, openapi_extra=_CLINICAL)
 def activate_care_plan(
-    plan_id: IdPath, body: schemas.CarePlanActivate, session: SessionDep, actor: ActorDep, clock: ClockDep
+    plan_id: IdPath,
+    session: SessionDep,
+    actor: ActorDep,
+    clock: ClockDep,
+    body: schemas.CarePlanActivate | None = None,
 ) -> schemas.CarePlanRead:
-    """A clinician accepts a proposed plan (proposed -> active); the care loop takes it from here."""
+    """A clinician accepts a proposed plan (proposed -> active); the care loop takes it from here.
+
+    A lasting decision: the clinician's own team scope and the resident's consent decide, never a
+    break-the-glass opening (``glass=False``). The plan records the signed-in clinician as its
+    acceptor; a name in ``body.by`` is not stored."""
     plan = service.get_care_plan(session, plan_id)
+    now = clock()
     clinician = as_clinician(actor)  # a team clinician's grant decides, not another role's
-    _clinical(session, clinician, plan.resident_id, clock(), what="care_plan", action="update")
-    return schemas.care_plan_read(service.activate_care_plan(session, plan_id, by=body.by or actor.username))
+    _clinical(session, clinician, plan.resident_id, now, what="care_plan", action="update", glass=False)
+    activated = service.activate_care_plan(session, plan_id, by=by_of(actor), now=now)
+    hidden = service.sensor_hidden_rules(session, clinician, plan.resident_id, [activated], now=now)
+    return schemas.care_plan_read(activated, dropped_rules=hidden)

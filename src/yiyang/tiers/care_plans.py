@@ -12,7 +12,7 @@ hypertension follow-ups). Pure: no database.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from yiyang.tiers.rules import Tier, TierDecision
@@ -181,3 +181,33 @@ def plan_for(tier: Tier, rule_codes: Iterable[str]) -> CarePlanProposal:
         goals.extend(g for g in extra_goals if g not in goals)
         activities.extend(a for a in extra_activities if a not in activities)
     return CarePlanProposal(tier, tuple(goals), tuple(activities), tuple(addresses))
+
+
+def without_rules(
+    tier: Tier,
+    goals: Sequence[str],
+    activities: Sequence[str],
+    addresses: Sequence[str],
+    dropped: Collection[str],
+) -> tuple[list[str], list[str], list[str]]:
+    """A stored plan's goals, activities and addresses as shown without what the ``dropped`` rules
+    put there: their codes leave ``addresses``, and a goal or activity leaves only when one of them
+    called for it and neither the tier's bundle nor a rule that stays does (``REASON_EXTRAS``).
+    Anything else the plan holds stays as stored."""
+    gone = [code for code in addresses if code in dropped]
+    if not gone:
+        return list(goals), list(activities), list(addresses)
+    kept = [code for code in addresses if code not in dropped]
+    bundle = BUNDLES[tier]
+    kept_goals, kept_activities = set(bundle.goals), set(bundle.activities)
+    for code in kept:
+        extra_goals, extra_activities = REASON_EXTRAS.get(code, ((), ()))
+        kept_goals.update(extra_goals)
+        kept_activities.update(extra_activities)
+    gone_goals = {g for code in gone for g in REASON_EXTRAS.get(code, ((), ()))[0]} - kept_goals
+    gone_activities = {a for code in gone for a in REASON_EXTRAS.get(code, ((), ()))[1]} - kept_activities
+    return (
+        [g for g in goals if g not in gone_goals],
+        [a for a in activities if a not in gone_activities],
+        kept,
+    )

@@ -11,11 +11,11 @@ CarePlan status: our ``proposed`` is FHIR ``status=draft, intent=proposal`` (FHI
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from yiyang.fhir.mapping import YIYANG_BASE
-from yiyang.tiers.care_plans import ACTIVITIES, BUNDLES, GOALS
+from yiyang.tiers.care_plans import ACTIVITIES, BUNDLES, GOALS, without_rules
 from yiyang.tiers.models import CarePlan, CarePlanStatus
 from yiyang.tiers.rules import TIER_NAMES, Tier, TierReason
 
@@ -55,13 +55,17 @@ def tier_flag(
     }
 
 
-def care_plan_resource(plan: CarePlan) -> dict[str, Any]:
-    """A stored plan with its goals contained and its activities as not-started details."""
+def care_plan_resource(plan: CarePlan, *, dropped_rules: Collection[str] = ()) -> dict[str, Any]:
+    """A stored plan with its goals contained and its activities as not-started details; without
+    what ``dropped_rules`` put there (the alert rules' part for a reader refused sensor data)."""
     tier = Tier(plan.tier)
     status, intent = PLAN_STATUS[CarePlanStatus(plan.status)]
     bundle = BUNDLES[tier]
     patient = {"reference": f"Patient/{plan.resident_id}"}
-    goals = [GOALS[code] for code in plan.goals if code in GOALS]
+    goal_codes, activity_codes, addresses = without_rules(
+        tier, plan.goals, plan.activities, [str(a) for a in plan.addresses], dropped_rules
+    )
+    goals = [GOALS[code] for code in goal_codes if code in GOALS]
     contained = [
         {
             "resourceType": "Goal",
@@ -76,7 +80,7 @@ def care_plan_resource(plan: CarePlan) -> dict[str, Any]:
         for goal in goals
     ]
     activities = []
-    for code in plan.activities:
+    for code in activity_codes:
         activity = ACTIVITIES.get(code)
         if activity is None:
             continue
@@ -112,8 +116,8 @@ def care_plan_resource(plan: CarePlan) -> dict[str, Any]:
         resource["goal"] = [{"reference": f"#{goal['id']}"} for goal in contained]
     if activities:
         resource["activity"] = activities
-    if plan.addresses:
-        resource["note"] = [{"text": "依据规则 (rules answered): " + ", ".join(map(str, plan.addresses))}]
+    if addresses:
+        resource["note"] = [{"text": "依据规则 (rules answered): " + ", ".join(addresses)}]
     return resource
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 
 from pydantic import BaseModel, Field
 
-from yiyang.tiers.care_plans import ACTIVITIES, GOALS
+from yiyang.tiers.care_plans import ACTIVITIES, GOALS, without_rules
 from yiyang.tiers.models import CarePlan
 from yiyang.tiers.rules import TIER_NAMES, Tier, TierReason
 
@@ -129,9 +130,14 @@ class CarePlanRead(BaseModel):
     status_changed_by: str
 
 
-def care_plan_read(plan: CarePlan) -> CarePlanRead:
-    goals = [GOALS[c] for c in plan.goals if c in GOALS]
-    activities = [ACTIVITIES[c] for c in plan.activities if c in ACTIVITIES]
+def care_plan_read(plan: CarePlan, *, dropped_rules: Collection[str] = ()) -> CarePlanRead:
+    """The plan as the reader sees it: without what ``dropped_rules`` put there (the alert rules'
+    part for a reader refused sensor data, ``service.sensor_hidden_rules``)."""
+    goal_codes, activity_codes, addresses = without_rules(
+        Tier(plan.tier), plan.goals, plan.activities, [str(a) for a in plan.addresses], dropped_rules
+    )
+    goals = [GOALS[c] for c in goal_codes if c in GOALS]
+    activities = [ACTIVITIES[c] for c in activity_codes if c in ACTIVITIES]
     return CarePlanRead(
         id=plan.id, resident_id=plan.resident_id, tier=Tier(plan.tier), status=str(getattr(plan.status, "value", plan.status)),
         goals=[GoalRead(code=g.code, zh=g.zh, en=g.en) for g in goals],
@@ -140,10 +146,14 @@ def care_plan_read(plan: CarePlan) -> CarePlanRead:
                          schedule_zh=a.schedule_zh, schedule_en=a.schedule_en, kind=a.kind)
             for a in activities
         ],
-        addresses=[str(a) for a in plan.addresses], tier_change_id=plan.tier_change_id, created_at=plan.created_at,
+        addresses=addresses, tier_change_id=plan.tier_change_id, created_at=plan.created_at,
         status_changed_at=plan.status_changed_at, status_changed_by=plan.status_changed_by,
     )  # fmt: skip
 
 
 class CarePlanActivate(BaseModel):
-    by: str = Field(min_length=1, max_length=64, description="the clinician accepting the plan")
+    # Older clients name the acceptor here; the plan records the signed-in clinician instead
+    # (``care.contracts.by_of``), so the name is accepted and not stored (a plan has no note).
+    by: str | None = Field(
+        default=None, max_length=64, description="ignored: the acceptor is the signed-in clinician"
+    )

@@ -27,6 +27,9 @@ import orjson
 from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
 
+from yiyang.access import policy
+from yiyang.access.actor import Actor
+from yiyang.access.policy import DataCategory
 from yiyang.config import Settings, get_settings
 from yiyang.db import allocate_ids, bulk_insert, bulk_update, db_datetime, is_postgres, utcnow
 from yiyang.errors import Conflict, NotFound
@@ -36,6 +39,7 @@ from yiyang.residents.models import Resident, ResidentStatus
 from yiyang.tiers.care_plans import plan_for
 from yiyang.tiers.models import CarePlan, CarePlanStatus, ResidentTier, TierChange
 from yiyang.tiers.rules import (
+    DEFAULT_RULES,
     GREEN,
     SEVERITY,
     CompiledRules,
@@ -813,6 +817,81 @@ def _child_under(areas: dict[int, Area], community_id: int | None, parent_id: in
         return -1
     index = ids.index(parent_id)
     return ids[index + 1] if index + 1 < len(ids) else ids[index]
+
+
+# -- sensor data in tier answers --------------------------------------------------------------
+# A reason drawn from an alert ("近期告警：告警 跌倒（来源：感知设备 #1，…）") names a device's alert,
+# its id and its day: sensor data (docs/access.md), which a reader of the (clinical) tier may be
+# refused, by role (a health officer) or by the resident's consent. The tier itself stays: it was
+# authorized as clinical. The alert's reason, and what a care plan adds for it (its ``addresses``
+# code and the ``alert_review`` activity), are shown only where sensor data is.
+
+
+def is_sensor_reason(reason: TierReason) -> bool:
+    """A reason drawn from an alert: its fact is sensor data."""
+    return reason.fact.kind is FactKind.alert
+
+
+def alert_rule_codes(rules: Sequence[TierRule] | None = None) -> frozenset[str]:
+    """The codes of the rules that read alerts, in force or default (a stored plan may name either)."""
+    return frozenset(
+        rule.code for rule in (*DEFAULT_RULES, *(rules or current_rules())) if rule.kind is FactKind.alert
+    )
+
+
+def sensor_shown(session: Session, actor: Actor, resident_id: int, *, what: str, now: dt.datetime) -> bool:
+    """Whether this reader may see the resident's sensor data here: ``policy.permitted`` (audited
+    when allowed, as ``break_glass`` through an open glass; nothing recorded when not)."""
+    return policy.permitted(session, actor, resident_id, category=DataCategory.sensor, what=what, now=now)
+
+
+def shown_reasons(
+    session: Session,
+    actor: Actor,
+    resident_id: int,
+    reasons: Sequence[TierReason],
+    *,
+    what: str = "tier",
+    now: dt.datetime,
+) -> list[TierReason]:
+    """One resident's reasons as this reader may see them: those from alerts only with sensor data
+    allowed (asked once, and only when there is such a reason)."""
+    if not any(is_sensor_reason(r) for r in reasons):
+        return list(reasons)
+    if sensor_shown(session, actor, resident_id, what=what, now=now):
+        return list(reasons)
+    return [r for r in reasons if not is_sensor_reason(r)]
+
+
+def residents_with_sensor_shown(
+    session: Session, actor: Actor, resident_ids: Iterable[int], *, now: dt.datetime
+) -> set[int]:
+    """Of these listed residents, those whose sensor data the reader may list
+    (``policy.visible_residents(category=sensor)``: a list does not widen for a break-the-glass)."""
+    ids = list(dict.fromkeys(resident_ids))
+    if not ids:
+        return set()
+    visible = policy.visible_residents(session, actor, category=DataCategory.sensor, now=now)
+    return set(session.scalars(select(Resident.id).where(Resident.id.in_(ids), visible)))
+
+
+def sensor_hidden_rules(
+    session: Session,
+    actor: Actor,
+    resident_id: int,
+    plans: Iterable[CarePlan],
+    *,
+    what: str = "care_plan",
+    now: dt.datetime,
+) -> frozenset[str]:
+    """The alert rules whose part of these plans (of one resident) the reader may not see: none when
+    no plan answers an alert rule or the reader may see her sensor data, else the alert rules."""
+    alert_codes = alert_rule_codes()
+    if not any(str(code) in alert_codes for plan in plans for code in plan.addresses):
+        return frozenset()
+    if sensor_shown(session, actor, resident_id, what=what, now=now):
+        return frozenset()
+    return alert_codes
 
 
 # -- care plans -------------------------------------------------------------------------------
