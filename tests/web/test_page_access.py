@@ -150,12 +150,12 @@ def test_review_queue_shows_the_pair_to_a_keeper_whose_area_holds_both(
 # -- 3. the assessment form names the resident only after an identity check -------------------
 
 
-def _deny_identity_to_civil_affairs(world: World) -> int:
+def _deny_identity_to_the_health_side(world: World) -> int:
     rid = world.residents["in_given"]
     with world.database.unit_of_work() as session:
         record_consent(
             session, system_actor("test"), rid, category=DataCategory.identity,
-            recipient_class=RecipientClass.civil_affairs, purpose=Purpose.care,
+            recipient_class=RecipientClass.health, purpose=Purpose.care,
             decision=ConsentDecision.deny, now=utcnow() - dt.timedelta(hours=1),
         )  # fmt: skip
     return rid
@@ -165,9 +165,10 @@ def _deny_identity_to_civil_affairs(world: World) -> int:
 def test_assessment_form_does_not_name_a_resident_whose_identity_is_refused(
     world: World, client: TestClient, query: str
 ) -> None:
-    # given station staff for whom in_given refused identity but not clinical data
-    rid = _deny_identity_to_civil_affairs(world)
-    headers = world.headers[Role.station_staff.value]
+    # given her team's nurse (who records assessments), for whom in_given refused identity but not
+    # clinical data
+    rid = _deny_identity_to_the_health_side(world)
+    headers = world.headers[Role.nurse.value]
     assert client.get(f"/api/residents/{rid}", headers=headers).status_code == 403
     # when they open the assessment form
     page = client.get(f"/residents/{rid}/assessments/new{query}", headers=headers)
@@ -179,11 +180,11 @@ def test_assessment_form_does_not_name_a_resident_whose_identity_is_refused(
 def test_assessment_form_with_errors_does_not_name_a_resident_whose_identity_is_refused(
     world: World, client: TestClient
 ) -> None:
-    rid = _deny_identity_to_civil_affairs(world)
-    # when the station staff post the form without its time
+    rid = _deny_identity_to_the_health_side(world)
+    # when her team's nurse posts the form without its time
     page = client.post(
         f"/residents/{rid}/assessments/new?instrument=gbt42195", data={"assessor": "王"},
-        headers=world.headers[Role.station_staff.value],
+        headers=world.headers[Role.nurse.value],
     )  # fmt: skip
     # then the form comes back with the error, naming the resident by number only
     assert page.status_code == 422 and "评估时间" in page.text

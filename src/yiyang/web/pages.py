@@ -170,7 +170,7 @@ def profile_page(
         observations=service.observations_of(session, resident.id, limit=20) if clinical else [],
         sources=service.source_records_of(session, resident.id) if "source_record" in shows else None,
         history=service.fact_history(session, resident.id) if "fact_history" in shows else [],
-        area_names=area_names, **(tier_panel(session, resident.id) if clinical else {"tier_panel": None}),
+        area_names=area_names, **(tier_panel(session, actor, resident.id, now) if clinical else {"tier_panel": None}),
     )  # fmt: skip
 
 
@@ -282,10 +282,10 @@ def imports_page(request: Request, session: SessionDep, actor: WebActorDep) -> H
     return render(request, "imports.html", runs=runs)
 
 
-def tier_panel(session: SessionDep, resident_id: int) -> dict[str, Any]:
+def tier_panel(session: SessionDep, actor: Actor, resident_id: int, now: dt.datetime) -> dict[str, Any]:
     from yiyang.web.tier_pages import profile_context  # tier_pages imports render from here
 
-    return profile_context(session, resident_id)
+    return profile_context(session, actor, resident_id, now=now)
 
 
 def _area_names(session: SessionDep, ids: set[int | None]) -> dict[int, str]:

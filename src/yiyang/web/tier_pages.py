@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Annotated, Any
 from xml.sax.saxutils import escape
 
@@ -33,7 +34,7 @@ from yiyang.residents import service as residents
 from yiyang.residents.identity import age_on
 from yiyang.residents.models import Resident
 from yiyang.tiers import service as tiers
-from yiyang.tiers.care_plans import ACTIVITIES, GOALS
+from yiyang.tiers.care_plans import ACTIVITIES, GOALS, without_rules
 from yiyang.tiers.models import CarePlanStatus
 from yiyang.tiers.rules import Tier, reasons_from_json
 from yiyang.web.actor import WebActorDep
@@ -47,18 +48,34 @@ TIER_COLOURS = {Tier.red: "#c0392b", Tier.yellow: "#d4a017", Tier.green: "#2e8b5
 # -- the profile's tier panel -------------------------------------------------------------------
 
 
-def profile_context(session: Session, resident_id: int) -> dict[str, Any]:
-    """What ``tiers/_profile_tier.html`` shows: tier and reasons, the open plan, recent assessments."""
+def profile_context(session: Session, actor: Actor, resident_id: int, *, now: dt.datetime) -> dict[str, Any]:
+    """What ``tiers/_profile_tier.html`` shows: tier and reasons, the open plan, recent assessments.
+
+    The caller has authorized the resident's clinical data. A reason drawn from an alert, and what a
+    plan adds for it, are sensor data: shown only as ``GET /api/residents/{id}/tier`` and
+    ``/care-plans`` show them (``tiers.shown_reasons``, ``tiers.sensor_hidden_rules``); the tier stays."""
     view = tiers.tier_of(session, resident_id)
+    if view is not None:
+        view = replace(view, reasons=tiers.shown_reasons(session, actor, resident_id, view.reasons, now=now))
     plans = [
         p for p in tiers.care_plans_of(session, resident_id, limit=10) if p.status != CarePlanStatus.revoked
     ]
+    plan = plans[0] if plans else None
+    plan_goals: list[str] = []
+    plan_activities: list[str] = []
+    if plan is not None:
+        hidden = tiers.sensor_hidden_rules(session, actor, resident_id, [plan], now=now)
+        plan_goals, plan_activities, _ = without_rules(
+            Tier(plan.tier), plan.goals, plan.activities, [str(a) for a in plan.addresses], hidden
+        )
     history = tiers.tier_history(session, resident_id, limit=5)
     return {
         "tier_panel": {
             "resident_id": resident_id,
             "view": view,
-            "plan": plans[0] if plans else None,
+            "plan": plan,
+            "plan_goals": plan_goals,
+            "plan_activities": plan_activities,
             "goals": GOALS,
             "activities": ACTIVITIES,
             "history": history,
@@ -84,8 +101,10 @@ def new_assessment_page(
 ) -> HTMLResponse:
     now = _now(request)
     try:
+        # The form is for recording: offered as the POST decides, to the team's roles only.
+        recorder = assessments.as_recorder(session, actor, resident_id, now=now)
         policy.authorize(
-            session, actor, resident_id, category=DataCategory.clinical, what="assessment", now=now
+            session, recorder, resident_id, category=DataCategory.clinical, what="assessment", now=now
         )
     except Forbidden as error:
         return refused(request, error, resident_id)
@@ -96,7 +115,7 @@ def new_assessment_page(
         chosen = get_instrument(instrument) if instrument else None
     except DomainError as error:
         return render(request, "not_found.html", status_code=404, message=error.message)
-    name = _name_if_allowed(session, actor, resident_id, now)
+    name = _name_if_allowed(session, recorder, resident_id, now)
     if chosen is None:
         return render(
             request, "tiers/choose_instrument.html", resident=resident, name=name,
@@ -120,8 +139,11 @@ async def record_assessment_page(
 ) -> HTMLResponse | RedirectResponse:
     now = _now(request)
     try:
+        # A clinician's act (as ``POST /api/residents/{id}/assessments``): the team grant decides
+        # scope and consent, not another role the person holds.
+        recorder = assessments.as_recorder(session, actor, resident_id, now=now)
         policy.authorize(
-            session, actor, resident_id, category=DataCategory.clinical, what="assessment", action="create",
+            session, recorder, resident_id, category=DataCategory.clinical, what="assessment", action="create",
             now=now,
         )  # fmt: skip
     except Forbidden as error:
@@ -152,7 +174,7 @@ async def record_assessment_page(
         errors = error.detail.get("errors") or [
             {"code": error.code, "message": error.message, "item": error.detail.get("item")}
         ]
-        name = _name_if_allowed(session, actor, resident.id, now)
+        name = _name_if_allowed(session, recorder, resident.id, now)
         return _form(
             request, resident, name, chosen, values=values, errors=errors, prefill={}, status_code=422
         )
@@ -302,6 +324,16 @@ def tiers_page(
         )  # fmt: skip
         counts = next((m for m in mix if m.area_id == community_area.id), None)
         rules = tiers.current_rules()
+        listed = [
+            (resident, row, [r for r in reasons_from_json(row.reasons, rules) if r.tier == row.tier])
+            for resident, row in rows
+        ]
+        # A reason from an alert is sensor data: listed only for residents whose sensor data the
+        # reader may list (as ``GET /api/tiers``); the others keep their tier and its other reasons.
+        with_alerts = [
+            resident.id for resident, _, reasons in listed if any(map(tiers.is_sensor_reason, reasons))
+        ]
+        sensor = tiers.residents_with_sensor_shown(session, actor, with_alerts, now=now)
         today = dt.date.today()
         residents_page = {
             "total": total,
@@ -313,9 +345,9 @@ def tiers_page(
                     "age": age_on(resident.birth_date, today) if resident.birth_date else None,
                     "tier": Tier(row.tier),
                     "changed_at": row.changed_at,
-                    "reasons": [r for r in reasons_from_json(row.reasons, rules) if r.tier == row.tier],
+                    "reasons": [r for r in reasons if resident.id in sensor or not tiers.is_sensor_reason(r)],
                 }
-                for resident, row in rows
+                for resident, row, reasons in listed
             ],
         }
     chart = Markup(tier_mix_svg(mix, lang="en" if lang == "en" else "zh-CN"))  # noqa: S704 - labels escaped in tier_mix_svg
