@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from yiyang.access.models import AuditEvent, AuditOutcome
 from yiyang.access.policy import DataCategory
-from yiyang.access.roles import Role
+from yiyang.access.roles import CLINICAL_TEAM_ROLES, Role
 from yiyang.app import create_app
 from yiyang.db import Database, utcnow
 from yiyang.errors import Forbidden
@@ -50,6 +50,7 @@ class Endpoint:
     category: str
     registry: bool = False
     page: bool = False
+    roles: frozenset[Role] | None = None  # only these roles, whatever else they see (None: any)
 
     def __str__(self) -> str:
         return self.path
@@ -69,7 +70,8 @@ ENDPOINTS = [
     Endpoint("/fhir/Patient/{id}/$everything", "identity"),
     Endpoint("/fhir/Consent?patient={id}", "identity"),
     Endpoint("/residents/{id}", "identity", page=True),
-    Endpoint("/residents/{id}/assessments/new", "clinical", page=True),
+    # recording an assessment is the family-doctor team's (assessments.service.as_recorder)
+    Endpoint("/residents/{id}/assessments/new", "clinical", page=True, roles=CLINICAL_TEAM_ROLES),
 ]
 TARGETS = ["in_given", "in_withdrawn", "out_given", "out_withdrawn"]
 
@@ -78,6 +80,8 @@ def expected_allowed(role: Role, endpoint: Endpoint, target: str) -> bool:
     if target not in IN_SCOPE or endpoint.category not in SEES[role]:
         return False
     if endpoint.registry and role not in KEEPS_REGISTRY:
+        return False
+    if endpoint.roles is not None and role not in endpoint.roles:
         return False
     return target.endswith("given") or role in NEEDS_NO_CONSENT
 
