@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -47,6 +48,17 @@ DatabaseDep = Annotated[Database, Depends(get_database)]
 MAX_ID = 2_147_483_647
 ResidentIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="resident id")]
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+_ID_TEXT = re.compile(r"[0-9]{1,10}")  # ASCII only: str.isdigit() also takes "²" and "١٢"
+
+
+def id_from_text(text: str) -> int | None:
+    """An id written in a reference or a search value (``Patient/12``'s ``12``): ASCII digits,
+    1 to ``MAX_ID``; None for anything else (int() would read "١٢" as 12 and fail on "²")."""
+    if not _ID_TEXT.fullmatch(text):
+        return None
+    number = int(text)
+    return number if 0 < number <= MAX_ID else None
+
 
 # Request dates and times within a calendar people live in. Python's ends at 9999-12-31: a visit
 # dated there overflows once a schedule adds its interval, and 9999-12-31T23:00-05:00 has no UTC
@@ -62,14 +74,22 @@ def request_day(day: dt.date) -> dt.date:
     return day
 
 
-def request_moment(moment: dt.datetime) -> dt.datetime:
-    """A request's time in UTC (one without a zone is taken as UTC, as the database stores it),
-    refused where it has no UTC moment or falls outside ``EARLIEST_DAY``..``LATEST_DAY``."""
+def moment_in_range(moment: dt.datetime) -> dt.datetime | None:
+    """``moment`` in UTC (one without a zone is taken as UTC, as the database stores it), or None
+    where it has no UTC moment or falls outside ``EARLIEST_DAY``..``LATEST_DAY``: the rule of
+    ``request_moment`` for times read from documents (FHIR resources) rather than request fields."""
     try:
         utc = moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
     except OverflowError:  # 9999-12-31T23:00-05:00
-        utc = None
-    if utc is None or not EARLIEST_DAY <= utc.date() <= LATEST_DAY:
+        return None
+    return utc if EARLIEST_DAY <= utc.date() <= LATEST_DAY else None
+
+
+def request_moment(moment: dt.datetime) -> dt.datetime:
+    """A request's time in UTC (one without a zone is taken as UTC, as the database stores it),
+    refused where it has no UTC moment or falls outside ``EARLIEST_DAY``..``LATEST_DAY``."""
+    utc = moment_in_range(moment)
+    if utc is None:
         raise PydanticCustomError("request.datetime", "时间超出范围 (time out of range: 1900 to 2100)")
     return utc
 

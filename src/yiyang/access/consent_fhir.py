@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from yiyang.access.consent import consent_status
 from yiyang.access.consent_models import Consent, ConsentDecision
 from yiyang.access.policy import DataCategory, Purpose, RecipientClass
+from yiyang.deps import id_from_text, moment_in_range
 from yiyang.errors import Invalid
 
 YIYANG_BASE = "https://yiyang.example.org/fhir"
@@ -97,12 +98,21 @@ def _bad(message: str) -> Invalid:
     return Invalid("fhir.consent.invalid", f"Consent 无效 (invalid Consent: {message})")
 
 
-def _aware(value: Any) -> dt.datetime | None:
+def _period_bound(value: Any, where: str) -> dt.datetime | None:
+    """A period's start or end as an aware moment, a full date being 00:00 UTC that day. A partial
+    date ("2026", "2026-11", which the model keeps as text) is refused, as is a time with no UTC
+    moment or outside 1900 to 2100 (``deps.moment_in_range``)."""
     if value is None:
         return None
     if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+        moment = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    elif isinstance(value, dt.date):
+        moment = dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+    else:
+        raise _bad(f"{where} must be a full date or date-time")
+    if moment_in_range(moment) is None:
+        raise _bad(f"{where} must be from 1900 to 2100")
+    return moment
 
 
 def _code(codings: Any, system: str) -> str | None:
@@ -126,7 +136,8 @@ def consent_from_resource(raw: Any) -> ConsentInput:
         raise _bad(f"{where}: {first.get('msg', 'does not validate')}"[:160]) from None
     reference = (resource.patient.reference or "") if resource.patient else ""
     kind, _, number = reference.partition("/")
-    if kind != "Patient" or not number.isdigit() or not 0 < int(number) <= 2_147_483_647:
+    resident_id = id_from_text(number) if kind == "Patient" else None
+    if resident_id is None:
         raise _bad("patient must reference Patient/<id> of this server")
     provision = resource.provision
     if provision is None or provision.type not in ("permit", "deny"):
@@ -150,8 +161,9 @@ def consent_from_resource(raw: Any) -> ConsentInput:
         raise _bad("the resident's own access needs no consent")
     period = provision.period
     return ConsentInput(
-        resident_id=int(number), category=category, recipient_class=recipient, purpose=purpose,
-        decision=ConsentDecision(provision.type), valid_from=_aware(period.start) if period else None,
-        valid_until=_aware(period.end) if period else None,
+        resident_id=resident_id, category=category, recipient_class=recipient, purpose=purpose,
+        decision=ConsentDecision(provision.type),
+        valid_from=_period_bound(period.start, "provision.period.start") if period else None,
+        valid_until=_period_bound(period.end, "provision.period.end") if period else None,
         active=resource.status not in ("inactive", "rejected", "entered-in-error"),
     )  # fmt: skip

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import re
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Annotated, Any
@@ -32,7 +33,7 @@ from yiyang.access.denials import queue_denial
 from yiyang.access.deps import ActorDep, ClockDep
 from yiyang.access.policy import DataCategory, FieldGroup
 from yiyang.access.routes import no_resident_data, resident_data
-from yiyang.deps import MAX_ID, IdPath, ResidentIdPath, SessionDep
+from yiyang.deps import EARLIEST_DAY, LATEST_DAY, IdPath, ResidentIdPath, SessionDep, id_from_text
 from yiyang.errors import DomainError, Forbidden, NotFound
 from yiyang.fhir.bundles import (
     EntryOutcome,
@@ -68,8 +69,20 @@ MAX_OFFSET = 10_000
 MAX_CHAIN = 10  # merged-into links followed before giving up
 
 
+_SURROGATE = re.compile(r"[\ud800-\udfff]")  # UTF-16 halves: no UTF-8 form on their own
+
+
 class FhirResponse(JSONResponse):
     media_type = FHIR_JSON
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            # A lone surrogate ("\ud800" in the request's JSON) has no UTF-8 form: it is answered
+            # as U+FFFD, never a 500.
+            text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+            return _SURROGATE.sub("\ufffd", text).encode("utf-8")
 
 
 class FhirError(DomainError):
@@ -356,12 +369,12 @@ def patient_everything(
 
 # -- Patient search --------------------------------------------------------------------------
 
-_DATE_PARAM = re.compile(r"^(eq|ge|gt|le|lt)?(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+_DATE_PARAM = re.compile(r"(eq|ge|gt|le|lt)?([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?")  # ASCII digits only
 
 
 def _date_range(value: str) -> tuple[str, dt.date, dt.date]:
     """(prefix, first day, day after the last) of a FHIR date search value at its precision."""
-    match = _DATE_PARAM.match(value.strip())
+    match = _DATE_PARAM.fullmatch(value.strip())
     if not match:
         raise FhirError(
             400,
@@ -369,6 +382,13 @@ def _date_range(value: str) -> tuple[str, dt.date, dt.date]:
             "birthdate 应为 [eq|ge|gt|le|lt]YYYY[-MM[-DD]] (birthdate must be [prefix]YYYY[-MM[-DD]])",
         )
     prefix, year, month, day = match.group(1) or "eq", int(match.group(2)), match.group(3), match.group(4)
+    if not EARLIEST_DAY.year <= year <= LATEST_DAY.year:  # 9999-12-31 has no day after it
+        raise FhirError(
+            400,
+            "fhir.search.birthdate",
+            f"birthdate 年份应在 {EARLIEST_DAY.year} 至 {LATEST_DAY.year} 之间 "
+            f"(the birthdate year must be from {EARLIEST_DAY.year} to {LATEST_DAY.year})",
+        )
     try:
         if day:
             start = dt.date(year, int(month), int(day))
@@ -410,8 +430,8 @@ def _identifier_clause(value: str):  # type: ignore[no-untyped-def]
         with contextlib.suppress(IdNumberError):  # an impossible ID number names no one
             number_index = pii.lookup_indexes("id_number", parse_id_number(number).number)
             clauses.append(Resident.id_number_bidx.in_(number_index))
-    if system in (None, RESIDENT_SYSTEM) and number.isdigit() and 0 < int(number) <= MAX_ID:
-        clauses.append(Resident.id == int(number))
+    if system in (None, RESIDENT_SYSTEM) and (resident_id := id_from_text(number)) is not None:
+        clauses.append(Resident.id == resident_id)
     if system in (None, HEALTH_RECORD_SYSTEM) and number:
         clauses.append(
             Resident.id.in_(
@@ -544,7 +564,7 @@ def transaction(
     entry_count = len(bundle.get("entry") or ())
     if not rows:  # nothing to store: no import run either
         return FhirResponse(transaction_response([EntryOutcome()] * entry_count))
-    label = f"FHIR Bundle/{bundle['id']}"[:200] if isinstance(bundle.get("id"), str) else "FHIR transaction"
+    label = _import_label(bundle.get("id"))
     try:
         report = _import_in_scope(session, keeper, rows, label, now)
     except DomainError:
@@ -557,6 +577,17 @@ def transaction(
     }
     outcomes = [EntryOutcome(location=locations.get(line)) for line in range(1, entry_count + 1)]
     return FhirResponse(transaction_response(outcomes))
+
+
+_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # FHIR's id datatype
+
+
+def _import_label(bundle_id: Any) -> str:
+    """The import run's label: the Bundle's id when it is a FHIR id, else a plain label (an id of
+    any other text, a lone surrogate say, is not written to the database)."""
+    if isinstance(bundle_id, str) and _FHIR_ID.fullmatch(bundle_id):
+        return f"FHIR Bundle/{bundle_id}"
+    return "FHIR transaction"
 
 
 def _import_in_scope(
@@ -660,12 +691,12 @@ def _is_consent(entry: Any) -> bool:
 
 
 def _patient_param(value: str) -> int:
-    number = value.removeprefix("Patient/")
-    if not number.isdigit() or not 0 < int(number) <= MAX_ID:
+    resident_id = id_from_text(value.removeprefix("Patient/"))
+    if resident_id is None:
         raise FhirError(
             400, "fhir.search.patient", "patient 应为 Patient/<id> 或 <id> (patient must be Patient/<id>)"
         )
-    return int(number)
+    return resident_id
 
 
 @router.get(
@@ -799,15 +830,12 @@ def _consent_transaction(
     for index, entry in enumerate(entries):
         request = entry.get("request") if isinstance(entry.get("request"), dict) else {}
         method, url = str(request.get("method", "POST")).upper(), str(request.get("url", "Consent"))
-        target: int | None = None
-        if (
-            method == "PUT"
-            and url.startswith("Consent/")
-            and url[8:].isdigit()
-            and 0 < int(url[8:]) <= MAX_ID
-        ):
-            target = int(url[8:])
-        elif method != "POST" or url != "Consent":
+        target = (
+            id_from_text(url.removeprefix("Consent/"))
+            if method == "PUT" and url.startswith("Consent/")
+            else None
+        )
+        if target is None and (method != "POST" or url != "Consent"):
             issues.append(Issue("fhir.entry.request", "仅支持 POST Consent 或 PUT Consent/<id> "
                                 "(only POST Consent or PUT Consent/<id>)", "invalid",
                                 expression=f"Bundle.entry[{index}].request"))  # fmt: skip

@@ -9,6 +9,7 @@ a Bundle and a WS 365 CSV file go through the same import. docs/fhir.md describe
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ from fhir.resources.R4B.observation import Observation as FhirObservation
 from fhir.resources.R4B.patient import Patient as FhirPatient
 from pydantic import ValidationError
 
+from yiyang.deps import moment_in_range
 from yiyang.errors import DomainError
 from yiyang.fhir.mapping import (
     BP_PANEL,
@@ -50,6 +52,8 @@ from yiyang.sources.records import ConditionFact, ObservationFact, RowRejection,
 MAX_ENTRIES = 5000  # one request; larger loads go through the file import
 MAX_SOURCE_KEY = 64  # source_record.source_key
 
+# A resource type as FHIR spells one; only such a name is repeated in a message.
+RESOURCE_TYPE_NAME = re.compile(r"[A-Z][A-Za-z]{0,63}")
 SUPPORTED_TYPES = {"Patient": FhirPatient, "Condition": FhirCondition, "Observation": FhirObservation}
 # Observations stored as their own code; systolic and diastolic only arrive inside the BP panel.
 STORED_OBSERVATION_CODES = frozenset(OBSERVATION_KINDS) - {SYSTOLIC, DIASTOLIC}
@@ -161,7 +165,7 @@ def _read_entry(raw: Any, index: int, line: int) -> _Entry:
     resource_type = resource.get("resourceType") if isinstance(resource, dict) else None
     request = raw.get("request")
     method = request.get("method") if isinstance(request, dict) else None
-    if not isinstance(resource_type, str):
+    if resource_type is None:
         entry.rejection = _reject(line, "fhir.entry.no_resource", "条目缺少资源 (the entry has no resource)")
     elif method not in ("POST", "PUT"):
         entry.rejection = _reject(
@@ -169,15 +173,21 @@ def _read_entry(raw: Any, index: int, line: int) -> _Entry:
             "fhir.entry.method",
             "条目的 request.method 应为 POST 或 PUT (request.method must be POST or PUT)",
         )
-    elif resource_type not in SUPPORTED_TYPES:
+    elif not isinstance(resource_type, str) or resource_type not in SUPPORTED_TYPES:
+        # A number, list or object is no type at all; a string is named only if it reads as one.
+        named = (
+            f" {resource_type}"
+            if isinstance(resource_type, str) and RESOURCE_TYPE_NAME.fullmatch(resource_type)
+            else ""
+        )
         entry.rejection = _reject(
             line,
             "fhir.entry.unsupported_type",
-            f"不支持的资源类型 (unsupported resource type {resource_type[:40]}; "
-            f"accepted: {', '.join(SUPPORTED_TYPES)})",
+            f"不支持的资源类型 (unsupported resource type{named}; accepted: {', '.join(SUPPORTED_TYPES)})",
         )
     if entry.rejection:
-        entry.resource = resource_type  # remembered, so dependents of a bad Patient are not blamed
+        # The type, remembered so dependents of a bad Patient are not blamed; only ever a string.
+        entry.resource = resource_type if isinstance(resource_type, str) else None
         return entry
     try:
         entry.resource = SUPPORTED_TYPES[resource_type].model_validate(resource)
@@ -254,9 +264,9 @@ def _group_by_patient(
 
 
 def _is_type(entry: _Entry, resource_type: str) -> bool:
-    if isinstance(entry.resource, str):
+    if entry.resource is None or isinstance(entry.resource, str):
         return entry.resource == resource_type
-    return entry.resource is not None and entry.resource.get_resource_type() == resource_type
+    return bool(entry.resource.get_resource_type() == resource_type)
 
 
 def _raw_subject(raw: Any) -> str | None:
@@ -337,6 +347,14 @@ def _row_from_patient(
             "fhir.patient.source_key",
             f"记录标识过长 (the record identifier exceeds {MAX_SOURCE_KEY} characters)",
         )
+    if (
+        not source_key.isprintable()
+    ):  # a NUL ends the key in SQLite's json_each: it would never be found again
+        return _reject(
+            line,
+            "fhir.patient.source_key",
+            "记录标识含有控制字符 (the record identifier contains control characters)",
+        )
     name = _patient_name(patient)
     if not name:
         return _reject(
@@ -398,12 +416,21 @@ def _row_from_patient(
             grid_code = communities.resolve_grid(grid_code, community_code) if grid_code else None
         except RowError as error:
             return _reject(line, error.code, error.message, source_key, "address")
-    observed_at = patient.meta.lastUpdated if patient.meta and patient.meta.lastUpdated else now
+    last_updated = patient.meta.lastUpdated if patient.meta else None
+    observed_at = _moment(last_updated or now)
+    if observed_at is None:
+        return _reject(
+            line,
+            "fhir.patient.last_updated",
+            "meta.lastUpdated 超出范围 (meta.lastUpdated must be a time from 1900 to 2100)",
+            source_key,
+            "meta",
+        )
     return SourceRow(
         feed=Feed.health,
         line=line,
         source_key=source_key,
-        observed_at=_aware(observed_at),
+        observed_at=observed_at,
         name=name,
         id_number=id_number,
         id_upgraded_from_15=upgraded,
@@ -474,11 +501,14 @@ def _address_extension(patient: FhirPatient, url: str) -> str | None:
     return None
 
 
-def _aware(value: dt.datetime | dt.date) -> dt.datetime:
-    """A moment; a bare date is 00:00 UTC that day, as the CSV feeds store days (sources.feeds)."""
+def _moment(value: dt.datetime | dt.date) -> dt.datetime | None:
+    """A moment, in the zone it arrived in; a bare date is 00:00 UTC that day, as the CSV feeds
+    store days (sources.feeds). None where it has no UTC moment or falls outside 1900 to 2100
+    (``deps.moment_in_range``): 0001-01-01T00:00+14:00 cannot be stored."""
     if not isinstance(value, dt.datetime):
-        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        value = dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+    moment = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return moment if moment_in_range(moment) is not None else None
 
 
 # -- Condition and Observation ---------------------------------------------------------------
@@ -490,12 +520,8 @@ def _condition_fact(entry: _Entry) -> ConditionFact | RowRejection | None:
         return None
     if _status_code(condition.verificationStatus) in CONDITION_NOT_TRUE:
         return None
-    coding = next(
-        (c for c in (condition.code.coding or ()) if c.system in ICD10_SYSTEMS and c.code)
-        if condition.code
-        else (),
-        None,
-    )
+    codings = (condition.code.coding or ()) if condition.code else ()
+    coding = next((c for c in codings if c.system in ICD10_SYSTEMS and c.code), None)
     if coding is None:
         return _reject(
             entry.line,
@@ -551,6 +577,14 @@ def _observation_fact(entry: _Entry) -> ObservationFact | RowRejection | None:
             "Observation 需要精确到日的测量时间 (the Observation needs effectiveDateTime to the day)",
             column="effective",
         )
+    effective_at = _moment(effective)
+    if effective_at is None:
+        return _reject(
+            line,
+            "fhir.observation.effective",
+            "测量时间超出范围 (the effective time must be from 1900 to 2100)",
+            column="effective",
+        )
     kind = OBSERVATION_KINDS[code]
     if code == BP_PANEL:
         quantities = {}
@@ -578,11 +612,11 @@ def _observation_fact(entry: _Entry) -> ObservationFact | RowRejection | None:
                 "收缩压应高于舒张压 (systolic must be higher than diastolic)",
                 column="component",
             )
-        return ObservationFact(code, systolic, kind.ucum, _aware(effective), value2=diastolic)
+        return ObservationFact(code, systolic, kind.ucum, effective_at, value2=diastolic)
     value = _quantity_value(observation.valueQuantity, code, line)
     if isinstance(value, RowRejection):
         return value
-    return ObservationFact(code, value, kind.ucum, _aware(effective))
+    return ObservationFact(code, value, kind.ucum, effective_at)
 
 
 def _loinc_code(concept: Any) -> str | None:
