@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -39,7 +44,9 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
 
     @app.exception_handler(DomainError)
     async def domain_error(_request: Request, error: DomainError) -> JSONResponse:
-        return JSONResponse(error.as_json(), status_code=error.status_code, headers=error.headers or None)
+        return JSONResponse(
+            _plain_json(error.as_json()), status_code=error.status_code, headers=error.headers or None
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
@@ -49,7 +56,9 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
             for e in error.errors()
         ]
         return JSONResponse(
-            {"code": "request.invalid", "message": "请求参数无效 (invalid request)", "detail": problems},
+            _plain_json(
+                {"code": "request.invalid", "message": "请求参数无效 (invalid request)", "detail": problems}
+            ),
             status_code=422,
         )
 
@@ -66,6 +75,31 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
 
     _include_routers(app)
     return app
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _plain_json(value: Any) -> Any:
+    """An error body any JSON response can carry, so rendering an error never fails in turn.
+
+    A message or detail may repeat what a client sent: a lone surrogate (a ``\\ud800`` escape is
+    valid JSON, but no character) becomes U+FFFD; NaN and infinity become null; tuples and sets
+    become lists; anything else JSON has no type for (a date, a Decimal) becomes its text.
+    """
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {_plain_json(str(key)): _plain_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain_json(item) for item in value]
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    return _plain_json(str(value))
 
 
 def _include_routers(app: FastAPI) -> None:

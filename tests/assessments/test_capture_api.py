@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -122,6 +123,27 @@ def test_bad_answers_are_refused_with_the_item_and_nothing_is_stored(
     assert (
         response.json()["code"] == "assessment.item.range" and response.json()["detail"]["item"] == "feeding"
     )
+    assert stored_count(database) == 0
+
+
+@pytest.mark.parametrize("answers", [{"feeding": "\ud800"}, {"\ud800": 5}])
+def test_a_lone_surrogate_answer_is_a_422_naming_the_item_and_nothing_is_stored(
+    client: TestClient, resident_id: int, database: Database, answers: dict[str, Any]
+) -> None:
+    # given a Barthel form whose feeding answer (or an item code) is a lone surrogate, sent as
+    # the JSON escape a client may write (it is no character, so no UTF-8 can carry it back)
+    body = {"instrument": "barthel", "answers": {**BARTHEL_SEVERE, **answers},
+            "assessed_at": "2025-06-01T09:00:00+08:00", "assessor": "刘护士"}  # fmt: skip
+    # when it is posted
+    response = client.post(
+        f"/api/residents/{resident_id}/assessments",
+        content=json.dumps(body, ensure_ascii=True).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    # then it is refused with the item's code, not a server error, and nothing is stored
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] in ("assessment.item.type", "assessment.item.unknown")
+    assert "\\ud800" not in response.json()["message"] and "\ud800" not in response.text
     assert stored_count(database) == 0
 
 

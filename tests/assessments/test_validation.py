@@ -8,7 +8,7 @@ import pytest
 
 from tests.assessments.builders import best
 from yiyang.assessments import INSTRUMENTS, get_instrument, score
-from yiyang.assessments.scoring import BARTHEL_ITEMS, FRAIL_ITEMS, SELF_CARE_ITEMS
+from yiyang.assessments.scoring import BARTHEL_ITEMS, FRAIL_ITEMS, MORSE_ITEMS, SELF_CARE_ITEMS
 from yiyang.errors import Invalid
 
 CHINESE_THEN_ENGLISH = re.compile(r"^[^()]*[\u4e00-\u9fff][^()]*\(.*[A-Za-z].*\)$", re.S)
@@ -29,8 +29,55 @@ def test_a_score_outside_the_items_allowed_values_names_item_and_values():
     assert error.detail["item"] == "feeding"
     assert error.detail["allowed"] == [0, 5, 10]
     assert "进食" in error.message and "0、5、10" in error.message
-    assert "one of 0, 5, 10" in error.message and "got 7" in error.message
+    assert "one of 0, 5, 10" in error.message
     assert CHINESE_THEN_ENGLISH.match(error.message)
+
+
+@pytest.mark.parametrize(
+    ("instrument", "item", "raw"),
+    [
+        ("barthel", "feeding", "\ud800"),  # a lone surrogate: no UTF-8 response can carry it
+        ("barthel", "feeding", "13800138000"),  # a phone number typed in the wrong box
+        ("barthel", "feeding", 7),
+        ("frail", "fatigue", "x" * 500),
+    ],
+)
+def test_a_refused_answer_is_never_repeated_in_the_message(instrument, item, raw):
+    # given an answer that is wrong for its item (and may be anything a person typed)
+    answers = best(BARTHEL_ITEMS) if instrument == "barthel" else {i.code: False for i in FRAIL_ITEMS}
+    # when it is scored
+    error = refused(instrument, {**answers, item: raw})
+    # then the message names the item and what it allows, not what was sent
+    assert error.detail["item"] == item
+    assert str(raw) not in error.message
+    assert "got" not in error.message and "收到" not in error.message
+    assert CHINESE_THEN_ENGLISH.match(error.message)
+    # and no problem's message repeats it, so any response can carry them
+    for problem in error.detail["errors"]:
+        assert str(raw) not in problem["message"]
+        problem["message"].encode("utf-8")
+
+
+def test_an_unknown_item_is_named_in_detail_but_not_repeated_in_the_message():
+    # given an answer under a key no Barthel item has
+    error = refused("barthel", {**best(BARTHEL_ITEMS), "\ud800walk": 5})
+    # then it is refused as unknown, the key sits in detail only, and the message lists the items
+    assert error.code == "assessment.item.unknown"
+    assert error.detail["item"] == "\ud800walk"
+    assert "walk" not in error.message and "feeding" in error.message
+    error.message.encode("utf-8")
+
+
+@pytest.mark.parametrize("raw", ["\ud800", "13800138000", 50])
+def test_a_refused_option_is_never_repeated_in_the_message(raw):
+    # given a Morse high-risk cut-off that is not one of the published ones
+    with pytest.raises(Invalid) as caught:
+        score("morse", {item.code: 0 for item in MORSE_ITEMS}, high_risk_cutoff=raw)
+    # then the message names the option and what it allows, not what was sent
+    error = caught.value
+    assert error.code == "assessment.option.invalid" and error.detail["allowed"] == [45, 51]
+    assert str(raw) not in error.message and "got" not in error.message
+    assert "45" in error.message and CHINESE_THEN_ENGLISH.match(error.message)
 
 
 def test_self_care_items_accept_only_their_own_published_scores():

@@ -114,6 +114,28 @@ def test_a_gateway_uploads_a_batch_and_a_resend_stores_nothing_twice(
     assert read["battery"] == 64 and read["online"] is True and read["last_seen_at"] is not None
 
 
+@pytest.mark.parametrize("time", ["9999-12-31T23:00:00-05:00", "0001-01-01T00:00:00+14:00"])
+def test_a_time_outside_the_calendar_in_utc_is_rejected_and_the_rest_of_the_batch_stored(
+    client: TestClient, admin: dict[str, str], sqlite_db: Database, time: str
+) -> None:
+    # given a meter whose batch holds one message stamped at a time UTC cannot hold
+    _, secret = register(client, admin)
+    now = utcnow()
+    messages = [
+        {"seq": 1, "time": (now - dt.timedelta(hours=1)).isoformat(), "readings": {"8867-4": 70}},
+        {"seq": 2, "time": time, "readings": {"8867-4": 71}},
+        {"seq": 3, "time": now.isoformat(), "readings": {"8867-4": 72}},
+    ]
+    # when the gateway posts it
+    response = client.post("/api/telemetry", json={"messages": messages}, headers=basic("BP-0001", secret))
+    # then that one message is refused for its time, as any bad message is, and the others kept
+    assert response.status_code == 200, response.text
+    assert response.json()["stored"] == 2
+    assert [(r["index"], r["code"]) for r in response.json()["rejected"]] == [(1, "time.format")]
+    with sqlite_db.unit_of_work() as session:
+        assert session.scalar(select(func.count()).select_from(Telemetry)) == 2
+
+
 def test_wrong_device_credentials_store_nothing(
     client: TestClient, admin: dict[str, str], sqlite_db: Database
 ) -> None:

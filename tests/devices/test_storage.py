@@ -238,14 +238,28 @@ def test_retention_removes_old_raw_data_before_rollups(db: Database) -> None:
     assert count(db, "telemetry_hour") == 2
 
 
+def _partition_count(session) -> int:  # type: ignore[no-untyped-def]
+    return sum(
+        session.execute(text(f"SELECT count(*) FROM pg_partition_tree('{table}') WHERE isleaf")).scalar_one()
+        for table in storage.PARTITIONED_TABLES
+    )
+
+
 @pytest.mark.postgres
 def test_partitions_are_made_ahead_and_finished_days_are_compacted(pg_db: Database) -> None:
     ids = register(pg_db, ["WB-1"])
     day = dt.date(2026, 11, 20)
     with pg_db.unit_of_work() as session:
+        before = _partition_count(session)  # earlier tests may have made some of these days
         made = storage.ensure_partitions(session, day, 3)
         assert storage.ensure_partitions(session, day, 3) == 0  # already there
-    assert made in (0, 6)  # raw and minute tables; 0 when an earlier test made them
+        assert made == _partition_count(session) - before
+    with pg_db.unit_of_work() as session:
+        for table in storage.PARTITIONED_TABLES:  # raw and minute tables, three days each
+            days = set(
+                session.execute(text(f"SELECT relid::text FROM pg_partition_tree('{table}')")).scalars()
+            )
+            assert {f"{table}_p2026112{d}" for d in (0, 1, 2)} <= days
     with pg_db.unit_of_work() as session:
         names = set(session.execute(text("SELECT relid::text FROM pg_partition_tree('telemetry')")).scalars())
         assert {"telemetry_p20261120", "telemetry_p20261121", "telemetry_p20261122"} <= names

@@ -104,6 +104,8 @@ def test_unknown_top_level_fields_are_ignored() -> None:
         (telemetry(time="2026-11-24T08:14:30"), "time.no_offset"),
         (telemetry(time=1.5), "time.format"),
         (telemetry(time=10**18), "time.format"),
+        (telemetry(time="9999-12-31T23:00:00-05:00"), "time.format"),  # past year 9999 in UTC
+        (telemetry(time="0001-01-01T00:00:00+14:00"), "time.format"),  # before year 1 in UTC
         (telemetry(v=2), "schema.version"),
         (telemetry(battery=101), "battery.range"),
     ],
@@ -201,11 +203,13 @@ JSON = st.recursive(
     ),
     max_leaves=20,
 )
+# Any offset a device may send: near year 1 or 9999 some of them fall outside the calendar in UTC.
+OFFSETS = st.integers(-(24 * 60 - 1), 24 * 60 - 1).map(lambda m: dt.timezone(dt.timedelta(minutes=m)))
 FIELDS = st.fixed_dictionaries(
     {},
     optional={
         "seq": JSON | st.integers(-(2**40), 2**40),
-        "time": JSON | st.datetimes(timezones=st.just(dt.UTC)).map(lambda d: d.isoformat()),
+        "time": JSON | st.datetimes(timezones=OFFSETS).map(lambda d: d.isoformat()),
         "readings": JSON
         | st.dictionaries(st.sampled_from(["8867-4", "59408-5", "85354-9", "x"]), JSON, max_size=3),
         "event": JSON | st.sampled_from([kind.value for kind in EventKind]),

@@ -33,6 +33,9 @@ from yiyang.devices.telemetry import READING_BY_CODE, EventKind
 DEFAULT_RULES_FILE = Path(__file__).with_name("default_rules.json")
 # A clock longer than a year raises no useful alert, and bounding it keeps ``at + wait`` a date.
 MAX_WAIT = dt.timedelta(days=366)
+# No reading comes near a million (mmHg, mmol/L, %, /min, °C): a threshold past it can never fire,
+# and bounding it keeps the override a number every JSON store holds (not a 100-digit integer).
+MAX_THRESHOLD = 1_000_000
 
 
 class Severity(enum.StrEnum):
@@ -191,7 +194,7 @@ def compile_rules(document: Mapping[str, Any]) -> RuleSet:
                 raise RulesInvalid(f"{item.get('code')}: unknown reading {reading!r}")
             if op not in _OPS:
                 raise RulesInvalid(f"{item.get('code')}: unknown comparison {op!r}")
-            threshold = _number(f"{item.get('code')}: {reading}", value)
+            threshold = _number(f"{item.get('code')}: {reading}", value, limit=MAX_THRESHOLD)
             conditions.append(Condition(reading, op, threshold, READING_BY_CODE[reading]))
         if not conditions:
             raise RulesInvalid(f"{item.get('code')}: a threshold needs at least one condition")
@@ -230,6 +233,7 @@ def compile_rules(document: Mapping[str, Any]) -> RuleSet:
                 activity=tuple(item.get("activity", [])),
             )
         )
+    _check_storable(document)
     codes = [rule.code for rule in rules]
     if len(codes) != len(set(codes)):
         raise RulesInvalid("rule codes must be unique")
@@ -326,15 +330,40 @@ def _flag(item: Mapping[str, Any], key: str, default: bool) -> bool:
     return value
 
 
-def _number(where: str, value: Any) -> float:
-    """A finite number: NaN never compares, and infinity overflows every clock it sets."""
+def _number(where: str, value: Any, *, limit: int | None = None) -> float:
+    """A finite number (NaN never compares, and infinity overflows every clock it sets), and
+    within ``-limit..limit`` when a limit is given."""
     try:
         number = float(value)
     except (TypeError, ValueError) as error:
         raise RulesInvalid(f"{where} must be a number") from error
+    except OverflowError:  # an integer past any float: 10**400
+        number = math.inf
     if not math.isfinite(number):
         raise RulesInvalid(f"{where} must be a finite number")
+    if limit is not None and abs(number) > limit:
+        raise RulesInvalid(f"{where} must be a number from -{limit} to {limit}")
     return number
+
+
+def _check_storable(document: Mapping[str, Any]) -> None:
+    """Every rule's fields, those compiled and those a rule of its kind ignores (``minutes`` on a
+    threshold, a note), hold only what an override row keeps: no whole number past 64 bits."""
+    for section in ("thresholds", "events", "durations", "absence"):
+        for item in document.get(section, []):
+            for key, value in item.items():
+                if not _fits_64_bits(value):
+                    raise RulesInvalid(f"{item.get('code')}: {key} holds a whole number past 64 bits")
+
+
+def _fits_64_bits(value: Any) -> bool:
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**63
+    if isinstance(value, Mapping):
+        return all(_fits_64_bits(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return all(_fits_64_bits(item) for item in value)
+    return True
 
 
 def _wait(item: Mapping[str, Any], unit: str) -> tuple[float, dt.timedelta]:

@@ -212,8 +212,8 @@ def _checked_options(instrument: Instrument, options: Mapping[str, Any]) -> dict
             allowed = ", ".join(map(str, option.choices))
             raise Invalid(
                 "assessment.option.invalid",
-                f"设置项「{option.label_zh}」应为 {allowed} 之一，收到 {raw} "
-                f"(option '{name}' ({option.label_en}) must be one of {allowed}; got {raw})",
+                f"设置项「{option.label_zh}」应为 {allowed} 之一 "
+                f"(option '{name}' ({option.label_en}) must be one of {allowed})",
                 option=name,
                 allowed=list(option.choices),
             )

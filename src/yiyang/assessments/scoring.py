@@ -10,7 +10,6 @@ No database, clock or settings inside; configurable cut-offs are keyword argumen
 from __future__ import annotations
 
 import enum
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -213,9 +212,9 @@ def validate_answers(instrument: str, items: Sequence[Item], answers: Any) -> di
             problems.append(
                 {
                     "code": "assessment.item.unknown",
-                    "item": str(code),
-                    "message": f"未知的评估项 {code}，{instrument} 的评估项为：{', '.join(known)} "
-                    f"(unknown item '{code}'; the items of {instrument} are: {', '.join(known)})",
+                    "item": str(code),  # where the problem is, as a validation error's loc
+                    "message": f"未知的评估项，{instrument} 的评估项为：{', '.join(known)} "
+                    f"(unknown item; the items of {instrument} are: {', '.join(known)})",
                 }
             )
     values: dict[str, Any] = {}
@@ -253,14 +252,14 @@ def raise_problems(instrument: str, problems: list[dict[str, Any]]) -> None:
     raise Invalid(first["code"], first["message"], **detail)
 
 
-def item_problem(item: Item, raw: Any, code: str = "assessment.item.range") -> dict[str, Any]:
-    shown = _show(raw)
+def item_problem(item: Item, code: str = "assessment.item.range") -> dict[str, Any]:
+    """The item and what it allows; never the answer, which may be anything a person typed."""
     return {
         "code": code,
         "item": item.code,
         "allowed": _allowed_detail(item),
-        "message": f"评估项「{item.label_zh}」({item.code}) 应为 {item.allowed_zh()}，收到 {shown} "
-        f"(item {_name_en(item)} must be {item.allowed_en()}; got {shown})",
+        "message": f"评估项「{item.label_zh}」({item.code}) 应为 {item.allowed_zh()} "
+        f"(item {_name_en(item)} must be {item.allowed_en()})",
     }
 
 
@@ -276,9 +275,9 @@ def _coerce(item: Item, raw: Any) -> tuple[Any, dict[str, Any] | None]:
     if item.kind is ItemKind.points:
         number = _whole_number(raw)
         if number is None:
-            return None, item_problem(item, raw, "assessment.item.type")
+            return None, item_problem(item, "assessment.item.type")
         if number not in item.allowed:
-            return None, item_problem(item, raw)
+            return None, item_problem(item)
         return number, None
     if item.kind is ItemKind.yes_no:
         if isinstance(raw, bool):
@@ -287,22 +286,22 @@ def _coerce(item: Item, raw: Any) -> tuple[Any, dict[str, Any] | None]:
             return bool(raw), None
         if isinstance(raw, str) and raw.strip().lower() in _YES | _NO:
             return raw.strip().lower() in _YES, None
-        return None, item_problem(item, raw, "assessment.item.type")
+        return None, item_problem(item, "assessment.item.type")
     if item.kind is ItemKind.choice:
         text = raw.strip().lower() if isinstance(raw, str) else raw
         if text not in item.choices:
-            return None, item_problem(item, raw)
+            return None, item_problem(item)
         return text, None
     if item.kind is ItemKind.number:
         number = _number(raw)
         if number is None or (item.integer and not float(number).is_integer()):
-            return None, item_problem(item, raw, "assessment.item.type")
+            return None, item_problem(item, "assessment.item.type")
         if item.integer:
             number = int(number)
         if (item.minimum is not None and number < item.minimum) or (
             item.maximum is not None and number > item.maximum
         ):
-            return None, item_problem(item, raw)
+            return None, item_problem(item)
         return number, None
     # codes
     if isinstance(raw, str):
@@ -310,16 +309,16 @@ def _coerce(item: Item, raw: Any) -> tuple[Any, dict[str, Any] | None]:
     elif isinstance(raw, list | tuple):
         raw_list = list(raw)
     else:
-        return None, item_problem(item, raw, "assessment.item.type")
+        return None, item_problem(item, "assessment.item.type")
     codes = []
     for entry in raw_list:
         if not isinstance(entry, str) or not entry.strip():
-            return None, item_problem(item, raw, "assessment.item.type")
+            return None, item_problem(item, "assessment.item.type")
         code = entry.strip()
         if item.choices:
             code = code.lower()
             if code not in item.choices:
-                return None, item_problem(item, raw)
+                return None, item_problem(item)
         codes.append(code)
     return tuple(codes), None
 
@@ -361,13 +360,6 @@ def _num(value: float | None) -> str:
     if value is None:
         return "?"
     return str(int(value)) if float(value).is_integer() else str(value)
-
-
-def _show(raw: Any) -> str:
-    try:
-        return json.dumps(raw, ensure_ascii=False)
-    except (TypeError, ValueError):
-        return repr(raw)
 
 
 def _allowed_detail(item: Item) -> Any:

@@ -324,7 +324,11 @@ def parse_device_time(raw: Any) -> dt.datetime:
             ) from None
         if value.tzinfo is None:
             raise _Reject("time.no_offset", "time 缺少时区 (time needs an offset such as +08:00 or Z)")
-        return value.astimezone(dt.UTC)
+        try:
+            return value.astimezone(dt.UTC)
+        except OverflowError:
+            # in UTC, 9999-12-31T23:00-05:00 is after year 9999 and 0001-01-01T00:00+14:00 before year 1
+            raise _Reject("time.format", "time 超出范围 (time out of range)") from None
     if isinstance(raw, int) and not isinstance(raw, bool):
         try:
             return _EPOCH + dt.timedelta(milliseconds=raw)
