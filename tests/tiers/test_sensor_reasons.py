@@ -22,6 +22,7 @@ from yiyang.access.policy import DataCategory, Purpose, RecipientClass
 from yiyang.access.roles import Role
 from yiyang.alerts.models import Alert, AlertState
 from yiyang.app import create_app
+from yiyang.care import referrals
 from yiyang.db import Database, utcnow
 from yiyang.tiers.service import retier_residents
 
@@ -173,3 +174,13 @@ def test_her_family_doctor_with_her_consent_still_sees_the_fall_and_the_read_is_
     assert [r["value"] for i in listed if i["resident_id"] == resident_id for r in i["reasons"]] == ["fall"]
     # and showing it to her was recorded as a read of sensor data
     assert {"tier", "care_plan"} <= set(sensor_reads(world, Role.family_doctor.value))
+
+
+def test_a_referral_summary_gives_the_tier_without_the_alert_behind_it(world: World) -> None:
+    # given the resident yellow for a recent fall
+    with world.database.unit_of_work() as session:
+        # when a referral's summary for the receiving organisation is drawn up
+        summary = referrals.profile_summary(session, world.residents["in_given"])
+    # then it carries the tier, but no sensor-derived reason: the receiver is granted clinical data
+    assert summary["tier"]["tier"] == "yellow"
+    assert "alert.recent" not in summary["tier"]["reasons"]

@@ -30,8 +30,10 @@ SOURCE_TYPE = "referral"  # the receiver's resident_relationship rows, while it 
 
 
 def profile_summary(session: Session, resident_id: int) -> dict[str, Any]:
-    """What the receiver needs: conditions, the latest observation of each kind, the tier and why."""
-    from yiyang.tiers.service import tier_of
+    """What the receiver needs: conditions, the latest observation of each kind, the tier and why.
+    The receiver reads it as clinical data, so reasons drawn from an alert (sensor data) stay out;
+    the tier they raised stays in."""
+    from yiyang.tiers.service import is_sensor_reason, tier_of
 
     latest: dict[str, dict[str, Any]] = {}
     for obs in observations_of(session, resident_id, limit=50):
@@ -43,7 +45,10 @@ def profile_summary(session: Session, resident_id: int) -> dict[str, Any]:
     view = tier_of(session, resident_id)
     tier = None
     if view is not None:
-        tier = {"tier": view.tier.value, "reasons": [r.rule.code for r in view.reasons]}
+        tier = {
+            "tier": view.tier.value,
+            "reasons": [r.rule.code for r in view.reasons if not is_sensor_reason(r)],
+        }
     return {
         "conditions": [{"code": c.code, "display": c.display} for c in conditions_of(session, resident_id)],
         "observations": list(latest.values())[:10],
