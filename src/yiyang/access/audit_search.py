@@ -1,9 +1,11 @@
 """Reading the audit trail (审计查询): officers search and export it, a resident sees who
 accessed their own record. Every such read is itself audited.
 
-- District administrators search the whole trail, including events that name no resident.
-- Health and civil-affairs officers search events about the residents ``policy.visible_residents``
-  gives them (their jurisdiction), never events without a resident.
+- District administrators without an area search the whole trail, including events that name
+  no resident.
+- Health and civil-affairs officers, and administrators with an area, search events about the
+  residents ``policy.visible_residents`` gives those roles (their jurisdiction), never events
+  without a resident, never residents only another role they hold reaches.
 - A resident sees the accesses to their own record; a family member those of the residents who
   authorise them. They see the role, organisation, what, when and purpose: not staff names, not
   free-text reasons (which may speak of other people), not other residents' events.
@@ -58,12 +60,13 @@ def _refuse(
 
 
 def _officer_grant(actor: Actor) -> tuple[RoleGrant | None, bool]:
-    """The grant an audit search relies on, and whether it covers the whole trail."""
+    """The grant an audit search relies on, and whether it covers the whole trail: only a
+    district administrator without an area reads it whole."""
     for grant in actor.grants:
-        if grant.role is Role.district_admin:
+        if grant.role is Role.district_admin and grant.area_id is None:
             return grant, True
     for grant in actor.grants:
-        if grant.role in OFFICER_ROLES:
+        if grant.role is Role.district_admin or grant.role in OFFICER_ROLES:
             return grant, False
     return None, False
 
@@ -73,7 +76,10 @@ def _filtered(
 ) -> Select:
     stmt = select(AuditEvent)
     if not whole_trail:
-        visible = policy.visible_residents(session, actor, category=policy.DataCategory.identity, now=now)
+        # Events about the residents the audit-reading roles reach, never another role's
+        # (a volunteer's pairing), and never events naming no resident.
+        readers = actor.acting_as({Role.district_admin, *OFFICER_ROLES})
+        visible = policy.visible_residents(session, readers, category=policy.DataCategory.identity, now=now)
         stmt = stmt.where(AuditEvent.resident_id.in_(select(Resident.id).where(visible)))
     conditions: list[ColumnElement[bool]] = []
     if query.resident_id is not None:

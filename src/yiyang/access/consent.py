@@ -1,7 +1,8 @@
 """Recording and revoking consent (知情同意), and reading its history. No HTTP; nothing commits.
 
 Who may record a decision for a resident: the resident, a family member the resident authorised,
-or a member of staff who has the resident in scope (from a signed paper form). A decision ends
+or a member of staff who has the resident in scope (from a signed paper form), the scope decided by
+a staff grant other than a volunteer's (``recorder``), never through an emergency opening. A decision ends
 the one in force for the same category, recipient class and purpose, so exactly one decision
 (or none, and then the default of ``policy.DEFAULT_IMPLIED_CONSENT``) applies at any moment.
 Checks read the table at query time: a revocation or an expiry counts from the next request.
@@ -18,9 +19,16 @@ from sqlalchemy.orm import Session
 
 from yiyang.access.actor import Actor
 from yiyang.access.consent_models import Consent, ConsentDecision, ConsentSource
-from yiyang.access.policy import DataCategory, Purpose, RecipientClass, authorize
-from yiyang.access.roles import Role
-from yiyang.errors import Conflict, Invalid, NotFound
+from yiyang.access.denials import queue_denial
+from yiyang.access.policy import DataCategory, Purpose, RecipientClass, authorize, is_system
+from yiyang.access.roles import Audience, Role, role_info
+from yiyang.errors import Conflict, Forbidden, Invalid, NotFound
+
+# The roles that enter a signed paper form: every staff role but the volunteer's own.
+PAPER_FORM_ROLES = frozenset(
+    role for role in Role if role_info(role).audience is Audience.staff and role is not Role.volunteer
+)
+RECORDER_FORBIDDEN = "consent.recorder.forbidden"
 
 
 def source_for(actor: Actor, resident_id: int) -> ConsentSource:
@@ -30,6 +38,27 @@ def source_for(actor: Actor, resident_id: int) -> ConsentSource:
     if actor.has_role(Role.family_member) and resident_id in actor.acts_for:
         return ConsentSource.family_member
     return ConsentSource.paper_form
+
+
+def recorder(session: Session, actor: Actor, resident_id: int, *, action: str, now: dt.datetime) -> Actor:
+    """The actor whose grant decides a change to this resident's consent: the resident or an
+    authorised family member as they are; anyone else only through their ``PAPER_FORM_ROLES``
+    (staff entering the signed form), so a pairing as a volunteer never counts. Refused (audited)
+    without such a grant."""
+    if is_system(actor) or source_for(actor, resident_id) is not ConsentSource.paper_form:
+        return actor
+    staff = actor.acting_as(PAPER_FORM_ROLES)
+    if staff.grants:
+        return staff
+    queue_denial(
+        session, actor, action=action, resource_type="consent", resident_id=resident_id,
+        field_group=DataCategory.identity.value, purpose=Purpose.care.value, reason=RECORDER_FORBIDDEN, at=now,
+    )  # fmt: skip
+    raise Forbidden(
+        RECORDER_FORBIDDEN,
+        "只有本人、受托家属或录入签字同意书的工作人员可以设置授权 "
+        "(only the resident, an authorised family member or staff entering the signed form record consent)",
+    )
 
 
 def record_consent(
@@ -49,8 +78,9 @@ def record_consent(
 ) -> Consent:
     """Record one decision; the decision in force for the same key ends (superseded)."""
     authorize(
-        session, actor, resident_id, category=DataCategory.identity, what="consent", action="create", now=now
-    )
+        session, recorder(session, actor, resident_id, action="create", now=now), resident_id,
+        category=DataCategory.identity, what="consent", action="create", now=now, glass=False,
+    )  # fmt: skip
     if recipient_class is RecipientClass.own:
         raise Invalid(
             "consent.recipient", "不能对本人设置授权 (no consent is needed for the resident's own access)"
@@ -91,7 +121,8 @@ def revoke_consent(session: Session, actor: Actor, consent_id: int, now: dt.date
     """Withdraw a decision from now on; the row stays, with when and by whom."""
     consent = get_consent(session, consent_id)
     authorize(
-        session, actor, consent.resident_id, category=DataCategory.identity, what="consent", action="update", now=now
+        session, recorder(session, actor, consent.resident_id, action="update", now=now), consent.resident_id,
+        category=DataCategory.identity, what="consent", action="update", now=now, glass=False,
     )  # fmt: skip
     if consent.revoked_at is not None and consent.revoked_at <= now:
         raise Conflict(

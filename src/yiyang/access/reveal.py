@@ -99,9 +99,12 @@ def reveal(
             "您的角色无权查看完整信息 (your role may not reveal this field)",
             field=field.value,
         )
-    # Scope (is this resident one of the actor's?) and consent are the policy's decision.
+    # Scope (is this resident one of the actor's?) and consent are the policy's decision, taken
+    # on the grants that may reveal this field only: never a volunteer's pairing (or another
+    # role's scope) lending its reach to a role that may reveal.
+    revealer = actor.acting_as(REVEAL_ROLES[field])
     policy.authorize(
-        session, actor, resident_id, category=policy.DataCategory.identity, what=f"resident.{field.value}",
+        session, revealer, resident_id, category=policy.DataCategory.identity, what=f"resident.{field.value}",
         action=AuditAction.reveal.value, now=now,
     )  # fmt: skip
     value = resident.id_number if field is RevealableField.id_number else resident.phone

@@ -797,12 +797,13 @@ def _apply_consent(session: Session, actor: Actor, resource: Any, consent_id: in
         # Only a writer who may see the resident learns of the merge; others get the usual refusal.
         policy.authorize(
             session,
-            actor,
+            consents.recorder(session, actor, resident.id, action="create", now=now),
             resident.id,
             category=DataCategory.identity,
             what="consent",
             action="create",
             now=now,
+            glass=False,
         )
         raise gone
     return consents.record_consent(
