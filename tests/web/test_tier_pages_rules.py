@@ -230,3 +230,16 @@ def test_the_contracted_nurse_records_through_the_page(client: TestClient, world
     assert page.status_code == 303, page.text
     assert page.headers["location"].startswith(f"/residents/{resident_id}")
     assert stored_for(world, resident_id) == (1, 1)
+
+
+@pytest.mark.parametrize("role", [Role.health_officer, Role.family_member, Role.nurse])
+def test_the_profile_offers_the_assessment_form_only_to_the_clinical_team(
+    client: TestClient, world: World, role: Role
+) -> None:
+    # given readers who see the tier panel, of whom only the nurse may record
+    resident_id = world.residents["in_given"]
+    # when each opens the profile
+    page = client.get(f"/residents/{resident_id}", headers=world.token(role))
+    # then the panel is there, and the link to the form only for the team
+    assert page.status_code == 200 and 'id="tier"' in page.text
+    assert (f"/residents/{resident_id}/assessments/new" in page.text) is (role is Role.nurse)

@@ -81,6 +81,8 @@ def profile_context(session: Session, actor: Actor, resident_id: int, *, now: dt
             "history": history,
             "assessments": assessments.assessments_of(session, resident_id, limit=10),
             "instruments": INSTRUMENTS,
+            # the form is the team's (``assessments.as_recorder``): others are not offered it
+            "may_record": policy.is_system(actor) or bool(actor.acting_as(assessments.RECORDER_ROLES).grants),
         }
     }
 
