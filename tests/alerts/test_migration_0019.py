@@ -31,22 +31,27 @@ MEANT = {
 }
 
 
-def test_migration_0019_stores_each_flag_as_the_boolean_it_said(unmigrated_db: Database) -> None:
-    # given overrides written before 0019, when the API still took flags as text
-    upgrade(unmigrated_db.engine, "0018")
+def migrated_overrides(database: Database, before: str, params_by_rule: dict[str, dict]) -> dict[str, dict]:
+    """Store tier overrides on the schema at ``before``, bring it up to date, and read them back."""
+    upgrade(database.engine, before)
     at = dt.datetime(2026, 12, 1, 8, 0)
-    with unmigrated_db.engine.begin() as connection:
-        for rule, params in STORED.items():
+    with database.engine.begin() as connection:
+        for rule, params in params_by_rule.items():
             connection.execute(
                 insert(AlertRuleOverride.__table__).values(
                     scope=OverrideScope.tier.name, tier="red", rule=rule, params=params, changed_at=at
                 )
             )
-    # when the schema is brought up to date
-    upgrade(unmigrated_db.engine)
+    upgrade(database.engine)
+    with database.unit_of_work() as session:
+        return {o.rule: o.params for o in session.scalars(select(AlertRuleOverride))}
+
+
+def test_migration_0019_stores_each_flag_as_the_boolean_it_said(unmigrated_db: Database) -> None:
+    # given overrides written before 0019, when the API still took flags as text, when the schema
+    # is brought up to date
+    stored = migrated_overrides(unmigrated_db, "0018", STORED)
     # then each flag is the boolean its text meant, other parameters untouched, a null dropped
-    with unmigrated_db.unit_of_work() as session:
-        stored = {o.rule: o.params for o in session.scalars(select(AlertRuleOverride))}
     assert stored == MEANT
 
 

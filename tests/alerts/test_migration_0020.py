@@ -3,14 +3,9 @@ so that rules stored to mean "never fire" still compile, and still never fire.""
 
 from __future__ import annotations
 
-import datetime as dt
-
-from sqlalchemy import insert, select
-
-from yiyang.alerts.models import AlertRuleOverride, OverrideScope
+from tests.alerts.test_migration_0019 import migrated_overrides
 from yiyang.alerts.rules import MAX_THRESHOLD, apply_overrides, compile_rules, default_document
 from yiyang.db import Database
-from yiyang.migrate import upgrade
 
 STORED = {
     "spo2_low": {"when": [["59408-5", "<=", -1e7]]},
@@ -20,21 +15,10 @@ STORED = {
 
 
 def test_migration_0020_bounds_thresholds_and_the_rules_compile(unmigrated_db: Database) -> None:
-    # given overrides written before 0020 with thresholds past the bound (and one within it)
-    upgrade(unmigrated_db.engine, "0019")
-    at = dt.datetime(2026, 12, 1, 8, 0)
-    with unmigrated_db.engine.begin() as connection:
-        for rule, params in STORED.items():
-            connection.execute(
-                insert(AlertRuleOverride.__table__).values(
-                    scope=OverrideScope.tier.name, tier="red", rule=rule, params=params, changed_at=at
-                )
-            )
-    # when the schema is brought up to date
-    upgrade(unmigrated_db.engine)
+    # given overrides written before 0020 with thresholds past the bound (and one within it), when
+    # the schema is brought up to date
+    stored = migrated_overrides(unmigrated_db, "0019", STORED)
     # then each threshold past the bound is the bound with its sign, the rest untouched
-    with unmigrated_db.unit_of_work() as session:
-        stored = {o.rule: o.params for o in session.scalars(select(AlertRuleOverride))}
     assert stored["spo2_low"] == {"when": [["59408-5", "<=", -MAX_THRESHOLD]]}
     assert stored["bp_urgent"] == {
         "when": [["8480-6", ">=", MAX_THRESHOLD], ["8462-4", ">=", 110]],

@@ -32,11 +32,16 @@ SENSOR_WORDS = ("跌倒", "感知设备", "alert.recent", "alert_review", '"kind
 
 @pytest.fixture
 def world(sqlite_db: Database) -> World:
-    """The access world, with a fall two days ago for ``in_given`` (her only tier fact): yellow."""
-    world = build_world(sqlite_db)
+    return world_with_a_fall(sqlite_db)
+
+
+def world_with_a_fall(database: Database) -> World:
+    """The access world, with a fall two days ago for ``in_given`` (her only tier fact): yellow,
+    with a proposed plan answering ``alert.recent``."""
+    world = build_world(database)
     resident_id = world.residents["in_given"]
     now = utcnow()
-    with sqlite_db.unit_of_work() as session:
+    with database.unit_of_work() as session:
         session.add(Alert(
             resident_id=resident_id, kind="fall", rule_kind="event", severity="critical", state=AlertState.open,
             open_key=f"{resident_id}:fall", device_id=None, detail={"event": "fall"}, tier_fact=True,

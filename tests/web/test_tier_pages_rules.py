@@ -15,21 +15,19 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from tests.access.world import World, build_world
+from tests.access.world import World
 from tests.signed_in import bearer_for
 from tests.tiers.builders import capability_answers
-from tests.tiers.test_sensor_reasons import deny_sensor_to_the_health_side, sensor_reads
+from tests.tiers.test_sensor_reasons import deny_sensor_to_the_health_side, sensor_reads, world_with_a_fall
 from yiyang.access import service as access
 from yiyang.access.models import AuditEvent, AuditOutcome
 from yiyang.access.roles import Role
-from yiyang.alerts.models import Alert, AlertState
 from yiyang.app import create_app
 from yiyang.assessments.models import Assessment
 from yiyang.assessments.service import LOCAL_TZ, RECORDER_REFUSED
-from yiyang.db import Database, utcnow
+from yiyang.db import Database
 from yiyang.geo.models import Organisation, OrganisationKind
 from yiyang.residents.models import Feed, SourceRecord
-from yiyang.tiers.service import retier_residents
 
 # What the fall's reason and the plan's answer to it read as on a page (zh-CN, the default).
 FALL_WORDS = ("近期告警", "跌倒", "复核近期告警并回访")
@@ -38,20 +36,7 @@ REFUSED_SENSOR = ["health_officer", "family_doctor_without_sensor_consent"]
 
 @pytest.fixture
 def world(sqlite_db: Database) -> World:
-    """The access world, with a fall two days ago for ``in_given`` (her only tier fact): yellow,
-    with a proposed plan answering ``alert.recent``."""
-    world = build_world(sqlite_db)
-    resident_id = world.residents["in_given"]
-    now = utcnow()
-    with sqlite_db.unit_of_work() as session:
-        session.add(Alert(
-            resident_id=resident_id, kind="fall", rule_kind="event", severity="critical", state=AlertState.open,
-            open_key=f"{resident_id}:fall", device_id=None, detail={"event": "fall"}, tier_fact=True,
-            raised_at=now - dt.timedelta(days=2), recorded_at=now, last_seen_at=now, chain="fall",
-        ))  # fmt: skip
-        session.flush()
-        retier_residents(session, [resident_id], trigger="alert")
-    return world
+    return world_with_a_fall(sqlite_db)
 
 
 @pytest.fixture

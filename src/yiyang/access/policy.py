@@ -304,7 +304,7 @@ def _area_clause(session: Session, area_id: int | None) -> ColumnElement[bool]:
     area = session.get(Area, area_id)
     if area is None:
         return false()
-    subtree = select(Area.id).where(or_(Area.id == area.id, Area.path.startswith(area.path + "/")))
+    subtree = select(Area.id).where(area.subtree())
     return or_(Resident.grid_id.in_(subtree), Resident.community_id.in_(subtree))
 
 

@@ -69,6 +69,15 @@ RECORDER_ROLES = CLINICAL_TEAM_ROLES
 RECORDER_REFUSED = "assessment.recorder.role"
 
 
+def may_record(actor: Actor) -> bool:
+    """Whether ``as_recorder`` would let the actor record (for offering the form, not deciding)."""
+    return (
+        policy.is_system(actor)
+        or not policy.current_settings().enforce
+        or bool(actor.acting_as(RECORDER_ROLES).grants)
+    )
+
+
 def as_recorder(session: Session, actor: Actor, resident_id: int, *, now: dt.datetime) -> Actor:
     """The actor holding only their ``RECORDER_ROLES`` (family doctor, nurse, health manager), so that
     scope and consent are then decided by a team grant and never by another role the person holds

@@ -247,7 +247,7 @@ def administered_households(session: Session, actor: Actor) -> ColumnElement[boo
             return true()
         area = session.get(Area, grant.area_id)
         if area is not None:
-            subtree = select(Area.id).where(or_(Area.id == area.id, Area.path.startswith(area.path + "/")))
+            subtree = select(Area.id).where(area.subtree())
             clauses.append(Household.community_id.in_(subtree))
     return or_(*clauses) if clauses else false()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 
-from sqlalchemy import Enum, ForeignKey, Index, String
+from sqlalchemy import ColumnElement, Enum, ForeignKey, Index, String, or_
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from yiyang.db import Base
@@ -58,6 +58,11 @@ class Area(Base):
     parent: Mapped[Area | None] = relationship(remote_side="Area.id")
 
     __table_args__ = (Index("ix_area_level_name", "level", "name"),)
+
+    def subtree(self) -> ColumnElement[bool]:
+        """A clause over ``area``: this area and every area under it (a path is the codes of its
+        ancestors and itself, joined by '/')."""
+        return or_(Area.id == self.id, Area.path.startswith(self.path + "/"))
 
 
 class Household(Base):

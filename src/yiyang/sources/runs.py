@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yiyang.access import policy
@@ -62,11 +62,6 @@ def rejection_view(session: Session, keeper: Actor) -> RejectionView:
             continue
         unplaced = unplaced or area.level is AreaLevel.district
         communities.update(
-            session.scalars(
-                select(Area.code).where(
-                    Area.level == AreaLevel.community,
-                    or_(Area.id == area.id, Area.path.startswith(area.path + "/")),
-                )
-            )
+            session.scalars(select(Area.code).where(Area.level == AreaLevel.community, area.subtree()))
         )
     return RejectionView(unplaced=unplaced, communities=frozenset(communities))

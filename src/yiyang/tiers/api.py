@@ -142,17 +142,7 @@ def list_by_tier(
     total, rows = service.residents_by_tier(
         session, community_id=community_id, tier=tier, limit=limit, offset=offset, visible=visible
     )
-    rules = service.current_rules()
-    listed = [
-        (resident, row, [r for r in reasons_from_json(row.reasons, rules) if r.tier == row.tier])
-        for resident, row in rows
-    ]
-    # A reason from an alert is sensor data: listed only for residents whose sensor data the reader
-    # may list; the others keep their tier and the rest of its reasons.
-    with_alerts = [
-        resident.id for resident, _, reasons in listed if any(map(service.is_sensor_reason, reasons))
-    ]
-    sensor = service.residents_with_sensor_shown(session, actor, with_alerts, now=now)
+    listed = service.listed_reasons(session, actor, rows, now=now)
     items = [
         schemas.TierListItem(
             resident_id=resident.id,
@@ -160,13 +150,9 @@ def list_by_tier(
             community_id=resident.community_id,
             tier=row.tier,
             changed_at=row.changed_at,
-            reasons=[
-                schemas.TierReasonRead.of(r)
-                for r in reasons
-                if resident.id in sensor or not service.is_sensor_reason(r)
-            ],
+            reasons=[schemas.TierReasonRead.of(r) for r in reasons],
         )  # fmt: skip
-        for resident, row, reasons in listed
+        for (resident, row), reasons in zip(rows, listed, strict=True)
     ]
     return schemas.TierPage(total=total, items=items)
 

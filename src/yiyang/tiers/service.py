@@ -875,6 +875,26 @@ def residents_with_sensor_shown(
     return set(session.scalars(select(Resident.id).where(Resident.id.in_(ids), visible)))
 
 
+def listed_reasons(
+    session: Session, actor: Actor, rows: Sequence[tuple[Resident, ResidentTier]], *, now: dt.datetime
+) -> list[list[TierReason]]:
+    """Per listed row (``residents_by_tier``), the reasons of its tier as this reader may see them:
+    those from alerts only for residents whose sensor data the reader may list; the others keep
+    their tier and the rest of its reasons."""
+    rules = current_rules()
+    decisive = [[r for r in reasons_from_json(row.reasons, rules) if r.tier == row.tier] for _, row in rows]
+    with_alerts = [
+        resident.id
+        for (resident, _), reasons in zip(rows, decisive, strict=True)
+        if any(map(is_sensor_reason, reasons))
+    ]
+    sensor = residents_with_sensor_shown(session, actor, with_alerts, now=now)
+    return [
+        [r for r in reasons if resident.id in sensor or not is_sensor_reason(r)]
+        for (resident, _), reasons in zip(rows, decisive, strict=True)
+    ]
+
+
 def sensor_hidden_rules(
     session: Session,
     actor: Actor,

@@ -36,7 +36,7 @@ from yiyang.residents.models import Resident
 from yiyang.tiers import service as tiers
 from yiyang.tiers.care_plans import ACTIVITIES, GOALS, without_rules
 from yiyang.tiers.models import CarePlanStatus
-from yiyang.tiers.rules import Tier, reasons_from_json
+from yiyang.tiers.rules import Tier
 from yiyang.web.actor import WebActorDep
 from yiyang.web.pages import _now, refused, render
 
@@ -82,7 +82,7 @@ def profile_context(session: Session, actor: Actor, resident_id: int, *, now: dt
             "assessments": assessments.assessments_of(session, resident_id, limit=10),
             "instruments": INSTRUMENTS,
             # the form is the team's (``assessments.as_recorder``): others are not offered it
-            "may_record": policy.is_system(actor) or bool(actor.acting_as(assessments.RECORDER_ROLES).grants),
+            "may_record": assessments.may_record(actor),
         }
     }
 
@@ -325,17 +325,7 @@ def tiers_page(
             visible=visible,
         )  # fmt: skip
         counts = next((m for m in mix if m.area_id == community_area.id), None)
-        rules = tiers.current_rules()
-        listed = [
-            (resident, row, [r for r in reasons_from_json(row.reasons, rules) if r.tier == row.tier])
-            for resident, row in rows
-        ]
-        # A reason from an alert is sensor data: listed only for residents whose sensor data the
-        # reader may list (as ``GET /api/tiers``); the others keep their tier and its other reasons.
-        with_alerts = [
-            resident.id for resident, _, reasons in listed if any(map(tiers.is_sensor_reason, reasons))
-        ]
-        sensor = tiers.residents_with_sensor_shown(session, actor, with_alerts, now=now)
+        listed = tiers.listed_reasons(session, actor, rows, now=now)  # as ``GET /api/tiers``
         today = dt.date.today()
         residents_page = {
             "total": total,
@@ -347,9 +337,9 @@ def tiers_page(
                     "age": age_on(resident.birth_date, today) if resident.birth_date else None,
                     "tier": Tier(row.tier),
                     "changed_at": row.changed_at,
-                    "reasons": [r for r in reasons if resident.id in sensor or not tiers.is_sensor_reason(r)],
+                    "reasons": reasons,
                 }
-                for resident, row, reasons in listed
+                for (resident, row), reasons in zip(rows, listed, strict=True)
             ],
         }
     chart = Markup(tier_mix_svg(mix, lang="en" if lang == "en" else "zh-CN"))  # noqa: S704 - labels escaped in tier_mix_svg
