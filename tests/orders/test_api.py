@@ -8,12 +8,14 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from tests.orders.district import NOW, PASSWORD, District, build, permit_the_social_class
 from yiyang.app import create_app
-from yiyang.care.orders.models import ServiceOrder
+from yiyang.care.orders import service as orders
+from yiyang.care.orders.models import OrderStatus, PlacedAs, ServiceOrder
 from yiyang.db import Database
+from yiyang.geo.models import Organisation, OrganisationKind
 
 
 class Clock:
@@ -316,3 +318,90 @@ def test_only_an_administrator_runs_the_expiry_sweep(client: TestClient, place: 
         "/api/timebank/expire", json={"validity_days": 365}, headers=bearer(client, "admin")
     )
     assert response.status_code == 200 and response.json() == {"expired_minutes": 0}
+
+
+def test_the_pages_show_times_in_china_time(client: TestClient, place: District) -> None:
+    # given a meal ordered at 10:00 China time (02:00 UTC) for 15:00 China time
+    register(client, bearer(client, "admin"), place)
+    officer = bearer(client, "officer")
+    placed = client.post(
+        f"/api/residents/{place.elder}/service-orders",
+        json={"service_code": "meal", "requested_for": "2026-11-24T15:00:00+08:00"},
+        headers=officer,
+    )
+    assert placed.status_code == 201, placed.text
+    order_id = placed.json()["id"]
+    # when the station opens its board
+    web_login(client, "staff.a")
+    board = client.get("/orders/board").text
+    # then it reads the time the elder asked for and when the offer lapses (10:30) as a clock here
+    # reads them, not in UTC (07:00, 02:30), which would send the meal at the wrong hour
+    assert "2026-11-24 15:00" in board and "07:00" not in board
+    assert "10:30" in board and "02:30" not in board
+    # and so does the officer's order page and list
+    web_login(client, "officer")
+    page = client.get(f"/orders/{order_id}").text
+    assert "2026-11-24 15:00" in page and "2026-11-24 10:00" in page  # requested; placed (history)
+    assert "2026-11-24 07:00" not in page and "2026-11-24 02:00" not in page
+    listing = client.get("/orders").text
+    assert "2026-11-24 15:00" in listing and "2026-11-24 10:00" in listing
+
+
+def test_the_order_list_pages_through_a_district_of_orders(
+    client: TestClient, place: District, sqlite_db: Database
+) -> None:
+    # given 130 orders of an elder in the officer's district
+    with sqlite_db.unit_of_work() as session:
+        session.add_all(
+            ServiceOrder(
+                resident_id=place.elder, service_code="meal", status=OrderStatus.unassigned,
+                placed_as=PlacedAs.staff, area_id=place.grid_1a, price_cents=1500, subsidy_cents=1500,
+                created_at=NOW, updated_at=NOW,
+            )
+            for _ in range(130)
+        )  # fmt: skip
+        session.flush()
+        first = session.scalar(select(func.min(ServiceOrder.id)))
+    web_login(client, "officer")
+    # when the officer opens the list, it says how many there are and that there is a next page
+    page_1 = client.get("/orders")
+    assert page_1.status_code == 200
+    assert "共 130 单" in page_1.text and "1 / 2" in page_1.text and "page=2" in page_1.text
+    assert f">#{first}<" not in page_1.text
+    # then the second page shows the oldest ones, which the first could not reach
+    page_2 = client.get("/orders", params={"page": 2, "status": "unassigned"})
+    assert page_2.status_code == 200
+    assert "2 / 2" in page_2.text and f">#{first}<" in page_2.text
+    assert "status=unassigned" in page_2.text  # the pager keeps the filter
+    assert client.get("/orders", params={"page": 0}).status_code == 422
+
+
+def test_the_provider_list_reads_the_organisations_in_one_query(
+    client: TestClient, place: District, sqlite_db: Database
+) -> None:
+    # given forty stations registered as providers
+    with sqlite_db.unit_of_work() as session:
+        for number in range(40):
+            station = Organisation(
+                code=f"ST-{number}", name=f"第{number}养老驿站", kind=OrganisationKind.elderly_care_station,
+                area_id=place.community_1,
+            )  # fmt: skip
+            session.add(station)
+            session.flush()
+            orders.register_provider(session, orders.ProviderRequest(station.id, ("meal_delivery",), ()), NOW)
+    admin = bearer(client, "admin")
+    # when the administrator lists them
+    statements: list[str] = []
+
+    def seen(*execution: object) -> None:  # connection, cursor, statement, ...
+        statements.append(str(execution[2]))
+
+    event.listen(sqlite_db.engine, "before_cursor_execute", seen)
+    try:
+        listing = client.get("/api/service-providers", params={"limit": 100}, headers=admin)
+    finally:
+        event.remove(sqlite_db.engine, "before_cursor_execute", seen)
+    # then every provider has its name, and the organisations were read once, not once each
+    assert listing.status_code == 200
+    assert {p["name"] for p in listing.json()} >= {f"第{n}养老驿站" for n in range(40)}
+    assert sum("FROM organisation" in s for s in statements) == 1

@@ -92,6 +92,35 @@ def test_a_bad_catalogue_file_is_refused_with_a_code(tmp_path: Path, text: str) 
         load_catalogue(path)
 
 
+@pytest.mark.parametrize(
+    ("name", "text", "code"),
+    [
+        ("catalogue.toml", "[services.meal]\nprice = 12\n", "catalogue.key"),  # misspelt: not price_yuan
+        ("catalogue.toml", "[services.meal\nprice_yuan = 12\n", "catalogue.file"),
+        ("catalogue.toml", "[services]\nmeal = 12\n", "catalogue.file"),
+        ("catalogue.toml", "services = 12\n", "catalogue.file"),
+        ("catalogue.json", '{"services": {"meal": {"subsidies_yuan": 5}}}', "catalogue.file"),
+        ("catalogue.json", "[1, 2]", "catalogue.file"),
+    ],
+)
+def test_a_misspelt_or_malformed_catalogue_file_is_refused_with_a_code_not_ignored_or_a_crash(
+    tmp_path: Path, name: str, text: str, code: str
+) -> None:
+    # given a district's file with a misspelt key, broken syntax or the wrong shape
+    path = tmp_path / name
+    path.write_text(text, "utf-8")
+    # then loading it is refused with a code naming the problem, never applied in part or a 500
+    with pytest.raises(Invalid) as refused:
+        load_catalogue(path)
+    assert refused.value.code == code
+
+
+def test_a_missing_catalogue_file_is_refused_with_a_code(tmp_path: Path) -> None:
+    with pytest.raises(Invalid) as refused:
+        load_catalogue(tmp_path / "nowhere.toml")
+    assert refused.value.code == "catalogue.file"
+
+
 def test_an_unknown_service_is_not_found() -> None:
     with pytest.raises(NotFound):
         DEFAULT_CATALOGUE.get("massage")

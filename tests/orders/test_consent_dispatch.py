@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from tests.orders.district import NOW, District, actor, deny_care_services, permit_the_social_class
 from yiyang.access import policy
 from yiyang.access import service as access
+from yiyang.access.break_glass import open_break_glass
 from yiyang.access.models import ResidentRelationship
 from yiyang.access.policy import RecipientClass
 from yiyang.access.roles import Role
@@ -228,3 +229,38 @@ def test_a_social_organisation_is_offered_only_what_the_elder_permits_it(
         orders.accept_order(session, actor(session, worker_id, later), order_id, later)
     assert load(db, order_id).status == OrderStatus.accepted
     assert relationships_of(db, order_id) == [("service", place.social)]
+
+
+def test_a_break_the_glass_opening_does_not_let_the_team_accept_against_the_elders_refusal(
+    db: Database, place: District
+) -> None:
+    # given a home-nursing order offered to the family-doctor team
+    with db.unit_of_work() as session:
+        team = orders.register_provider(
+            session, orders.ProviderRequest(place.team, ("nursing",), (place.street_1,)), NOW
+        ).id
+        order = orders.place_order(
+            session,
+            actor(session, place.officer),
+            place.disabled,
+            orders.OrderRequest("home_nursing"),
+            NOW,
+            CAT,
+        )
+        order_id = order.id
+    assert load(db, order_id).provider_id == team
+    # when the elder then refuses care-services data to the health side, and the team's doctor,
+    # having opened the record in an emergency, accepts the order
+    later = NOW + dt.timedelta(minutes=5)
+    deny_care_services(db, place.disabled, RecipientClass.health, later)
+    with db.unit_of_work() as session:
+        open_break_glass(
+            session, actor(session, place.doctor, later), place.disabled, "夜间跌倒，需查看护理记录", later
+        )
+    with db.unit_of_work() as session, pytest.raises(Forbidden) as refused:
+        orders.accept_order(session, actor(session, place.doctor, later), order_id, later)
+    # then it is refused for consent: the opening is for reading in the emergency, not for taking
+    # on the elder's care (a contract relationship) that the elder refused
+    assert refused.value.code == "access.consent"
+    assert load(db, order_id).status == OrderStatus.offered
+    assert relationships_of(db, order_id) == []

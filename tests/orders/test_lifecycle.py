@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from tests.orders.district import NOW, District, actor, permit_the_social_class, register_providers
 from yiyang.access.actor import system_actor
-from yiyang.access.models import RelationshipKind, ResidentRelationship
+from yiyang.access.models import AuditEvent, RelationshipKind, ResidentRelationship
 from yiyang.care.orders import service as orders
 from yiyang.care.orders.catalogue import DEFAULT_CATALOGUE
 from yiyang.care.orders.models import OrderStatus, PlacedAs, ServiceOrder
@@ -67,6 +67,13 @@ def test_an_authorised_family_member_orders_and_a_stranger_is_refused(db: Databa
     assert refused.value.code == "order.place.forbidden"
     with db.unit_of_work() as session:
         assert session.scalar(select(func.count()).select_from(ServiceOrder)) == 1
+        # the stranger's attempt is in the elder's audit trail, though nothing was written
+        denied = session.scalars(
+            select(AuditEvent).where(AuditEvent.resident_id == place.elder, AuditEvent.outcome == "denied")
+        ).all()
+        assert [(e.user_id, e.action, e.reason) for e in denied] == [
+            (place.stranger, "create", "order.place.forbidden")
+        ]
 
 
 def test_an_ineligible_order_is_refused_with_the_reason_and_nothing_is_written(

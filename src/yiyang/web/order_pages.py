@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Annotated
 from xml.sax.saxutils import escape
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from markupsafe import Markup
 from sqlalchemy import and_
@@ -31,13 +31,16 @@ from yiyang.errors import DomainError
 from yiyang.residents.models import Resident
 from yiyang.timebank import service as timebank
 from yiyang.web.actor import WebActorDep
-from yiyang.web.pages import render
+from yiyang.web.pages import china_time, render
 
 router = APIRouter(include_in_schema=False)
 STATUS_COLOURS = {
     OrderStatus.offered: "#d4a017", OrderStatus.unassigned: "#c0392b", OrderStatus.accepted: "#2f6fb0",
     OrderStatus.completed: "#2e8b57", OrderStatus.cancelled: "#8a8f98",
 }  # fmt: skip
+
+
+LIST_PAGE_SIZE = 100
 
 
 def _csrf(request: Request) -> str | None:
@@ -68,6 +71,7 @@ def board_page(request: Request, session: SessionDep, actor: WebActorDep, clock:
     return render(
         request, "orders/board.html", items=items, services=catalogue.services, now=now, csrf=_csrf(request),
         providers=orders.providers_of(session, actor), done=request.query_params.get("done"),
+        china_time=china_time,
     )  # fmt: skip
 
 
@@ -154,7 +158,7 @@ def order_page(
     return render(
         request, "orders/order.html", order=order, resident=session.get(Resident, order.resident_id),
         service=catalogue.services.get(order.service_code), history=orders.order_history(session, order.id),
-        provider_name=orders.provider_name(session, provider) if provider else None,
+        provider_name=orders.provider_name(session, provider) if provider else None, china_time=china_time,
     )  # fmt: skip
 
 
@@ -169,16 +173,20 @@ def orders_page(
     actor: WebActorDep,
     clock: ClockDep,
     status: OrderStatus | None = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> HTMLResponse:
     now = clock()
-    total, rows = orders.list_orders(session, actor, now, status=status, limit=100)
+    total, rows = orders.list_orders(
+        session, actor, now, status=status, limit=LIST_PAGE_SIZE, offset=(page - 1) * LIST_PAGE_SIZE
+    )
+    pages = max(1, -(-total // LIST_PAGE_SIZE))
     counts = orders.status_counts(session, actor, now)
     lang = "en" if request.query_params.get("lang") == "en" else "zh-CN"
     chart = Markup(status_chart_svg(counts, lang=lang))  # noqa: S704 - labels are our own, escaped
     catalogue = orders.current_catalogue(request.app.state.settings)
     return render(
         request, "orders/list.html", rows=rows, total=total, status=status, statuses=list(OrderStatus),
-        chart=chart, services=catalogue.services,
+        chart=chart, services=catalogue.services, page=page, pages=pages, china_time=china_time,
     )  # fmt: skip
 
 
@@ -232,6 +240,7 @@ def my_hours_page(request: Request, session: SessionDep, actor: WebActorDep, clo
     return render(
         request, "orders/hours.html", summary=summary, chart=chart,
         lines=timebank.statement(session, account.id, limit=50), pairings=_pairings(session, actor, clock()),
+        china_time=china_time,
     )  # fmt: skip
 
 

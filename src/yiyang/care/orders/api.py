@@ -222,10 +222,8 @@ def list_providers(
     _admin(actor)
     providers = service.list_providers(session, limit, offset)
     coverage = service.coverage_of(session, [p.id for p in providers])
-    return [
-        schemas.ProviderRead.of(p, service.provider_name(session, p), coverage.get(p.id, []))
-        for p in providers
-    ]
+    names = service.provider_names(session, providers)
+    return [schemas.ProviderRead.of(p, names[p.id], coverage.get(p.id, [])) for p in providers]
 
 
 @router.post(

@@ -281,9 +281,26 @@ def load_catalogue(path: Path | None) -> Catalogue:
     """
     if path is None:
         return DEFAULT_CATALOGUE
-    raw = path.read_bytes()
-    data = tomllib.loads(raw.decode("utf-8")) if path.suffix == ".toml" else json.loads(raw)
-    return apply_changes(DEFAULT_CATALOGUE, data.get("services", {}))
+    try:
+        raw = path.read_bytes()
+        data = tomllib.loads(raw.decode("utf-8")) if path.suffix == ".toml" else json.loads(raw)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
+        why = error.strerror if isinstance(error, OSError) else str(error)  # never the server's paths
+        raise Invalid(
+            "catalogue.file", f"服务目录文件无法读取 (the service catalogue file cannot be read: {why})"
+        ) from None
+    services = data.get("services", {}) if isinstance(data, dict) else None
+    if not isinstance(services, dict):
+        raise Invalid(
+            "catalogue.file",
+            "服务目录文件须含 [services.<code>] 表 (the file needs [services.<code>] tables)",
+        )
+    return apply_changes(DEFAULT_CATALOGUE, services)
+
+
+# What a district may change of a service; any other key is refused, so a misspelt one ("price")
+# is not silently ignored while the district believes its prices changed.
+CHANGEABLE = frozenset({"price_yuan", "duration_minutes", "offer_minutes", "subsidies_yuan"})
 
 
 def apply_changes(catalogue: Catalogue, changes: Mapping[str, Mapping[str, Any]]) -> Catalogue:
@@ -291,6 +308,17 @@ def apply_changes(catalogue: Catalogue, changes: Mapping[str, Mapping[str, Any]]
     for code, change in changes.items():
         if code not in services:
             raise Invalid("catalogue.service.unknown", f"目录中没有服务 {code} (no service {code})")
+        if not isinstance(change, Mapping):
+            raise Invalid("catalogue.file", f"{code}: 须为一个表 (must be a table of changes)")
+        unknown = sorted(set(change) - CHANGEABLE)
+        if unknown:
+            raise Invalid(
+                "catalogue.key",
+                f"{code}: 无法识别的设置 {', '.join(unknown)} (unknown keys; one may change "
+                f"{', '.join(sorted(CHANGEABLE))})",
+            )
+        if "subsidies_yuan" in change and not isinstance(change["subsidies_yuan"], Mapping):
+            raise Invalid("catalogue.file", f"{code}: subsidies_yuan 须为一个表 (must be a table of amounts)")
         service = services[code]
         if "price_yuan" in change:
             service = replace(service, price_cents=_cents(change["price_yuan"], code))

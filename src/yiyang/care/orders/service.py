@@ -20,10 +20,13 @@ from sqlalchemy.orm import Session
 
 from yiyang import events
 from yiyang.access.actor import Actor
+from yiyang.access.denials import queue_denial
 from yiyang.access.models import RelationshipKind, ResidentRelationship
 from yiyang.access.policy import (
+    DENIALS,
     SCOPES,
     DataCategory,
+    Purpose,
     RecipientClass,
     authorize,
     refused_recipients,
@@ -170,6 +173,18 @@ def place_order(
     service = catalogue.get(request.service_code)
     resident = get_active_resident(session, resident_id)
     placed_as = _placed_as(actor, resident_id)
+    if placed_as is None:
+        # Refused before the policy is asked, so audited here as its refusals are (kept though the
+        # request rolls back): an unauthorised family member's attempt is in the resident's trail.
+        queue_denial(
+            session, actor, action="create", resource_type=WHAT, resident_id=resident_id,
+            field_group=DataCategory.care_services.value, purpose=Purpose.care.value,
+            reason="order.place.forbidden", at=now,
+        )  # fmt: skip
+        raise Forbidden(
+            "order.place.forbidden",
+            "只有本人、经授权的家属或工作人员可以点单 (only the resident, an authorised family member or staff may order)",
+        )
     authorize(
         session, actor, resident_id, category=DataCategory.care_services, what=WHAT, action="create", now=now
     )
@@ -212,17 +227,15 @@ def place_order(
     return order
 
 
-def _placed_as(actor: Actor, resident_id: int) -> PlacedAs:
+def _placed_as(actor: Actor, resident_id: int) -> PlacedAs | None:
+    """In which capacity the actor orders for this resident; None: in none."""
     if actor.resident_id == resident_id:
         return PlacedAs.resident
     if resident_id in actor.acts_for:
         return PlacedAs.family
     if any(role_info(role).audience is Audience.staff for role in actor.roles) or actor.user_id is None:
         return PlacedAs.staff
-    raise Forbidden(
-        "order.place.forbidden",
-        "只有本人、经授权的家属或工作人员可以点单 (only the resident, an authorised family member or staff may order)",
-    )
+    return None
 
 
 # -- dispatch ----------------------------------------------------------------------------------------
@@ -451,6 +464,8 @@ def accept_order(session: Session, actor: Actor, order_id: int, now: dt.datetime
         raise Conflict(
             "order.offer.lapsed", "派单已超时，已转派他人 (the offer lapsed and goes to another provider)"
         )
+    accepting = accepting_as(actor, provider)
+    _expect_consent_to_accept(session, accepting, order, provider, now)
 
     def accept() -> ServiceOrder:
         order.status = OrderStatus.accepted
@@ -472,8 +487,10 @@ def accept_order(session: Session, actor: Actor, order_id: int, now: dt.datetime
 
     # The offer entitles the provider to accept; accepting gives it scope over the resident, so
     # it is authorized under the new relationship (role and consent decide), or nothing is written.
-    granting(session, actor, order.resident_id, accept, category=DataCategory.care_services, what=WHAT,
-             action="update", now=now)  # fmt: skip
+    # Only the accepting roles count: a volunteer who is also the elder's grid worker must not
+    # take a volunteer's order through the grid role after the elder withdrew volunteers' consent.
+    granting(session, accepting, order.resident_id, accept,
+             category=DataCategory.care_services, what=WHAT, action="update", now=now)  # fmt: skip
     _record(session, order, "accepted", OrderStatus.offered, actor, now, provider_id=provider.id)
     return order
 
@@ -517,10 +534,11 @@ def complete_order(
     """Done, with proof: what was done, how long on site, optionally a photo reference."""
     order = _locked(session, order_id)
     provider = _acting_provider(session, actor, order)
+    _expect_accepting_role(actor, provider)
     _expect(order, OrderStatus.accepted)
     authorize(
         session,
-        actor,
+        accepting_as(actor, provider),
         order.resident_id,
         category=DataCategory.care_services,
         what=WHAT,
@@ -741,10 +759,25 @@ def list_providers(session: Session, limit: int = 100, offset: int = 0) -> Seque
 
 
 def provider_name(session: Session, provider: ServiceProvider) -> str:
-    if provider.organisation_id is not None:
-        organisation = session.get(Organisation, provider.organisation_id)
-        return organisation.name if organisation else "—"
-    return f"志愿者 #{provider.user_id} (volunteer)"
+    return provider_names(session, [provider])[provider.id]
+
+
+def provider_names(session: Session, providers: Sequence[ServiceProvider]) -> dict[int, str]:
+    """Each provider's name, its organisations read in one query (a page lists up to 500)."""
+    organisation_ids = {p.organisation_id for p in providers if p.organisation_id is not None}
+    organisations: dict[int, str] = {}
+    if organisation_ids:
+        rows = session.execute(
+            select(Organisation.id, Organisation.name).where(Organisation.id.in_(organisation_ids))
+        )
+        organisations = {organisation_id: name for organisation_id, name in rows}
+    names = {}
+    for p in providers:
+        if p.organisation_id is None:
+            names[p.id] = f"志愿者 #{p.user_id} (volunteer)"
+        else:
+            names[p.id] = organisations.get(p.organisation_id, "—")
+    return names
 
 
 def on_volunteer_profile_changed(session: Session, event: events.VolunteerProfileChanged) -> None:
@@ -819,6 +852,30 @@ def _expect_accepting_role(actor: Actor, provider: ServiceProvider) -> None:
         raise Forbidden(
             "order.accepting_role", f"接单须以{names}身份 (accepting this order needs the role: {english})"
         )
+
+
+def accepting_as(actor: Actor, provider: ServiceProvider) -> Actor:
+    """The actor holding only the roles the provider's kind accepts in, so that scope and consent
+    are decided as that role, never through another role the person also holds."""
+    return actor.acting_as(ACCEPTING_ROLES[provider.kind])
+
+
+def _expect_consent_to_accept(
+    session: Session, actor: Actor, order: ServiceOrder, provider: ServiceProvider, now: dt.datetime
+) -> None:
+    """The resident's consent, as it stands now, lets the provider's kind take on their care.
+
+    Acceptance gives the provider scope for as long as it serves: a lasting change, which a
+    break-the-glass opening (an emergency read by one clinician) must not make against the
+    resident's refusal, so consent is asked here as dispatch asks it, glass or no glass."""
+    refused = refused_recipients(session, order.resident_id, category=DataCategory.care_services, now=now)
+    if recipient_class_of(provider.kind) not in refused:
+        return
+    queue_denial(
+        session, actor, action="update", resource_type=WHAT, resident_id=order.resident_id,
+        field_group=DataCategory.care_services.value, purpose=Purpose.care.value, reason="access.consent", at=now,
+    )  # fmt: skip
+    raise Forbidden("access.consent", DENIALS["access.consent"])
 
 
 def _expect(order: ServiceOrder, status: OrderStatus) -> None:
