@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from tests.geo.files import write
 from tests.signed_in import bearer_for
 from yiyang.access import service as access
 from yiyang.access.roles import Role
@@ -47,6 +48,7 @@ def ids(sqlite_db: Database, geography_file: Path, organisations_file: Path) -> 
                     name=name,
                     name_pinyin=name,
                     household_id=household,
+                    living_arrangement=LivingArrangement.spouse_only,
                     community_id=areas["110108001001"],
                     grid_id=areas["110108001001-01"],
                 )
@@ -128,3 +130,23 @@ def test_areas_and_households_need_sign_in_organisations_do_not(
         household = anonymous.get(f"/api/households/{ids['household']}")
         assert household.status_code == 401 and "建设路" not in household.text
         assert anonymous.get("/api/organisations").status_code == 200
+
+
+def test_a_household_lives_as_its_members_newest_civil_record_says(
+    client: TestClient, sqlite_db: Database, ids: dict[str, int], tmp_path: Path
+) -> None:
+    from yiyang.sources.models import Feed
+    from yiyang.sources.service import import_file
+
+    header = "人员编号,姓名,出生日期,居住地址,所属社区,居住状况,更新日期\n"
+    row = "M1,赵桂兰,1941-03-05,建设路30号1单元101室,110108001002,{living},{date}\n"
+    # given 民政 recorded an elder living with her family, then (half a year later) living alone
+    for n, (living, date) in enumerate((("与子女同住", "2025-01-01"), ("独居", "2025-06-01"))):
+        civil = write(tmp_path / f"civil{n}.csv", header + row.format(living=living, date=date))
+        assert import_file(sqlite_db, Feed.civil, civil).counts["rejected"] == 0
+    with sqlite_db.sessions() as session:
+        household = session.scalars(select(Resident.household_id).where(Resident.name == "赵桂兰")).one()
+    # when her household is read
+    body = client.get(f"/api/households/{household}").json()
+    # then it says she lives alone, not what was known when the household was first seen
+    assert body["living_arrangement"] == "alone" and body["member_count"] == 1

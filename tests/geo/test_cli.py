@@ -59,3 +59,10 @@ def test_a_file_with_a_bad_row_exits_non_zero_and_imports_nothing(data_dir: Path
 def test_a_file_missing_columns_is_refused_with_its_code(data_dir: Path, tmp_path: Path) -> None:
     outcome = CliRunner().invoke(app, ["geo", "import", str(write(tmp_path / "x.csv", "层级,编码\n区,1\n"))])
     assert outcome.exit_code == 1 and "geo.import.header" in outcome.stderr
+
+
+def test_an_unreadable_csv_exits_non_zero_with_its_code(data_dir: Path, tmp_path: Path) -> None:
+    huge = write(tmp_path / "huge.csv", '层级,编码,名称,上级编码\n区,110108,"' + "x" * 200_000 + '",\n')
+    outcome = CliRunner().invoke(app, ["geo", "import", str(huge)])
+    assert outcome.exit_code == 1 and "geo.import.csv" in outcome.stderr
+    assert outcome.exception is None or isinstance(outcome.exception, SystemExit)

@@ -49,8 +49,9 @@ def scene(db: Database) -> Scene:
             "out": household_for(session, OUT_ADDRESS, area["C2"], area["G2"], cache, alone),
             "empty": household_for(session, EMPTY_ADDRESS, area["C2"], area["G2"], cache, alone),
         }
-        session.get_one(Resident, world.residents["in_given"]).household_id = households["in"]
-        session.get_one(Resident, world.residents["out_given"]).household_id = households["out"]
+        for resident, household in (("in_given", "in"), ("out_given", "out")):
+            member = session.get_one(Resident, world.residents[resident])
+            member.household_id, member.living_arrangement = households[household], alone
     return Scene(world, households)
 
 
@@ -196,3 +197,27 @@ def test_a_resident_who_volunteers_sees_a_paired_elders_household_as_a_volunteer
     # then they see it as a volunteer does: the address, but not how its people live
     assert response.status_code == 200, response.text
     assert "living_arrangement" not in response.json() and "member_count" not in response.json()
+
+
+def test_a_glass_opened_on_any_member_opens_the_household(client: TestClient, scene: Scene) -> None:
+    # given a household of two residents outside the doctor's contracts, and the doctor breaking
+    # the glass on the second of them (not the first, by id)
+    world = scene.world
+    first, second = world.residents["out_given"], world.residents["out_withdrawn"]
+    assert first < second
+    with world.database.unit_of_work() as session:
+        session.get_one(Resident, second).household_id = scene.households["out"]
+    doctor = world.token(Role.family_doctor)
+    reason = "夜间跌倒呼救，签约医生联系不上 (night fall call, contracted doctor unreachable)"
+    opened = client.post(f"/api/residents/{second}/break-glass", json={"reason": reason}, headers=doctor)
+    assert opened.status_code == 201, opened.text
+    # when the doctor opens the household
+    response = client.get(f"/api/households/{scene.households['out']}", headers=doctor)
+    # then it comes through that opening, audited as break_glass against that member alone
+    assert response.status_code == 200, response.text
+    assert response.json()["address"] == OUT_ADDRESS
+    with world.database.unit_of_work() as session:
+        rows = session.execute(
+            select(AuditEvent.resident_id, AuditEvent.action).where(AuditEvent.resource_type == "household")
+        ).all()
+    assert [(rid, str(getattr(a, "value", a))) for rid, a in rows] == [(second, "break_glass")]

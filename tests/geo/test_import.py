@@ -223,3 +223,73 @@ def test_address_key_ignores_spaces_and_full_width_forms() -> None:
     assert address_key(" 建设路１２号 3栋２单元４０１室 ") == address_key("建设路12号3栋2单元401室")
     assert address_key("ａ座1001") == "A座1001"
     assert address_key("建设路12号") != address_key("建设路21号")
+
+
+def test_a_code_with_a_slash_is_rejected_so_no_area_lands_inside_another_ones_subtree(
+    db: Database, tmp_path: Path
+) -> None:
+    # given a street whose code "110108001/9" reads, joined into a path, as an area under street 110108001
+    bad = write(
+        tmp_path / "slash.csv",
+        "层级,编码,名称,上级编码\n区,110108,海淀区,\n街道,110108001,东升街道,110108\n街道,110108001/9,假街道,110108\n",
+    )
+    # when it is imported
+    with db.unit_of_work() as session:
+        report = import_geography(session, bad)
+    # then the row is refused with its line, and nothing is written
+    assert [(r.line, r.code) for r in report.rejections] == [(4, "geo.code.invalid")]
+    assert count(db, Area) == 0
+
+
+def test_control_characters_are_rejected_rows_not_a_database_error(db: Database, tmp_path: Path) -> None:
+    # given a name with a NUL byte (PostgreSQL cannot store one) and an organisation address with one
+    areas = write(tmp_path / "nul.csv", "层级,编码,名称,上级编码\n区,110108,海淀\x00区,\n")
+    with db.unit_of_work() as session:
+        report = import_geography(session, areas)
+    # then the row is rejected like any other bad row
+    assert [(r.line, r.code, r.column) for r in report.rejections] == [(2, "geo.name.invalid", "名称")]
+    assert count(db, Area) == 0
+    with db.unit_of_work() as session:
+        import_geography(session, write(tmp_path / "ok.csv", GEOGRAPHY))
+    orgs = write(tmp_path / "orgs.csv", ORGANISATIONS.replace("建设路22号", "建设路\x0022号"))
+    with db.unit_of_work() as session:
+        report = import_organisations(session, orgs)
+    assert [(r.line, r.code, r.column) for r in report.rejections] == [(4, "geo.organisation.text", "地址")]
+    assert count(db, Organisation) == 0
+
+
+def test_a_cell_the_csv_reader_cannot_take_refuses_the_file_with_a_code(db: Database, tmp_path: Path) -> None:
+    # given a file with a cell beyond the CSV reader's size limit (a stray quote swallowing the file)
+    huge = write(tmp_path / "huge.csv", '层级,编码,名称,上级编码\n区,110108,"' + "海" * 200_000 + '",\n')
+    # when it is imported, then it is refused as unreadable with its code and line, not a crash
+    with db.unit_of_work() as session, pytest.raises(GeoImportError) as refused:
+        import_geography(session, huge)
+    assert refused.value.code == "geo.import.csv" and "第2行" in refused.value.message
+    assert count(db, Area) == 0
+
+
+def test_codes_typed_with_full_width_digits_or_spaces_are_the_same_codes(
+    db: Database, geography_file: Path, tmp_path: Path
+) -> None:
+    # given the district imported, then a file adding a community whose parent code is typed in
+    # full-width digits and whose own code has a space, and an organisation placed the same way
+    with db.unit_of_work() as session:
+        import_geography(session, geography_file)
+    more = write(
+        tmp_path / "more.csv",
+        "层级,编码,名称,上级编码\n社区,110108002 002,新建社区,１１０１０８００２\n",
+    )
+    with db.unit_of_work() as session:
+        report = import_geography(session, more)
+    # then the community hangs under the stored street with the code as the feeds write it
+    assert report.applied, report.rejections
+    assert areas_by_code(db)["110108002002"].path == "110108/110108002/110108002002"
+    orgs = write(
+        tmp_path / "orgs.csv",
+        "机构编码,机构名称,机构类型,所属区划编码,地址,电话\n X1 ,新建社区养老驿站,养老驿站,１１０１０８００２００２,,\n",
+    )
+    with db.unit_of_work() as session:
+        assert import_organisations(session, orgs).applied
+    with db.sessions() as session:
+        station = session.scalars(select(Organisation).where(Organisation.code == "X1")).one()
+        assert session.get_one(Area, station.area_id).code == "110108002002"

@@ -13,6 +13,7 @@ from yiyang.geo.service import (
     HouseholdCache,
     areas_under,
     community_directory,
+    household_arrangement,
     household_for,
     household_ids,
     import_geography,
@@ -142,3 +143,46 @@ def test_residents_are_counted_by_grid_community_street_and_district(
     assert counts["110108001"] == 3
     assert counts["110108002"] == 1
     assert counts["110108"] == 4
+
+
+def test_a_subtree_takes_an_underscore_in_a_code_literally(db: Database, tmp_path: Path) -> None:
+    # given two streets whose codes differ where one has '_' (a LIKE wildcard for one character)
+    from tests.geo.files import write
+
+    tree = write(
+        tmp_path / "local.csv",
+        "层级,编码,名称,上级编码\n区,D,区,\n街道,S_1,甲街道,D\n街道,SX1,乙街道,D\n"
+        "社区,S_1-C,甲社区,S_1\n社区,SX1-C,乙社区,SX1\n",
+    )
+    with db.unit_of_work() as session:
+        assert import_geography(session, tree).applied
+    # when the subtree of S_1 is asked for (the clause an area grant's scope is drawn with)
+    with db.sessions() as session:
+        street = session.scalars(select(Area).where(Area.code == "S_1")).one()
+        codes = set(session.scalars(select(Area.code).where(street.subtree())))
+    # then it holds S_1 and its community, not the other street's
+    assert codes == {"S_1", "S_1-C"}
+
+
+def test_members_who_disagree_on_how_they_live_are_decided_by_the_precedence_rule() -> None:
+    def said(feed: str, observed: str) -> dict[str, list[object]]:
+        return {"living_arrangement": [1, feed, f"{observed}T00:00:00+00:00"]}
+
+    alone, family, couple = (
+        LivingArrangement.alone,
+        LivingArrangement.with_family,
+        LivingArrangement.spouse_only,
+    )
+    # 民政 outranks a newer health record; within one feed the newer observation wins
+    assert (
+        household_arrangement([(family, said("health", "2025-06-01")), (alone, said("civil", "2025-01-01"))])
+        is alone
+    )
+    assert (
+        household_arrangement([(couple, said("civil", "2025-06-01")), (alone, said("civil", "2025-01-01"))])
+        is couple
+    )
+    # a value no record stands behind fills only a gap
+    assert household_arrangement([(alone, None), (couple, said("health", "2024-01-01"))]) is couple
+    assert household_arrangement([(alone, {})]) is alone
+    assert household_arrangement([]) is None

@@ -92,6 +92,6 @@ def get_household(
         grid=AreaRef.model_validate(summary.grid) if summary.grid else None,
     )
     if view.living:
-        household.living_arrangement = summary.household.living_arrangement
+        household.living_arrangement = view.living_arrangement
         household.member_count = summary.member_count
     return household

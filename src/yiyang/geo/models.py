@@ -61,8 +61,9 @@ class Area(Base):
 
     def subtree(self) -> ColumnElement[bool]:
         """A clause over ``area``: this area and every area under it (a path is the codes of its
-        ancestors and itself, joined by '/')."""
-        return or_(Area.id == self.id, Area.path.startswith(self.path + "/"))
+        ancestors and itself, joined by '/'). Escaped: a ``_`` or ``%`` in a code is itself, not a
+        LIKE wildcard that would reach a sibling's residents."""
+        return or_(Area.id == self.id, Area.path.startswith(self.path + "/", autoescape=True))
 
 
 class Household(Base):

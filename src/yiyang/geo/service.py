@@ -12,10 +12,10 @@ import csv
 import datetime as dt
 import io
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, and_, func, insert, select
 from sqlalchemy.orm import Session
@@ -36,6 +36,7 @@ from yiyang.geo.models import (
     OrganisationKind,
 )
 from yiyang.residents.models import Resident, ResidentStatus
+from yiyang.residents.precedence import FactRef, replaces
 
 # Column limits, as in geo/models.py.
 AREA_CODE_MAX = 32
@@ -192,6 +193,8 @@ def _csv_rows(
         header = [normalise_text(cell) for cell in next(reader)]
     except StopIteration:
         raise GeoImportError("geo.import.empty", "文件为空 (the file is empty)") from None
+    except csv.Error as error:
+        raise _malformed(reader.line_num, error) from None
     positions: dict[str, int] = {}
     for name, headers in columns.items():
         for index, cell in enumerate(header):
@@ -205,13 +208,30 @@ def _csv_rows(
             f"缺少必需的列：{'、'.join(missing)} (missing required columns: {', '.join(missing)})",
             missing=missing,
         )
-    for cells in reader:
+    while True:
+        try:
+            cells = next(reader, None)
+        except csv.Error as error:  # a cell over the csv module's size limit, say: the file is unusable
+            raise _malformed(reader.line_num, error) from None
+        if cells is None:
+            return
         if not any(cell.strip() for cell in cells):
             continue
         values = {
             name: (cells[index].strip() if index < len(cells) else "") for name, index in positions.items()
         }
         yield reader.line_num, values
+
+
+def _malformed(line: int, error: csv.Error) -> GeoImportError:
+    return GeoImportError(
+        "geo.import.csv", f"第{line}行CSV格式错误 (malformed CSV at line {line}: {error})", line=line
+    )
+
+
+def control_characters(text: str) -> bool:
+    """Whether a cell holds control characters (a NUL, which PostgreSQL cannot store, among them)."""
+    return any(unicodedata.category(ch) == "Cc" for ch in text)
 
 
 # --- the area tree ----------------------------------------------------------------------------
@@ -268,7 +288,12 @@ def import_geography(session: Session, path: Path | str) -> GeoImportReport:
 
     for line, values in _csv_rows(text, GEOGRAPHY_COLUMNS, ("level", "code", "name", "parent_code")):
         report.rows += 1
-        code, name, parent_code = values["code"], values["name"], values["parent_code"]
+        # Codes as keys: a full-width digit or a space typed into one is not a different code.
+        code, name, parent_code = (
+            normalise_text(values["code"]),
+            values["name"],
+            normalise_text(values["parent_code"]),
+        )
         level = parse_level(values["level"])
         if not code:
             reject(GeoRejection(line, "geo.code.missing", "编码为空 (code is empty)", None, "编码"))
@@ -359,10 +384,19 @@ def _row_problem(level: AreaLevel, code: str, name: str, parent_code: str) -> tu
     """What is wrong with a row on its own: (code, message, column), or None."""
     if len(code) > AREA_CODE_MAX:
         return "geo.code.too_long", f"编码超过{AREA_CODE_MAX}字符 (code too long)", "编码"
+    if "/" in code or control_characters(code):
+        # '/' joins the codes of a path: "S1/C9" would sit inside street S1's subtree, and its scope.
+        return (
+            "geo.code.invalid",
+            "编码不能含有“/”或控制字符 (a code cannot contain '/' or control characters)",
+            "编码",
+        )
     if not name:
         return "geo.name.missing", "名称为空 (name is empty)", "名称"
     if len(name) > AREA_NAME_MAX:
         return "geo.name.too_long", f"名称超过{AREA_NAME_MAX}字符 (name too long)", "名称"
+    if control_characters(name):
+        return "geo.name.invalid", "名称不能含有控制字符 (a name cannot contain control characters)", "名称"
     if level is AreaLevel.district and parent_code:
         return "geo.parent.unexpected", "区是最上一级，不应有上级编码 (a district has no parent)", "上级编码"
     if level is not AreaLevel.district and not parent_code:
@@ -468,7 +502,7 @@ def import_organisations(session: Session, path: Path | str) -> GeoImportReport:
 
     for line, values in _csv_rows(text, ORGANISATION_COLUMNS, ("code", "name", "kind", "area_code")):
         report.rows += 1
-        code = values["code"]
+        code, area_code = normalise_text(values["code"]), normalise_text(values["area_code"])
         address = values.get("address") or None
         phone = values.get("phone") or None
         kind = parse_organisation_kind(values["kind"])
@@ -510,10 +544,28 @@ def import_organisations(session: Session, path: Path | str) -> GeoImportReport:
                 f"机构类型“{values['kind']}”无效，应为{labels} (unknown organisation kind)",
                 "机构类型",
             )
-        elif values["area_code"] not in area_ids:
+        elif garbled := next(
+            (
+                column
+                for column, cell in (
+                    ("机构编码", code),
+                    ("机构名称", values["name"]),
+                    ("地址", address),
+                    ("电话", phone),
+                )
+                if cell and control_characters(cell)
+            ),
+            None,
+        ):
+            problem = (
+                "geo.organisation.text",
+                f"{garbled}含有控制字符 (control characters in this column)",
+                garbled,
+            )
+        elif area_code not in area_ids:
             problem = (
                 "geo.organisation.area",
-                f"所属区划编码{values['area_code'] or '(空)'}不存在，请先导入区划 (unknown area code; import the areas first)",
+                f"所属区划编码{area_code or '(空)'}不存在，请先导入区划 (unknown area code; import the areas first)",
                 "所属区划编码",
             )
         elif address and len(address) > ADDRESS_MAX:
@@ -532,7 +584,7 @@ def import_organisations(session: Session, path: Path | str) -> GeoImportReport:
             {
                 "name": values["name"],
                 "kind": kind,
-                "area_id": area_ids[values["area_code"]],
+                "area_id": area_ids[area_code],
                 "address": address,
                 "phone": phone,
             },
@@ -734,6 +786,49 @@ class HouseholdView:
 
     summary: HouseholdSummary
     living: bool
+    living_arrangement: LivingArrangement | None = None  # only when ``living``
+
+
+def household_arrangement(
+    statements: Iterable[tuple[LivingArrangement, dict[str, Any] | None]],
+) -> LivingArrangement | None:
+    """How a household lives, from its members' current values and their provenance.
+
+    The members' profiles are kept up to date by every import, merge and correction; the
+    ``household`` row's own column is only what the first member said when the household was
+    first seen. Members who disagree are decided by the registry's precedence rule for the
+    attribute (民政 over a health record, then the newer observation); a value no record stands
+    behind fills only a gap."""
+    chosen: LivingArrangement | None = None
+    chosen_ref: FactRef | None = None
+    for value, provenance in statements:
+        ref = _fact_ref((provenance or {}).get("living_arrangement"))
+        if chosen is None or (
+            ref is not None and (chosen_ref is None or replaces("living_arrangement", chosen_ref, ref)[0])
+        ):
+            chosen, chosen_ref = value, ref
+    return chosen
+
+
+def _fact_ref(stored: object) -> FactRef | None:
+    try:
+        return FactRef.from_json(stored) if isinstance(stored, list) else None
+    except (IndexError, TypeError, ValueError):  # provenance written by hand: no evidence to weigh
+        return None
+
+
+def members_arrangement(session: Session, household_id: int) -> LivingArrangement | None:
+    """``household_arrangement`` over the household's active residents."""
+    rows = session.execute(
+        select(Resident.living_arrangement, Resident.provenance)
+        .where(
+            Resident.household_id == household_id,
+            Resident.status == ResidentStatus.active,
+            Resident.living_arrangement.is_not(None),
+        )
+        .order_by(Resident.id)
+    ).all()
+    return household_arrangement((row.living_arrangement, row.provenance) for row in rows)
 
 
 def read_household(session: Session, actor: Actor, household_id: int, now: dt.datetime) -> HouseholdView:
@@ -741,7 +836,8 @@ def read_household(session: Session, actor: Actor, household_id: int, now: dt.da
 
     A household's address and how its people live are data about them (an elder living alone),
     so the members decide: each one the reader sees gets an allowed audit row; when the reader
-    sees none, the first member's refusal is the answer (``access.scope`` / ``access.consent`` /
+    sees none, a break-the-glass opening on any member lets a clinician in (audited as such), else
+    the first member's refusal is the answer (``access.scope`` / ``access.consent`` /
     ``access.role``, audited as denied), and a household with no active member is refused as out
     of scope, since nobody in it can be seen through.
     """
@@ -757,18 +853,33 @@ def read_household(session: Session, actor: Actor, household_id: int, now: dt.da
                 at=now,
             )  # fmt: skip
             raise Forbidden("access.scope", policy.DENIALS["access.scope"])
-        seen = members[:1]  # refused here, unless a break-the-glass opening lets the reader in
-    for resident_id in seen:
-        policy.authorize(
-            session, actor, resident_id, category=DataCategory.identity, what="household", now=now
-        )
+        seen = _opened_member(session, actor, members, now)
+    else:
+        for resident_id in seen:
+            policy.authorize(
+                session, actor, resident_id, category=DataCategory.identity, what="household", now=now
+            )
     # The living group as the grants that reach these members show it, not any role the reader holds.
     living = any(
         FieldGroup.living in shown for shown in policy.listed_groups(session, actor, seen, now=now).values()
     )
     # The members the reader sees, or the one a break-the-glass opening let them see.
     summary = household_summary(session, household, len(seen))
-    return HouseholdView(summary=summary, living=living)
+    arrangement = members_arrangement(session, household_id) if living else None
+    return HouseholdView(summary=summary, living=living, living_arrangement=arrangement)
+
+
+def _opened_member(session: Session, actor: Actor, members: Sequence[int], now: dt.datetime) -> list[int]:
+    """The member a break-the-glass opening lets this reader see, audited as such; else the first
+    member's refusal (raised, audited). The glass is opened on one resident, any member."""
+    if any(policy.SCOPES[grant.role].break_glass for grant in actor.grants):
+        for resident_id in members:  # refusals here are not recorded: only the one raised below
+            if policy.permitted(
+                session, actor, resident_id, category=DataCategory.identity, what="household", now=now
+            ):
+                return [resident_id]
+    policy.authorize(session, actor, members[0], category=DataCategory.identity, what="household", now=now)
+    return members[:1]  # not reached while access is enforced: the reader sees none of them
 
 
 def counts_residents(actor: Actor) -> bool:
