@@ -230,6 +230,7 @@ class ImportRunner:
         self.report_counts: Counter[str] = Counter()
         self.stage_seconds: Counter[str] = Counter()
         self.resident_ids: dict[str, int] = {}
+        self.rejections: list[RowRejection] = []  # rows refused once they met the registry
         areas = session.execute(select(Area.code, Area.id, Area.level)).all()
         self.community_ids = {code: id_ for code, id_, level in areas if level == AreaLevel.community}
         self.grid_ids = {code: id_ for code, id_, level in areas if level == AreaLevel.grid}
@@ -991,6 +992,9 @@ class ImportRunner:
         ``changed``: (the row, its record's id, its resident's id)."""
         from yiyang.residents.service import rebuild_resident
 
+        changed = self._refuse_taken_numbers(changed)
+        if not changed:
+            return
         rows = [
             (record_id, item.stored[0], item.digest, item.observed, self.run_id, item.row.line, self.recorded_at,
              item.stored[1], item.stored[2])
@@ -1008,6 +1012,50 @@ class ImportRunner:
         if self._without_id is not False:  # a rebuilt profile may gain or lose its ID number
             self._without_id = None
         self.report_counts["updated"] += len(changed)
+
+    def _refuse_taken_numbers(
+        self, changed: list[tuple[_Prepared, int, int]]
+    ) -> list[tuple[_Prepared, int, int]]:
+        """A known record re-sent with an ID number another registered resident holds is a row
+        rejected with its line (``resident.id_number.taken``), not applied: both are someone's
+        records, and which person the record is about needs a person (merge the two, or have the
+        agency correct it). Refusing the whole file for it would lose every other row."""
+        numbered = [item.row.id_number for item, _, _ in changed if item.row.id_number]
+        if not numbered:
+            return changed
+        indexes = [
+            index for number in numbered for index in pii.lookup_indexes("id_number", number, self.keys)
+        ]
+        holders = dict(
+            self.session.execute(
+                self._where_in(
+                    "SELECT id_number_bidx, id FROM resident WHERE {indexes} AND status <> 'merged'",
+                    indexes="id_number_bidx",
+                ),
+                {"indexes": indexes},
+            ).all()
+        )
+        kept = []
+        for item, record_id, resident_id in changed:
+            row = item.row
+            held_by = (
+                {holders.get(i) for i in pii.lookup_indexes("id_number", row.id_number, self.keys)}
+                if row.id_number
+                else set()
+            )
+            held_by.discard(None)
+            if held_by and resident_id not in held_by:
+                self.rejections.append(
+                    RowRejection(
+                        row.line, "resident.id_number.taken",
+                        "该身份证号已属于另一位在册居民，请核对后合并或由来源机构更正 (the ID number belongs to "
+                        "another registered resident: check, then merge the two or have the agency correct it)",
+                        source_key=row.source_key, column="id_number", community_code=row.community_code,
+                    )
+                )  # fmt: skip
+            else:
+                kept.append((item, record_id, resident_id))
+        return kept
 
     def _where_in(self, sql: str, **columns: str) -> Any:
         """Fill each ``{param}`` in ``sql`` with "column is one of :param": ``= ANY(:param)`` on
@@ -1254,6 +1302,8 @@ def _import_source_rows(
             runner.close()
     if on_progress:
         on_progress(seen)
+    if runner.rejections:
+        report.rejections = sorted([*report.rejections, *runner.rejections], key=lambda r: r.line)
     report.counts = runner.report_counts
     report.counts["rejected"] = len(report.rejections)
     report.counts["rows"] = seen
