@@ -158,6 +158,10 @@ def install_handlers() -> None:
 
     subscribe(ResidentsMerged, consent.on_residents_merged)  # consent decisions follow the person
     subscribe(ResidentsUnmerged, consent.on_residents_unmerged)
+    from yiyang.care import merges as care_merges
+
+    subscribe(ResidentsMerged, care_merges.on_residents_merged)  # contracts, scope and work follow too
+    subscribe(ResidentsUnmerged, care_merges.on_residents_unmerged)
     from yiyang.care.orders.service import on_volunteer_profile_changed
     from yiyang.timebank.service import on_service_order_completed
 

@@ -63,12 +63,15 @@ def test_sign_read_renew_and_terminate_through_the_api(
     assert (team["panel_size"], team["panel_limit"]) == (1, 3)
     renewed = client.post(f"/api/care/contracts/{contract['id']}/renew", json={}, headers=doctor).json()
     assert renewed["renewed_from_id"] == contract["id"]
+    listed = client.get(f"/api/residents/{rid}/contracts", headers=doctor).json()
+    assert [c["status"] for c in listed] == ["in_force", "renewed"]
     ended = client.post(
         f"/api/care/contracts/{renewed['id']}/terminate", json={"reason": "本人申请"}, headers=doctor
     )
     assert ended.json()["status"] == "terminated"
-    listed = client.get(f"/api/residents/{rid}/contracts", headers=doctor).json()
-    assert [c["status"] for c in listed] == ["terminated", "renewed"]
+    # terminated, the team no longer reaches the resident (the renewed contract's row ended with it)
+    refused = client.get(f"/api/residents/{rid}/contracts", headers=doctor)
+    assert (refused.status_code, refused.json()["code"]) == (403, "access.scope")
     assert client.get("/api/care/contracts/999", headers=doctor).status_code == 404
 
 

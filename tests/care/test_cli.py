@@ -41,3 +41,10 @@ def test_the_day_job_runs_from_the_command_line(database_file: Path) -> None:
     assert report["created"] == 2 and report["became_overdue"] == 0
     again = CliRunner().invoke(app, ["care", "day", "--at", "2026-05-02T09:00"])
     assert json.loads(again.output.strip().splitlines()[-1])["became_overdue"] == 1
+
+
+def test_a_time_that_is_not_iso_is_a_usage_error(database_file: Path) -> None:
+    result = CliRunner().invoke(app, ["care", "day", "--at", "next tuesday"])
+    assert result.exit_code == 2
+    assert "--at" in result.output and "Traceback" not in result.output
+    assert not isinstance(result.exception, ValueError)

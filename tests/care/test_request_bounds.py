@@ -82,3 +82,35 @@ def test_a_visit_on_a_real_day_still_closes_and_schedules(
     assert done.status_code == 200, done.text
     assert done.json()["next_items"][0]["due_from"] == "2027-01-01"
     assert counts(db) == (3, 1)
+
+
+@pytest.mark.parametrize("programme", ["hypertension", "elderly_check"])
+def test_a_visit_dated_after_today_is_a_422_and_closes_nothing(
+    client: TestClient, db: Database, world: World, programme: str
+) -> None:
+    # given an open follow-up and an open health check on 2 March 2026 (Beijing)
+    doctor, items = open_items(client, db, world)
+    before = counts(db)
+    # when the doctor mistypes the visit's year, then it is refused with a code
+    response = client.post(
+        f"/api/care/work-items/{items[programme]}/outcome",
+        json={"visited_on": "2062-03-02", "systolic": 128, "diastolic": 76},
+        headers=doctor,
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "care.outcome.visited_on"
+    assert response.json()["detail"]["latest"] == "2026-03-02"
+    # and nothing is closed or scheduled years ahead
+    assert counts(db) == before == (2, 0)
+
+
+def test_a_visit_dated_today_in_beijing_is_accepted(client: TestClient, db: Database, world: World) -> None:
+    # the clock reads 01:00 UTC: already 2 March in Beijing, where the visit was made
+    doctor, items = open_items(client, db, world)
+    done = client.post(
+        f"/api/care/work-items/{items['hypertension']}/outcome",
+        json={"visited_on": "2026-03-02", "systolic": 128, "diastolic": 76},
+        headers=doctor,
+    )
+    assert done.status_code == 200, done.text
+    assert done.json()["next_items"][0]["due_by"] == "2026-05-31"

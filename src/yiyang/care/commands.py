@@ -13,7 +13,8 @@ care_app = typer.Typer(help="Closed-loop care: contracts, work items, overdue li
 @care_app.command("day")
 def day_command(
     at: str = typer.Option(
-        None, help="run as of this ISO date-time (default: now), e.g. 2026-12-01T06:00+08:00"
+        None,
+        help="run as of this ISO date-time (default: now; without a zone, UTC), e.g. 2026-12-01T06:00+08:00",
     ),
 ) -> None:
     """Expire contracts, generate due work, mark overdue and escalate: the daily care job."""
@@ -21,7 +22,10 @@ def day_command(
     from yiyang.db import utcnow
     from yiyang.migrate import open_database
 
-    now = dt.datetime.fromisoformat(at) if at else utcnow()
+    try:
+        now = dt.datetime.fromisoformat(at) if at else utcnow()
+    except ValueError:
+        raise typer.BadParameter(f"not an ISO date-time: {at!r}", param_hint="--at") from None
     if now.tzinfo is None:
         now = now.replace(tzinfo=dt.UTC)
     database = open_database()

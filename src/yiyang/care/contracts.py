@@ -13,15 +13,24 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import func, insert, literal, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from yiyang.access.actor import Actor
 from yiyang.access.models import RelationshipKind, ResidentRelationship, User
 from yiyang.access.policy import DataCategory, authorize
 from yiyang.access.roles import CLINICAL_TEAM_ROLES
-from yiyang.care.models import CareContract, CareHistory, CareTeam, ContractStatus, GroupContract
+from yiyang.care.models import (
+    OPEN_STATUSES,
+    CareContract,
+    CareHistory,
+    CareTeam,
+    ContractStatus,
+    GroupContract,
+    WorkItem,
+    WorkStatus,
+)
 from yiyang.care.packages import unknown_packages
 from yiyang.care.relationships import granting
 from yiyang.care.schedule import LOCAL_TZ, local_day
@@ -328,15 +337,57 @@ def contracts_of(
     )
 
 
-def _end_relationship(session: Session, contract_id: int, at: dt.datetime) -> None:
+def end_relationship(session: Session, contract_ids: Sequence[int], at: dt.datetime) -> None:
+    """End the contracts' relationship rows at ``at``: rows still open, and rows set to end later
+    (an early renewal's old row runs until the new contract starts)."""
     session.execute(
         update(ResidentRelationship)
         .where(
             ResidentRelationship.source_type == SOURCE_TYPE,
-            ResidentRelationship.source_id == contract_id,
-            ResidentRelationship.ended_at.is_(None),
+            ResidentRelationship.source_id.in_(contract_ids),
+            or_(ResidentRelationship.ended_at.is_(None), ResidentRelationship.ended_at > at),
         )
         .values(ended_at=at)
+    )
+
+
+def _cancel_team_work(
+    session: Session, ending: ColumnElement[bool], contract: type[CareContract], *, now: dt.datetime, by: str,
+    note: str, synchronize: bool,
+) -> None:  # fmt: skip
+    """Cancel the open work the ending contracts' teams own for their residents (set-based).
+
+    The team no longer reaches the resident, so it can neither see nor close that work; left open it
+    would go overdue and escalate for ever, and block the day job from raising the programme's work
+    for a team the resident signs with next (it skips a programme with open work).
+    ``ending`` is a condition on ``contract`` (an alias of ``CareContract``).
+    """
+    owned = and_(
+        WorkItem.status.in_([s.value for s in OPEN_STATUSES]),
+        exists().where(
+            contract.resident_id == WorkItem.resident_id, contract.team_id == WorkItem.owner_organisation_id, ending
+        ),
+    )  # fmt: skip
+    session.execute(
+        insert(CareHistory).from_select(
+            ["subject_type", "subject_id", "action", "from_status", "to_status", "at", "by", "note"],
+            select(
+                literal("work_item"),
+                WorkItem.id,
+                literal("cancelled"),
+                WorkItem.status,
+                literal(WorkStatus.cancelled.value),
+                literal(now, CareHistory.at.type),
+                literal(by[:64]),
+                literal(note[:200]),
+            ).where(owned),
+        )  # fmt: skip
+    )
+    session.execute(
+        update(WorkItem)
+        .where(owned)
+        .values(status=WorkStatus.cancelled, status_changed_at=now)
+        .execution_options(synchronize_session="fetch" if synchronize else False)
     )
 
 
@@ -356,7 +407,13 @@ def terminate_contract(
     contract.status = ContractStatus.terminated
     contract.ended_at = now
     contract.end_reason = reason[:200]
-    _end_relationship(session, contract.id, now)
+    # Terminating an early renewal ends the old contract's row too: it was left running until the
+    # new contract's first day, and would otherwise keep the team's scope past the termination.
+    ended = [contract.id] if contract.renewed_from_id is None else [contract.id, contract.renewed_from_id]
+    end_relationship(session, ended, now)
+    ending = aliased(CareContract)
+    _cancel_team_work(session, ending.id == contract.id, ending, now=now, by=by_of(actor),
+                      note="签约已解除 (contract terminated)", synchronize=True)  # fmt: skip
     history(session, "contract", contract.id, "terminated", at=now, by=by_of(actor),
             from_status=ContractStatus.in_force.value, to_status=contract.status.value, note=reason)  # fmt: skip
     session.flush()
@@ -374,6 +431,8 @@ def renew_contract(
     if old.status not in (ContractStatus.in_force, ContractStatus.expired):
         raise Conflict("care.contract.not_renewable", "仅履约中或已到期的签约可续约 (only a contract in force or expired can be renewed)",
                        status=old.status.value)  # fmt: skip
+    # a record merged away is no one to continue a contract with
+    get_active_resident(session, old.resident_id)
     packages = list(packages or old.packages)
     _check_packages(packages)
     today = local_day(now)
@@ -391,7 +450,7 @@ def renew_contract(
         old.status = ContractStatus.renewed
         old.ended_at = now
         # An early renewal's row runs on until the new contract starts: the team's scope never lapses.
-        _end_relationship(session, old.id, max(now, _start_of(start)))
+        end_relationship(session, [old.id], max(now, _start_of(start)))
         history(session, "contract", old.id, "renewed", at=now, by=by_of(actor), from_status=previous,
                 to_status=old.status.value)  # fmt: skip
         session.flush()
@@ -503,6 +562,11 @@ def expire_contracts(session: Session, now: dt.datetime, by: str = "system:care-
         .values(ended_at=now)
         .execution_options(synchronize_session=False)
     )
+    expiring = aliased(CareContract)
+    _cancel_team_work(
+        session, and_(expiring.status == ContractStatus.in_force, expiring.valid_until < today), expiring,
+        now=now, by=by, note="签约已到期 (contract expired)", synchronize=False,
+    )  # fmt: skip
     session.execute(
         insert(CareHistory).from_select(
             ["subject_type", "subject_id", "action", "from_status", "to_status", "at", "by"],

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
+    ColumnElement,
     DateTime,
     String,
     and_,
@@ -29,7 +30,7 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from yiyang.care.contracts import expire_contracts
 from yiyang.care.models import CareContract, CareHistory, CareTeam, ContractStatus, WorkItem, WorkStatus
@@ -44,7 +45,7 @@ from yiyang.care.schedule import (
     status_on,
 )
 from yiyang.db import Database, bulk_insert, db_datetime, is_postgres
-from yiyang.residents.models import Condition, Resident
+from yiyang.residents.models import Condition, Resident, ResidentStatus
 
 BY = "system:care-day"
 OPEN = (WorkStatus.scheduled.value, WorkStatus.due.value, WorkStatus.overdue.value)
@@ -120,6 +121,25 @@ def _promises(
     return found
 
 
+def covering_today(today: dt.date) -> ColumnElement[bool]:
+    """The contract whose packages the resident is served under today: the one in force once it has
+    started, or, after an early renewal, the old (renewed) contract until the new one's first day.
+    At most one per resident (the new contract starts the day after the old one ends)."""
+    successor = aliased(CareContract)
+    renewed_early = select(successor.renewed_from_id).where(
+        successor.status == ContractStatus.in_force, successor.renewed_from_id.is_not(None)
+    )
+    return or_(
+        and_(CareContract.status == ContractStatus.in_force, CareContract.valid_from <= today),
+        and_(
+            CareContract.status == ContractStatus.renewed,
+            CareContract.valid_from <= today,
+            CareContract.valid_until >= today,
+            CareContract.id.in_(renewed_early),
+        ),
+    )
+
+
 def generate_due_work(session: Session, now: dt.datetime, rules: ScheduleRules = DEFAULT_RULES) -> int:
     """Each contract in force gets the next item of every programme its packages promise and the
     resident qualifies for, unless one is already open."""
@@ -130,7 +150,7 @@ def generate_due_work(session: Session, now: dt.datetime, rules: ScheduleRules =
         select(CareContract.resident_id, CareContract.team_id, cast(CareContract.packages, String),
                Resident.birth_date)
         .join(Resident, Resident.id == CareContract.resident_id)
-        .where(CareContract.status == ContractStatus.in_force, CareContract.valid_from <= today)
+        .where(covering_today(today), Resident.status == ResidentStatus.active)
     ).all()  # fmt: skip
     if not contracts:
         return 0

@@ -157,10 +157,8 @@ def _labels(session: Session, by: str, keys: list[int]) -> dict[int, str]:
     return dict(session.execute(select(User.id, User.display_name).where(User.id.in_(keys))).all())
 
 
-def my_work(
-    session: Session, actor: Actor, *, now: dt.datetime, limit: int = 200
-) -> Sequence[tuple[WorkItem, str]]:
-    """Open work the actor owns, their teams own, or that was escalated to them, soonest due first."""
+def _mine(session: Session, actor: Actor, now: dt.datetime) -> ColumnElement[bool] | None:
+    """Open work the actor owns, their teams own, or that was escalated to them, in their scope."""
     orgs = sorted(actor_organisations(actor))
     mine: list[ColumnElement[bool]] = []
     if actor.user_id is not None:
@@ -168,15 +166,39 @@ def my_work(
     if orgs:
         mine += [WorkItem.owner_organisation_id.in_(orgs), WorkItem.escalated_to_organisation_id.in_(orgs)]
     if not mine:
+        return None
+    return and_(WorkItem.status.in_(OPEN_STATUSES), or_(*mine), _named_scope(session, actor, now))
+
+
+def my_work(
+    session: Session, actor: Actor, *, now: dt.datetime, limit: int = 200
+) -> Sequence[tuple[WorkItem, str]]:
+    """Open work the actor owns, their teams own, or that was escalated to them, soonest due first."""
+    where = _mine(session, actor, now)
+    if where is None:
         return []
-    scope = _named_scope(session, actor, now)
     return session.execute(
         select(WorkItem, Resident.name)
         .join(Resident, Resident.id == WorkItem.resident_id)
-        .where(WorkItem.status.in_(OPEN_STATUSES), or_(*mine), scope)
+        .where(where)
         .order_by(WorkItem.due_by, WorkItem.id)
         .limit(limit)
     ).all()
+
+
+def my_work_counts(session: Session, actor: Actor, *, now: dt.datetime) -> dict[str, int]:
+    """How much of ``my_work`` there is by status, all of it: the list shows only the soonest due."""
+    where = _mine(session, actor, now)
+    if where is None:
+        return {}
+    rows = session.execute(
+        select(WorkItem.status, func.count())
+        .select_from(WorkItem)
+        .join(Resident, Resident.id == WorkItem.resident_id)
+        .where(where)
+        .group_by(WorkItem.status)
+    ).all()
+    return {WorkStatus(status).value: count for status, count in rows}
 
 
 # -- export -------------------------------------------------------------------------------------

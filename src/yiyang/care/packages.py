@@ -57,15 +57,31 @@ PACKAGES: dict[str, ServicePackage] = {
 
 
 def entitlements_of(package_codes: list[str] | tuple[str, ...]) -> dict[Programme, Entitlement]:
-    """The programmes a set of packages promises (the first package naming a programme wins)."""
+    """The programmes a set of packages promises. Where two packages promise one programme the
+    resident gets it under either's terms, so the wider one holds (``elderly`` and ``rehab`` both
+    promise reassessment: 65+ under the first, everyone under the second), whatever their order."""
     found: dict[Programme, Entitlement] = {}
     for code in package_codes:
         package = PACKAGES.get(code)
         if package is None:
             continue
         for entitlement in package.entitlements:
-            found.setdefault(entitlement.programme, entitlement)
+            held = found.get(entitlement.programme)
+            found[entitlement.programme] = entitlement if held is None else _wider(held, entitlement)
     return found
+
+
+def _wider(one: Entitlement, other: Entitlement) -> Entitlement:
+    """Who qualifies under either: no age bound beats one, the lower age the higher; no diagnosis
+    required beats one, and two diagnosis lists join."""
+    ages = (one.min_age, other.min_age)
+    min_age = None if None in ages else min(one.min_age or 0, other.min_age or 0)
+    prefixes = (
+        ()
+        if not (one.icd10_prefixes and other.icd10_prefixes)
+        else tuple(dict.fromkeys(one.icd10_prefixes + other.icd10_prefixes))
+    )
+    return Entitlement(one.programme, min_age=min_age, icd10_prefixes=prefixes)
 
 
 def unknown_packages(package_codes: list[str] | tuple[str, ...]) -> list[str]:

@@ -10,6 +10,9 @@ decision refuses (the role never sees the category, or the resident's consent de
 rolls the savepoint back, so nothing the write added remains, even for a caller that goes on after
 catching the ``Forbidden``. The caller checks first what entitles the actor to write (a member of
 the team, the provider the order was offered to).
+
+A relationship lasts, so a break-the-glass opening counts for nothing here (``glass=False``): it
+lets a clinician read in an emergency, not take on the care the resident's consent refuses.
 """
 
 from __future__ import annotations
@@ -42,7 +45,9 @@ def granting(
     with session.begin_nested():
         written = write()
         session.flush()
-        authorize(session, actor, resident_id, category=category, what=what, action=action, now=now)
+        authorize(
+            session, actor, resident_id, category=category, what=what, action=action, now=now, glass=False
+        )
     return written
 
 

@@ -229,7 +229,15 @@ def record_outcome(
               what="work_item.outcome", action="update", now=now)  # fmt: skip
     _require_may_work_on(actor, item)
     _require_open(item)
-    visited_on = outcome.visited_on or local_day(now)
+    today = local_day(now)
+    visited_on = outcome.visited_on or today
+    if visited_on > today:
+        # A mistyped year would date the next follow-up years ahead, and while it stays open the day
+        # job raises no other: the resident would drop out of follow-up.
+        raise Invalid(
+            "care.outcome.visited_on", "随访日期不能晚于今天 (the visit cannot be dated after today)",
+            visited_on=visited_on.isoformat(), latest=today.isoformat(),
+        )  # fmt: skip
     stored: dict[str, Any] = {"done": outcome.done, "visited_on": visited_on.isoformat()}
     stored.update({k: v for k, v in _visit_json(outcome.visit).items() if v is not None})
     if outcome.findings:
@@ -243,7 +251,7 @@ def record_outcome(
             steps = decision.steps
             stored["visit_class"] = visit_class
     elif outcome.done and item.kind is WorkKind.health_check:
-        start, end = annual_check_window(visited_on, local_day(now))
+        start, end = annual_check_window(visited_on, today)
         steps = (NextStep(WorkKind.health_check, Programme.elderly_check, start, end, "bphs.elderly.annual"),)
     previous = item.status.value
     item.status = WorkStatus.done if outcome.done else WorkStatus.failed

@@ -140,7 +140,7 @@ def merge(
     for resident_id in (body.survivor_id, body.merged_id):
         _registry(session, actor, now, resident_id, what="resident_merge", action="update")
     record = service.merge_residents(
-        session, body.survivor_id, body.merged_id, by=actor.username, reason=body.reason
+        session, body.survivor_id, body.merged_id, by=actor.username, reason=body.reason, now=now
     )
     return schemas.MergeRead.model_validate(record)
 

@@ -475,9 +475,16 @@ def _text(value: Any) -> str | None:
 
 
 def merge_residents(
-    session: Session, survivor_id: int, merged_id: int, *, by: str, reason: str
+    session: Session,
+    survivor_id: int,
+    merged_id: int,
+    *,
+    by: str,
+    reason: str,
+    now: dt.datetime | None = None,
 ) -> ResidentMerge:
-    """Fold ``merged_id`` into ``survivor_id``: its evidence moves, both profiles are rebuilt."""
+    """Fold ``merged_id`` into ``survivor_id``: its evidence moves, both profiles are rebuilt.
+    ``now`` (the merge's moment, which other domains end what it ends at) is the clock's by default."""
     if survivor_id == merged_id:
         raise Invalid("resident.merge.same", "不能将档案与自身合并 (cannot merge a resident with itself)")
     survivor = get_active_resident(session, survivor_id)
@@ -515,6 +522,7 @@ def merge_residents(
     merge = ResidentMerge(
         survivor_id=survivor_id, merged_id=merged_id, source_record_ids=record_ids,
         moved={"observation_ids": list(observation_ids)}, reason=reason[:200], merged_by=by[:64],
+        merged_at=now or utcnow(),
     )  # fmt: skip
     session.add(merge)
     session.flush()

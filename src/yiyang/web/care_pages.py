@@ -38,6 +38,8 @@ OptionalId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 def my_work_page(request: Request, session: SessionDep, actor: WebActorDep, clock: ClockDep) -> HTMLResponse:
     now = clock()
     rows = overdue.my_work(session, actor, now=now)
+    # The list holds the soonest due only; the totals count all of it (a team's panel has thousands).
+    counts = overdue.my_work_counts(session, actor, now=now)
     roles = [ROLES[g.role] for g in actor.grants]
     groups: dict[str, list] = {"overdue": [], "due": [], "scheduled": []}
     for item, name in rows:
@@ -45,8 +47,9 @@ def my_work_page(request: Request, session: SessionDep, actor: WebActorDep, cloc
             {"item": item, "name": name, "rule": RULES.get(item.rule)}
         )
     return render(
-        request, "care/my_work.html", roles=roles, groups=groups, today=local_day(now), total=len(rows)
-    )
+        request, "care/my_work.html", roles=roles, groups=groups, counts=counts, today=local_day(now),
+        total=sum(counts.values()),
+    )  # fmt: skip
 
 
 @router.get(
