@@ -32,8 +32,8 @@ def migrate() -> None:
 
 @app.command()
 def serve(
-    host: str = typer.Option(None, help="address to listen on (default 127.0.0.1)"),
-    port: int = typer.Option(None, help="port to listen on (default 8000)"),
+    host: str = typer.Option(None, help="address to listen on (default YIYANG_HOST, else 127.0.0.1)"),
+    port: int = typer.Option(None, help="port to listen on (default YIYANG_PORT, else 8000)"),
     jobs: bool = typer.Option(
         None, "--jobs/--no-jobs", help="run the timed jobs in this process (default: on for SQLite)"
     ),

@@ -3,9 +3,9 @@
 A job is a name, an interval and ``function(database, now)``; the function opens and commits
 its own unit of work. Domains register their jobs in ``install_jobs`` (as events are wired in
 ``events.install_handlers``). ``yiyang worker`` runs them in their own process; ``yiyang serve``
-runs them on a thread of the web process for the embedded default (``--jobs``). Several
-processes may run the same jobs: each job's work is chosen by indexed due times and is safe to
-repeat, so a second runner only finds less to do.
+runs them in the web process for the embedded default (``--jobs``); each job has a thread of its
+own, so a long one holds up no other. Several processes may run the same jobs: each job's work is
+chosen by indexed due times and is safe to repeat, so a second runner only finds less to do.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ from yiyang.db import Database, utcnow
 log = logging.getLogger("yiyang.jobs")
 
 JobFunction = Callable[[Database, dt.datetime], Any]
+# A run that failed (the database away, a lock that timed out) is tried again this soon rather
+# than a whole interval later: the care day runs every 6 hours, time-bank expiry once a day.
+RETRY_AFTER = dt.timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,9 @@ def install_jobs() -> None:
     register(Job("orders.sweep", dt.timedelta(minutes=2), _orders_sweep))
     register(Job("timebank.expire", dt.timedelta(days=1), _timebank_expire))
     register(Job("devices.broker_pending", dt.timedelta(minutes=1), _broker_pending))
+    # Time windows (rehab after a claim, fall risk, recent alerts) lapse with no new record, so
+    # every resident is re-decided daily (docs/tiers.md); a deployment need not add a cron line.
+    register(Job("tiers.sweep", dt.timedelta(days=1), _tiers_sweep))
 
 
 def _care_day(database: Database, now: dt.datetime) -> Any:
@@ -80,6 +86,13 @@ def _timebank_expire(database: Database, now: dt.datetime) -> Any:
         return expire(session, now)
 
 
+def _tiers_sweep(database: Database, now: dt.datetime) -> Any:
+    from yiyang.tiers.service import sweep_tiers
+
+    with database.unit_of_work() as session:
+        return sweep_tiers(session, now=now).as_json()
+
+
 def _broker_pending(database: Database, now: dt.datetime) -> Any:
     from yiyang.devices.broker import retry_pending
 
@@ -89,7 +102,9 @@ def _broker_pending(database: Database, now: dt.datetime) -> Any:
 
 class Scheduler:
     """Runs each registered job when its interval has passed. ``run_due`` is one pass (tests
-    call it with a fake ``now``); ``run`` loops until ``stop`` is set."""
+    call it with a fake ``now``); ``run`` loops until ``stop`` is set, each job on a thread of its
+    own: the care day takes tens of seconds for a district and must not hold up the alert jobs
+    that send an SOS notice every few seconds."""
 
     def __init__(
         self, database: Database, jobs: list[Job] | None = None, clock: Callable[[], dt.datetime] = utcnow
@@ -103,24 +118,39 @@ class Scheduler:
 
     def run_due(self, now: dt.datetime | None = None) -> list[str]:
         now = now or self.clock()
-        ran = []
-        for job in self.jobs:
-            if self._next.get(job.name, now) > now:
-                continue
-            self._next[job.name] = now + job.every
-            try:
-                self.results[job.name] = job.run(self.database, now)
-            except Exception:  # noqa: BLE001 - one failing job must not stop the others
-                self.failures[job.name] = self.failures.get(job.name, 0) + 1
-                log.exception("job %s failed", job.name)
-            ran.append(job.name)
-        return ran
+        return [job.name for job in self.jobs if self._run_if_due(job, now)]
+
+    def _run_if_due(self, job: Job, now: dt.datetime) -> bool:
+        if self._next.get(job.name, now) > now:
+            return False
+        self._next[job.name] = now + job.every
+        try:
+            self.results[job.name] = job.run(self.database, now)
+        except Exception:  # noqa: BLE001 - one failing job must not stop the others
+            self._next[job.name] = now + min(job.every, RETRY_AFTER)
+            self.failures[job.name] = self.failures.get(job.name, 0) + 1
+            log.exception("job %s failed", job.name)
+        return True
 
     def run(self, stop: threading.Event, tick: float = 1.0) -> None:
         log.info("running jobs: %s", ", ".join(job.name for job in self.jobs))
+        loops = [
+            threading.Thread(
+                target=self._loop, args=(job, stop, tick), name=f"yiyang-job-{job.name}", daemon=True
+            )
+            for job in self.jobs
+        ]
+        for loop in loops:
+            loop.start()
+        while not stop.wait(tick):  # a timed wait: the worker's signal handlers run meanwhile
+            pass
+        for loop in loops:
+            loop.join()
+
+    def _loop(self, job: Job, stop: threading.Event, tick: float) -> None:
         while not stop.is_set():
             started = time.monotonic()
-            self.run_due()
+            self._run_if_due(job, self.clock())
             stop.wait(max(0.0, tick - (time.monotonic() - started)))
 
     def start(self) -> tuple[threading.Thread, threading.Event]:

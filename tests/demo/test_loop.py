@@ -225,3 +225,65 @@ def test_signing_days_spread_over_the_span_oldest_first() -> None:
 def test_the_care_day_catches_up_weekly_and_ends_today() -> None:
     assert catch_up_days(69) == [69, 62, 55, 48, 41, 34, 27, 20, 13, 6, 0]
     assert catch_up_days(0) == [0] and catch_up_days(7) == [7, 0]
+
+
+# ---- a database that is not the demo's --------------------------------------------------------
+
+
+def test_the_demo_writes_only_into_an_empty_database_or_its_own_district(
+    db: Database, tmp_path: Path
+) -> None:
+    from yiyang.demo.commands import other_data
+    from yiyang.demo.synthetic import generate_district
+    from yiyang.geo.models import Area, AreaLevel
+
+    files = generate_district(tmp_path / "district", 100, seed=7)
+    with db.unit_of_work() as session:
+        assert other_data(session, files) is None  # empty: the demo may build here
+        # when the database holds areas of a real district
+        session.add(Area(level=AreaLevel.district, code="310101", name="黄浦区", path="310101"))
+        session.flush()
+        found = other_data(session, files)
+    # then the demo would not write over them
+    assert found is not None and "310101" in found
+
+
+def run_demo_again(demo: DemoRun, args: list[str]) -> tuple[int, str]:
+    previous = passwords.use_hasher(PasswordHasher.from_parameters(CHEAPEST))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("YIYANG_DATA_DIR", str(demo.data_dir))
+        patch.delenv("YIYANG_DATABASE_URL", raising=False)
+        get_settings.cache_clear()
+        try:
+            result = CliRunner().invoke(app, args)
+        finally:
+            get_settings.cache_clear()
+            passwords.use_hasher(previous)
+    return result.exit_code, result.stdout + (result.stderr or "")
+
+
+def test_another_district_into_the_demos_database_is_refused_before_any_write(demo: DemoRun) -> None:
+    from yiyang.sources.models import ImportRun
+
+    def counts() -> tuple[int, int]:
+        with demo.database.unit_of_work() as session:
+            return (
+                session.scalar(select(func.count()).select_from(Resident)),
+                session.scalar(select(func.count()).select_from(ImportRun)),
+            )
+
+    before = counts()
+    # when the demo is run on the same data folder with another seed
+    code, output = run_demo_again(
+        demo, ["demo", "--residents", "300", "--seed", "8", "--homes", "0", "--no-serve"]
+    )
+    # then it stops before importing anything: no people of another district linked onto these
+    assert code == 2, output
+    assert "demo.database.not_empty" in output
+    assert counts() == before
+
+
+def test_the_same_demo_run_again_is_let_through(demo: DemoRun) -> None:
+    code, output = run_demo_again(demo, [*ARGS[:3], "--homes", "0", "--no-serve"])
+    assert code == 0, output
+    assert "demo.database.not_empty" not in output

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import csv
+import hashlib
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from yiyang.config import get_settings
-from yiyang.sources.models import Feed
+from yiyang.geo.models import Area
+from yiyang.residents.models import Resident
+from yiyang.sources.models import Feed, ImportRun, RunStatus
+
+if TYPE_CHECKING:
+    from yiyang.demo.synthetic import DistrictFiles
 
 console = Console(stderr=True)
 # The pages that show the loop, for the demo user (family doctor and lead of the team, health
@@ -21,7 +31,7 @@ def demo_command(
     residents: int = typer.Option(20_000, min=100, max=400_000, help="elders in the synthetic district"),
     seed: int = typer.Option(7, help="random seed: the same seed builds the same district"),
     serve: bool = typer.Option(True, "--serve/--no-serve", help="serve the web app when built"),
-    port: int = typer.Option(None, help="port to serve on (default 8000)"),
+    port: int = typer.Option(None, help="port to serve on (default YIYANG_PORT, else 8000)"),
     homes: int = typer.Option(
         40, min=0, max=5_000, help="homes sensed for the last 24 hours in the care loop (0: skip step 4)"
     ),
@@ -44,8 +54,20 @@ def demo_command(
     )
     files = generate_district(out_dir, residents, seed=seed, progress=True)
 
-    console.print(f"[bold]2/{steps}[/] 导入辖区与机构 importing geography and organisations")
     db = database()
+    with db.unit_of_work() as session:
+        foreign = other_data(session, files)
+    if foreign is not None:
+        db.dispose()
+        console.print(
+            f"[red]demo.database.not_empty: 数据库中已有演示以外的数据，演示不写入 (the database holds data "
+            f"this demo did not put there; the demo writes nothing): {foreign}\n"
+            f"请把 YIYANG_DATA_DIR 设为空目录并不设 YIYANG_DATABASE_URL (use an empty YIYANG_DATA_DIR and "
+            f"leave YIYANG_DATABASE_URL unset), 或用同样的 --residents 与 --seed 重跑 (or the same "
+            f"--residents and --seed as before)"
+        )
+        raise typer.Exit(2)
+    console.print(f"[bold]2/{steps}[/] 导入辖区与机构 importing geography and organisations")
     with db.unit_of_work() as session:
         import_geography(session, files.geography)
         import_organisations(session, files.organisations)
@@ -78,6 +100,35 @@ def demo_command(
         from yiyang.cli import serve as serve_command
 
         serve_command(host=host, port=shown_port)
+
+
+def other_data(session: Session, files: DistrictFiles) -> str | None:
+    """What in the database the demo did not put there, or None. The demo writes only into an empty
+    database or one holding this same district (the demo run again): its synthetic people would
+    otherwise be linked to real residents' records (or another demo's) and change their facts."""
+    ours = {_sha256(path) for path in files.feeds.values()}
+    runs = session.execute(
+        select(ImportRun.filename, ImportRun.file_sha256).where(ImportRun.status == RunStatus.applied)
+    ).all()
+    foreign_runs = sorted({filename for filename, sha256 in runs if sha256 not in ours})
+    if foreign_runs:
+        return f"imports of other files ({', '.join(foreign_runs[:5])})"
+    with files.geography.open(encoding="utf-8", newline="") as handle:
+        demo_areas = {row["编码"] for row in csv.DictReader(handle)}
+    other_areas = sorted(set(session.scalars(select(Area.code))) - demo_areas)
+    if other_areas:
+        return f"areas of another district ({', '.join(other_areas[:5])})"
+    if not runs and session.scalar(select(Resident.id).limit(1)) is not None:
+        return "residents not imported from the demo's files"
+    return None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _demo_sign_in() -> str | None:
