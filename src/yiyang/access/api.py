@@ -6,11 +6,18 @@ import datetime as dt
 
 from fastapi import APIRouter, Request, Response
 
-from yiyang.access import service, tokens
+from yiyang.access import accounts, service, tokens
 from yiyang.access.actor import CredentialKind
 from yiyang.access.deps import ActorDep, ClockDep
 from yiyang.access.routes import no_resident_data
-from yiyang.access.schemas import ActorRead, LoginRequest, LoginResponse, SignOutResult
+from yiyang.access.schemas import (
+    ActorRead,
+    CredentialsRevoked,
+    LoginRequest,
+    LoginResponse,
+    PasswordChange,
+    SignOutResult,
+)
 from yiyang.config import Settings
 from yiyang.deps import SessionDep
 
@@ -99,6 +106,28 @@ def logout_all(actor: ActorDep, response: Response, session: SessionDep, clock: 
     if actor.via is CredentialKind.session:
         response.delete_cookie(tokens.SESSION_COOKIE, path="/")
     return SignOutResult(revoked=revoked)
+
+
+@router.post(
+    "/password",
+    response_model=CredentialsRevoked,
+    responses={403: {}, 422: {}, 429: {}},
+    openapi_extra=no_resident_data("one's own password"),
+)
+def change_password(
+    body: PasswordChange, request: Request, session: SessionDep, actor: ActorDep, clock: ClockDep
+) -> CredentialsRevoked:
+    """修改密码: prove the current password; every other token and session is signed out."""
+    revoked = accounts.change_own_password(
+        session,
+        actor,
+        body.current_password,
+        body.new_password,
+        client_address=_client_address(request),
+        throttle=service.throttle_policy(_settings(request)),
+        now=clock(),
+    )
+    return CredentialsRevoked(revoked=revoked)
 
 
 @router.get("/me", response_model=ActorRead, openapi_extra=no_resident_data("who is signed in"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 import typer
-from sqlalchemy import select
 
 from yiyang.access.roles import ROLES, Role
 from yiyang.errors import DomainError
@@ -68,27 +67,13 @@ def add_user(
     ),
 ) -> None:
     """Add a user holding one role, in an organisation and, for jurisdictional roles, an area."""
-    from yiyang.access import service
-    from yiyang.errors import NotFound
-    from yiyang.geo.models import Area, Organisation
+    from yiyang.access import accounts, service
 
     password = _read_password(password_stdin)
     database = _database()
     try:
         with database.unit_of_work() as session:
-            organisation_id = area_id = None
-            if organisation:
-                organisation_id = session.scalar(
-                    select(Organisation.id).where(Organisation.code == organisation)
-                )
-                if organisation_id is None:
-                    raise NotFound(
-                        "organisation.not_found", f"机构编码不存在 (no organisation {organisation})"
-                    )
-            if area:
-                area_id = session.scalar(select(Area.id).where(Area.code == area))
-                if area_id is None:
-                    raise NotFound("area.not_found", f"辖区编码不存在 (no area {area})")
+            organisation_id, area_id = accounts.place_ids(session, organisation, area)
             user = service.create_user(
                 session, username, password=password, display_name=display_name, resident_id=resident
             )
@@ -98,6 +83,154 @@ def add_user(
     finally:
         database.dispose()
     typer.echo(f"用户已创建 (user created): {user.username} (id {user.id}, {role.value})")
+
+
+def _account_id(session, username: str) -> int:  # type: ignore[no-untyped-def]
+    from yiyang.access import service
+    from yiyang.errors import NotFound
+
+    user = service.find_user(session, username)
+    if user is None:
+        raise NotFound("user.not_found", f"账号不存在 (no account {username})")
+    return user.id
+
+
+def _administer(what, *args, **options):  # type: ignore[no-untyped-def]
+    """Run one ``accounts`` change as the command line's system actor (audited) and commit it."""
+    from yiyang.access.actor import system_actor
+    from yiyang.db import utcnow
+
+    database = _database()
+    try:
+        with database.unit_of_work() as session:
+            return what(session, system_actor("user_admin"), *args, now=utcnow(), **options)
+    except DomainError as error:
+        _fail(error)
+    finally:
+        database.dispose()
+
+
+@user_app.command("list")
+def list_users(
+    role: Role | None = typer.Option(None, "--role", help="only accounts holding this role"),
+    inactive: bool = typer.Option(False, "--inactive", help="only deactivated accounts"),
+    query: str | None = typer.Option(None, "--query", help="start of the user name or display name"),
+) -> None:
+    """List accounts with the roles they hold in force (用户列表)."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from yiyang.access import accounts
+    from yiyang.access.actor import system_actor
+
+    database = _database()
+    try:
+        with database.unit_of_work() as session:
+            page = accounts.list_accounts(
+                session, system_actor("user_admin"), query=query, role=role,
+                active=False if inactive else None, limit=10_000,
+            )  # fmt: skip
+            table = Table("id", "用户名 user", "姓名 name", "状态 status", "角色 roles in force")
+            for user in page.users:
+                held = [
+                    f"{ROLES[m.role].zh} {m.role.value}" + (f" org {m.organisation_id}" if m.organisation_id else "")
+                    + (f" area {m.area_id}" if m.area_id else "") + f" #{m.id}"
+                    for m in page.memberships[user.id] if m.revoked_at is None
+                ]  # fmt: skip
+                status = "启用 active" if user.active else "停用 inactive"
+                table.add_row(
+                    str(user.id),
+                    escape(user.username),
+                    escape(user.display_name),
+                    status,
+                    "\n".join(held) or "—",
+                )
+    finally:
+        database.dispose()
+    Console().print(table)
+    typer.echo(f"共 {page.total} 个账号 ({page.total} accounts)")
+
+
+@user_app.command("grant")
+def grant(
+    username: str = typer.Argument(..., help="user name"),
+    role: Role = typer.Option(..., "--role", help=", ".join(f"{r.value} {i.zh}" for r, i in ROLES.items())),
+    organisation: str | None = typer.Option(None, "--organisation", help="organisation code (机构编码)"),
+    area: str | None = typer.Option(None, "--area", help="area code (辖区编码)"),
+) -> None:
+    """Give an account another role (授予角色)."""
+    from yiyang.access import accounts
+
+    def _grant(session, actor, *, now):  # type: ignore[no-untyped-def]
+        organisation_id, area_id = accounts.place_ids(session, organisation, area)
+        return accounts.grant(
+            session, actor, _account_id(session, username), role, organisation_id=organisation_id,
+            area_id=area_id, now=now,
+        )  # fmt: skip
+
+    membership = _administer(_grant)
+    typer.echo(f"已授予 (granted): {username} {role.value} #{membership.id}")
+
+
+@user_app.command("revoke")
+def revoke(
+    username: str = typer.Argument(..., help="user name"),
+    membership: int = typer.Option(..., "--membership", help="the role's number, #N in `yiyang user list`"),
+) -> None:
+    """End one role of an account (撤销角色); the record of it is kept."""
+    from yiyang.access import accounts
+
+    def _revoke(session, actor, *, now):  # type: ignore[no-untyped-def]
+        return accounts.revoke(session, actor, _account_id(session, username), membership, now=now)
+
+    ended = _administer(_revoke)
+    typer.echo(f"已撤销 (revoked): {username} {ended.role.value} #{ended.id}")
+
+
+@user_app.command("deactivate")
+def deactivate(username: str = typer.Argument(..., help="user name")) -> None:
+    """Stop an account (停用账号): no more sign-ins, signed out everywhere now; roles are kept."""
+    from yiyang.access import accounts
+
+    revoked = _administer(
+        lambda session, actor, *, now: accounts.deactivate(
+            session, actor, _account_id(session, username), now=now
+        )
+    )
+    typer.echo(f"已停用 (deactivated): {username}, {revoked} 个登录已注销 (credentials revoked)")
+
+
+@user_app.command("reactivate")
+def reactivate(username: str = typer.Argument(..., help="user name")) -> None:
+    """Let a stopped account sign in again (启用账号), with the roles it still holds."""
+    from yiyang.access import accounts
+
+    _administer(
+        lambda session, actor, *, now: accounts.reactivate(
+            session, actor, _account_id(session, username), now=now
+        )
+    )
+    typer.echo(f"已启用 (reactivated): {username}")
+
+
+@user_app.command("password")
+def reset_password(
+    username: str = typer.Argument(..., help="user name"),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="read the password from standard input"
+    ),
+) -> None:
+    """Set a new password for an account (重置密码); signs it out everywhere."""
+    from yiyang.access import accounts
+
+    password = _read_password(password_stdin)
+    revoked = _administer(
+        lambda session, actor, *, now: accounts.reset_password(
+            session, actor, _account_id(session, username), password, now=now
+        )
+    )
+    typer.echo(f"密码已重置 (password reset): {username}, {revoked} 个登录已注销 (credentials revoked)")
 
 
 @audit_app.command("verify")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from yiyang.access.actor import Actor, RoleGrant
+from yiyang.access.models import RoleMembership, User
 from yiyang.access.roles import Role, role_info
-from yiyang.deps import RequestDateTime
+from yiyang.deps import MAX_ID, RequestDateTime
 
 
 class LoginRequest(BaseModel):
@@ -196,3 +197,94 @@ class AccessEntryRead(BaseModel):
 class AccessLogPage(BaseModel):
     total: int
     items: list[AccessEntryRead]
+
+
+# --- account administration (账号管理) -------------------------------------------------------
+
+BodyId = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
+class MembershipRead(BaseModel):
+    """One role an account holds or held: where, granted by whom and when, ended when."""
+
+    id: int
+    role: Role
+    label_zh: str
+    label_en: str
+    organisation_id: int | None
+    area_id: int | None
+    granted_by: int | None
+    granted_at: dt.datetime
+    revoked_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, membership: RoleMembership) -> MembershipRead:
+        info = role_info(membership.role)
+        return cls(
+            id=membership.id,
+            role=membership.role,
+            label_zh=info.zh,
+            label_en=info.en,
+            organisation_id=membership.organisation_id,
+            area_id=membership.area_id,
+            granted_by=membership.granted_by,
+            granted_at=membership.granted_at,
+            revoked_at=membership.revoked_at,
+        )
+
+
+class AccountRead(BaseModel):
+    id: int
+    username: str
+    display_name: str
+    active: bool
+    resident_id: int | None
+    created_at: dt.datetime
+    password_changed_at: dt.datetime | None
+    last_sign_in_at: dt.datetime | None
+    roles: list[MembershipRead]  # in force and ended, oldest first
+
+    @classmethod
+    def of(cls, user: User, memberships: list[RoleMembership]) -> AccountRead:
+        return cls(
+            id=user.id,
+            username=user.username,
+            display_name=user.display_name,
+            active=user.active,
+            resident_id=user.resident_id,
+            created_at=user.created_at,
+            password_changed_at=user.password_changed_at,
+            last_sign_in_at=user.last_sign_in_at,
+            roles=[MembershipRead.of(m) for m in memberships],
+        )
+
+
+class AccountListPage(BaseModel):
+    total: int
+    items: list[AccountRead]
+
+
+class RoleGrantCreate(BaseModel):
+    role: Role
+    organisation_id: BodyId | None = None
+    area_id: BodyId | None = None
+
+
+class AccountCreate(RoleGrantCreate):
+    username: str = Field(min_length=3, max_length=64, description="3-64 letters, digits or _ . @ -")
+    display_name: str | None = Field(default=None, min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256, description="8-256 characters")
+    resident_id: BodyId | None = Field(default=None, description="for a resident's own account")
+
+
+class PasswordReset(BaseModel):
+    password: str = Field(min_length=1, max_length=256, description="8-256 characters")
+
+
+class PasswordChange(BaseModel):
+    current_password: str = Field(min_length=1, max_length=256)
+    new_password: str = Field(min_length=1, max_length=256, description="8-256 characters")
+
+
+class CredentialsRevoked(BaseModel):
+    revoked: int  # tokens and sessions signed out by this change

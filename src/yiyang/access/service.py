@@ -421,13 +421,15 @@ def revoke_credential(session: Session, credential_id: int, now: dt.datetime) ->
     return result.rowcount or 0
 
 
-def revoke_all_credentials(session: Session, user_id: int, now: dt.datetime) -> int:
-    """Sign out everywhere: every token and session of the user, at once."""
-    result = session.execute(
-        update(AuthCredential)
-        .where(AuthCredential.user_id == user_id, AuthCredential.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
+def revoke_all_credentials(
+    session: Session, user_id: int, now: dt.datetime, *, keep: int | None = None
+) -> int:
+    """Sign out everywhere: every token and session of the user, at once (but ``keep``, the one
+    making a request that should stay signed in)."""
+    conditions = [AuthCredential.user_id == user_id, AuthCredential.revoked_at.is_(None)]
+    if keep is not None:
+        conditions.append(AuthCredential.id != keep)
+    result = session.execute(update(AuthCredential).where(*conditions).values(revoked_at=now))
     return result.rowcount or 0
 
 

@@ -44,7 +44,8 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     response = TEMPLATES.TemplateResponse(
         request, template,
         {"t": translator(lang), "lang": lang, "display": _display(lang, context.pop("area_names", {})),
-         "csrf_token": csrf, "csrf_field": lambda: _csrf_field(csrf), **context},
+         "csrf_token": csrf, "csrf_field": lambda: _csrf_field(csrf),
+         "viewer": getattr(request.state, "actor", None), **context},
         status_code=status_code,
     )  # fmt: skip
     if chosen == lang:
