@@ -38,10 +38,21 @@ from yiyang.web.order_pages import router as order_pages_router  # noqa: E402
 ROUTERS.extend([orders_router, timebank_router, order_pages_router])
 from yiyang.access.accounts_api import router as accounts_router  # noqa: E402
 from yiyang.access.audit_api import router as audit_router  # noqa: E402
+from yiyang.access.authorisations_api import router as authorisations_router  # noqa: E402
 from yiyang.web.access_pages import router as access_pages_router  # noqa: E402
 from yiyang.web.account_pages import router as account_pages_router  # noqa: E402
+from yiyang.web.authorisation_pages import router as authorisation_pages_router  # noqa: E402
 
-ROUTERS.extend([audit_router, accounts_router, access_pages_router, account_pages_router])
+ROUTERS.extend(
+    [
+        audit_router,
+        accounts_router,
+        authorisations_router,
+        access_pages_router,
+        account_pages_router,
+        authorisation_pages_router,
+    ]
+)
 from yiyang.alerts.api import router as alerts_router  # noqa: E402
 from yiyang.web.alert_pages import router as alert_pages_router  # noqa: E402
 

@@ -373,7 +373,9 @@ def test_consent_follows_a_merge_and_comes_back_on_unmerge(world: World, reactio
     from yiyang import events
 
     survivor, merged = world.residents["out_given"], world.residents["out_withdrawn"]
-    merge = SimpleNamespace(survivor_id=survivor, merged_id=merged, moved={})
+    merge = SimpleNamespace(
+        survivor_id=survivor, merged_id=merged, moved={}, merged_at=dt.datetime.now(dt.UTC)
+    )
     with world.database.unit_of_work() as session:
         before = session.execute(select(Consent.id).where(Consent.resident_id == merged)).scalars().all()
         # when the registry merges the two records (the event its merge publishes)

@@ -61,6 +61,7 @@ ENDPOINTS = [
     Endpoint("/api/residents/{id}/sources", "identity", registry=True),
     Endpoint("/api/residents/{id}/history", "identity", registry=True),
     Endpoint("/api/residents/{id}/consents", "identity"),
+    Endpoint("/api/residents/{id}/authorisations", "identity"),
     Endpoint("/api/residents/{id}/assessments", "clinical"),
     Endpoint("/api/residents/{id}/tier", "clinical"),
     Endpoint("/api/residents/{id}/tier/history", "clinical"),

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from yiyang.access.actor import Actor, RoleGrant
-from yiyang.access.models import RoleMembership, User
+from yiyang.access.models import ResidentAuthorisation, RoleMembership, User
 from yiyang.access.roles import Role, role_info
 from yiyang.deps import MAX_ID, RequestDateTime
 
@@ -288,3 +288,46 @@ class PasswordChange(BaseModel):
 
 class CredentialsRevoked(BaseModel):
     revoked: int  # tokens and sessions signed out by this change
+
+
+# --- family authorisations (数据授权) --------------------------------------------------------
+
+Kinship = Literal["spouse", "child", "child_in_law", "grandchild", "sibling", "other_relative", "guardian"]
+
+
+class AuthorisationCreate(BaseModel):
+    grantee_username: str = Field(min_length=3, max_length=64, description="the family member's account")
+    kinship: Kinship = Field(description="与老人关系, as the signed form says")
+    valid_from: RequestDateTime | None = None
+    valid_until: RequestDateTime | None = Field(default=None, description="open-ended when absent")
+
+
+class AuthorisationRead(BaseModel):
+    id: int
+    resident_id: int
+    grantee_id: int
+    grantee_username: str
+    grantee_display_name: str
+    kinship: str
+    kinship_zh: str
+    valid_from: dt.datetime
+    valid_until: dt.datetime | None
+    revoked_at: dt.datetime | None
+    recorded_by: int | None
+    created_at: dt.datetime
+    in_force: bool
+
+    @classmethod
+    def of(cls, authorisation: ResidentAuthorisation, grantee: User, now: dt.datetime) -> AuthorisationRead:
+        from yiyang.access.authorisations import KINSHIPS
+
+        a = authorisation
+        in_force = (
+            a.revoked_at is None and a.valid_from <= now and (a.valid_until is None or a.valid_until > now)
+        )
+        return cls(
+            id=a.id, resident_id=a.resident_id, grantee_id=grantee.id, grantee_username=grantee.username,
+            grantee_display_name=grantee.display_name, kinship=a.kinship, kinship_zh=KINSHIPS.get(a.kinship, a.kinship),
+            valid_from=a.valid_from, valid_until=a.valid_until, revoked_at=a.revoked_at, recorded_by=a.recorded_by,
+            created_at=a.created_at, in_force=in_force,
+        )  # fmt: skip

@@ -183,6 +183,7 @@ def profile_page(
         sources=service.source_records_of(session, resident.id) if "source_record" in shows else None,
         history=service.fact_history(session, resident.id) if "fact_history" in shows else [],
         area_names=area_names, **(tier_panel(session, actor, resident.id, now) if clinical else {"tier_panel": None}),
+        **family_panel(session, actor, resident.id, now), done=request.query_params.get("done"),
     )  # fmt: skip
 
 
@@ -298,6 +299,12 @@ def tier_panel(session: SessionDep, actor: Actor, resident_id: int, now: dt.date
     from yiyang.web.tier_pages import profile_context  # tier_pages imports render from here
 
     return profile_context(session, actor, resident_id, now=now)
+
+
+def family_panel(session: SessionDep, actor: Actor, resident_id: int, now: dt.datetime) -> dict[str, Any]:
+    from yiyang.web.authorisation_pages import family_panel as panel  # it imports render from here
+
+    return panel(session, actor, resident_id, now)
 
 
 def _area_names(session: SessionDep, ids: set[int | None]) -> dict[int, str]:
