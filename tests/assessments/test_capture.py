@@ -253,6 +253,22 @@ def test_capability_reassessments_due_overdue_and_overtaken_by_change(db: Databa
     assert items[0].resident_id == ids["overdue"]
 
 
+def test_two_capability_assessments_at_the_same_time_list_the_resident_once(db: Database) -> None:
+    # given a capability assessment entered twice for the same minute (a corrected re-entry)
+    rid = resident_from_health(db)
+    at = dt.datetime(2024, 11, 1, 9, tzinfo=CN)
+    record(db, rid, capture("gbt42195", capability_answers("mild"), at))
+    corrected = record(db, rid, capture("gbt42195", capability_answers("moderate"), at))
+    # when the due list is read after both are overdue
+    with db.unit_of_work() as session:
+        total, items = service.capability_reassessments_due(session, today=dt.date(2025, 6, 30))
+    # then the resident is listed once, with the one recorded last (as the registry took it)
+    assert total == 1
+    assert [(item.assessment_id, item.level, item.status) for item in items] == [
+        (corrected, "moderate", "overdue")
+    ]
+
+
 def test_residents_65_and_over_never_assessed(db: Database) -> None:
     seed_areas(db)
     old = resident_id_of(run(db, Feed.health, [health_row("HR-1", "002")]), "HR-1")

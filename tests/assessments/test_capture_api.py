@@ -170,6 +170,52 @@ def test_malformed_requests_are_4xx_not_500(
     assert 400 <= response.status_code < 500, response.text
 
 
+@pytest.mark.parametrize(
+    "database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+@pytest.mark.parametrize("assessor", ["刘\x00护士", "刘护士\x07"])
+def test_an_assessor_with_a_control_character_is_a_422_and_nothing_is_stored(
+    client: TestClient, resident_id: int, database: Database, assessor: str
+) -> None:
+    # PostgreSQL text cannot hold a NUL: the write failed as a server error
+    response = post(client, resident_id, {"instrument": "barthel", "answers": BARTHEL_SEVERE,
+                                          "assessed_at": "2025-06-01T09:00:00+08:00", "assessor": assessor})  # fmt: skip
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "assessment.assessor.invalid"
+    assert stored_count(database) == 0
+
+
+@pytest.mark.parametrize(
+    ("instrument", "answers"),
+    [
+        ("bp", {"systolic": 10**400, "diastolic": 80}),  # float() of it overflowed
+        ("gbt42195", {**capability_answers("mild"), "diagnoses": ["F03\ud800"]}),  # unstorable code
+    ],
+)
+def test_answers_that_crashed_the_scorer_or_the_write_are_422(
+    client: TestClient, resident_id: int, database: Database, instrument: str, answers: dict[str, Any]
+) -> None:
+    body = {"instrument": instrument, "answers": answers, "assessed_at": "2025-06-01T09:00:00+08:00",
+            "assessor": "刘护士"}  # fmt: skip
+    response = client.post(
+        f"/api/residents/{resident_id}/assessments",
+        content=json.dumps(body, ensure_ascii=True).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] in ("assessment.item.range", "assessment.item.type")
+    assert stored_count(database) == 0
+
+
+@pytest.mark.parametrize("option", ["answers", "code"])
+def test_an_option_named_like_a_parameter_is_a_422(client: TestClient, resident_id: int, option: str) -> None:
+    body = {"instrument": "barthel", "answers": BARTHEL_SEVERE, "options": {option: 1},
+            "assessed_at": "2025-06-01T09:00:00+08:00", "assessor": "刘护士"}  # fmt: skip
+    response = post(client, resident_id, body)
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "assessment.option.unknown"
+
+
 def test_unknown_resident_and_assessment_are_404(client: TestClient, resident_id: int) -> None:
     assert post(client, 999, {"instrument": "ad8", "answers": {}, "assessed_at": "2025-06-01T09:00:00",
                               "assessor": "x"}).status_code == 404  # fmt: skip

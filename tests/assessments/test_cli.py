@@ -129,3 +129,32 @@ def test_list_prints_a_table(runner):
     assert outcome.exit_code == 0, outcome.output
     for code in ("gbt42195", "barthel", "china_par"):
         assert code in outcome.stdout
+
+
+def test_a_file_that_is_not_utf8_is_a_json_error_with_exit_2(runner, tmp_path):
+    # given a Mini-Cog form saved as GBK, as a Chinese spreadsheet or editor may save it
+    form = tmp_path / "minicog.json"
+    form.write_bytes('{"word_recall": 3, "clock": 2, "备注": "正常"}'.encode("gbk"))
+    # when scored from the file and from stdin
+    from_file = runner.invoke(app, ["score", "minicog", "--json", str(form)])
+    from_stdin = runner.invoke(app, ["score", "minicog", "--json", "-"], input=form.read_bytes())
+    # then both are refused with the encoding named, not a traceback
+    for outcome in (from_file, from_stdin):
+        assert outcome.exit_code == 2, outcome.output
+        assert json.loads(outcome.stderr)["code"] == "assessment.input.encoding"
+
+
+def test_a_utf8_file_with_a_byte_order_mark_is_read(runner, tmp_path):
+    form = tmp_path / "minicog.json"
+    form.write_bytes(b"\xef\xbb\xbf" + json.dumps({"word_recall": 3, "clock": 2}).encode())
+    outcome = runner.invoke(app, ["score", "minicog", "--json", str(form)])
+    assert outcome.exit_code == 0, outcome.output
+    assert json.loads(outcome.stdout)["level"] == "negative"
+
+
+@pytest.mark.parametrize("option", ["code=1", "answers=1"])
+def test_an_option_named_like_a_parameter_exits_2(runner, option):
+    answers = json.dumps(points_totalling(MORSE_ITEMS, 45))
+    outcome = runner.invoke(app, ["score", "morse", "--json", "-", "--option", option], input=answers)
+    assert outcome.exit_code == 2, outcome.output
+    assert json.loads(outcome.stderr)["code"] == "assessment.option.unknown"

@@ -173,3 +173,47 @@ def test_registry_holds_every_instrument_with_names_items_and_a_scorer():
         assert all(item["label_zh"] and item["label_en"] for item in described["items"])
         codes = [item.code for item in instrument.items]
         assert len(codes) == len(set(codes))
+
+
+@pytest.mark.parametrize(
+    ("instrument", "answers", "item"),
+    [
+        ("bp", {"systolic": 10**400, "diastolic": 80}, "systolic"),
+        ("bp", {"systolic": 140, "diastolic": -(10**400)}, "diastolic"),
+        (
+            "china_par",
+            {"sex": "male", "age": 10**400, "sbp": 140, "bp_treated": False, "tc": 5.2, "hdl": 1.3,
+             "waist": 90, "smoker": True, "diabetes": False, "north": True, "urban": True,
+             "family_history": False},
+            "age",
+        ),
+    ],
+)  # fmt: skip
+def test_a_whole_number_too_large_for_a_float_is_out_of_range_not_a_crash(instrument, answers, item):
+    # JSON carries whole numbers of any length; converting one to float overflowed
+    error = refused(instrument, answers)
+    assert (error.code, error.detail["item"]) == ("assessment.item.range", item)
+
+
+@pytest.mark.parametrize(
+    ("instrument", "item", "raw"), [("barthel", "feeding", "1_0"), ("bp", "systolic", "1_40")]
+)
+def test_digits_with_an_underscore_are_not_read_as_a_number(instrument, item, raw):
+    # Python's int("1_0") is 10: a slip on the keyboard must not become a score
+    answers = {"bp": {"systolic": 140, "diastolic": 80}}.get(instrument) or best(BARTHEL_ITEMS)
+    error = refused(instrument, {**answers, item: raw})
+    assert (error.code, error.detail["item"]) == ("assessment.item.type", item)
+
+
+@pytest.mark.parametrize("name", ["code", "answers"])
+def test_an_option_named_like_a_parameter_is_an_unknown_option(name):
+    with pytest.raises(Invalid) as caught:
+        score("morse", best(MORSE_ITEMS), **{name: 1})
+    assert (caught.value.code, caught.value.detail["option"]) == ("assessment.option.unknown", name)
+
+
+@pytest.mark.parametrize("entry", ["F03\ud800", "F03\x00", "\ud800"])
+def test_a_diagnosis_with_a_lone_surrogate_or_control_character_is_refused(entry):
+    answers = {item.code: item.max_points for item in get_instrument("gbt42195").items if item.required}
+    error = refused("gbt42195", {**answers, "diagnoses": [entry]})
+    assert (error.code, error.detail["item"]) == ("assessment.item.type", "diagnoses")

@@ -67,12 +67,11 @@ def score_command(
 
 def _read_answers(source: str) -> Any:
     if source == "-":
-        text = sys.stdin.read()
+        data = sys.stdin.buffer.read()  # bytes: the locale's decoder would fail or garble a GBK file
         where = "stdin"
     else:
-        path = Path(source)
         try:
-            text = path.read_text(encoding="utf-8-sig")
+            data = Path(source).read_bytes()
         except OSError as error:
             raise Invalid(
                 "assessment.input.file",
@@ -80,6 +79,14 @@ def _read_answers(source: str) -> Any:
                 path=source,
             ) from None
         where = source
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:  # e.g. a GBK file saved by a spreadsheet
+        raise Invalid(
+            "assessment.input.encoding",
+            f"{where} 不是 UTF-8 编码，请另存为 UTF-8 ({where} is not UTF-8 at byte {error.start}; save it as UTF-8)",
+            path=where,
+        ) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:

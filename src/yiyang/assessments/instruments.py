@@ -189,8 +189,11 @@ def get_instrument(code: str) -> Instrument:
     return instrument
 
 
-def score(code: str, answers: Mapping[str, Any], **options: Any) -> AssessmentResult:
-    """Score answers with an instrument; options not given take the instrument's default."""
+def score(code: str, answers: Mapping[str, Any], /, **options: Any) -> AssessmentResult:
+    """Score answers with an instrument; options not given take the instrument's default.
+
+    ``code`` and ``answers`` are positional-only, so an option a person names ``code`` or
+    ``answers`` is refused as an unknown option instead of colliding with them."""
     instrument = get_instrument(code)
     return instrument.scorer(answers, **_checked_options(instrument, options))
 

@@ -294,7 +294,7 @@ def _coerce(item: Item, raw: Any) -> tuple[Any, dict[str, Any] | None]:
         return text, None
     if item.kind is ItemKind.number:
         number = _number(raw)
-        if number is None or (item.integer and not float(number).is_integer()):
+        if number is None or (item.integer and not isinstance(number, int) and not number.is_integer()):
             return None, item_problem(item, "assessment.item.type")
         if item.integer:
             number = int(number)
@@ -312,7 +312,8 @@ def _coerce(item: Item, raw: Any) -> tuple[Any, dict[str, Any] | None]:
         return None, item_problem(item, "assessment.item.type")
     codes = []
     for entry in raw_list:
-        if not isinstance(entry, str) or not entry.strip():
+        # A lone surrogate cannot be stored or sent back, and no code holds a control character.
+        if not isinstance(entry, str) or not entry.strip() or not entry.strip().isprintable():
             return None, item_problem(item, "assessment.item.type")
         code = entry.strip()
         if item.choices:
@@ -330,7 +331,7 @@ def _whole_number(raw: Any) -> int | None:
         return raw
     if isinstance(raw, float) and raw.is_integer():
         return int(raw)
-    if isinstance(raw, str):
+    if isinstance(raw, str) and "_" not in raw:  # Python reads "1_0" as 10: a typo, not a score
         try:
             return int(raw.strip())
         except ValueError:
@@ -341,9 +342,11 @@ def _whole_number(raw: Any) -> int | None:
 def _number(raw: Any) -> float | int | None:
     if isinstance(raw, bool):
         return None
-    if isinstance(raw, int | float):
+    if isinstance(raw, int):
+        return raw  # never through float(): a 400-digit whole number would overflow it
+    if isinstance(raw, float):
         return raw if math.isfinite(raw) else None
-    if isinstance(raw, str):
+    if isinstance(raw, str) and "_" not in raw:
         try:
             value = float(raw.strip())
         except ValueError:

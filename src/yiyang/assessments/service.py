@@ -31,6 +31,7 @@ from yiyang.assessments.scoring import validate_answers
 from yiyang.db import utcnow
 from yiyang.errors import Forbidden, Invalid, NotFound
 from yiyang.events import ResidentsMerged, ResidentsUnmerged
+from yiyang.geo.service import control_characters
 from yiyang.residents.models import (
     Condition,
     FactChange,
@@ -125,6 +126,11 @@ def record_assessment(
     assessor = (capture.assessor or "").strip()
     if not assessor:
         raise Invalid("assessment.assessor.missing", "请填写评估人 (the assessor is required)")
+    if control_characters(assessor):  # PostgreSQL text cannot hold a NUL: it would fail the write
+        raise Invalid(
+            "assessment.assessor.invalid",
+            "评估人不能含有控制字符 (the assessor cannot contain control characters)",
+        )
     result = score(instrument.code, capture.answers, **dict(capture.options))
     values = validate_answers(instrument.code, instrument.items, capture.answers)
     dumped = result.model_dump(mode="json")
@@ -296,10 +302,19 @@ def capability_reassessments_due(
     """Residents whose latest capability assessment is overdue, due within ``within_days``, or
     overtaken by a change: a diagnosis first seen after it (``CHANGE_DIAGNOSIS_PREFIXES``) or a
     different level now in the registry (reported later by another feed). Most urgent first."""
-    latest = (
-        select(Assessment.resident_id, func.max(Assessment.assessed_at).label("at"))
+    # One row per resident: the latest assessment, the last recorded where two share a time (a
+    # corrected re-entry), as the tier engine reads them; a max(assessed_at) join listed both.
+    ranked = (
+        select(
+            Assessment.id,
+            func.row_number()
+            .over(
+                partition_by=Assessment.resident_id,
+                order_by=(Assessment.assessed_at.desc(), Assessment.id.desc()),
+            )
+            .label("rank"),
+        )
         .where(Assessment.instrument == CAPABILITY_INSTRUMENT)
-        .group_by(Assessment.resident_id)
         .subquery()
     )
     changed_dx = (
@@ -322,10 +337,7 @@ def capability_reassessments_due(
     horizon = today + dt.timedelta(days=within_days)
     stmt = (
         select(Assessment, Resident.name, Resident.community_id, Resident.capability_level)
-        .join(
-            latest,
-            and_(latest.c.resident_id == Assessment.resident_id, latest.c.at == Assessment.assessed_at),
-        )
+        .join(ranked, and_(ranked.c.id == Assessment.id, ranked.c.rank == 1))
         .join(Resident, Resident.id == Assessment.resident_id)
         .where(Assessment.instrument == CAPABILITY_INSTRUMENT, Resident.status == ResidentStatus.active)
         .where(or_(Assessment.reassess_due_on <= horizon, changed_dx, level_changed))
