@@ -255,3 +255,132 @@ def test_a_rolled_back_batch_writes_its_clocks_again_when_redelivered(db: Databa
     with db.unit_of_work() as session:
         clocks = {(d.rule, d.due_at) for d in session.scalars(select(AlertDeadline))}
     assert ("no_activity", T0 + dt.timedelta(hours=12)) in clocks
+
+
+def test_a_fall_stamped_a_little_ahead_of_our_clock_reaches_its_first_step_at_once(
+    db: Database, scene: Scene
+) -> None:
+    # given a radar whose clock runs 2 minutes fast (the ingest takes up to 10)
+    rules = AlertRules(clock=lambda: T0)
+    # when it reports a fall
+    send(db, rules, scene.radar_id, [event(1, T0 + dt.timedelta(minutes=2), "fall")], T0)
+    # then the grid worker and the daughter are told now, not when the device's clock says so,
+    # and the chain counts from when we recorded it
+    (alert,) = alerts(db)
+    assert (alert.raised_at, alert.steps_done) == (T0, 1)
+    assert alert.next_escalation_at == T0 + dt.timedelta(minutes=5)
+    with db.unit_of_work() as session:
+        assert {item.user_id for item in session.scalars(select(InboxItem))} == {
+            scene.grid_worker,
+            scene.daughter,
+        }
+
+
+def test_a_backlog_in_one_batch_keeps_when_the_alert_was_first_and_last_seen(
+    db: Database, scene: Scene
+) -> None:
+    # given a wearable delivering three urgent BP readings at once, out of order
+    now = T0 + dt.timedelta(minutes=3)
+    batch = [reading(i, T0 + dt.timedelta(minutes=i), **{"8480_6": 185}) for i in (2, 0, 1)]
+    send(db, AlertRules(clock=lambda: now), scene.wearable_id, batch, now)
+    # then one alert, raised at the first, last seen at the latest, the other two counted
+    (alert,) = alerts(db)
+    assert (alert.raised_at, alert.last_seen_at, alert.repeats) == (T0, T0 + dt.timedelta(minutes=2), 2)
+    # and a later batch moves last seen to its own latest reading
+    later = T0 + dt.timedelta(minutes=5)
+    batch = [reading(i, T0 + dt.timedelta(minutes=i), **{"8480_6": 185}) for i in (4, 3)]
+    send(db, AlertRules(clock=lambda: later), scene.wearable_id, batch, later)
+    (alert,) = alerts(db)
+    assert (alert.last_seen_at, alert.repeats) == (T0 + dt.timedelta(minutes=4), 4)
+
+
+def test_a_retired_device_raises_no_silence_alert(db: Database, scene: Scene) -> None:
+    # given the wearable reported, then was retired an hour later
+    send(db, AlertRules(clock=lambda: T0), scene.wearable_id, [reading(1, T0, **{"8867_4": 72})], T0)
+    with db.unit_of_work() as session:
+        devices.retire_device(session, scene.wearable_id, T0 + dt.timedelta(hours=1))
+    # when its silence clock runs out, then nothing is raised and the clock is gone
+    sweep_job(db, T0 + dt.timedelta(hours=27))
+    assert alerts(db) == []
+    with db.unit_of_work() as session:
+        assert session.scalar(select(AlertDeadline).where(AlertDeadline.rule == "device_silent")) is None
+
+
+def test_activity_a_moved_radar_reports_elsewhere_does_not_keep_her_clock_from_running_out(
+    db: Database, scene: Scene
+) -> None:
+    from yiyang.devices.models import DeviceBinding
+    from yiyang.geo.models import LivingArrangement
+    from yiyang.residents.models import Resident
+
+    # given her radar saw her at T0, and an hour later was moved to another elder's home
+    send(db, AlertRules(clock=lambda: T0), scene.radar_id, [event(1, T0, "motion")], T0)
+    moved = T0 + dt.timedelta(hours=1)
+    with db.unit_of_work() as session:
+        other = Resident(name="李桂兰", name_pinyin="li gui lan", living_arrangement=LivingArrangement.alone)
+        session.add(other)
+        session.flush()
+        binding = session.scalar(select(DeviceBinding).where(DeviceBinding.device_id == scene.radar_id))
+        devices.end_binding(session, scene.radar_id, binding.id, moved)
+        devices.bind_device(session, scene.radar_id, resident_id=other.id, valid_from=moved)
+    # when it reports the other elder moving about
+    later = T0 + dt.timedelta(hours=11)
+    send(db, AlertRules(clock=lambda: later), scene.radar_id, [event(2, later, "motion")], later)
+    # then her 12 hours without activity still raise her alert (she keeps her wearable)
+    sweep_job(db, T0 + dt.timedelta(hours=12, minutes=1))
+    assert [(a.kind, a.resident_id) for a in alerts(db)] == [("no_activity", scene.resident_id)]
+
+
+def test_an_elder_who_no_longer_lives_alone_raises_no_living_alone_alert(db: Database, scene: Scene) -> None:
+    from yiyang.geo.models import LivingArrangement
+    from yiyang.residents.models import Resident
+
+    # given her clock started while she lived alone, and her son has moved in since
+    send(db, AlertRules(clock=lambda: T0), scene.radar_id, [event(1, T0, "motion")], T0)
+    with db.unit_of_work() as session:
+        session.get(Resident, scene.resident_id).living_arrangement = LivingArrangement.with_family
+    # when the clock runs out, then no "living alone without activity" alert
+    assert sweep_job(db, T0 + dt.timedelta(hours=13))["raised"] == 0
+    assert alerts(db) == []
+
+
+def test_a_gateway_that_answers_garbage_is_retried_and_given_up_not_the_job_broken(
+    db: Database, scene: Scene
+) -> None:
+    from tests.alerts.test_channels import NotHttp
+    from yiyang.alerts.channels import HttpGateway, Notifier
+    from yiyang.alerts.engine import use_notifier
+
+    # given an SMS bridge that answers something that is not HTTP
+    garbage = NotHttp()
+    try:
+        use_notifier(Notifier({"sms": HttpGateway(garbage.url, timeout=2)}, max_attempts=2))
+        send(db, AlertRules(clock=lambda: T0), scene.radar_id, [event(1, T0, "fall")], T0)
+        # when the delivery job runs, then both SMS fail, are retried once, and are given up
+        assert delivery_job(db, T0) == {"sent": 0, "failed": 2, "gave_up": 0}
+        assert delivery_job(db, T0 + dt.timedelta(minutes=1)) == {"sent": 0, "failed": 0, "gave_up": 2}
+        assert delivery_job(db, T0 + dt.timedelta(hours=1)) == {"sent": 0, "failed": 0, "gave_up": 0}
+    finally:
+        garbage.listener.close()
+    with db.unit_of_work() as session:
+        sms = list(session.scalars(select(AlertDelivery).where(AlertDelivery.channel == "sms")))
+    assert [(d.status, d.attempts, d.last_error) for d in sms] == [
+        ("gave_up", 2, "bad reply (BadStatusLine)")
+    ] * 2
+
+
+@pytest.mark.postgres
+def test_two_delivery_jobs_at_once_send_each_sms_once(pg_db: Database, gateway: Any) -> None:
+    from tests.alerts.conftest import build_scene
+    from yiyang.alerts.engine import current_notifier
+
+    # given a fall whose first step has two SMS to send
+    scene = build_scene(pg_db, gateway)
+    send(pg_db, AlertRules(clock=lambda: T0), scene.radar_id, [event(1, T0, "fall")], T0)
+    # when two workers' delivery jobs run at the same moment
+    with pg_db.unit_of_work() as first:
+        service.send_deliveries(first, T0, current_notifier())
+        with pg_db.unit_of_work() as second:
+            assert service.send_deliveries(second, T0, current_notifier()).sent == 0
+    # then each SMS went out once
+    assert sorted(n.user_id for n in gateway.sent) == [scene.grid_worker, scene.daughter]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -96,3 +97,40 @@ def test_channels_come_from_settings() -> None:
     )
     assert isinstance(notifier.channel("sms"), HttpGateway) and notifier.webhook
     assert notifier_from_settings(AlertSettings(sms_gateway="off")).channel("sms") is None
+
+
+class NotHttp:
+    """A port that answers every request with something that is not HTTP (a wrong port, a proxy
+    gone bad): the gateway bridge as a district may meet it."""
+
+    def __init__(self) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen()
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/sms"
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            with connection:
+                connection.recv(65536)
+                connection.sendall(b"220 not http\r\n\r\n")
+
+
+def test_a_reply_that_is_not_http_or_a_url_urllib_cannot_use_is_a_failed_delivery() -> None:
+    # given a gateway that answers garbage, and one configured with an unusable URL
+    garbage = NotHttp()
+    try:
+        # when a notice is sent, then each is a DeliveryFailed the job retries and gives up on
+        with pytest.raises(DeliveryFailed, match="bad reply"):
+            HttpGateway(garbage.url, timeout=2).send(NOTICE)
+        with pytest.raises(DeliveryFailed, match="unusable URL"):
+            HttpGateway("sms-gateway.local/send").send(NOTICE)
+        with pytest.raises(DeliveryFailed, match="unusable URL"):
+            Webhook("sms-gateway.local/hook", "s3cret").send(NOTICE)
+    finally:
+        garbage.listener.close()

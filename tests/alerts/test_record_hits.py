@@ -86,9 +86,9 @@ def test_the_same_kind_twice_in_one_batch_raises_once_and_counts_the_second(
 ) -> None:
     # given two falls of the same resident in one batch, the second a minute later
     hits = [fall_hit(db, scene, T0), fall_hit(db, scene, T0 + dt.timedelta(minutes=1), count=2)]
-    # when they are recorded
+    # when they are recorded (the batch arriving with the second)
     with db.unit_of_work() as session:
-        results = service.record_hits(session, hits, T0)
+        results = service.record_hits(session, hits, T0 + dt.timedelta(minutes=1))
     # then the first raised the alert, the second counted its two hits on it
     assert [new for _, new in results] == [True, False]
     assert results[0][0].id == results[1][0].id

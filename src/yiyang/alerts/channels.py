@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import http.client
 import threading
 import urllib.error
 import urllib.request
@@ -105,8 +106,8 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 
 def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> None:
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - configured URL
             if response.status >= 300:
                 raise DeliveryFailed(f"HTTP {response.status}")
@@ -114,6 +115,10 @@ def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Non
         raise DeliveryFailed(f"HTTP {error.code}") from None
     except (urllib.error.URLError, TimeoutError, OSError) as error:
         raise DeliveryFailed(f"unreachable ({type(error).__name__})") from None
+    except http.client.HTTPException as error:  # not HTTP at all, or cut off mid-reply
+        raise DeliveryFailed(f"bad reply ({type(error).__name__})") from None
+    except ValueError as error:  # a URL or token urllib cannot use: configuration, so it gives up in time
+        raise DeliveryFailed(f"unusable URL or token ({type(error).__name__})") from None
 
 
 class AlertSettings(BaseSettings):

@@ -104,17 +104,20 @@ class AlertRules:
         holders = self.book.holders(session, device_ids, batch.received_at)
         if not holders:
             return
-        hits: dict[
-            tuple[int, str], tuple[Hit, int, int, Any]
-        ] = {}  # (resident, rule) -> first hit, count, device, rules
+        # (resident, rule) -> earliest hit, count, device, rules, latest time: a batch holds a
+        # device's backlog in any order, and the alert keeps when it was first and last seen.
+        hits: dict[tuple[int, str], tuple[Hit, int, int, Any, dt.datetime]] = {}
         absence: dict[tuple[str, int], service.DeadlineWrite] = {}
 
         def hit(resident_id: int, found: Hit, device_id: int, rules: Any) -> None:
             key = (resident_id, found.rule)
             seen = hits.get(key)
-            hits[key] = (
-                (found, 1, device_id, rules) if seen is None else (seen[0], seen[1] + 1, seen[2], seen[3])
-            )
+            if seen is None:
+                hits[key] = (found, 1, device_id, rules, found.at)
+            elif found.at < seen[0].at:  # an earlier one: the alert was raised by it
+                hits[key] = (found, seen[1] + 1, device_id, rules, seen[4])
+            else:
+                hits[key] = (seen[0], seen[1] + 1, seen[2], rules, max(seen[4], found.at))
 
         def activity(change: DeadlineChange, rules: Any, resident_id: int, device_id: int) -> None:
             rule = rules.rule(change.rule)
@@ -200,12 +203,12 @@ class AlertRules:
             event.listen(session, "after_commit", remember, once=True)
 
         to_record = []
-        for (resident_id, _code), (found_hit, count, device_id, rules) in hits.items():
+        for (resident_id, _code), (found_hit, count, device_id, rules, last_at) in hits.items():
             rule = rules.rule(found_hit.rule)
             if rule is not None:
                 to_record.append(
                     service.HitToRecord(
-                        resident_id, rule, rules, found_hit.at, device_id, found_hit.detail, count
+                        resident_id, rule, rules, found_hit.at, device_id, found_hit.detail, count, last_at
                     )
                 )
                 self.stats.hits += count

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import (
     ColumnElement,
@@ -59,6 +59,7 @@ from yiyang.db import UTCDateTime, is_postgres
 from yiyang.devices.models import Device, DeviceBinding, DeviceEvent
 from yiyang.errors import Conflict, Invalid, NotFound
 from yiyang.events import AlertRaised, AlertResolved, WorkItemCompleted, publish, publish_all
+from yiyang.geo.models import LivingArrangement
 from yiyang.residents.models import Resident
 
 log = logging.getLogger("yiyang.alerts")
@@ -97,6 +98,7 @@ def record_hit(
 ) -> tuple[Alert, bool]:
     """Raise the rule's alert for the resident, or count a repeat on the open one.
     Returns the alert and whether it is new."""
+    at = min(at, now)  # see ``record_hits``: a device clock ahead of ours must not hold the chain back
     key = open_key(resident_id, rule.code)
     alert = session.scalar(select(Alert).where(Alert.open_key == key))
     if alert is not None:
@@ -129,6 +131,11 @@ class HitToRecord:
     device_id: int | None = None
     detail: dict | None = None
     count: int = 1
+    last_at: dt.datetime | None = None  # the latest of ``count`` hits, when later than ``at``
+
+    @property
+    def latest(self) -> dt.datetime:
+        return self.last_at if self.last_at is not None and self.last_at > self.at else self.at
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +170,13 @@ def record_hits(
     and whether this hit raised it."""
     if not hits:
         return []
+    # A device clock a little ahead of ours (the ingest takes up to 10 minutes) would put the
+    # alert, and so its chain, in the future: step 0 would wait for that moment instead of
+    # running now. Nothing can have been observed after we recorded it.
+    hits = [
+        replace(hit, at=min(hit.at, now), last_at=min(hit.latest, now)) if hit.latest > now else hit
+        for hit in hits
+    ]
     table = Alert.__table__
     keys = [open_key(hit.resident_id, hit.rule.code) for hit in hits]
     existing = _open_alerts(session, set(keys))
@@ -172,15 +186,15 @@ def record_hits(
     for position, (hit, key) in enumerate(zip(hits, keys, strict=True)):
         ref = existing.get(key)
         if ref is not None:
-            _count_repeat(repeats, ref.id, hit.at, hit.count)
+            _count_repeat(repeats, ref.id, hit.latest, hit.count)
             results[position] = (ref, False)
             continue
         pending = fresh.get(key)
         if pending is None:
-            fresh[key] = _Fresh(hit, key, hit.count - 1, hit.at, [position])
+            fresh[key] = _Fresh(hit, key, hit.count - 1, hit.latest, [position])
         else:  # the same key twice in one batch: the second is a repeat of the first
             pending.repeats += hit.count
-            pending.last_seen_at = max(pending.last_seen_at, hit.at)
+            pending.last_seen_at = max(pending.last_seen_at, hit.latest)
             pending.positions.append(position)
 
     raised: list[tuple[_Fresh, AlertRef]] = []
@@ -802,6 +816,9 @@ def send_deliveries(
         )
         .order_by(AlertDelivery.next_attempt_at)
         .limit(limit)
+        # A second delivery job (another worker process) takes other rows: without the lock both
+        # would send the same SMS.
+        .with_for_update(skip_locked=True)
     ).all()
     alerts = {a.id: a for a in session.scalars(select(Alert).where(Alert.id.in_({d.alert_id for d in rows})))}
     addressed = [(alerts[d.alert_id].resident_id, _target_of(d.target)) for d in rows if d.alert_id in alerts]
@@ -992,7 +1009,7 @@ def sweep_deadlines(session: Session, now: dt.datetime, rules_of: object, limit:
         report.due += 1
         rules: RuleSet = rules_of(session, deadline.resident_id)  # type: ignore[operator]
         rule = rules.rule(deadline.rule)
-        if rule is None or not rule.enabled:
+        if rule is None or not rule.enabled or not _still_watched(session, rule, deadline):
             session.delete(deadline)
             continue
         if rule.kind is RuleKind.absence:
@@ -1019,21 +1036,62 @@ def sweep_deadlines(session: Session, now: dt.datetime, rules_of: object, limit:
     return report
 
 
+def _placed_with(resident_id: int) -> ColumnElement[bool]:
+    """The placements (``device_binding`` rows) of a resident's devices: hers, or her household's."""
+    household = select(Resident.household_id).where(Resident.id == resident_id).scalar_subquery()
+    return or_(
+        DeviceBinding.resident_id == resident_id,
+        and_(DeviceBinding.household_id.is_not(None), DeviceBinding.household_id == household),
+    )
+
+
+def _still_watched(session: Session, rule: Rule, deadline: AlertDeadline) -> bool:
+    """Whether the clock still watches the resident when it runs out: for a device's silence, that
+    device placed with them; otherwise any device placed with them, and for a rule about elders
+    living alone, the resident still living alone. A device retired or taken away, an elder whose
+    devices all went (moved into a home) or who no longer lives alone, is no news for anybody:
+    the clock is dropped instead of raised."""
+    at = deadline.due_at
+    placed = select(DeviceBinding.id).where(
+        _placed_with(deadline.resident_id),
+        DeviceBinding.valid_from <= at,
+        or_(DeviceBinding.valid_to.is_(None), DeviceBinding.valid_to > at),
+    )
+    if rule.kind is RuleKind.absence and not rule.activity:
+        placed = placed.where(DeviceBinding.device_id == deadline.device_id)
+    if session.scalar(placed.limit(1)) is None:
+        return False
+    if rule.kind is RuleKind.absence and rule.living_alone_only:
+        living = session.scalar(
+            select(Resident.living_arrangement).where(Resident.id == deadline.resident_id)
+        )
+        return living == LivingArrangement.alone
+    return True
+
+
 def _latest_activity(session: Session, rule: Rule, deadline: AlertDeadline) -> dt.datetime | None:
     if not rule.activity:  # a device's silence: the device's own last-seen time
         if deadline.device_id is None:
             return None
         return session.scalar(select(Device.last_seen_at).where(Device.id == deadline.device_id))
-    household = select(Resident.household_id).where(Resident.id == deadline.resident_id).scalar_subquery()
-    devices = select(DeviceBinding.device_id).where(
-        or_(
-            DeviceBinding.resident_id == deadline.resident_id,
-            and_(DeviceBinding.household_id.is_not(None), DeviceBinding.household_id == household),
-        )
+    # Only events a device sent while it was placed with her: a radar moved to another home
+    # reports someone else's activity, which must not keep her clock from running out.
+    placements = (
+        select(DeviceBinding.device_id, DeviceBinding.valid_from, DeviceBinding.valid_to)
+        .where(_placed_with(deadline.resident_id))
+        .subquery()
     )
     return session.scalar(
-        select(func.max(DeviceEvent.measured_at)).where(
-            DeviceEvent.device_id.in_(devices),
+        select(func.max(DeviceEvent.measured_at))
+        .join(
+            placements,
+            and_(
+                placements.c.device_id == DeviceEvent.device_id,
+                placements.c.valid_from <= DeviceEvent.measured_at,
+                or_(placements.c.valid_to.is_(None), placements.c.valid_to > DeviceEvent.measured_at),
+            ),
+        )
+        .where(
             DeviceEvent.kind.in_(rule.activity),
             DeviceEvent.measured_at > deadline.started_at,
         )
