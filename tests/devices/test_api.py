@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -136,6 +137,55 @@ def test_a_time_outside_the_calendar_in_utc_is_rejected_and_the_rest_of_the_batc
         assert session.scalar(select(func.count()).select_from(Telemetry)) == 2
 
 
+def test_an_event_detail_the_store_cannot_write_is_rejected_and_the_rest_of_the_batch_stored(
+    client: TestClient, admin: dict[str, str], sqlite_db: Database
+) -> None:
+    # given a terminal whose gateway sends events with details JSON allows but no store can write
+    _, secret = register(client, admin, "TERM-1", "terminal")
+    now = utcnow().isoformat()
+    messages = [
+        {"seq": 1, "time": now, "event": "sos", "detail": {"button": 10**30}},
+        {"seq": 2, "time": now, "event": "sos", "detail": {"note": "\ud800"}},
+        {"seq": 3, "time": now, "event": "sos"},
+    ]
+    # when the gateway posts them (a lone surrogate travels as its JSON escape)
+    response = client.post(
+        "/api/telemetry",
+        content=json.dumps({"messages": messages}),
+        headers={**basic("TERM-1", secret), "Content-Type": "application/json"},
+    )
+    # then the two are refused with their reason, as any bad item is, and the good one is stored
+    assert response.status_code == 200, response.text
+    assert response.json()["stored"] == 1
+    assert [(r["index"], r["code"]) for r in response.json()["rejected"]] == [
+        (0, "detail.invalid"),
+        (1, "detail.invalid"),
+    ]
+    with sqlite_db.unit_of_work() as session:
+        assert session.scalar(select(func.count()).select_from(TelemetryQuarantine)) == 2
+
+
+def test_an_item_that_is_not_an_object_is_rejected_alone_and_the_rest_stored(
+    client: TestClient, admin: dict[str, str], sqlite_db: Database
+) -> None:
+    # given a gateway batch in which two items are not JSON objects
+    _, secret = register(client, admin)
+    now = utcnow().isoformat()
+    messages = [{"seq": 1, "time": now, "readings": {"8867-4": 70}}, 5, [1, 2], {"online": True}]
+    # when it is posted
+    response = client.post("/api/telemetry", json={"messages": messages}, headers=basic("BP-0001", secret))
+    # then those two are refused with their reason and the reading and the status are kept
+    assert response.status_code == 200, response.text
+    assert (response.json()["stored"], response.json()["statuses"]) == (1, 1)
+    assert [(r["index"], r["code"]) for r in response.json()["rejected"]] == [
+        (1, "payload.not_object"),
+        (2, "payload.not_object"),
+    ]
+    with sqlite_db.unit_of_work() as session:
+        assert session.scalar(select(func.count()).select_from(Telemetry)) == 1
+        assert session.scalar(select(func.count()).select_from(TelemetryQuarantine)) == 2
+
+
 def test_wrong_device_credentials_store_nothing(
     client: TestClient, admin: dict[str, str], sqlite_db: Database
 ) -> None:
@@ -203,3 +253,39 @@ def test_binding_through_the_api(client: TestClient, admin: dict[str, str], sqli
     assert naive.status_code == 422
     listed = client.get("/api/devices", params={"resident_id": resident_id}, headers=admin).json()
     assert [d["uid"] for d in listed] == ["RAD-1"] and listed[0]["binding"]["resident_id"] == resident_id
+
+
+def test_listing_devices_reads_their_bindings_in_one_query_not_one_each(
+    client: TestClient, admin: dict[str, str], sqlite_db: Database
+) -> None:
+    from sqlalchemy import event
+
+    from yiyang.devices import service
+    from yiyang.devices.models import DeviceKind
+    from yiyang.residents.models import Resident
+
+    # given forty radars, each placed with its own resident
+    with sqlite_db.unit_of_work() as session:
+        for n in range(40):
+            resident = Resident(name=f"居民{n}", name_pinyin=f"ju min {n}", sex="F")
+            session.add(resident)
+            device, _ = service.register_device(session, f"RAD-{n}", DeviceKind.radar)
+            session.flush()
+            service.bind_device(
+                session, device.id, resident_id=resident.id, valid_from=utcnow() - dt.timedelta(days=1)
+            )
+    statements: list[str] = []
+
+    def seen(*execution: object) -> None:  # connection, cursor, statement, ...
+        statements.append(str(execution[2]))
+
+    # when an administrator lists them
+    event.listen(sqlite_db.engine, "before_cursor_execute", seen)
+    try:
+        listing = client.get("/api/devices", params={"limit": 100}, headers=admin)
+    finally:
+        event.remove(sqlite_db.engine, "before_cursor_execute", seen)
+    # then each comes with its binding, and the bindings were read with the page, not per device
+    assert listing.status_code == 200
+    assert len(listing.json()) == 40 and all(d["binding"] is not None for d in listing.json())
+    assert len(statements) < 20, len(statements)

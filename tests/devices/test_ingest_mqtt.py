@@ -165,3 +165,26 @@ def test_malformed_and_unknown_device_payloads_are_quarantined_and_the_worker_go
         ]
         assert {row.device_uid for row in rows} == {"WB-1", "STRANGER-9"}
         assert session.execute(text("SELECT kind FROM device_event")).scalar_one() == "fall"
+
+
+def test_an_event_that_cannot_be_stored_again_does_not_stop_the_worker(
+    db: Database, scene: Scene, publisher: Publisher, start_worker
+) -> None:  # type: ignore[no-untyped-def]
+    # given a running worker and a radar whose fall detail is nested 300 levels deep (2 KB)
+    register(db, ["RAD-1"])
+    worker = start_worker(db, scene.settings())
+    now = utcnow()
+    nested = b'{"a":' * 300 + b"1" + b"}" * 300
+    poison = b'{"seq": 1, "time": "%s", "event": "fall", "detail": %s}' % (now.isoformat().encode(), nested)
+    # when it publishes that and then a good reading
+    publisher.publish(
+        [(scene.topic("RAD-1", "event"), poison), (scene.topic("RAD-1"), telemetry_payload(2, now))]
+    )
+    # then the bad one waits in quarantine, the good one is stored, and the worker goes on
+    assert wait_for(lambda: worker.worker.stats.received == 2)
+    stats = worker.close()
+    assert stats.stored == 1 and stats.quarantined == {"detail.invalid": 1}
+    with db.unit_of_work() as session:
+        assert (
+            session.execute(text("SELECT reason FROM telemetry_quarantine")).scalar_one() == "detail.invalid"
+        )

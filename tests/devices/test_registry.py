@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
 from sqlalchemy import func, select
@@ -10,9 +11,9 @@ from sqlalchemy import func, select
 from yiyang.db import Database
 from yiyang.devices import service
 from yiyang.devices.models import Device, DeviceBinding, DeviceKind
-from yiyang.errors import Conflict, Invalid
+from yiyang.errors import Conflict, Invalid, NotFound
 from yiyang.geo.models import Area, AreaLevel, Household
-from yiyang.residents.models import Resident
+from yiyang.residents.models import Resident, ResidentStatus
 
 T0 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 
@@ -107,6 +108,51 @@ def test_binding_periods_may_not_overlap_and_history_is_kept(db: Database) -> No
         )
 
 
+def test_a_device_is_not_placed_with_a_record_merged_into_another(db: Database) -> None:
+    # given two records of one person, the second merged into the first
+    first, second, _ = people(db)
+    with db.unit_of_work() as session:
+        merged = session.get(Resident, second)
+        merged.status, merged.merged_into_id = ResidentStatus.merged, first
+        device, _ = service.register_device(session, "BP-3", DeviceKind.bp_meter)
+    # when a meter is placed with the merged record
+    with pytest.raises(NotFound) as error, db.unit_of_work() as session:
+        service.bind_device(session, device.id, resident_id=second, valid_from=T0)
+    # then it is refused, naming the record to use, and the meter is with nobody
+    assert error.value.code == "resident.merged"
+    assert error.value.detail == {"merged_into": first}
+    with db.unit_of_work() as session:
+        assert service.bindings_of(session, device.id) == []
+
+
+@pytest.mark.postgres
+def test_two_administrators_placing_one_device_at_once_cannot_both_succeed(pg_db: Database) -> None:
+    # given a mattress, and two administrators placing it with two elders at the same moment
+    first, second, _ = people(pg_db)
+    with pg_db.unit_of_work() as session:
+        device, _ = service.register_device(session, "MAT-9", DeviceKind.mattress)
+    outcome: list[object] = []
+
+    def place_with_second() -> None:
+        try:
+            with pg_db.unit_of_work() as other:
+                outcome.append(service.bind_device(other, device.id, resident_id=second, valid_from=T0).id)
+        except Conflict as error:
+            outcome.append(error.code)
+
+    # when the first placement is written but not yet committed as the second one checks
+    with pg_db.unit_of_work() as session:
+        service.bind_device(session, device.id, resident_id=first, valid_from=T0)
+        racer = threading.Thread(target=place_with_second)
+        racer.start()
+        racer.join(1.0)  # the second waits for the first to finish
+    racer.join(10)
+    # then the second is refused once the first is in, and the device is with one elder only
+    assert outcome == ["device.binding.overlap"]
+    with pg_db.unit_of_work() as session:
+        assert [b.resident_id for b in service.bindings_of(session, device.id)] == [first]
+
+
 @pytest.mark.parametrize(
     ("holders", "code"),
     [({}, "device.binding.holder"), ({"resident_id": 1, "household_id": 1}, "device.binding.holder")],
@@ -129,6 +175,28 @@ def test_retiring_ends_the_open_binding(db: Database) -> None:
         assert service.binding_at(session, device.id, T0 + dt.timedelta(days=31)) is None
         with pytest.raises(Conflict):
             service.bind_device(session, device.id, resident_id=first, valid_from=T0 + dt.timedelta(days=40))
+
+
+def test_retiring_ends_a_placement_agreed_until_later_and_drops_one_not_yet_begun(db: Database) -> None:
+    # given a radar lent to one elder for 60 days, then promised to another
+    first, second, _ = people(db)
+    with db.unit_of_work() as session:
+        device, _ = service.register_device(session, "RAD-2", DeviceKind.radar)
+        service.bind_device(
+            session, device.id, resident_id=first, valid_from=T0, valid_to=T0 + dt.timedelta(days=60)
+        )
+        service.bind_device(session, device.id, resident_id=second, valid_from=T0 + dt.timedelta(days=60))
+    # when it is retired on day 30
+    with db.unit_of_work() as session:
+        service.retire_device(session, device.id, T0 + dt.timedelta(days=30))
+    # then it is with nobody from then on, and the first elder's 30 days stay on record
+    with db.unit_of_work() as session:
+        for day in (30, 31, 60, 61, 90):
+            assert service.binding_at(session, device.id, T0 + dt.timedelta(days=day)) is None, day
+        assert service.binding_at(session, device.id, T0 + dt.timedelta(days=29)).resident_id == first
+        assert [(b.resident_id, b.valid_to) for b in service.bindings_of(session, device.id)] == [
+            (first, T0 + dt.timedelta(days=30))
+        ]
 
 
 def test_online_means_recently_heard_and_not_reported_offline() -> None:

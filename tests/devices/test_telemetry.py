@@ -175,6 +175,50 @@ def test_malformed_event_is_rejected(body: dict[str, object], code: str) -> None
     assert rejected(parse(Channel.event, orjson.dumps(body), NOW)) == code
 
 
+NESTED = b'{"a":' * 300 + b"1" + b"}" * 300
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        # over MQTT: 2 KB of nesting decodes (1,024 levels) but cannot be written back (255)
+        b'{"seq": 3, "time": "2026-11-24T00:14:00Z", "event": "fall", "detail": ' + NESTED + b"}",
+        # from a gateway's JSON: what Python's decoder accepts and the store cannot write
+        {"seq": 3, "time": "2026-11-24T00:14:00Z", "event": "fall", "detail": {"n": 10**30}},
+        {"seq": 3, "time": "2026-11-24T00:14:00Z", "event": "fall", "detail": {"s": "\ud800"}},
+    ],
+)
+def test_an_event_detail_the_store_cannot_write_is_rejected_not_raised(payload: object) -> None:
+    # given an event whose detail is valid JSON but cannot be serialised again
+    # when it is parsed, then it is refused with a reason instead of raising
+    assert rejected(parse(Channel.event, payload, NOW)) == "detail.invalid"  # type: ignore[arg-type]
+
+
+def test_a_payload_the_parser_trips_on_is_quarantined_with_the_rest_parsed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from yiyang.devices import ingest
+
+    # given a batch in which the parser fails on one payload, as an unforeseen bug would
+    real = ingest.parse
+
+    def tripping(channel: Channel, payload: object, now: dt.datetime, limits: object) -> object:
+        if payload == b"trip":
+            raise RecursionError("boom")
+        return real(channel, payload, now, limits)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ingest, "parse", tripping)
+    deliveries = [
+        ingest.Delivery("WB-1", Channel.telemetry, payload, NOW) for payload in (b"trip", telemetry(), b"[1]")
+    ]
+    # when the batch is parsed
+    parsed = ingest.parse_deliveries(deliveries, NOW, ingest.TimeLimits())
+    # then that payload is refused with a reason and the others are parsed as usual
+    assert rejected(parsed[0]) == "payload.invalid"
+    assert isinstance(parsed[1], TelemetryMessage)
+    assert rejected(parsed[2]) == "payload.not_object"
+
+
 def test_status_from_a_last_will_needs_no_time() -> None:
     message = parse(Channel.status, b'{"online": false}', NOW)
     assert message == StatusMessage(measured_at=None, online=False, battery=None)

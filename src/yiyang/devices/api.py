@@ -17,7 +17,7 @@ from yiyang.access.routes import no_resident_data, resident_data
 from yiyang.deps import MAX_ID, IdPath, SessionDep
 from yiyang.devices import schemas, service
 from yiyang.devices.ingest import no_rules
-from yiyang.devices.models import Device, DeviceKind
+from yiyang.devices.models import Device, DeviceBinding, DeviceKind
 from yiyang.devices.telemetry import Rejection
 from yiyang.errors import Forbidden
 
@@ -36,7 +36,10 @@ def _admin(actor: Actor) -> None:
 
 
 def _read(session: Session, device: Device, now: dt.datetime) -> schemas.DeviceRead:
-    binding = service.binding_at(session, device.id, now)
+    return _as_read(device, now, service.binding_at(session, device.id, now))
+
+
+def _as_read(device: Device, now: dt.datetime, binding: DeviceBinding | None) -> schemas.DeviceRead:
     return schemas.DeviceRead(
         id=device.id,
         uid=device.uid,
@@ -92,7 +95,9 @@ def list_devices(
         visible=service.device_scope(session, actor, now),
         administered=service.administered_households(session, actor),
     )
-    return [_read(session, device, now) for device in devices]
+    # One query for the page's bindings, not one per device (a page holds up to 500).
+    bindings = service.bindings_at(session, [device.id for device in devices], now)
+    return [_as_read(device, now, bindings.get(device.id)) for device in devices]
 
 
 def _authorize_holder(
@@ -133,8 +138,11 @@ def retire_device(
 ) -> schemas.DeviceRead:
     _admin(actor)
     now = clock()
-    # Retiring ends the holder's binding: a change to that resident's placement.
-    _authorize_holder(session, actor, service.get_device(session, device_id), now, action="update")
+    # Retiring ends the holder's binding, and drops any agreed for later: a change to each
+    # holder's placement, so each holder decides before anything changes.
+    service.get_device(session, device_id)
+    for binding in service.bindings_from(session, device_id, now):
+        service.authorize_holder(session, actor, binding, what="device", action="update", now=now)
     return _read(session, service.retire_device(session, device_id, now), now)
 
 

@@ -169,7 +169,7 @@ class BatchOutcome:
 def parse_deliveries(
     deliveries: Sequence[Delivery], now: dt.datetime, limits: TimeLimits
 ) -> list[Message | Rejection]:
-    """Parse every delivery (pure)."""
+    """Parse every delivery (pure): each gives its message or why it was refused, never an error."""
     parsed: list[Message | Rejection] = []
     for delivery in deliveries:
         if delivery.uid is None:
@@ -179,7 +179,17 @@ def parse_deliveries(
         elif delivery.channel is None:
             parsed.append(Rejection("payload.channel", "无法判断消息类型 (give readings or event, not both)"))
         else:
-            parsed.append(parse(delivery.channel, delivery.payload, now, limits))
+            try:
+                parsed.append(parse(delivery.channel, delivery.payload, now, limits))
+            except Exception as error:  # noqa: BLE001 - a payload the parser trips on is quarantined
+                # Unacknowledged, it would come back after every restart and stop the worker again.
+                log.error("payload could not be parsed (%s); quarantined", type(error).__name__)
+                parsed.append(
+                    Rejection(
+                        "payload.invalid",
+                        f"消息无法解析 (payload could not be parsed: {type(error).__name__})",
+                    )
+                )
     return parsed
 
 

@@ -69,7 +69,9 @@ class BindingEnd(BaseModel):
 class TelemetryUpload(BaseModel):
     """A gateway's batch for one device: each item is a telemetry, event or status payload (v1)."""
 
-    messages: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_UPLOAD_ITEMS)
+    # Any JSON per item: one that is not an object is refused on its own (payload.not_object)
+    # rather than failing the whole request and the good items with it.
+    messages: list[Any] = Field(min_length=1, max_length=MAX_UPLOAD_ITEMS)
 
 
 class ItemRejected(BaseModel):

@@ -38,6 +38,7 @@ from yiyang.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from yiyang.geo.models import Area, Household
 from yiyang.geo.service import get_household, household_members
 from yiyang.residents.models import Resident, ResidentStatus
+from yiyang.residents.service import get_active_resident
 
 
 class DeviceUnauthorized(DomainError):
@@ -201,15 +202,31 @@ def rotate_secret(session: Session, device_id: int, now: dt.datetime | None = No
     return device, secret
 
 
+def bindings_from(session: Session, device_id: int, at: dt.datetime) -> Sequence[DeviceBinding]:
+    """The device's bindings in force at ``at`` or agreed for later: what retiring it changes."""
+    return session.scalars(
+        select(DeviceBinding)
+        .where(
+            DeviceBinding.device_id == device_id,
+            or_(DeviceBinding.valid_to.is_(None), DeviceBinding.valid_to > at),
+        )
+        .order_by(DeviceBinding.valid_from)
+    ).all()
+
+
 def retire_device(session: Session, device_id: int, at: dt.datetime) -> Device:
-    """Stop accepting a device's data and end its open binding; its history stays."""
+    """Stop accepting a device's data and end its binding at ``at``; its history stays.
+
+    A placement agreed until a later date ends now too, and one that has not begun by then is
+    dropped: a retired device is with nobody, and it would otherwise still read as placed."""
     device = get_device(session, device_id)
     device.state = DeviceState.retired
     device.online = False
-    for binding in session.scalars(
-        select(DeviceBinding).where(DeviceBinding.device_id == device_id, DeviceBinding.valid_to.is_(None))
-    ):
-        binding.valid_to = max(at, binding.valid_from + dt.timedelta(seconds=1))
+    for binding in bindings_from(session, device_id, at):
+        if binding.valid_from < at:
+            binding.valid_to = at
+        else:
+            session.delete(binding)
     broker.revoke_device(session, device, at)  # its broker client goes, its connection is cut
     return device
 
@@ -326,7 +343,11 @@ def bind_device(
     valid_to: dt.datetime | None = None,
 ) -> DeviceBinding:
     """Place a device with one resident or one household for a period; periods may not overlap."""
-    device = get_device(session, device_id)
+    # The device row is locked (PostgreSQL) until commit, so two placements made at once are
+    # checked one after the other: otherwise both see no overlap and both are written.
+    device = session.get(Device, device_id, with_for_update=True)
+    if device is None:
+        raise NotFound("device.not_found", "设备不存在 (device not found)")
     if device.state != DeviceState.active:
         raise Conflict("device.retired", "设备已停用，不能绑定 (device is retired)")
     if (resident_id is None) == (household_id is None):
@@ -335,8 +356,9 @@ def bind_device(
         )
     if valid_to is not None and valid_to <= valid_from:
         raise Invalid("device.binding.period", "结束时间须晚于开始时间 (valid_to must be after valid_from)")
-    if resident_id is not None and session.get(Resident, resident_id) is None:
-        raise NotFound("resident.not_found", "居民不存在 (resident not found)")
+    if resident_id is not None:
+        # A record merged into another is no one's any more: its readings would reach nobody.
+        get_active_resident(session, resident_id)
     if household_id is not None and session.get(Household, household_id) is None:
         raise NotFound("household.not_found", "家庭不存在 (household not found)")
     for other in session.scalars(select(DeviceBinding).where(DeviceBinding.device_id == device_id)):
@@ -391,6 +413,20 @@ def binding_at(session: Session, device_id: int, at: dt.datetime) -> DeviceBindi
             or_(DeviceBinding.valid_to.is_(None), DeviceBinding.valid_to > at),
         )
     )
+
+
+def bindings_at(session: Session, device_ids: Sequence[int], at: dt.datetime) -> dict[int, DeviceBinding]:
+    """``binding_at`` for a page of devices in one query: device id -> its binding at ``at``."""
+    if not device_ids:
+        return {}
+    found = session.scalars(
+        select(DeviceBinding).where(
+            DeviceBinding.device_id.in_(device_ids),
+            DeviceBinding.valid_from <= at,
+            or_(DeviceBinding.valid_to.is_(None), DeviceBinding.valid_to > at),
+        )
+    )
+    return {binding.device_id: binding for binding in found}
 
 
 def mark_silent_offline(

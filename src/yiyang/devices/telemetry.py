@@ -274,7 +274,16 @@ def _event(body: dict[str, Any], now: dt.datetime, limits: TimeLimits) -> EventM
     if detail is not None:
         if not isinstance(detail, dict):
             raise _Reject("field.type", "detail 应为对象 (detail must be an object)")
-        if len(orjson.dumps(detail)) > MAX_DETAIL_BYTES:
+        try:
+            size = len(orjson.dumps(detail))
+        except TypeError:
+            # What JSON allows but the store cannot write: nesting past orjson's 255 levels (a
+            # 2 KB payload reaches it), an integer beyond 64 bits, a lone surrogate (HTTP only).
+            raise _Reject(
+                "detail.invalid",
+                "detail 无法保存 (detail must be at most 255 levels deep, integers within 64 bits, valid text)",
+            ) from None
+        if size > MAX_DETAIL_BYTES:
             raise _Reject("detail.too_large", f"detail 过大 (detail over {MAX_DETAIL_BYTES} bytes)")
     return EventMessage(seq, measured_at, event, detail or None, _battery(body))
 
