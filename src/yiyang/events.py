@@ -162,6 +162,10 @@ def install_handlers() -> None:
 
     subscribe(ResidentsMerged, care_merges.on_residents_merged)  # contracts, scope and work follow too
     subscribe(ResidentsUnmerged, care_merges.on_residents_unmerged)
+    from yiyang.timebank import service as timebank
+
+    subscribe(ResidentsMerged, timebank.on_residents_merged)  # pairings follow the elder
+    subscribe(ResidentsUnmerged, timebank.on_residents_unmerged)
     from yiyang.care.orders.service import on_volunteer_profile_changed
     from yiyang.timebank.service import on_service_order_completed
 

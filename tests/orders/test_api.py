@@ -122,6 +122,13 @@ def test_an_order_from_placing_to_rating_over_the_api(client: TestClient, place:
         f"/api/service-orders/{order['id']}/complete", json={"minutes_on_site": 0}, headers=staff_a
     )
     assert bad.status_code == 422
+    # nor may the time on site be longer than the time since the order was taken
+    early = client.post(
+        f"/api/service-orders/{order['id']}/complete", json={"minutes_on_site": 25, "note": "送餐到家"},
+        headers=staff_a,
+    )  # fmt: skip
+    assert early.status_code == 422 and early.json()["code"] == "order.proof.minutes"
+    client.app.state.clock.now += dt.timedelta(minutes=40)  # type: ignore[attr-defined]
     done = client.post(
         f"/api/service-orders/{order['id']}/complete",
         json={"minutes_on_site": 25, "note": "送餐到家", "photo_ref": "photo:0001"},
@@ -202,6 +209,7 @@ def test_the_board_page_takes_orders_only_with_the_csrf_token(client: TestClient
     # while serving, the station sees whom the order is for
     order_page = client.get(f"/orders/{order_id}")
     assert order_page.status_code == 200 and "张老" in order_page.text and "<svg" not in order_page.text
+    client.app.state.clock.now += dt.timedelta(minutes=30)  # type: ignore[attr-defined]
     done = client.post(
         f"/orders/{order_id}/complete",
         data={"csrf_token": csrf, "minutes_on_site": "30", "note": "ok"},
@@ -292,6 +300,7 @@ def test_an_order_earns_hours_over_the_api_and_a_retried_spend_posts_once(
     ).json()
     assert order["placed_as"] == "family"
     assert client.post(f"/api/service-orders/{order['id']}/accept", headers=volunteer).status_code == 200
+    client.app.state.clock.now += dt.timedelta(minutes=90)  # type: ignore[attr-defined]
     client.post(
         f"/api/service-orders/{order['id']}/complete",
         json={"minutes_on_site": 90, "note": "取药送达"},

@@ -178,7 +178,9 @@ def test_the_resident_rates_a_completed_order_once(db: Database, place: District
     with db.unit_of_work() as session:
         staff = actor(session, place.staff_a)
         orders.accept_order(session, staff, order_id, NOW)
-        orders.complete_order(session, staff, order_id, orders.CompletionProof(30, "ok"), NOW)
+        orders.complete_order(
+            session, staff, order_id, orders.CompletionProof(30, "ok"), NOW + dt.timedelta(minutes=30)
+        )
     with db.unit_of_work() as session, pytest.raises(Forbidden):  # not by the station that served
         orders.rate_order(session, actor(session, place.staff_a), order_id, 5, None, NOW)
     with db.unit_of_work() as session:
@@ -218,7 +220,9 @@ def test_load_is_balanced_across_stations_once_one_has_work(db: Database, place:
     with db.unit_of_work() as session:
         staff = actor(session, place.staff_a)
         orders.accept_order(session, staff, first, NOW)
-        orders.complete_order(session, staff, first, orders.CompletionProof(20, "ok"), NOW)
+        orders.complete_order(
+            session, staff, first, orders.CompletionProof(1, "ok"), NOW + dt.timedelta(seconds=30)
+        )
     with db.unit_of_work() as session:
         assert orders.sweep_offers(session, NOW + dt.timedelta(minutes=1), CAT) == (0, 1)
     assert load(db, third).provider_id == providers["a"]

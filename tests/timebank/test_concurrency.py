@@ -87,3 +87,18 @@ def test_two_spends_at_once_cannot_overdraw(pg_db: Database) -> None:
     assert len(refused) == 1 and refused[0].code == "timebank.balance.insufficient"
     with pg_db.unit_of_work() as session:
         assert timebank.balance(session, timebank.account_of(session, user_id, NOW).id) == 30
+
+
+def test_a_retried_spend_racing_the_first_is_its_replay_not_a_refusal(pg_db: Database) -> None:
+    # given exactly the hours for one spend, sent twice at once with the same key (a client retry)
+    user_id = _volunteer(pg_db)
+    with pg_db.unit_of_work() as session:
+        timebank.earn(session, user_id, 60, source_type="service_order", source_id=1, now=NOW, by="t")
+        timebank.system_account(session, timebank.AccountKind.redeemed, NOW)
+    actor = Actor(user_id=user_id, username="volunteer.race", grants=(RoleGrant(Role.volunteer),))
+    results = _race(pg_db, lambda s: timebank.spend(s, actor, 60, "retry-1", None, NOW).replayed)
+    # then one posts and the other answers with it, as a retry after the first committed would
+    assert sorted(results) == [False, True]
+    with pg_db.unit_of_work() as session:
+        assert session.scalar(select(func.count()).select_from(TimebankTransaction)) == 2
+        assert timebank.balance(session, timebank.account_of(session, user_id, NOW).id) == 0

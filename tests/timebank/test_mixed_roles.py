@@ -250,3 +250,35 @@ def test_hours_list_a_paired_elder_only_as_a_volunteer_may_see_them(client: Test
     page = client.get("/timebank/me", headers=world.headers[OFFICER])
     assert page.status_code == 200
     assert names[outside] in page.text and names[inside] not in page.text
+
+
+def test_a_volunteer_ends_their_own_pairing_after_the_elder_withdrew_consent(
+    client: TestClient, world: World
+) -> None:
+    # given a volunteer paired with an elder who then refuses volunteers their care services
+    elder, volunteer = world.residents["in_given"], world.users[VOLUNTEER]
+    now = utcnow()
+    with world.database.unit_of_work() as session:
+        own = paired(session, volunteer, elder, now - dt.timedelta(days=7))
+        record_consent(
+            session, system_actor("test"), elder, category=DataCategory.care_services,
+            recipient_class=RecipientClass.social, purpose=Purpose.care, decision=ConsentDecision.deny,
+            now=now - dt.timedelta(minutes=1),
+        )  # fmt: skip
+    # when the volunteer ends the pairing
+    response = client.post(f"/api/timebank/pairings/{own}/end", json={}, headers=world.headers[VOLUNTEER])
+    # then it ends with its relationship (nothing is left in force to come back with a new consent),
+    # audited on the volunteer's grant
+    assert response.status_code == 200, response.text[:300]
+    with world.database.unit_of_work() as session:
+        row = session.scalars(
+            select(ResidentRelationship).where(
+                ResidentRelationship.source_type == PAIRING_SOURCE, ResidentRelationship.source_id == own
+            )
+        ).one()
+        assert row.ended_at is not None
+    event = last_pairing_audit(world, elder)
+    assert (event.outcome, event.action, event.role) == ("allowed", "update", VOLUNTEER)
+    # and ending it again is a conflict
+    again = client.post(f"/api/timebank/pairings/{own}/end", json={}, headers=world.headers[VOLUNTEER])
+    assert again.status_code == 409 and again.json()["code"] == "timebank.pairing.ended"

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from yiyang.timebank.service import DEFAULT_VALIDITY_DAYS
-
 timebank_app = typer.Typer(help="时间银行 (time bank): hours expiry.", no_args_is_help=True)
 
 
 @timebank_app.command("expire")
 def expire(
-    validity_days: int = typer.Option(
-        DEFAULT_VALIDITY_DAYS, "--validity-days", min=1, max=36_500, help="hours older than this lapse"
+    validity_days: int | None = typer.Option(
+        None,
+        "--validity-days",
+        min=1,
+        max=36_500,
+        help="hours older than this many days lapse (default YIYANG_TIMEBANK_VALIDITY_DAYS, else 1095)",
     ),
 ) -> None:
     """Expire hours past their validity, oldest first (run daily; running it twice expires nothing more)."""

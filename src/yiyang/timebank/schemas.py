@@ -130,7 +130,8 @@ class HoursRead(BaseModel):
 
 
 class ExpireBody(BaseModel):
-    validity_days: int = Field(default=3 * 365, ge=1, le=36_500)
+    # None: the district's validity (YIYANG_TIMEBANK_VALIDITY_DAYS), as the daily job uses
+    validity_days: int | None = Field(default=None, ge=1, le=36_500)
 
 
 class ExpireResult(BaseModel):

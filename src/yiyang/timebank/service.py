@@ -13,12 +13,15 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, case, func, select
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import ColumnElement, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from yiyang import events
 from yiyang.access.actor import Actor
+from yiyang.access.audit import record_access
 from yiyang.access.denials import queue_denial
 from yiyang.access.models import RelationshipKind, ResidentRelationship, RoleMembership, User
 from yiyang.access.policy import DataCategory, Purpose, authorize
@@ -47,6 +50,21 @@ SYSTEM_ACCOUNTS = (AccountKind.issuance, AccountKind.redeemed, AccountKind.pool,
 PAIRING_ROLES = frozenset(
     role for role in Role if role_info(role).audience is Audience.staff and role is not Role.volunteer
 )
+
+
+class TimebankSettings(BaseSettings):
+    """The district's time-bank rules from the environment (prefix ``YIYANG_TIMEBANK_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="YIYANG_TIMEBANK_", env_file=".env", extra="ignore")
+
+    # One validity for the daily job, the command and the API alike: a job running with a shorter
+    # one than the district promises would take hours that are still good.
+    validity_days: int = Field(default=DEFAULT_VALIDITY_DAYS, ge=1, le=36_500)
+
+
+def configured_validity_days() -> int:
+    """The district's validity of earned hours, in days (``YIYANG_TIMEBANK_VALIDITY_DAYS``)."""
+    return TimebankSettings().validity_days
 
 
 # -- volunteers ----------------------------------------------------------------------------------
@@ -174,18 +192,26 @@ def pair(
 def end_pairing(
     session: Session, actor: Actor, pairing_id: int, reason: str | None, now: dt.datetime
 ) -> VolunteerPairing:
-    """Staff end a pairing in their staff roles; the volunteer may end their own, on their own grant."""
+    """Staff end a pairing in their staff roles; the volunteer may always end their own.
+
+    Ending their own pairing takes the volunteer's access away and reads nothing of the elder, so
+    it asks neither scope nor consent (an elder withdrawing consent to volunteers is a reason to
+    end it, and must not keep it in force), and is audited all the same."""
     pairing = session.get(VolunteerPairing, pairing_id)
     if pairing is None:
         raise NotFound("timebank.pairing.not_found", "结对不存在 (no such pairing)")
     if actor.user_id == pairing.volunteer_user_id:
-        acting = actor.acting_as(PAIRING_ROLES | {Role.volunteer})
+        own = next((grant for grant in actor.grants if grant.role is Role.volunteer), None)
+        record_access(
+            session, actor, action="update", resource_type="volunteer_pairing", resident_id=pairing.resident_id,
+            field_group=DataCategory.care_services.value, purpose=Purpose.care.value, grant=own, at=now,
+        )  # fmt: skip
     else:
-        acting = _as_staff(session, actor, pairing.resident_id, action="update", now=now)
-    authorize(
-        session, acting, pairing.resident_id, category=DataCategory.care_services, what="volunteer_pairing",
-        action="update", now=now,
-    )  # fmt: skip
+        staff = _as_staff(session, actor, pairing.resident_id, action="update", now=now)
+        authorize(
+            session, staff, pairing.resident_id, category=DataCategory.care_services, what="volunteer_pairing",
+            action="update", now=now,
+        )  # fmt: skip
     if pairing.ended_at is not None:
         raise Conflict("timebank.pairing.ended", "结对已结束 (the pairing has already ended)")
     pairing.ended_at = now
@@ -217,6 +243,39 @@ def pairings_of(
     if current_only:
         query = query.where(VolunteerPairing.ended_at.is_(None))
     return session.scalars(query.order_by(VolunteerPairing.id)).all()
+
+
+def on_residents_merged(session: Session, event: events.ResidentsMerged) -> None:
+    """A merged record's pairings follow the person to the survivor, as their relationship rows
+    do (``care.merges``): left behind, a pairing would name a record no one opens, its volunteer
+    could not end it (their scope went with the relationship) nor see it among their pairings, and
+    the same volunteer could be paired with the person twice. Noted in ``merge.moved``."""
+    merge = event.merge
+    moved = list(
+        session.scalars(select(VolunteerPairing.id).where(VolunteerPairing.resident_id == merge.merged_id))
+    )
+    if moved:
+        session.execute(
+            update(VolunteerPairing)
+            .where(VolunteerPairing.id.in_(moved))
+            .values(resident_id=merge.survivor_id)
+            .execution_options(synchronize_session="fetch")
+        )
+    merge.moved = {**(merge.moved or {}), "volunteer_pairing_ids": moved}
+    session.flush()
+
+
+def on_residents_unmerged(session: Session, event: events.ResidentsUnmerged) -> None:
+    merge = event.merge
+    moved = (merge.moved or {}).get("volunteer_pairing_ids") or []
+    if moved:
+        session.execute(
+            update(VolunteerPairing)
+            .where(VolunteerPairing.id.in_(moved))
+            .values(resident_id=merge.merged_id)
+            .execution_options(synchronize_session="fetch")
+        )
+        session.flush()
 
 
 def _as_staff(session: Session, actor: Actor, resident_id: int, *, action: str, now: dt.datetime) -> Actor:
@@ -327,6 +386,11 @@ def post(
     ).all()  # locked in id order, so two postings over the same accounts cannot deadlock
     if len(accounts) != len(involved):
         raise NotFound("timebank.account.not_found", "账户不存在 (no such account)")
+    # A retry of this very posting may have committed while we waited for the locks: it stands,
+    # and this one is its replay (not a spend refused for the hours the first one took).
+    earlier = _replay(session, kind, key, postings)
+    if earlier is not None:
+        return earlier
     guarded = {a.id for a in accounts if a.kind == AccountKind.volunteer}
     debited = {p.account_id for p in postings if p.minutes < 0} & guarded
     balances = {account_id: balance(session, account_id) for account_id in debited}
@@ -435,14 +499,17 @@ def donate(
     )  # fmt: skip
 
 
-def expire(session: Session, now: dt.datetime, validity_days: int = DEFAULT_VALIDITY_DAYS) -> int:
-    """The timed job: hours older than the validity lapse, oldest first. Returns minutes expired.
+def expire(session: Session, now: dt.datetime, validity_days: int | None = None) -> int:
+    """The timed job: hours older than the validity (days; the district's,
+    ``configured_validity_days()``, when not given) lapse, oldest first. Returns minutes expired.
 
     One aggregate over all volunteer accounts finds those holding old hours; each of those is then
     locked and worked out again (a spend may have landed in between) before posting. Running it
     again expires nothing more: what it posted counts as debited the next time. The key names the
     newest lot it expired, so two runs at once over the same state post once.
     """
+    if validity_days is None:
+        validity_days = configured_validity_days()
     cutoff = now - dt.timedelta(days=validity_days)
     sink = system_account(session, AccountKind.expired, now)
     total = 0
@@ -574,8 +641,15 @@ def hours_summary(session: Session, account_id: int) -> HoursSummary:
 
 
 def on_service_order_completed(session: Session, event: events.ServiceOrderCompleted) -> None:
-    """A volunteer's completed order earns its time on site, once, whatever replays the event."""
+    """A volunteer's completed order earns its time on site, once, whatever replays the event.
+
+    Hours are earned serving others: a volunteer who is the resident served (a resident who also
+    volunteers, offered their own order) earns nothing, or anyone could order for themselves and
+    credit their own account."""
     if event.volunteer_user_id is None or event.minutes <= 0:
+        return
+    volunteer = session.get(User, event.volunteer_user_id)
+    if volunteer is not None and volunteer.resident_id == event.resident_id:
         return
     earn(
         session, event.volunteer_user_id, event.minutes, source_type="service_order", source_id=event.order_id,

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from yiyang import events
 from yiyang.access.actor import Actor
 from yiyang.access.denials import queue_denial
-from yiyang.access.models import RelationshipKind, ResidentRelationship
+from yiyang.access.models import RelationshipKind, ResidentRelationship, User
 from yiyang.access.policy import (
     DENIALS,
     SCOPES,
@@ -288,7 +288,7 @@ def _rank(
     ranking = rank_providers(
         service,
         area_path,
-        _candidates(session, service, area_path, order.requested_for),
+        _candidates(session, service, area_path, order.requested_for, order.resident_id),
         already_tried=tried_providers(session, order.id),
         refused_kinds=refused,
         weights=weights,
@@ -344,18 +344,21 @@ def tried_providers(session: Session, order_id: int) -> set[int]:
 
 
 def _candidates(
-    session: Session, service: Service, area_path: str, requested_for: dt.datetime | None
+    session: Session, service: Service, area_path: str, requested_for: dt.datetime | None, resident_id: int
 ) -> list[Candidate]:
     """Providers of the service's kinds that cover the area (found through the area's ancestors,
-    by index), as dispatch sees them: skills, coverage, base, open orders, availability."""
+    by index), as dispatch sees them: skills, coverage, base, open orders, availability. Never a
+    volunteer who is the resident served: nobody serves themselves for time-bank hours."""
     ancestors = select(Area.id).where(Area.code.in_(area_path.split("/")))
     covering = select(ServiceProviderArea.provider_id).where(ServiceProviderArea.area_id.in_(ancestors))
+    themselves = select(User.id).where(User.resident_id == resident_id)
     providers = session.scalars(
         select(ServiceProvider)
         .where(
             ServiceProvider.active.is_(True),
             ServiceProvider.kind.in_(service.providers),
             ServiceProvider.id.in_(covering),
+            or_(ServiceProvider.user_id.is_(None), ServiceProvider.user_id.not_in(themselves)),
         )
         .order_by(ServiceProvider.id)
     ).all()
@@ -545,6 +548,7 @@ def complete_order(
         action="update",
         now=now,
     )
+    _expect_time_on_site(order, proof, now)
     order.status = OrderStatus.completed
     order.completed_at = now
     order.minutes_on_site = proof.minutes_on_site
@@ -565,6 +569,27 @@ def complete_order(
         ),
     )
     return order
+
+
+# A minute of grace for clocks and for the tap on "accept" made at the door.
+ON_SITE_GRACE = dt.timedelta(minutes=1)
+
+
+def _expect_time_on_site(order: ServiceOrder, proof: CompletionProof, now: dt.datetime) -> None:
+    """The time claimed on site fits between acceptance and completion. The minutes become a
+    volunteer's time-bank hours, a currency: 720 minutes claimed seconds after accepting would mint
+    them (completing later than the visit still works)."""
+    if order.accepted_at is None:
+        return
+    available = now - order.accepted_at + ON_SITE_GRACE
+    if dt.timedelta(minutes=proof.minutes_on_site) > available:
+        longest = max(0, int(available.total_seconds() // 60))
+        raise Invalid(
+            "order.proof.minutes",
+            f"在岗时长超过接单以来的时间，最多 {longest} 分钟 "
+            f"(minutes on site exceed the time since the order was accepted: at most {longest})",
+            longest=longest,
+        )
 
 
 # -- the resident's (or staff's) steps --------------------------------------------------------------
