@@ -15,7 +15,7 @@ from xml.sax.saxutils import escape
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from yiyang.access import tokens
@@ -79,7 +79,7 @@ def alert_page(
     except Forbidden as error:
         return refused(request, error)  # its denial stays audited (access/denials.py)
     resident = _resident_if_allowed(session, actor, alert.resident_id, now)
-    devices = _devices_of(session, alert.resident_id, alert.device_id, alert.raised_at)
+    devices = _devices_of(session, alert.resident_id, alert.raised_at)
     chart = Markup(readings_svg(session, devices, alert.raised_at))  # noqa: S704 - built from numbers and escaped labels
     return render(
         request, "alerts/detail.html",
@@ -113,26 +113,49 @@ def _resident_if_allowed(
     return session.get(Resident, resident_id)
 
 
-def _devices_of(session: Session, resident_id: int, device_id: int | None, at: dt.datetime) -> list[int]:
-    """The device that raised the alert and every device placed with the resident at the time."""
-    bound = session.scalars(
-        select(DeviceBinding.device_id).where(
-            DeviceBinding.resident_id == resident_id,
-            DeviceBinding.valid_from <= at,
-            or_(DeviceBinding.valid_to.is_(None), DeviceBinding.valid_to > at),
+Placement = tuple[int, dt.datetime, dt.datetime | None]  # device, placed from, placed until
+
+
+def _devices_of(session: Session, resident_id: int, at: dt.datetime) -> list[Placement]:
+    """Each device placed with the resident (or her household) during the alert's window, with
+    the period it was hers: a device moved from another home shows only what it measured here
+    (the alert's own device included: it was hers when it raised the alert)."""
+    household = session.scalar(select(Resident.household_id).where(Resident.id == resident_id))
+    holder = DeviceBinding.resident_id == resident_id
+    if household is not None:
+        holder = or_(holder, DeviceBinding.household_id == household)
+    rows = session.execute(
+        select(DeviceBinding.device_id, DeviceBinding.valid_from, DeviceBinding.valid_to).where(
+            holder,
+            DeviceBinding.valid_from <= at + WINDOW,
+            or_(DeviceBinding.valid_to.is_(None), DeviceBinding.valid_to > at - WINDOW),
         )
-    )
-    return sorted({*bound, *([device_id] if device_id is not None else [])})
+    ).all()
+    return sorted((row.device_id, row.valid_from, row.valid_to) for row in rows)
 
 
-def _events_around(session: Session, device_ids: list[int], at: dt.datetime) -> list[DeviceEvent]:
-    if not device_ids:
+def _while_placed(model: Any, placements: list[Placement]) -> Any:
+    """A clause over ``model``'s rows (device, measured at): measured by one of the devices while
+    it was placed with the resident."""
+    return or_(
+        *(
+            and_(
+                model.device_id == device, model.measured_at >= since,
+                *([model.measured_at < until] if until is not None else []),
+            )
+            for device, since, until in placements
+        )
+    )  # fmt: skip
+
+
+def _events_around(session: Session, placements: list[Placement], at: dt.datetime) -> list[DeviceEvent]:
+    if not placements:
         return []
     return list(
         session.scalars(
             select(DeviceEvent)
             .where(
-                DeviceEvent.device_id.in_(device_ids),
+                _while_placed(DeviceEvent, placements),
                 DeviceEvent.measured_at.between(at - WINDOW, at + WINDOW),
             )
             .order_by(DeviceEvent.measured_at)
@@ -142,17 +165,17 @@ def _events_around(session: Session, device_ids: list[int], at: dt.datetime) -> 
 
 
 def readings_svg(
-    session: Session, device_ids: list[int], at: dt.datetime, width: int = 720, height: int = 220
+    session: Session, placements: list[Placement], at: dt.datetime, width: int = 720, height: int = 220
 ) -> str:
-    """The devices' readings two hours either side of the alert: one line per reading, scaled
-    to its own range, with the alert's moment marked."""
+    """The readings of the resident's devices two hours either side of the alert, each only while
+    placed with her: one line per reading, scaled to its own range, with the alert's moment marked."""
     rows: list[Any] = []
-    if device_ids:
+    if placements:
         rows = list(
             session.execute(
                 select(Telemetry)
                 .where(
-                    Telemetry.device_id.in_(device_ids),
+                    _while_placed(Telemetry, placements),
                     Telemetry.measured_at.between(at - WINDOW, at + WINDOW),
                 )
                 .order_by(Telemetry.measured_at)
