@@ -166,6 +166,10 @@ def install_handlers() -> None:
 
     subscribe(ResidentsMerged, timebank.on_residents_merged)  # pairings follow the elder
     subscribe(ResidentsUnmerged, timebank.on_residents_unmerged)
+    from yiyang.devices import service as devices
+
+    subscribe(ResidentsMerged, devices.on_residents_merged)  # her devices' readings reach her
+    subscribe(ResidentsUnmerged, devices.on_residents_unmerged)
     from yiyang.care.orders.service import on_volunteer_profile_changed
     from yiyang.timebank.service import on_service_order_completed
 

@@ -480,3 +480,37 @@ def ingest_uploaded(
     ref = DeviceRef(device.id, device.uid, device.kind, device.state == DeviceState.active)
     outcome, _written = store_batch(session, deliveries, parsed, {device.uid: ref}, rules=rules)
     return outcome
+
+
+# -- registry merges ------------------------------------------------------------------------------
+
+
+def on_residents_merged(session: Session, event: Any) -> None:
+    """A merged record's device placements follow the person to the survivor, so her wearable's
+    readings and alerts reach the record people open (noted, so an unmerge takes them back).
+    Placements with her household stay with the household."""
+    merge = event.merge
+    moved = list(
+        session.scalars(select(DeviceBinding.id).where(DeviceBinding.resident_id == merge.merged_id))
+    )
+    if moved:
+        session.execute(
+            update(DeviceBinding)
+            .where(DeviceBinding.id.in_(moved))
+            .values(resident_id=merge.survivor_id)
+            .execution_options(synchronize_session="fetch")
+        )
+    merge.moved = {**(merge.moved or {}), "device_binding_ids": moved}
+    session.flush()
+
+
+def on_residents_unmerged(session: Session, event: Any) -> None:
+    moved = (event.merge.moved or {}).get("device_binding_ids") or []
+    if moved:
+        session.execute(
+            update(DeviceBinding)
+            .where(DeviceBinding.id.in_(moved))
+            .values(resident_id=event.merge.merged_id)
+            .execution_options(synchronize_session="fetch")
+        )
+        session.flush()
