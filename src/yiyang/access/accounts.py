@@ -288,10 +288,8 @@ def grant(
         RoleMembership.user_id == user.id,
         RoleMembership.role == role,
         RoleMembership.revoked_at.is_(None),
-        RoleMembership.organisation_id.is_(None)
-        if organisation_id is None
-        else RoleMembership.organisation_id == organisation_id,
-        RoleMembership.area_id.is_(None) if area_id is None else RoleMembership.area_id == area_id,
+        RoleMembership.organisation_id.is_not_distinct_from(organisation_id),
+        RoleMembership.area_id.is_not_distinct_from(area_id),
     )
     held = session.scalar(select(exists().where(same)))
     if held:

@@ -22,12 +22,11 @@ from sqlalchemy.orm import Session
 from yiyang.access import service
 from yiyang.access.actor import Actor
 from yiyang.access.audit import record_access
-from yiyang.access.consent import PAPER_FORM_ROLES
-from yiyang.access.denials import queue_denial
+from yiyang.access.consent import form_staff
 from yiyang.access.models import ResidentAuthorisation, User
 from yiyang.access.policy import DataCategory, Purpose, authorize, is_system
 from yiyang.access.roles import Role
-from yiyang.errors import Conflict, Forbidden, Invalid, NotFound
+from yiyang.errors import Conflict, Invalid, NotFound
 from yiyang.residents.service import get_active_resident
 
 WHAT = "resident_authorisation"
@@ -44,22 +43,21 @@ KINSHIPS = {
 }
 
 
+def in_force(authorisation: ResidentAuthorisation, now: dt.datetime) -> bool:
+    """As ``service.residents_acted_for`` asks it in SQL: begun, not ended, not revoked."""
+    a = authorisation
+    return a.revoked_at is None and a.valid_from <= now and (a.valid_until is None or a.valid_until > now)
+
+
 def _recorder(session: Session, actor: Actor, resident_id: int, *, action: str, now: dt.datetime) -> Actor:
     """The resident as they are; anyone else only through a staff grant that enters signed forms."""
     if is_system(actor) or (actor.has_role(Role.resident) and actor.resident_id == resident_id):
         return actor
-    staff = actor.acting_as(PAPER_FORM_ROLES)
-    if staff.grants:
-        return staff
-    queue_denial(
-        session, actor, action=action, resource_type=WHAT, resident_id=resident_id,
-        field_group=DataCategory.identity.value, purpose=Purpose.care.value, reason=RECORDER_FORBIDDEN, at=now,
-    )  # fmt: skip
-    raise Forbidden(
-        RECORDER_FORBIDDEN,
-        "只有本人或录入签字授权书的工作人员可以设置家属授权 "
+    return form_staff(
+        session, actor, resident_id, action=action, now=now, resource_type=WHAT, reason=RECORDER_FORBIDDEN,
+        message="只有本人或录入签字授权书的工作人员可以设置家属授权 "
         "(only the resident, or staff entering the signed form, authorise a family member)",
-    )
+    )  # fmt: skip
 
 
 def authorisations_of(

@@ -47,18 +47,27 @@ def recorder(session: Session, actor: Actor, resident_id: int, *, action: str, n
     without such a grant."""
     if is_system(actor) or source_for(actor, resident_id) is not ConsentSource.paper_form:
         return actor
+    return form_staff(
+        session, actor, resident_id, action=action, now=now, resource_type="consent", reason=RECORDER_FORBIDDEN,
+        message="只有本人、受托家属或录入签字同意书的工作人员可以设置授权 "
+        "(only the resident, an authorised family member or staff entering the signed form record consent)",
+    )  # fmt: skip
+
+
+def form_staff(
+    session: Session, actor: Actor, resident_id: int, *, action: str, now: dt.datetime, resource_type: str,
+    reason: str, message: str,
+) -> Actor:  # fmt: skip
+    """The actor as staff entering a form the resident signed: only their ``PAPER_FORM_ROLES``
+    grants, so a pairing as a volunteer never counts. Refused with ``reason`` (audited) without one."""
     staff = actor.acting_as(PAPER_FORM_ROLES)
     if staff.grants:
         return staff
     queue_denial(
-        session, actor, action=action, resource_type="consent", resident_id=resident_id,
-        field_group=DataCategory.identity.value, purpose=Purpose.care.value, reason=RECORDER_FORBIDDEN, at=now,
+        session, actor, action=action, resource_type=resource_type, resident_id=resident_id,
+        field_group=DataCategory.identity.value, purpose=Purpose.care.value, reason=reason, at=now,
     )  # fmt: skip
-    raise Forbidden(
-        RECORDER_FORBIDDEN,
-        "只有本人、受托家属或录入签字同意书的工作人员可以设置授权 "
-        "(only the resident, an authorised family member or staff entering the signed form record consent)",
-    )
+    raise Forbidden(reason, message)
 
 
 def record_consent(

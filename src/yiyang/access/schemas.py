@@ -319,15 +319,12 @@ class AuthorisationRead(BaseModel):
 
     @classmethod
     def of(cls, authorisation: ResidentAuthorisation, grantee: User, now: dt.datetime) -> AuthorisationRead:
-        from yiyang.access.authorisations import KINSHIPS
+        from yiyang.access.authorisations import KINSHIPS, in_force
 
         a = authorisation
-        in_force = (
-            a.revoked_at is None and a.valid_from <= now and (a.valid_until is None or a.valid_until > now)
-        )
         return cls(
             id=a.id, resident_id=a.resident_id, grantee_id=grantee.id, grantee_username=grantee.username,
             grantee_display_name=grantee.display_name, kinship=a.kinship, kinship_zh=KINSHIPS.get(a.kinship, a.kinship),
             valid_from=a.valid_from, valid_until=a.valid_until, revoked_at=a.revoked_at, recorded_by=a.recorded_by,
-            created_at=a.created_at, in_force=in_force,
+            created_at=a.created_at, in_force=in_force(a, now),
         )  # fmt: skip

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from yiyang.access import policy
@@ -43,7 +43,7 @@ from yiyang.residents.models import (
 )
 from yiyang.residents.precedence import FactRef
 from yiyang.residents.profile import apply_payload, provenance_from_json, provenance_to_json
-from yiyang.residents.service import get_active_resident
+from yiyang.residents.service import carry_back, carry_to_survivor, get_active_resident
 
 # China keeps one time zone without daylight saving; a date a person writes is a date there.
 LOCAL_TZ = dt.timezone(dt.timedelta(hours=8), "CST")
@@ -429,25 +429,8 @@ def _years_before(day: dt.date, years: int) -> dt.date:
 def on_residents_merged(session: Session, event: ResidentsMerged) -> None:
     """A merged resident's assessments follow its records to the survivor (and are noted, so an
     unmerge can take them back)."""
-    merge = event.merge
-    moved = (
-        session.execute(select(Assessment.id).where(Assessment.resident_id == merge.merged_id))
-        .scalars()
-        .all()
-    )
-    if moved:
-        session.execute(
-            update(Assessment).where(Assessment.id.in_(moved)).values(resident_id=merge.survivor_id)
-        )
-    merge.moved = {**(merge.moved or {}), "assessment_ids": list(moved)}
-    session.flush()
+    carry_to_survivor(session, event.merge, "assessment_ids", Assessment)
 
 
 def on_residents_unmerged(session: Session, event: ResidentsUnmerged) -> None:
-    merge = event.merge
-    moved = (merge.moved or {}).get("assessment_ids") or []
-    if moved:
-        session.execute(
-            update(Assessment).where(Assessment.id.in_(moved)).values(resident_id=merge.merged_id)
-        )
-        session.flush()
+    carry_back(session, event.merge, "assessment_ids", Assessment)

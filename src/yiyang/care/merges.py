@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yiyang.access.models import ResidentRelationship
@@ -37,8 +37,17 @@ from yiyang.care.models import (
     WorkStatus,
 )
 from yiyang.care.orders.models import ServiceOrder
+from yiyang.residents.service import carry_back, carry_to_survivor
 
 BY = "system:merge"
+# What moves with the person, under its key in ``merge.moved``.
+CARRIED = (
+    ("care_contract_ids", CareContract),
+    ("care_relationship_ids", ResidentRelationship),
+    ("referral_ids", Referral),
+    ("service_order_ids", ServiceOrder),
+    ("work_item_ids", WorkItem),
+)
 MERGED_NOTE = "合并档案 (registry records merged)"
 DUPLICATE_NOTE = "合并档案后重复 (a duplicate once the records were merged)"
 
@@ -77,12 +86,6 @@ def on_residents_merged(session: Session, event: Any) -> None:
             _cancel(session, _open_work(session, merged_id, owner=ending.team_id), now, MERGED_NOTE)
         session.flush()
 
-    contract_ids = list(session.scalars(select(CareContract.id).where(CareContract.resident_id == merged_id)))
-    relationship_ids = list(
-        session.scalars(select(ResidentRelationship.id).where(ResidentRelationship.resident_id == merged_id))
-    )
-    referral_ids = list(session.scalars(select(Referral.id).where(Referral.resident_id == merged_id)))
-    order_ids = list(session.scalars(select(ServiceOrder.id).where(ServiceOrder.resident_id == merged_id)))
     # The survivor's own open work wins over the same programme and owner brought along.
     theirs = {
         (w.programme, w.owner_organisation_id, w.owner_user_id) for w in _open_work(session, survivor_id)
@@ -93,52 +96,14 @@ def on_residents_merged(session: Session, event: Any) -> None:
     ]  # fmt: skip
     _cancel(session, duplicates, now, DUPLICATE_NOTE)
     session.flush()
-    work_ids = list(session.scalars(select(WorkItem.id).where(WorkItem.resident_id == merged_id)))
-    for model, ids in (
-        (CareContract, contract_ids),
-        (ResidentRelationship, relationship_ids),
-        (Referral, referral_ids),
-        (ServiceOrder, order_ids),
-        (WorkItem, work_ids),
-    ):
-        if ids:
-            session.execute(
-                update(model)
-                .where(model.id.in_(ids))
-                .values(resident_id=survivor_id)
-                .execution_options(synchronize_session="fetch")
-            )
-    merge.moved = {
-        **(merge.moved or {}),
-        "care_contract_ids": contract_ids,
-        "care_relationship_ids": relationship_ids,
-        "referral_ids": referral_ids,
-        "service_order_ids": order_ids,
-        "work_item_ids": work_ids,
-        "care_contracts_ended": ended,
-    }
-    session.flush()
+    for key, model in CARRIED:
+        carry_to_survivor(session, merge, key, model)
+    merge.moved = {**merge.moved, "care_contracts_ended": ended}
 
 
 def on_residents_unmerged(session: Session, event: Any) -> None:
-    merge = event.merge
-    moved = merge.moved or {}
-    for model, key in (
-        (CareContract, "care_contract_ids"),
-        (ResidentRelationship, "care_relationship_ids"),
-        (Referral, "referral_ids"),
-        (ServiceOrder, "service_order_ids"),
-        (WorkItem, "work_item_ids"),
-    ):
-        ids = moved.get(key) or []
-        if ids:
-            session.execute(
-                update(model)
-                .where(model.id.in_(ids))
-                .values(resident_id=merge.merged_id)
-                .execution_options(synchronize_session="fetch")
-            )
-    session.flush()
+    for key, model in CARRIED:
+        carry_back(session, event.merge, key, model)
 
 
 def _open_work(session: Session, resident_id: int, *, owner: int | None = None) -> list[WorkItem]:

@@ -38,7 +38,7 @@ from yiyang.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from yiyang.geo.models import Area, Household
 from yiyang.geo.service import get_household, household_members
 from yiyang.residents.models import Resident, ResidentStatus
-from yiyang.residents.service import get_active_resident
+from yiyang.residents.service import carry_back, carry_to_survivor, get_active_resident
 
 
 class DeviceUnauthorized(DomainError):
@@ -489,28 +489,8 @@ def on_residents_merged(session: Session, event: Any) -> None:
     """A merged record's device placements follow the person to the survivor, so her wearable's
     readings and alerts reach the record people open (noted, so an unmerge takes them back).
     Placements with her household stay with the household."""
-    merge = event.merge
-    moved = list(
-        session.scalars(select(DeviceBinding.id).where(DeviceBinding.resident_id == merge.merged_id))
-    )
-    if moved:
-        session.execute(
-            update(DeviceBinding)
-            .where(DeviceBinding.id.in_(moved))
-            .values(resident_id=merge.survivor_id)
-            .execution_options(synchronize_session="fetch")
-        )
-    merge.moved = {**(merge.moved or {}), "device_binding_ids": moved}
-    session.flush()
+    carry_to_survivor(session, event.merge, "device_binding_ids", DeviceBinding)
 
 
 def on_residents_unmerged(session: Session, event: Any) -> None:
-    moved = (event.merge.moved or {}).get("device_binding_ids") or []
-    if moved:
-        session.execute(
-            update(DeviceBinding)
-            .where(DeviceBinding.id.in_(moved))
-            .values(resident_id=event.merge.merged_id)
-            .execution_options(synchronize_session="fetch")
-        )
-        session.flush()
+    carry_back(session, event.merge, "device_binding_ids", DeviceBinding)

@@ -474,6 +474,36 @@ def _text(value: Any) -> str | None:
 # -- merge and unmerge -------------------------------------------------------------------------
 
 
+def carry_to_survivor(
+    session: Session, merge: ResidentMerge, key: str, model: Any, ids: Sequence[int] | None = None
+) -> list[int]:
+    """For another domain's ``ResidentsMerged`` handler: move its rows (``ids``, by default every
+    row of the merged resident) to the survivor, noted as ``merge.moved[key]`` so that
+    ``carry_back`` returns them on an unmerge."""
+    if ids is None:
+        ids = session.scalars(select(model.id).where(model.resident_id == merge.merged_id)).all()
+    moved = list(ids)
+    _move(session, model, moved, merge.survivor_id)
+    merge.moved = {**(merge.moved or {}), key: moved}
+    return moved
+
+
+def carry_back(session: Session, merge: ResidentMerge, key: str, model: Any) -> None:
+    """For a ``ResidentsUnmerged`` handler: the rows ``carry_to_survivor`` moved go back."""
+    _move(session, model, (merge.moved or {}).get(key) or [], merge.merged_id)
+
+
+def _move(session: Session, model: Any, ids: Sequence[int], resident_id: int) -> None:
+    if ids:
+        session.execute(
+            update(model)
+            .where(model.id.in_(ids))
+            .values(resident_id=resident_id)
+            .execution_options(synchronize_session="fetch")
+        )
+    session.flush()
+
+
 def merge_residents(
     session: Session,
     survivor_id: int,

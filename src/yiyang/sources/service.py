@@ -1020,12 +1020,14 @@ class ImportRunner:
         rejected with its line (``resident.id_number.taken``), not applied: both are someone's
         records, and which person the record is about needs a person (merge the two, or have the
         agency correct it). Refusing the whole file for it would lose every other row."""
-        numbered = [item.row.id_number for item, _, _ in changed if item.row.id_number]
-        if not numbered:
+        indexes_of = {
+            item.row.id_number: pii.lookup_indexes("id_number", item.row.id_number, self.keys)
+            for item, _, _ in changed
+            if item.row.id_number
+        }
+        if not indexes_of:
             return changed
-        indexes = [
-            index for number in numbered for index in pii.lookup_indexes("id_number", number, self.keys)
-        ]
+        indexes = [index for found in indexes_of.values() for index in found]
         holders = dict(
             self.session.execute(
                 self._where_in(
@@ -1038,12 +1040,7 @@ class ImportRunner:
         kept = []
         for item, record_id, resident_id in changed:
             row = item.row
-            held_by = (
-                {holders.get(i) for i in pii.lookup_indexes("id_number", row.id_number, self.keys)}
-                if row.id_number
-                else set()
-            )
-            held_by.discard(None)
+            held_by = {holders[i] for i in indexes_of.get(row.id_number or "", ()) if i in holders}
             if held_by and resident_id not in held_by:
                 self.rejections.append(
                     RowRejection(

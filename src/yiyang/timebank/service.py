@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import ColumnElement, case, func, select, update
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,7 +30,7 @@ from yiyang.db import is_postgres
 from yiyang.errors import Conflict, Forbidden, Invalid, NotFound
 from yiyang.geo.models import Area
 from yiyang.residents.models import Resident
-from yiyang.residents.service import get_active_resident
+from yiyang.residents.service import carry_back, carry_to_survivor, get_active_resident
 from yiyang.timebank.ledger import Posting, check_postings, expiring_from_totals, overdrawn
 from yiyang.timebank.models import (
     AccountKind,
@@ -250,32 +250,11 @@ def on_residents_merged(session: Session, event: events.ResidentsMerged) -> None
     do (``care.merges``): left behind, a pairing would name a record no one opens, its volunteer
     could not end it (their scope went with the relationship) nor see it among their pairings, and
     the same volunteer could be paired with the person twice. Noted in ``merge.moved``."""
-    merge = event.merge
-    moved = list(
-        session.scalars(select(VolunteerPairing.id).where(VolunteerPairing.resident_id == merge.merged_id))
-    )
-    if moved:
-        session.execute(
-            update(VolunteerPairing)
-            .where(VolunteerPairing.id.in_(moved))
-            .values(resident_id=merge.survivor_id)
-            .execution_options(synchronize_session="fetch")
-        )
-    merge.moved = {**(merge.moved or {}), "volunteer_pairing_ids": moved}
-    session.flush()
+    carry_to_survivor(session, event.merge, "volunteer_pairing_ids", VolunteerPairing)
 
 
 def on_residents_unmerged(session: Session, event: events.ResidentsUnmerged) -> None:
-    merge = event.merge
-    moved = (merge.moved or {}).get("volunteer_pairing_ids") or []
-    if moved:
-        session.execute(
-            update(VolunteerPairing)
-            .where(VolunteerPairing.id.in_(moved))
-            .values(resident_id=merge.merged_id)
-            .execution_options(synchronize_session="fetch")
-        )
-        session.flush()
+    carry_back(session, event.merge, "volunteer_pairing_ids", VolunteerPairing)
 
 
 def _as_staff(session: Session, actor: Actor, resident_id: int, *, action: str, now: dt.datetime) -> Actor:

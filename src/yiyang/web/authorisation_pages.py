@@ -36,16 +36,7 @@ def family_panel(session: Session, actor: Actor, resident_id: int, now: dt.datet
         return {"family": None}
     own = actor.has_role(Role.resident) and actor.resident_id == resident_id
     return {
-        "family": [
-            (
-                a,
-                grantee,
-                a.revoked_at is None
-                and a.valid_from <= now
-                and (a.valid_until is None or a.valid_until > now),
-            )
-            for a, grantee in rows
-        ],
+        "family": [(a, grantee, authorisations.in_force(a, now)) for a, grantee in rows],
         "may_authorise": own or bool(actor.acting_as(PAPER_FORM_ROLES).grants),
         "kinships": authorisations.KINSHIPS,
     }

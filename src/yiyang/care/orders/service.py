@@ -23,7 +23,6 @@ from yiyang.access.actor import Actor
 from yiyang.access.denials import queue_denial
 from yiyang.access.models import RelationshipKind, ResidentRelationship, User
 from yiyang.access.policy import (
-    DENIALS,
     SCOPES,
     DataCategory,
     Purpose,
@@ -468,7 +467,6 @@ def accept_order(session: Session, actor: Actor, order_id: int, now: dt.datetime
             "order.offer.lapsed", "派单已超时，已转派他人 (the offer lapsed and goes to another provider)"
         )
     accepting = accepting_as(actor, provider)
-    _expect_consent_to_accept(session, accepting, order, provider, now)
 
     def accept() -> ServiceOrder:
         order.status = OrderStatus.accepted
@@ -883,24 +881,6 @@ def accepting_as(actor: Actor, provider: ServiceProvider) -> Actor:
     """The actor holding only the roles the provider's kind accepts in, so that scope and consent
     are decided as that role, never through another role the person also holds."""
     return actor.acting_as(ACCEPTING_ROLES[provider.kind])
-
-
-def _expect_consent_to_accept(
-    session: Session, actor: Actor, order: ServiceOrder, provider: ServiceProvider, now: dt.datetime
-) -> None:
-    """The resident's consent, as it stands now, lets the provider's kind take on their care.
-
-    Acceptance gives the provider scope for as long as it serves: a lasting change, which a
-    break-the-glass opening (an emergency read by one clinician) must not make against the
-    resident's refusal, so consent is asked here as dispatch asks it, glass or no glass."""
-    refused = refused_recipients(session, order.resident_id, category=DataCategory.care_services, now=now)
-    if recipient_class_of(provider.kind) not in refused:
-        return
-    queue_denial(
-        session, actor, action="update", resource_type=WHAT, resident_id=order.resident_id,
-        field_group=DataCategory.care_services.value, purpose=Purpose.care.value, reason="access.consent", at=now,
-    )  # fmt: skip
-    raise Forbidden("access.consent", DENIALS["access.consent"])
 
 
 def _expect(order: ServiceOrder, status: OrderStatus) -> None:
