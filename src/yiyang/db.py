@@ -56,6 +56,18 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+# One zone for the whole country, without daylight saving since 1991: China Standard Time.
+CHINA_TZ = dt.timezone(dt.timedelta(hours=8), "CST")
+
+
+def china_day(moment: dt.datetime) -> dt.date:
+    """The calendar day in China at ``moment`` (a naive value is UTC): due days, ages and "today"
+    turn over at China's midnight, not the server's (a UTC server is on yesterday until 08:00)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(CHINA_TZ).date()
+
+
 def make_engine(url: str | None = None, settings: Settings | None = None) -> Engine:
     settings = settings or get_settings()
     url = normalise_database_url(url) if url else settings.resolved_database_url

@@ -19,10 +19,10 @@ from yiyang.care.schedule import (
     cadences,
     classify_visit,
     escalation_level,
-    local_day,
     next_due,
     status_on,
 )
+from yiyang.db import china_day
 
 DAY = dt.date(2026, 3, 2)
 
@@ -162,4 +162,4 @@ def test_status_and_escalation_follow_the_calendar() -> None:
 
 def test_every_rule_names_its_clause_and_the_local_day_is_beijing_time() -> None:
     assert all(rule.clause and rule.zh and rule.en for rule in RULES.values())
-    assert local_day(dt.datetime(2026, 3, 1, 17, 0, tzinfo=dt.UTC)) == dt.date(2026, 3, 2)
+    assert china_day(dt.datetime(2026, 3, 1, 17, 0, tzinfo=dt.UTC)) == dt.date(2026, 3, 2)

@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.devices.conftest import Scene, wait_for
+from yiyang.db import CHINA_TZ as CHINA
 from yiyang.db import Database, utcnow
 from yiyang.devices import simulate, simulate_feed
 from yiyang.devices.models import Device, DeviceBinding, DeviceEvent, Telemetry
 from yiyang.geo.models import Area, AreaLevel, Household, LivingArrangement
 from yiyang.residents.models import Condition, Feed, LinkMethod, Resident, SourceRecord
-from yiyang.tiers.rules import CHINA_TZ as CHINA
 
 
 def residents(database: Database, count: int = 6) -> list[int]:

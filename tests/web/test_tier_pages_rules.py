@@ -24,8 +24,8 @@ from yiyang.access.models import AuditEvent, AuditOutcome
 from yiyang.access.roles import Role
 from yiyang.app import create_app
 from yiyang.assessments.models import Assessment
-from yiyang.assessments.service import LOCAL_TZ, RECORDER_REFUSED
-from yiyang.db import Database
+from yiyang.assessments.service import RECORDER_REFUSED
+from yiyang.db import CHINA_TZ, Database
 from yiyang.geo.models import Organisation, OrganisationKind
 from yiyang.residents.models import Feed, SourceRecord
 
@@ -113,7 +113,7 @@ def test_her_family_doctor_with_her_consent_sees_the_fall_on_both_pages_and_the_
 
 def capability_form() -> dict[str, str]:
     """A posted GB/T 42195 form scoring 完全失能 (total disability), an hour ago in China time."""
-    assessed_at = dt.datetime.now(LOCAL_TZ) - dt.timedelta(hours=1)
+    assessed_at = dt.datetime.now(CHINA_TZ) - dt.timedelta(hours=1)
     answers = {code: str(value) for code, value in capability_answers("total").items()}
     return {**answers, "assessed_at": assessed_at.strftime("%Y-%m-%dT%H:%M"), "assessor": "某评估员"}
 

@@ -16,6 +16,7 @@ from yiyang.access.policy import DataCategory, FieldGroup
 from yiyang.access.routes import no_resident_data, resident_data
 from yiyang.assessments import fhir, schemas, service
 from yiyang.assessments.instruments import INSTRUMENTS
+from yiyang.db import CHINA_TZ
 from yiyang.deps import MAX_ID, IdPath, ResidentIdPath, SessionDep
 from yiyang.residents.service import get_resident, listed_field_groups, require_registry_search
 
@@ -118,7 +119,7 @@ def reassessments_due(
 ) -> schemas.ReassessmentDuePage:
     """Residents whose capability assessment is overdue, due soon, or overtaken by a change."""
     now = clock()
-    today = now.astimezone(service.LOCAL_TZ).date()
+    today = now.astimezone(CHINA_TZ).date()
     visible = policy.named_residents(session, actor, category=DataCategory.clinical, now=now)
     total, items = service.capability_reassessments_due(
         session, today=today, within_days=within_days, community_id=community_id, limit=limit, offset=offset,
@@ -147,7 +148,7 @@ def never_assessed(
     list in resident order (oldest first would rank their birthdays), and only the default age, as
     another ``min_age`` is a search by birth date, refused as the registry refuses it."""
     now = clock()
-    today: dt.date = now.astimezone(service.LOCAL_TZ).date()
+    today: dt.date = now.astimezone(CHINA_TZ).date()
     registry = FieldGroup.registry in listed_field_groups(actor)
     if min_age != service.NEVER_ASSESSED_MIN_AGE:
         require_registry_search(session, actor, searched="birth_date", what="never_assessed", now=now)

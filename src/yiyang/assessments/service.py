@@ -28,7 +28,7 @@ from yiyang.access.roles import CLINICAL_TEAM_ROLES
 from yiyang.assessments.instruments import get_instrument, score
 from yiyang.assessments.models import Assessment
 from yiyang.assessments.scoring import validate_answers
-from yiyang.db import utcnow
+from yiyang.db import CHINA_TZ, utcnow
 from yiyang.errors import Forbidden, Invalid, NotFound
 from yiyang.events import ResidentsMerged, ResidentsUnmerged
 from yiyang.geo.service import control_characters
@@ -46,7 +46,6 @@ from yiyang.residents.profile import apply_payload, provenance_from_json, proven
 from yiyang.residents.service import carry_back, carry_to_survivor, get_active_resident
 
 # China keeps one time zone without daylight saving; a date a person writes is a date there.
-LOCAL_TZ = dt.timezone(dt.timedelta(hours=8), "CST")
 CAPABILITY_INSTRUMENT = "gbt42195"
 # GB/T 42195-2022 老年人能力评估规范: reassess at least every 6 months, and at once on a change of
 # state. 国家基本公共卫生服务规范（第三版）: the self-care table belongs to the yearly health check.
@@ -61,7 +60,7 @@ CHANGE_DIAGNOSIS_PREFIXES: tuple[str, ...] = (
 # default age; another age is a search by birth date (``never_assessed``).
 NEVER_ASSESSED_MIN_AGE = 65
 FUTURE_TOLERANCE = dt.timedelta(minutes=10)  # clocks on tablets drift
-EARLIEST = dt.datetime(1990, 1, 1, tzinfo=LOCAL_TZ)
+EARLIEST = dt.datetime(1990, 1, 1, tzinfo=CHINA_TZ)
 
 
 # Recording an assessment is the family-doctor team's act: a capability result becomes a
@@ -160,13 +159,13 @@ def record_assessment(
     if retier:
         from yiyang.tiers.service import retier_residents  # tiers read assessments; imported late
 
-        retier_residents(session, [resident.id], trigger="assessment", as_of=now.astimezone(LOCAL_TZ).date())
+        retier_residents(session, [resident.id], trigger="assessment", as_of=now.astimezone(CHINA_TZ).date())
     return assessment
 
 
 def _checked_time(value: dt.datetime, now: dt.datetime) -> dt.datetime:
     if value.tzinfo is None:
-        value = value.replace(tzinfo=LOCAL_TZ)  # a form's datetime-local is the assessor's wall clock
+        value = value.replace(tzinfo=CHINA_TZ)  # a form's datetime-local is the assessor's wall clock
     try:
         too_early = value < EARLIEST
     except OverflowError:  # an offset pushing year 1 out of range
@@ -272,7 +271,7 @@ def reassessment_due_on(instrument: str, assessed_at: dt.datetime) -> dt.date | 
     months = REASSESS_MONTHS.get(instrument)
     if months is None:
         return None
-    return add_months(assessed_at.astimezone(LOCAL_TZ).date(), months)
+    return add_months(assessed_at.astimezone(CHINA_TZ).date(), months)
 
 
 @dataclass(frozen=True, slots=True)

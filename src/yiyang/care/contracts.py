@@ -33,7 +33,7 @@ from yiyang.care.models import (
 )
 from yiyang.care.packages import unknown_packages
 from yiyang.care.relationships import granting
-from yiyang.care.schedule import LOCAL_TZ, local_day
+from yiyang.db import CHINA_TZ, china_day
 from yiyang.errors import Conflict, Forbidden, Invalid, NotFound
 from yiyang.geo.models import Organisation, OrganisationKind
 from yiyang.residents.service import get_active_resident
@@ -170,7 +170,7 @@ def add_months(day: dt.date, months: int) -> dt.date:
 
 
 def _start_of(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(), LOCAL_TZ).astimezone(dt.UTC)
+    return dt.datetime.combine(day, dt.time(), CHINA_TZ).astimezone(dt.UTC)
 
 
 def _check_packages(packages: list[str]) -> None:
@@ -282,8 +282,8 @@ def sign_contract(
     get_active_resident(session, resident_id)
     _check_packages(packages)
     _check_user(session, doctor_user_id)
-    start = valid_from or local_day(now)
-    _check_start(start, local_day(now))
+    start = valid_from or china_day(now)
+    _check_start(start, china_day(now))
     if contract_in_force(session, resident_id) is not None:
         raise _already_in_force()
     _check_panel(session, team, 1)
@@ -435,7 +435,7 @@ def renew_contract(
     get_active_resident(session, old.resident_id)
     packages = list(packages or old.packages)
     _check_packages(packages)
-    today = local_day(now)
+    today = china_day(now)
     if old.status is ContractStatus.expired:
         if contract_in_force(session, old.resident_id) is not None:
             raise _already_in_force()
@@ -491,8 +491,8 @@ def sign_group(
             institution_id=institution_id,
         )
     _check_packages(packages)
-    start = valid_from or local_day(now)
-    _check_start(start, local_day(now))
+    start = valid_from or china_day(now)
+    _check_start(start, china_day(now))
     wanted = list(dict.fromkeys(resident_ids))
     for resident_id in wanted:
         get_active_resident(session, resident_id)
@@ -546,7 +546,7 @@ def _write_group(
 
 def expire_contracts(session: Session, now: dt.datetime, by: str = "system:care-day") -> int:
     """Contracts past their last day become expired and their relationship rows end (set-based)."""
-    today = local_day(now)
+    today = china_day(now)
     ending = (
         select(CareContract.id)
         .where(CareContract.status == ContractStatus.in_force, CareContract.valid_until < today)

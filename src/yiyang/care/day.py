@@ -40,11 +40,10 @@ from yiyang.care.schedule import (
     Cadence,
     ScheduleRules,
     cadences,
-    local_day,
     next_due,
     status_on,
 )
-from yiyang.db import Database, bulk_insert, db_datetime, is_postgres
+from yiyang.db import Database, bulk_insert, china_day, db_datetime, is_postgres
 from yiyang.residents.models import Condition, Resident, ResidentStatus
 
 BY = "system:care-day"
@@ -143,7 +142,7 @@ def covering_today(today: dt.date) -> ColumnElement[bool]:
 def generate_due_work(session: Session, now: dt.datetime, rules: ScheduleRules = DEFAULT_RULES) -> int:
     """Each contract in force gets the next item of every programme its packages promise and the
     resident qualifies for, unless one is already open."""
-    today = local_day(now)
+    today = china_day(now)
     plans = cadences(rules)
     connection = session.connection()  # Core rows: no ORM loading for a district's worth of them
     contracts = connection.execute(
@@ -262,7 +261,7 @@ def _record_transition(
 
 def mark_due_and_overdue(session: Session, now: dt.datetime) -> tuple[int, int]:
     """scheduled -> due when the window opens; scheduled or due -> overdue once it has closed."""
-    today = local_day(now)
+    today = china_day(now)
     overdue = and_(
         WorkItem.status.in_((WorkStatus.scheduled.value, WorkStatus.due.value)), WorkItem.due_by < today
     )
@@ -286,7 +285,7 @@ def escalate_overdue(
     """Overdue past the lead's threshold: to the team lead; past the centre's: to the team's health
     centre (``care_team.health_centre_id``). The team is the owning team, or for work a person owns
     (a grid worker's visit) the team the resident is under contract with. Returns (to centre, to lead)."""
-    today = local_day(now)
+    today = china_day(now)
     contract_team = (
         select(CareContract.team_id)
         .where(

@@ -21,8 +21,9 @@ from yiyang.access.actor import Actor
 from yiyang.access.audit import record_access
 from yiyang.access.policy import DataCategory, Purpose, visible_residents
 from yiyang.care.models import OPEN_STATUSES, WorkItem, WorkStatus
-from yiyang.care.schedule import CLINICAL_PROGRAMMES, CLINICAL_SOURCES, RULES, local_day
+from yiyang.care.schedule import CLINICAL_PROGRAMMES, CLINICAL_SOURCES, RULES
 from yiyang.care.service import actor_organisations
+from yiyang.db import china_day
 from yiyang.geo.models import Area, Organisation
 from yiyang.residents.models import Resident
 
@@ -103,7 +104,7 @@ def overdue_list(
         )
         or 0
     )
-    today = local_day(now)
+    today = china_day(now)
     rows = [
         OverdueRow(item, name, community, (today - item.due_by).days)
         for item, name, community in session.execute(

@@ -19,8 +19,9 @@ from yiyang.access.policy import DataCategory, authorize
 from yiyang.care.contracts import by_of, contract_in_force, history
 from yiyang.care.models import Referral, ReferralDirection, ReferralStatus, WorkKind
 from yiyang.care.relationships import granting, kind_drawn_by
-from yiyang.care.schedule import Programme, local_day
+from yiyang.care.schedule import Programme
 from yiyang.care.service import actor_organisations, create_work_item
+from yiyang.db import china_day
 from yiyang.errors import Conflict, Forbidden, Invalid, NotFound
 from yiyang.geo.models import Organisation
 from yiyang.residents.service import conditions_of, get_active_resident, observations_of
@@ -112,7 +113,7 @@ def send_referral(
     session.flush()
     history(session, "referral", referral.id, "sent", at=now, by=by_of(actor), to_status="sent")
     if urgent and schedule_follow_up:
-        today = local_day(now)
+        today = china_day(now)
         create_work_item(
             session, resident_id=resident_id, kind=WorkKind.referral_follow_up, programme=Programme.referral.value,
             rule="referral.urgent", due_from=today, due_by=today + dt.timedelta(days=FOLLOW_UP_DAYS), now=now,
@@ -219,7 +220,7 @@ def return_referral(
     referral = _accepted_for_receiver(session, actor, referral_id, now)
     _move(session, actor, referral, ReferralStatus.returned, (ReferralStatus.accepted,), now, note)
     _end_relationship(session, referral.id, now)  # back to the community: the receiver's scope ends
-    today = local_day(now)
+    today = china_day(now)
     create_work_item(
         session, resident_id=referral.resident_id, kind=WorkKind.referral_follow_up, programme=Programme.referral.value,
         rule="referral.returned", due_from=today, due_by=today + dt.timedelta(days=FOLLOW_UP_DAYS), now=now,

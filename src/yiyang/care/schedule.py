@@ -361,11 +361,3 @@ def escalation_level(due_by: dt.date, today: dt.date, rules: ScheduleRules = DEF
     if late >= rules.escalate_to_lead_after_days:
         return 1
     return 0
-
-
-LOCAL_TZ = dt.timezone(dt.timedelta(hours=8), "CST")
-
-
-def local_day(moment: dt.datetime) -> dt.date:
-    """The calendar day in China Standard Time: due windows are days where the work is done."""
-    return moment.astimezone(LOCAL_TZ).date()

@@ -33,9 +33,9 @@ from yiyang.care.schedule import (
     after_mental_visit,
     annual_check_window,
     is_clinical_work,
-    local_day,
     status_on,
 )
+from yiyang.db import china_day
 from yiyang.errors import Conflict, Forbidden, Invalid, NotFound
 from yiyang.residents.identity import age_on
 from yiyang.residents.models import Resident
@@ -64,7 +64,7 @@ def _new_work_item(
     now: dt.datetime, owner_user_id: int | None, owner_organisation_id: int | None, source_type: str | None,
     source_id: int | None, note: str | None,
 ) -> WorkItem:  # fmt: skip
-    status = WorkStatus(status_on(due_from, due_by, local_day(now)))
+    status = WorkStatus(status_on(due_from, due_by, china_day(now)))
     return WorkItem(
         resident_id=resident_id, kind=kind, programme=programme, status=status, rule=rule,
         owner_user_id=owner_user_id, owner_organisation_id=owner_organisation_id, due_from=due_from, due_by=due_by,
@@ -229,7 +229,7 @@ def record_outcome(
               what="work_item.outcome", action="update", now=now)  # fmt: skip
     _require_may_work_on(actor, item)
     _require_open(item)
-    today = local_day(now)
+    today = china_day(now)
     visited_on = outcome.visited_on or today
     if visited_on > today:
         # A mistyped year would date the next follow-up years ahead, and while it stays open the day
@@ -433,7 +433,7 @@ def on_alerts_raised(session: Session, raised: Sequence[Any]) -> list[WorkItem |
         if visit is None and event.resident_id in grid_of:
             grid = grid_of[event.resident_id]
             owner_user = workers.get(grid) if grid is not None else None
-            day = local_day(event.raised_at)
+            day = china_day(event.raised_at)
             days = 0 if str(event.severity).lower() in URGENT_SEVERITIES else 1
             visit = _new_work_item(
                 resident_id=event.resident_id, kind=WorkKind.home_visit, programme=Programme.alert.value,
@@ -506,7 +506,7 @@ def accept_care_plan(session: Session, actor: Actor, plan_id: int, *, now: dt.da
             )
         ).scalars()
     )
-    today = local_day(now)
+    today = china_day(now)
     created: list[WorkItem] = []
     for activity in plan.activities:
         work = PLAN_ACTIVITY_WORK.get(activity)

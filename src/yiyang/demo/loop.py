@@ -26,8 +26,7 @@ from yiyang.access.roles import Role
 from yiyang.care import contracts
 from yiyang.care.models import OPEN_STATUSES, CareContract, CareTeam, ContractStatus, WorkItem, WorkStatus
 from yiyang.care.packages import DIABETES, HYPERTENSION
-from yiyang.care.schedule import local_day
-from yiyang.db import Database
+from yiyang.db import Database, china_day
 from yiyang.geo.models import Area, AreaLevel, Organisation, OrganisationKind
 from yiyang.residents.identity import age_on
 from yiyang.residents.models import Condition, Resident, ResidentStatus
@@ -209,7 +208,7 @@ def set_up_team(
             username="system:demo",
             grants=(RoleGrant(Role.family_doctor, organisation_id=team_id),),
         )
-        today = local_day(now)
+        today = china_day(now)
         for index, (resident_id, days_back) in enumerate(
             zip(wanted, signing_offsets(len(wanted)), strict=True)
         ):
@@ -336,7 +335,7 @@ def run_jobs(
     jobs = Jobs()
     jobs.absences_raised = sweep_job(database, now)["raised"]
     jobs.escalation_steps = escalation_job(database, now)["steps"]
-    days = catch_up_days((local_day(now) - first_day).days if first_day is not None else 0)
+    days = catch_up_days((china_day(now) - first_day).days if first_day is not None else 0)
     for index, back in enumerate(days):
         report = run_care_day(database, now - dt.timedelta(days=back))
         jobs.care_days += 1
