@@ -1,30 +1,42 @@
-"""The rules and bindings the hot path needs, held in memory (规则与绑定缓存).
+"""The rules and placements the hot path needs, held in memory (规则与绑定缓存).
 
 ``RuleBook`` compiles each distinct (tier, resident overrides) combination once and remembers
-which devices belong to which residents. Both are read from the database in bulk for whole
-batches and kept until they are invalidated: ``invalidate()`` in this process (the override
-service calls it), and a cheap version check (count and latest change of the overrides, count
-and latest id of the bindings) at most every ``check_every`` seconds for changes made by other
-processes. Binding entries also expire after ``ttl`` seconds, so a binding that ended is noticed.
+each device's placements: every period it was with a resident or a household, and their
+residents with their rules, so that a reading goes to whoever had the device when it was
+measured, not when the batch arrived. Both are read from the database in bulk for a batch's
+unknown devices and kept until they are invalidated: at once in this process (the override
+service calls ``invalidate()``; a placement written through the ORM is noted when it commits),
+and, for changes made by other processes, by a cheap version check (count and latest change of
+the overrides; count, latest id and sums over the ends and holders of the placements, so an
+ended or moved placement shows) run at most every ``check_every`` seconds. Placements also
+expire after ``ttl`` seconds, so a household's changed members are noticed.
+
+A stored override that no longer compiles (kept before a check that now refuses it, or written
+by hand) is left out, logged once by id and rule: that resident keeps the rest of their rules,
+and the ingest goes on for everybody.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Integer, cast, event, extract, func, or_, select
 from sqlalchemy.orm import Session
 
 from yiyang.alerts.models import AlertRuleOverride, OverrideScope
 from yiyang.alerts.rules import RuleSet, apply_overrides, compile_rules, default_document
+from yiyang.db import is_postgres
 from yiyang.devices.models import DeviceBinding
 from yiyang.geo.models import LivingArrangement
 from yiyang.residents.models import Resident
+
+log = logging.getLogger("yiyang.alerts")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +46,45 @@ class Holder:
     resident_id: int
     living_alone: bool
     rules: RuleSet
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """A device with its holders for a period (a ``device_binding`` row; a household's: its members)."""
+
+    valid_from: dt.datetime
+    valid_to: dt.datetime | None
+    holders: tuple[Holder, ...]
+
+
+def holders_at(placements: Sequence[Placement], at: dt.datetime) -> tuple[Holder, ...]:
+    """Whom the device was with at ``at``: nobody outside its placements (periods never overlap)."""
+    for placement in placements:
+        if placement.valid_from <= at and (placement.valid_to is None or at < placement.valid_to):
+            return placement.holders
+    return ()
+
+
+# Placements written through the ORM in this process since start: books compare it on each batch.
+_placements_written = 0
+_PLACEMENT_CHANGED = "yiyang.alerts.placement_changed"
+
+
+def _note_placement(_mapper: Any, _connection: Any, binding: DeviceBinding) -> None:
+    session = Session.object_session(binding)
+    if session is not None:
+        session.info[_PLACEMENT_CHANGED] = True
+
+
+def _placement_committed(session: Session) -> None:
+    global _placements_written
+    if session.info.pop(_PLACEMENT_CHANGED, False):
+        _placements_written += 1  # after commit: a batch loading now sees the new placement
+
+
+for _change in ("after_insert", "after_update", "after_delete"):
+    event.listen(DeviceBinding, _change, _note_placement)
+event.listen(Session, "after_commit", _placement_committed)
 
 
 class RuleBook:
@@ -50,9 +101,11 @@ class RuleBook:
         self.clock = clock
         self._lock = threading.Lock()
         self._compiled: dict[tuple[Any, ...], RuleSet] = {}
-        self._devices: dict[int, tuple[float, tuple[Holder, ...]]] = {}
+        self._devices: dict[int, tuple[float, tuple[Placement, ...]]] = {}
         self._version: tuple[Any, ...] | None = None
         self._next_check = 0.0
+        self._written = _placements_written
+        self._reported: set[Any] = set()  # overrides logged as not compiling
         self.base = compile_rules(self.document)
 
     def invalidate(self) -> None:
@@ -61,33 +114,63 @@ class RuleBook:
             self._devices.clear()
 
     def _check_version(self, session: Session) -> None:
+        written = _placements_written
+        if written != self._written:
+            self._written = written
+            self.invalidate()
         now = self.clock()
         if now < self._next_check:
             return
         self._next_check = now + self.check_every
-        version = (
-            *session.execute(select(func.count(), func.max(AlertRuleOverride.changed_at))).one(),
-            *session.execute(select(func.count(), func.max(DeviceBinding.id))).one(),
-        )
+        version = tuple(session.execute(_version(session)).one())
         if self._version is not None and version != self._version:
             self.invalidate()
         self._version = version
 
     def rules_for(self, tier: str | None, overrides: list[dict[str, Any]]) -> RuleSet:
-        key = (tier, tuple((o["rule"], repr(sorted(o["params"].items()))) for o in overrides))
+        key = (tier, tuple((o["rule"], _params_key(o["params"])) for o in overrides))
         found = self._compiled.get(key)
         if found is None:
-            found = compile_rules(apply_overrides(self.document, overrides)) if key[1] else self.base
+            found = self._compile(overrides) if key[1] else self.base
             self._compiled[key] = found
         return found
 
-    def holders(
-        self, session: Session, device_ids: Iterable[int], at: dt.datetime
-    ) -> dict[int, tuple[Holder, ...]]:
-        """device id -> the residents it belongs to now (a household device: everyone in it)."""
+    def _compile(self, overrides: list[dict[str, Any]]) -> RuleSet:
+        try:
+            return compile_rules(apply_overrides(self.document, overrides))
+        except Exception:  # noqa: BLE001 - one resident's stored override must not stop everybody's alerts
+            pass
+        # Some stored override no longer compiles: keep those that do, in order, and leave out
+        # (and report) the others, so the resident falls back to the rules without them.
+        kept: list[dict[str, Any]] = []
+        for override in overrides:
+            try:
+                compile_rules(apply_overrides(self.document, [*kept, override]))
+            except Exception as error:  # noqa: BLE001
+                self._report(override, error)
+                continue
+            kept.append(override)
+        return compile_rules(apply_overrides(self.document, kept)) if kept else self.base
+
+    def _report(self, override: Mapping[str, Any], error: Exception) -> None:
+        # The override's id and rule only: its row names the resident, the error may quote values.
+        key = override.get("id", (override.get("rule"), _params_key(override.get("params"))))
+        if key in self._reported:
+            return
+        self._reported.add(key)
+        log.warning(
+            "alert rule override #%s (%.32s) no longer compiles (%s); left out",
+            override.get("id", "?"),
+            override.get("rule"),
+            type(error).__name__,
+        )
+
+    def placements(self, session: Session, device_ids: Iterable[int]) -> dict[int, tuple[Placement, ...]]:
+        """device id -> its placements, each with the residents it belongs to then (a household
+        device: everyone in it); pick a reading's holders with ``holders_at``."""
         self._check_version(session)
         now = self.clock()
-        found: dict[int, tuple[Holder, ...]] = {}
+        found: dict[int, tuple[Placement, ...]] = {}
         missing = []
         for device_id in set(device_ids):
             cached = self._devices.get(device_id)
@@ -96,31 +179,59 @@ class RuleBook:
             else:
                 missing.append(device_id)
         if missing:
-            loaded = load_holders(session, missing, at, self)
+            loaded = load_placements(session, missing, self)
             expires = now + self.ttl
             with self._lock:
                 for device_id in missing:
-                    holders = loaded.get(device_id, ())
-                    self._devices[device_id] = (expires, holders)
-                    found[device_id] = holders
+                    placements = loaded.get(device_id, ())
+                    self._devices[device_id] = (expires, placements)
+                    found[device_id] = placements
         return found
 
 
-def load_holders(
-    session: Session, device_ids: list[int], at: dt.datetime, book: RuleBook
-) -> dict[int, tuple[Holder, ...]]:
-    """Bindings in force at ``at`` for these devices, their residents, tiers and overrides."""
+def _params_key(params: Any) -> str:
+    # A row written by hand may hold any JSON: a list or a text is a key too (and will not compile).
+    return repr(sorted(params.items())) if isinstance(params, dict) else repr(params)
+
+
+def _version(session: Session) -> Any:
+    """One row (one statement) that changes whenever an override is added or removed (their
+    count and latest change) or a placement starts, ends or changes holder: the placements' count
+    and latest id (a new one, one dropped), the count and sum of their ends in seconds (one
+    ended, or ended earlier) and the sums of their holders (one carried to a merge's survivor)."""
+    if is_postgres(session):
+        seconds = extract("epoch", DeviceBinding.valid_to)
+    else:
+        seconds = cast(func.strftime("%s", DeviceBinding.valid_to), Integer)
+    return select(
+        select(func.count()).select_from(AlertRuleOverride).scalar_subquery(),
+        select(func.max(AlertRuleOverride.changed_at)).scalar_subquery(),
+        func.count(),
+        func.max(DeviceBinding.id),
+        func.count(DeviceBinding.valid_to),
+        func.sum(seconds),
+        func.sum(DeviceBinding.resident_id),
+        func.sum(DeviceBinding.household_id),
+    ).select_from(DeviceBinding)
+
+
+def load_placements(
+    session: Session, device_ids: list[int], book: RuleBook
+) -> dict[int, tuple[Placement, ...]]:
+    """Every placement of these devices, with their residents, tiers and overrides."""
     from yiyang.tiers.models import ResidentTier
 
-    holders: dict[int, list[tuple[int, bool]]] = {}
+    periods: dict[int, list[tuple[dt.datetime, dt.datetime | None, list[int]]]] = {}
     for start in range(0, len(device_ids), 500):
         chunk = device_ids[start : start + 500]
         rows = session.execute(
-            select(DeviceBinding.device_id, DeviceBinding.resident_id, DeviceBinding.household_id).where(
-                DeviceBinding.device_id.in_(chunk),
-                DeviceBinding.valid_from <= at,
-                or_(DeviceBinding.valid_to.is_(None), DeviceBinding.valid_to > at),
-            )
+            select(
+                DeviceBinding.device_id,
+                DeviceBinding.resident_id,
+                DeviceBinding.household_id,
+                DeviceBinding.valid_from,
+                DeviceBinding.valid_to,
+            ).where(DeviceBinding.device_id.in_(chunk))
         ).all()
         households = {row.household_id for row in rows if row.household_id is not None}
         members: dict[int, list[int]] = {}
@@ -132,11 +243,13 @@ def load_holders(
             ):
                 members.setdefault(household_id, []).append(resident_id)
         for row in rows:
-            ids = [row.resident_id] if row.resident_id is not None else members.get(row.household_id, [])
-            holders.setdefault(row.device_id, []).extend((rid, False) for rid in ids)
-    resident_ids = {rid for items in holders.values() for rid, _ in items}
-    if not resident_ids:
-        return {}
+            ids = (
+                [row.resident_id]
+                if row.resident_id is not None
+                else sorted(members.get(row.household_id, []))
+            )
+            periods.setdefault(row.device_id, []).append((row.valid_from, row.valid_to, ids))
+    resident_ids = {rid for items in periods.values() for _, _, ids in items for rid in ids}
     info: dict[int, tuple[bool, str | None]] = {}
     overrides: dict[int, list[dict[str, Any]]] = {}
     tier_overrides: dict[str, list[dict[str, Any]]] = {}
@@ -149,29 +262,42 @@ def load_holders(
             .where(Resident.id.in_(chunk))
         ):
             info[rid] = (living == LivingArrangement.alone, str(tier) if tier is not None else None)
-        for rid, rule, params in session.execute(
-            select(AlertRuleOverride.resident_id, AlertRuleOverride.rule, AlertRuleOverride.params)
+        for override_id, rid, rule, params in session.execute(
+            select(
+                AlertRuleOverride.id,
+                AlertRuleOverride.resident_id,
+                AlertRuleOverride.rule,
+                AlertRuleOverride.params,
+            )
             .where(
                 AlertRuleOverride.scope == OverrideScope.resident, AlertRuleOverride.resident_id.in_(chunk)
             )
             .order_by(AlertRuleOverride.id)
         ):
-            overrides.setdefault(rid, []).append({"rule": rule, "params": params or {}})
-    for tier, rule, params in session.execute(
-        select(AlertRuleOverride.tier, AlertRuleOverride.rule, AlertRuleOverride.params)
-        .where(AlertRuleOverride.scope == OverrideScope.tier)
-        .order_by(AlertRuleOverride.id)
-    ):
-        tier_overrides.setdefault(tier, []).append({"rule": rule, "params": params or {}})
-    result: dict[int, tuple[Holder, ...]] = {}
-    for device_id, items in holders.items():
-        built = []
-        for rid, _ in items:
-            living_alone, tier = info.get(rid, (False, None))
-            chosen = [*tier_overrides.get(tier or "", []), *overrides.get(rid, [])]
-            built.append(Holder(rid, living_alone, book.rules_for(tier, chosen)))
-        result[device_id] = tuple(built)
-    return result
+            overrides.setdefault(rid, []).append({"id": override_id, "rule": rule, "params": params or {}})
+    if ids:
+        for override_id, tier, rule, params in session.execute(
+            select(
+                AlertRuleOverride.id, AlertRuleOverride.tier, AlertRuleOverride.rule, AlertRuleOverride.params
+            )
+            .where(AlertRuleOverride.scope == OverrideScope.tier)
+            .order_by(AlertRuleOverride.id)
+        ):
+            tier_overrides.setdefault(tier, []).append(
+                {"id": override_id, "rule": rule, "params": params or {}}
+            )
+    holders: dict[int, Holder] = {}
+    for rid in ids:
+        living_alone, tier = info.get(rid, (False, None))
+        chosen = [*tier_overrides.get(tier or "", []), *overrides.get(rid, [])]
+        holders[rid] = Holder(rid, living_alone, book.rules_for(tier, chosen))
+    return {
+        device_id: tuple(
+            Placement(valid_from, valid_to, tuple(holders[rid] for rid in ids))
+            for valid_from, valid_to, ids in sorted(items, key=lambda item: item[0])
+        )
+        for device_id, items in periods.items()
+    }
 
 
 def effective_rules(session: Session, resident_id: int, book: RuleBook | None = None) -> RuleSet:
@@ -182,7 +308,9 @@ def effective_rules(session: Session, resident_id: int, book: RuleBook | None = 
     tier = session.scalar(select(ResidentTier.tier).where(ResidentTier.resident_id == resident_id))
     tier_text = str(tier) if tier is not None else None
     rows = session.execute(
-        select(AlertRuleOverride.scope, AlertRuleOverride.rule, AlertRuleOverride.params)
+        select(
+            AlertRuleOverride.scope, AlertRuleOverride.id, AlertRuleOverride.rule, AlertRuleOverride.params
+        )
         .where(
             or_(
                 (AlertRuleOverride.scope == OverrideScope.tier) & (AlertRuleOverride.tier == tier_text),
@@ -194,7 +322,7 @@ def effective_rules(session: Session, resident_id: int, book: RuleBook | None = 
     ).all()
     # Tier overrides first, then the resident's own: the most specific wins.
     chosen = [
-        {"rule": rule, "params": params or {}}
-        for scope, rule, params in sorted(rows, key=lambda row: row[0] == OverrideScope.resident)
+        {"id": override_id, "rule": rule, "params": params or {}}
+        for scope, override_id, rule, params in sorted(rows, key=lambda row: row[0] == OverrideScope.resident)
     ]
     return book.rules_for(tier_text, chosen)

@@ -2,11 +2,13 @@
 
 ``AlertRules`` is the ``devices.ingest.Rules`` hook: called once per batch, inside the batch's
 transaction, with only the new telemetry and events. Per message it does dictionary look-ups
-(device -> residents -> compiled rules, from ``RuleBook``) and a handful of comparisons; it
+(device -> its placement at the message's own time -> residents -> compiled rules, from
+``RuleBook``) and a handful of comparisons; it
 touches the database only for what fired (a hit raises or counts an alert), for duration
 clocks (out of bed at night: rare events) and for absence clocks, which are written only when
 they moved by more than ``slack`` (so a resident's radar reporting every 10 s costs one write per
-slack period, not one per message). The deadline sweep job, not the hot path, raises absences.
+slack period, not one per message) or changed hands. The deadline sweep job, not the hot path,
+raises absences.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from yiyang.alerts import service
-from yiyang.alerts.book import RuleBook, effective_rules
+from yiyang.alerts.book import Holder, RuleBook, effective_rules, holders_at
 from yiyang.alerts.channels import AlertSettings, Notifier, notifier_from_settings
 from yiyang.alerts.rules import (
     DeadlineChange,
@@ -92,7 +94,8 @@ class AlertRules:
         self.clock = clock
         self.stats = EvaluationStats()
         self.keep_raised = keep_raised  # the benchmark reads which alerts were raised
-        self._pushed: dict[tuple[str, int], dt.datetime] = {}  # absence clocks as last written
+        # absence clocks as last written: (rule, subject) -> (due, resident)
+        self._pushed: dict[tuple[str, int], tuple[dt.datetime, int]] = {}
 
     def __call__(self, session: Session, batch: TelemetryBatch) -> None:
         if not batch.telemetry and not batch.events:
@@ -101,8 +104,10 @@ class AlertRules:
         self.stats.batches += 1
         device_ids = {item.device.id for item in batch.telemetry}
         device_ids.update(item.device.id for item in batch.events)
-        holders = self.book.holders(session, device_ids, batch.received_at)
-        if not holders:
+        # Each message goes to whoever had the device when it was measured: a backlog sent after
+        # the device moved to another elder holds readings of both.
+        placements = self.book.placements(session, device_ids)
+        if not placements:
             return
         # (resident, rule) -> earliest hit, count, device, rules, latest time: a batch holds a
         # device's backlog in any order, and the alert keeps when it was first and last seen.
@@ -128,17 +133,18 @@ class AlertRules:
             if known is None or write.due_at > known.due_at:
                 absence[key] = write
 
-        latest: dict[int, dt.datetime] = {}  # device -> its latest message in this batch
+        # device -> its latest message in this batch that had holders, and theirs
+        latest: dict[int, tuple[dt.datetime, tuple[Holder, ...]]] = {}
         self.stats.messages += len(batch.telemetry)
         for item in batch.telemetry:
-            found = holders.get(item.device.id)
-            if not found:
-                continue
             message = item.message
             device_id = item.device.id
+            found = holders_at(placements.get(device_id, ()), message.measured_at)
+            if not found:
+                continue
             seen = latest.get(device_id)
-            if seen is None or message.measured_at > seen:
-                latest[device_id] = message.measured_at
+            if seen is None or message.measured_at > seen[0]:
+                latest[device_id] = (message.measured_at, found)
             values = message.values
             for holder in found:
                 rules = holder.rules
@@ -150,11 +156,11 @@ class AlertRules:
         durations: list[tuple[DeadlineChange, int, int]] = []
         for item in sorted(batch.events, key=lambda e: e.message.measured_at):
             self.stats.messages += 1
-            found = holders.get(item.device.id)
-            if not found:
-                continue
             kind = item.message.kind.value
             at = item.message.measured_at
+            found = holders_at(placements.get(item.device.id, ()), at)
+            if not found:
+                continue
             for holder in found:
                 rules = holder.rules
                 for event_hit in event_hits(rules, kind, at):
@@ -164,17 +170,16 @@ class AlertRules:
                 for change in absence_changes(rules, kind, at, holder.living_alone):
                     activity(change, rules, holder.resident_id, item.device.id)
             seen = latest.get(item.device.id)
-            if seen is None or at > seen:
-                latest[item.device.id] = at
+            if seen is None or at > seen[0]:
+                latest[item.device.id] = (at, found)
 
         # Silence clocks: once per device per batch, from its latest message.
-        for device_id, at in latest.items():
-            holder = holders[device_id][0]
+        for device_id, (at, found) in latest.items():
+            holder = found[0]
             for rule in holder.rules.silence:
                 key = (rule.code, device_id)
-                last = self._pushed.get(key)
                 due = at + rule.wait
-                if last is None or due - last >= self.slack:
+                if self._moved(key, due, holder.resident_id):
                     absence[key] = service.DeadlineWrite(
                         rule.code, device_id, holder.resident_id, device_id, at, due
                     )
@@ -187,8 +192,7 @@ class AlertRules:
 
         writes = []
         for key, write in absence.items():
-            last = self._pushed.get(key)
-            if last is None or write.due_at - last >= self.slack:
+            if self._moved(key, write.due_at, write.resident_id):
                 writes.append(write)
         if writes:
             service.push_deadlines(session, writes)
@@ -198,7 +202,7 @@ class AlertRules:
             # write its clocks again.
             def remember(_session: Session) -> None:
                 for write in writes:
-                    self._pushed[(write.rule, write.subject_id)] = write.due_at
+                    self._pushed[(write.rule, write.subject_id)] = (write.due_at, write.resident_id)
 
             event.listen(session, "after_commit", remember, once=True)
 
@@ -217,6 +221,13 @@ class AlertRules:
                 self.stats.raised += 1
                 if self.keep_raised:
                     self.stats.raised_alerts.append((alert.id, alert.resident_id))
+
+    def _moved(self, key: tuple[str, int], due: dt.datetime, resident_id: int) -> bool:
+        """Whether a clock is worth writing: new, moved by the slack, or now someone else's (a
+        device handed to another elder: left with the previous one, the sweep would drop it as
+        no longer placed with her, and the new holder would never hear the device fall silent)."""
+        last = self._pushed.get(key)
+        return last is None or last[1] != resident_id or due - last[0] >= self.slack
 
 
 # ---- timed jobs --------------------------------------------------------------------------

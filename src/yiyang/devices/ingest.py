@@ -24,7 +24,7 @@ from typing import Any
 
 import typer
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -362,18 +362,44 @@ def _json_bytes(value: Any) -> bytes:
 
 class DeviceDirectory:
     """uid -> device, cached. Unknown uids are remembered briefly, so a stray device costs one
-    query per ``negative_ttl`` rather than one per message."""
+    query per ``negative_ttl`` rather than one per message.
+
+    A device retired or registered elsewhere (the web app) is seen within ``check_every``
+    seconds: a cheap version check (the latest device id, the number retired) empties the cache
+    when it moves. With broker admission ``none`` the directory is the only gate a retired
+    device's messages meet."""
 
     def __init__(
-        self, ttl: float = 300.0, negative_ttl: float = 30.0, clock: Callable[[], float] = time.monotonic
+        self,
+        ttl: float = 300.0,
+        negative_ttl: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        check_every: float = 5.0,
     ):
         self.ttl = ttl
         self.negative_ttl = negative_ttl
         self.clock = clock
+        self.check_every = check_every
         self._known: dict[str, tuple[float, DeviceRef | None]] = {}
+        self._version: tuple[Any, ...] | None = None
+        self._next_check = 0.0
+
+    def _check_version(self, session: Session, now: float) -> None:
+        if now < self._next_check:
+            return
+        self._next_check = now + self.check_every
+        version = tuple(
+            session.execute(
+                select(func.max(Device.id), func.count(case((Device.state == DeviceState.retired, 1))))
+            ).one()
+        )
+        if self._version is not None and version != self._version:
+            self._known.clear()
+        self._version = version
 
     def resolve(self, session: Session, uids: Iterable[str | None]) -> dict[str, DeviceRef]:
         now = self.clock()
+        self._check_version(session, now)
         found: dict[str, DeviceRef] = {}
         lookup: list[str] = []
         for uid in set(uids):
