@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     import_batch_rows: int = 20_000
     tier_rules_file: Path | None = None  # TOML/JSON changing the tier rules; see docs/tiers.md
     service_catalogue_file: Path | None = None  # TOML/JSON changing prices and subsidies; docs/orders.md
+    # An order still offered or unassigned this long after its requested time is missed (逾期未接单)
+    # rather than offered again; docs/orders.md. At least 5: an order may be placed 5 minutes late.
+    order_missed_after_minutes: int = Field(default=120, ge=5, le=7 * 24 * 60)
     # Access, see docs/access.md. "production" requires both keys; so does any database other than
     # the embedded SQLite file, which otherwise gets development keys generated under data_dir.
     environment: str = "development"

@@ -112,7 +112,7 @@ def test_without_a_volunteer_permit_the_order_goes_to_the_station_and_never_to_t
     assert volunteer_board(db, place) == []
     # and a sweep that still finds nobody writes nothing more
     with db.unit_of_work() as session:
-        assert orders.sweep_offers(session, NOW + dt.timedelta(minutes=5), CAT) == (0, 0)
+        assert orders.sweep_offers(session, NOW + dt.timedelta(minutes=5), CAT) == (0, 0, 0)
     assert len(history(db, order_id)) == 4
 
 
@@ -129,7 +129,7 @@ def test_granting_the_permit_makes_the_volunteer_eligible(
     # then the sweep offers the waiting order to the volunteer, who accepts it
     later = NOW + dt.timedelta(minutes=5)
     with db.unit_of_work() as session:
-        assert orders.sweep_offers(session, later, CAT) == (0, 1)
+        assert orders.sweep_offers(session, later, CAT) == (0, 1, 0)
     assert load(db, order_id).provider_id == providers["volunteer"]
     with db.unit_of_work() as session:
         orders.accept_order(session, actor(session, place.volunteer_1, later), order_id, later)
@@ -157,7 +157,7 @@ def test_a_consent_withdrawn_after_the_offer_still_refuses_at_acceptance(
             ResidentRelationship.source_type == "service_order")) == 0  # fmt: skip
     # and once the offer lapses, it goes to the station, not back to a volunteer
     with db.unit_of_work() as session:
-        assert orders.sweep_offers(session, NOW + dt.timedelta(minutes=31), CAT) == (1, 1)
+        assert orders.sweep_offers(session, NOW + dt.timedelta(minutes=31), CAT) == (1, 1, 0)
     assert load(db, order_id).provider_id == providers["station"]
 
 
@@ -223,7 +223,7 @@ def test_a_social_organisation_is_offered_only_what_the_elder_permits_it(
     permit_the_social_class(db, place.elder)
     later = NOW + dt.timedelta(minutes=5)
     with db.unit_of_work() as session:
-        assert orders.sweep_offers(session, later, CAT) == (0, 1)
+        assert orders.sweep_offers(session, later, CAT) == (0, 1, 0)
     assert load(db, order_id).provider_id == social
     with db.unit_of_work() as session:
         orders.accept_order(session, actor(session, worker_id, later), order_id, later)

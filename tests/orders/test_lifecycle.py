@@ -120,10 +120,10 @@ def test_an_offer_not_taken_in_time_lapses_and_goes_to_the_next_provider(
     providers = register_providers(db, place)
     order_id = place_meal(db, place.elder_user, place.elder)
     with db.unit_of_work() as session:
-        assert orders.sweep_offers(session, NOW + dt.timedelta(minutes=29), CAT) == (0, 0)
+        assert orders.sweep_offers(session, NOW + dt.timedelta(minutes=29), CAT) == (0, 0, 0)
     later = NOW + dt.timedelta(minutes=31)
     with db.unit_of_work() as session:
-        assert orders.sweep_offers(session, later, CAT) == (1, 1)
+        assert orders.sweep_offers(session, later, CAT) == (1, 1, 0)
     order = load(db, order_id)
     assert order.provider_id == providers["b"] and order.offered_at == later
     assert events_of(db, order_id)[-2:] == [("lapsed", providers["a"]), ("offered", providers["b"])]
@@ -224,7 +224,7 @@ def test_load_is_balanced_across_stations_once_one_has_work(db: Database, place:
             session, staff, first, orders.CompletionProof(1, "ok"), NOW + dt.timedelta(seconds=30)
         )
     with db.unit_of_work() as session:
-        assert orders.sweep_offers(session, NOW + dt.timedelta(minutes=1), CAT) == (0, 1)
+        assert orders.sweep_offers(session, NOW + dt.timedelta(minutes=1), CAT) == (0, 1, 0)
     assert load(db, third).provider_id == providers["a"]
 
 
@@ -254,7 +254,7 @@ def test_an_order_outside_every_coverage_waits_until_a_provider_covers_it(
         )
         social_id = social.id
     with db.unit_of_work() as session:
-        assert orders.sweep_offers(session, NOW, CAT) == (0, 1)
+        assert orders.sweep_offers(session, NOW, CAT) == (0, 1, 0)
     assert load(db, order_id).provider_id == social_id
 
 

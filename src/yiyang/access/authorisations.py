@@ -44,7 +44,7 @@ KINSHIPS = {
 
 
 def in_force(authorisation: ResidentAuthorisation, now: dt.datetime) -> bool:
-    """As ``service.residents_acted_for`` asks it in SQL: begun, not ended, not revoked."""
+    """As ``service.authorisation_in_force`` asks it in SQL: begun, not ended, not revoked."""
     a = authorisation
     return a.revoked_at is None and a.valid_from <= now and (a.valid_until is None or a.valid_until > now)
 

@@ -11,7 +11,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from sqlalchemy import delete, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from yiyang.access import passwords, tokens
@@ -259,20 +259,38 @@ def revoke_authorisation(session: Session, authorisation_id: int, now: dt.dateti
         authorisation.revoked_at = now or utcnow()
 
 
+def authorisation_in_force(now: dt.datetime) -> ColumnElement[bool]:
+    """``authorisations.in_force`` as SQL: begun, not ended, not revoked."""
+    return and_(
+        ResidentAuthorisation.revoked_at.is_(None),
+        ResidentAuthorisation.valid_from <= now,
+        or_(ResidentAuthorisation.valid_until.is_(None), ResidentAuthorisation.valid_until > now),
+    )
+
+
 def residents_acted_for(session: Session, user_id: int, now: dt.datetime) -> tuple[int, ...]:
     """Residents whose authorisation of this user is in force at ``now``."""
     rows = session.scalars(
         select(ResidentAuthorisation.resident_id)
-        .where(
-            ResidentAuthorisation.grantee_id == user_id,
-            ResidentAuthorisation.revoked_at.is_(None),
-            ResidentAuthorisation.valid_from <= now,
-            or_(ResidentAuthorisation.valid_until.is_(None), ResidentAuthorisation.valid_until > now),
-        )
+        .where(ResidentAuthorisation.grantee_id == user_id, authorisation_in_force(now))
         .order_by(ResidentAuthorisation.resident_id)
         .distinct()
     )
     return tuple(rows)
+
+
+def family_of(resident_id: int, now: dt.datetime) -> Select[tuple[int]]:
+    """The accounts of the resident and of their family: a family authorisation in force, or a
+    member of the resident's household. What they do for the elder is family care, not time-bank
+    service: dispatch never offers them the elder's order, and the time bank credits nothing."""
+    household = select(Resident.household_id).where(Resident.id == resident_id).scalar_subquery()
+    housemates = select(Resident.id).where(Resident.household_id == household)  # none without a household
+    authorised = select(ResidentAuthorisation.grantee_id).where(
+        ResidentAuthorisation.resident_id == resident_id, authorisation_in_force(now)
+    )
+    return select(User.id).where(
+        or_(User.resident_id == resident_id, User.resident_id.in_(housemates), User.id.in_(authorised))
+    )
 
 
 # --- sign-in ---------------------------------------------------------------------------------

@@ -6,12 +6,14 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
+from yiyang.access import accounts
 from yiyang.access.actor import Actor
 from yiyang.access.deps import ActorDep, Clock, ClockDep
 from yiyang.access.policy import DataCategory, visible_residents
+from yiyang.access.roles import ADMIN_ROLE
 from yiyang.access.routes import no_resident_data, resident_data
 from yiyang.deps import IdPath, SessionDep
-from yiyang.errors import Forbidden
+from yiyang.errors import Forbidden, Invalid
 from yiyang.timebank import schemas, service
 
 router = APIRouter(prefix="/api/timebank", tags=["time bank"])
@@ -127,7 +129,22 @@ def end_pairing(
 def expire(
     body: schemas.ExpireBody, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.ExpireResult:
-    """Expire hours past their validity now (administrators; the timed job does this too)."""
+    """Expire hours past their validity now (the timed job does this too). It posts for every
+    volunteer of the deployment, so only an administrator without an area runs it."""
     if not actor.is_admin:
         raise Forbidden("timebank.admin_only", "仅管理员可执行此操作 (administrators only)")
+    # accounts decides "an administrator without an area" for account administration; the same rule.
+    if not accounts._whole_deployment(actor.acting_as({ADMIN_ROLE})):
+        raise Forbidden(
+            "timebank.expire.deployment_admin",
+            "时间过期作用于全区所有志愿者，仅限不限辖区的管理员执行 "
+            "(expiry runs for every volunteer of the deployment: only an administrator without an area)",
+        )
+    if body.validity_days is not None and body.validity_days < service.MIN_VALIDITY_DAYS:
+        raise Invalid(
+            "timebank.validity_days.minimum",
+            f"有效期不得短于 {service.MIN_VALIDITY_DAYS} 天 "
+            f"(the validity may not be shorter than {service.MIN_VALIDITY_DAYS} days)",
+            minimum=service.MIN_VALIDITY_DAYS,
+        )
     return schemas.ExpireResult(expired_minutes=service.expire(session, clock(), body.validity_days))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from yiyang.timebank.ledger import MIN_VALIDITY_DAYS
+
 timebank_app = typer.Typer(help="时间银行 (time bank): hours expiry.", no_args_is_help=True)
 
 
@@ -12,12 +14,12 @@ def expire(
     validity_days: int | None = typer.Option(
         None,
         "--validity-days",
-        min=1,
+        min=MIN_VALIDITY_DAYS,
         max=36_500,
         help="hours older than this many days lapse (default YIYANG_TIMEBANK_VALIDITY_DAYS, else 1095)",
     ),
 ) -> None:
-    """Expire hours past their validity, oldest first (run daily; running it twice expires nothing more)."""
+    """时长过期 Expire hours past their validity, oldest first (run daily; running it twice expires nothing more)."""
     from yiyang.db import utcnow
     from yiyang.migrate import open_database
     from yiyang.timebank.service import expire as expire_hours

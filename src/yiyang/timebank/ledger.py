@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from yiyang.errors import Invalid
 
 MAX_MINUTES = 100_000 * 60  # one posting moves at most 100,000 hours
+# The shortest validity of earned hours an expiry may use (setting, command or API): a slip (1 for
+# 365) would otherwise take every volunteer's hours at once, and the ledger never gives them back.
+MIN_VALIDITY_DAYS = 30
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import ColumnElement, case, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,12 +26,19 @@ from yiyang.access.denials import queue_denial
 from yiyang.access.models import RelationshipKind, ResidentRelationship, RoleMembership, User
 from yiyang.access.policy import DataCategory, Purpose, authorize
 from yiyang.access.roles import Audience, Role, role_info
+from yiyang.access.service import family_of
 from yiyang.db import is_postgres
 from yiyang.errors import Conflict, Forbidden, Invalid, NotFound
 from yiyang.geo.models import Area
 from yiyang.residents.models import Resident
 from yiyang.residents.service import carry_back, carry_to_survivor, get_active_resident
-from yiyang.timebank.ledger import Posting, check_postings, expiring_from_totals, overdrawn
+from yiyang.timebank.ledger import (
+    MIN_VALIDITY_DAYS,
+    Posting,
+    check_postings,
+    expiring_from_totals,
+    overdrawn,
+)
 from yiyang.timebank.models import (
     AccountKind,
     TimebankAccount,
@@ -59,7 +66,7 @@ class TimebankSettings(BaseSettings):
 
     # One validity for the daily job, the command and the API alike: a job running with a shorter
     # one than the district promises would take hours that are still good.
-    validity_days: int = Field(default=DEFAULT_VALIDITY_DAYS, ge=1, le=36_500)
+    validity_days: int = Field(default=DEFAULT_VALIDITY_DAYS, ge=MIN_VALIDITY_DAYS, le=36_500)
 
 
 def configured_validity_days() -> int:
@@ -624,11 +631,12 @@ def on_service_order_completed(session: Session, event: events.ServiceOrderCompl
 
     Hours are earned serving others: a volunteer who is the resident served (a resident who also
     volunteers, offered their own order) earns nothing, or anyone could order for themselves and
-    credit their own account."""
+    credit their own account; nor does one who is the elder's family (authorised, or of the
+    household), as family care is not time-bank service."""
     if event.volunteer_user_id is None or event.minutes <= 0:
         return
-    volunteer = session.get(User, event.volunteer_user_id)
-    if volunteer is not None and volunteer.resident_id == event.resident_id:
+    family = family_of(event.resident_id, event.completed_at)
+    if session.scalar(select(exists().where(User.id == event.volunteer_user_id, User.id.in_(family)))):
         return
     earn(
         session, event.volunteer_user_id, event.minutes, source_type="service_order", source_id=event.order_id,

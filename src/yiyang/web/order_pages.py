@@ -36,7 +36,7 @@ from yiyang.web.pages import china_time, render
 router = APIRouter(include_in_schema=False)
 STATUS_COLOURS = {
     OrderStatus.offered: "#d4a017", OrderStatus.unassigned: "#c0392b", OrderStatus.accepted: "#2f6fb0",
-    OrderStatus.completed: "#2e8b57", OrderStatus.cancelled: "#8a8f98",
+    OrderStatus.completed: "#2e8b57", OrderStatus.cancelled: "#8a8f98", OrderStatus.missed: "#6d4c41",
 }  # fmt: skip
 
 
@@ -195,7 +195,7 @@ def status_chart_svg(counts: dict[OrderStatus, int], *, lang: str = "zh-CN", wid
     names = {
         OrderStatus.offered: ("待接单", "offered"), OrderStatus.unassigned: ("待派单", "unassigned"),
         OrderStatus.accepted: ("服务中", "accepted"), OrderStatus.completed: ("已完成", "completed"),
-        OrderStatus.cancelled: ("已取消", "cancelled"),
+        OrderStatus.cancelled: ("已取消", "cancelled"), OrderStatus.missed: ("逾期未接单", "missed"),
     }  # fmt: skip
     pick = 0 if lang == "zh-CN" else 1
     label_w, bar_h, gap = 90, 22, 8

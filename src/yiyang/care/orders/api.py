@@ -258,7 +258,9 @@ def register_provider(
     openapi_extra=no_resident_data("re-dispatch run by an administrator; answers counts"),
 )
 def sweep(request: Request, session: SessionDep, actor: ActorDep, clock: ClockDep) -> schemas.SweepResult:
-    """Re-dispatch lapsed offers and retry unassigned orders now (the timed job does this too)."""
+    """Miss orders long past their requested time, re-dispatch lapsed offers and retry unassigned
+    orders now (the timed job does this too)."""
     _admin(actor)
-    lapsed, offered = service.sweep_offers(session, clock(), _catalogue(request))
-    return schemas.SweepResult(lapsed=lapsed, offered=offered)
+    grace = service.missed_grace(request.app.state.settings)
+    lapsed, offered, missed = service.sweep_offers(session, clock(), _catalogue(request), missed_after=grace)
+    return schemas.SweepResult(lapsed=lapsed, offered=offered, missed=missed)

@@ -13,7 +13,7 @@ orders_app = typer.Typer(
 
 @orders_app.command("catalogue")
 def catalogue() -> None:
-    """Print the service catalogue in force (defaults changed by YIYANG_SERVICE_CATALOGUE_FILE) as JSON."""
+    """服务目录 Print the service catalogue in force (defaults changed by YIYANG_SERVICE_CATALOGUE_FILE) as JSON."""
     from yiyang.care.orders.schemas import ServiceRead
     from yiyang.care.orders.service import current_catalogue
 
@@ -23,7 +23,8 @@ def catalogue() -> None:
 
 @orders_app.command("sweep")
 def sweep() -> None:
-    """Offers not taken in time go to the next provider; unassigned orders are tried again (run every few minutes)."""
+    """派单巡检 Offers not taken in time go to the next provider; unassigned orders are tried again; orders long past
+    their requested time are missed (run every few minutes)."""
     from yiyang.care.orders.service import current_catalogue, sweep_offers
     from yiyang.db import utcnow
     from yiyang.migrate import open_database
@@ -31,7 +32,7 @@ def sweep() -> None:
     db = open_database()
     try:
         with db.unit_of_work() as session:
-            lapsed, offered = sweep_offers(session, utcnow(), current_catalogue())
+            lapsed, offered, missed = sweep_offers(session, utcnow(), current_catalogue())
     finally:
         db.dispose()
-    typer.echo(f"超时转派 lapsed {lapsed}, 新派单 offered {offered}")
+    typer.echo(f"超时转派 lapsed {lapsed}, 新派单 offered {offered}, 逾期未接单 missed {missed}")

@@ -31,9 +31,9 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from yiyang.care.orders.catalogue import ProviderKind, Service
+from yiyang.db import CHINA_TZ
 
 MAX_HOPS = 6
-CHINA_TZ = dt.timezone(dt.timedelta(hours=8), "CST")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """Service-order tables: the providers that take orders, the orders, and every transition.
 
 ``service_provider_area`` lists the areas each provider covers. ``service_order_transition`` is the history: one row per change of state (placed, offered,
-accepted, declined, lapsed, completed, rated, cancelled), with who did it and why, so an
+accepted, declined, lapsed, completed, rated, cancelled, missed), with who did it and why, so an
 order's whole path can be replayed.
 """
 
@@ -24,6 +24,9 @@ class OrderStatus(enum.StrEnum):
     accepted = "accepted"  # the provider took it
     completed = "completed"  # done, with proof
     cancelled = "cancelled"
+    # 逾期未接单: still not taken long after the requested time (YIYANG_ORDER_MISSED_AFTER_MINUTES);
+    # closed by the sweep. The column is a plain string (native_enum=False, no CHECK), so no migration.
+    missed = "missed"
 
 
 OPEN_STATUSES = frozenset({OrderStatus.offered, OrderStatus.unassigned, OrderStatus.accepted})

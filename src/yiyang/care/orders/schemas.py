@@ -226,3 +226,4 @@ class ProviderRead(BaseModel):
 class SweepResult(BaseModel):
     lapsed: int
     offered: int
+    missed: int  # long past their requested time: closed as missed (逾期未接单)

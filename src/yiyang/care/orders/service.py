@@ -1,5 +1,6 @@
 """Service orders, step by step: place (eligibility, subsidy), dispatch, accept or decline (接单),
-re-dispatch on decline or a lapsed offer, complete with proof, rate, cancel.
+re-dispatch on decline or a lapsed offer, complete with proof, rate, cancel; an order nobody took
+long after its requested time is missed (逾期未接单) rather than offered for ever.
 
 Every step writes a ``service_order_transition``; none commits (the request or job does). A
 provider serving a resident holds a ``resident_relationship`` (kind service, source
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select
+from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from yiyang import events
@@ -32,6 +33,7 @@ from yiyang.access.policy import (
     visible_residents,
 )
 from yiyang.access.roles import CLINICAL_TEAM_ROLES, Audience, Role, role_info
+from yiyang.access.service import family_of
 from yiyang.care.orders.catalogue import (
     Catalogue,
     ProviderKind,
@@ -64,13 +66,13 @@ from yiyang.care.orders.models import (
 )
 from yiyang.care.relationships import RELATIONSHIP_OF_DRAW, granting
 from yiyang.config import Settings, get_settings
+from yiyang.db import china_day
 from yiyang.errors import Conflict, Forbidden, Invalid, NotFound
 from yiyang.geo.models import Area, Organisation, OrganisationKind
 from yiyang.residents.identity import age_on
 from yiyang.residents.models import Resident
 from yiyang.residents.service import get_active_resident
 from yiyang.tiers.models import ResidentTier
-from yiyang.tiers.rules import CHINA_TZ
 
 SOURCE_TYPE = "service_order"  # resident_relationship.source_type of a provider serving an order
 WHAT = "service_order"  # the audit trail's resource type
@@ -145,7 +147,7 @@ def offers_for(
     authorize(
         session, actor, resident_id, category=DataCategory.care_services, what="service_offers", now=now
     )
-    facts = resident_facts(session, resident, _local_day(now))
+    facts = resident_facts(session, resident, china_day(now))
     return [Offer(service, refusals(service, facts), subsidy_for(service, facts)) for service in catalogue]
 
 
@@ -195,7 +197,7 @@ def place_order(
             "order.area.unknown",
             "档案缺少所在社区，无法派单 (the resident's community is unknown, so no provider can be found)",
         )
-    facts = resident_facts(session, resident, _local_day(now))
+    facts = resident_facts(session, resident, china_day(now))
     refused = refusals(service, facts)
     if refused:
         raise Invalid(
@@ -248,8 +250,15 @@ def dispatch_order(
     *,
     actor: Actor | None = None,
     weights: DispatchWeights = DEFAULT_WEIGHTS,
+    missed_after: dt.timedelta | None = None,
 ) -> Ranking:
-    """Offer the order to the best provider that has not yet declined it, or leave it unassigned."""
+    """Offer the order to the best provider that has not yet declined it, or leave it unassigned;
+    an order long past its requested time is missed instead (``missed_after``: the grace, by
+    default ``YIYANG_ORDER_MISSED_AFTER_MINUTES``)."""
+    grace = missed_after if missed_after is not None else missed_grace()
+    if is_past_grace(order, now, grace):
+        miss_order(session, order, now, grace, actor)
+        return Ranking((), {})
     service = catalogue.get(order.service_code)
     ranking, refused = _rank(session, order, service, now, weights)
     _offer(session, order, service, ranking, refused, now, actor)
@@ -287,7 +296,7 @@ def _rank(
     ranking = rank_providers(
         service,
         area_path,
-        _candidates(session, service, area_path, order.requested_for, order.resident_id),
+        _candidates(session, service, area_path, order.requested_for, order.resident_id, now),
         already_tried=tried_providers(session, order.id),
         refused_kinds=refused,
         weights=weights,
@@ -343,21 +352,28 @@ def tried_providers(session: Session, order_id: int) -> set[int]:
 
 
 def _candidates(
-    session: Session, service: Service, area_path: str, requested_for: dt.datetime | None, resident_id: int
+    session: Session,
+    service: Service,
+    area_path: str,
+    requested_for: dt.datetime | None,
+    resident_id: int,
+    now: dt.datetime,
 ) -> list[Candidate]:
     """Providers of the service's kinds that cover the area (found through the area's ancestors,
     by index), as dispatch sees them: skills, coverage, base, open orders, availability. Never a
-    volunteer who is the resident served: nobody serves themselves for time-bank hours."""
+    volunteer who is the resident served or their family (``access.service.family_of``): nobody earns time-bank
+    hours serving themselves, and family care is not time-bank service."""
     ancestors = select(Area.id).where(Area.code.in_(area_path.split("/")))
     covering = select(ServiceProviderArea.provider_id).where(ServiceProviderArea.area_id.in_(ancestors))
-    themselves = select(User.id).where(User.resident_id == resident_id)
     providers = session.scalars(
         select(ServiceProvider)
         .where(
             ServiceProvider.active.is_(True),
             ServiceProvider.kind.in_(service.providers),
             ServiceProvider.id.in_(covering),
-            or_(ServiceProvider.user_id.is_(None), ServiceProvider.user_id.not_in(themselves)),
+            or_(
+                ServiceProvider.user_id.is_(None), ServiceProvider.user_id.not_in(family_of(resident_id, now))
+            ),
         )
         .order_by(ServiceProvider.id)
     ).all()
@@ -419,12 +435,65 @@ def _area_path(session: Session, area_id: int) -> str:
     return path
 
 
+def missed_grace(settings: Settings | None = None) -> dt.timedelta:
+    """How long after its requested time an order still not taken is missed
+    (``YIYANG_ORDER_MISSED_AFTER_MINUTES``, two hours by default)."""
+    return dt.timedelta(minutes=(settings or get_settings()).order_missed_after_minutes)
+
+
+def is_past_grace(order: ServiceOrder, now: dt.datetime, grace: dt.timedelta) -> bool:
+    """Still offered or unassigned more than the grace after its requested time. An order for as
+    soon as possible (no requested time) never is: lapsed offers go on to the next provider."""
+    return (
+        order.status in (OrderStatus.offered, OrderStatus.unassigned)
+        and order.requested_for is not None
+        and now - order.requested_for > grace
+    )
+
+
+def miss_order(
+    session: Session, order: ServiceOrder, now: dt.datetime, grace: dt.timedelta, actor: Actor | None
+) -> None:
+    """逾期未接单: the order is closed as missed and its open offer (if any) ends. No relationship
+    to end: only acceptance writes one."""
+    previous = order.status
+    ended_offer = order.provider_id if previous == OrderStatus.offered else None
+    order.status = OrderStatus.missed
+    order.provider_id = order.offered_at = order.offer_expires_at = None
+    order.updated_at = now
+    minutes = int(grace.total_seconds() // 60)
+    _record(
+        session, order, "missed", previous, actor, now, provider_id=ended_offer,
+        reason=f"not taken {minutes} min after the requested time",
+    )  # fmt: skip
+
+
 def sweep_offers(
-    session: Session, now: dt.datetime, catalogue: Catalogue, weights: DispatchWeights = DEFAULT_WEIGHTS
-) -> tuple[int, int]:
-    """The timed job: offers not taken in time lapse and go to the next provider; unassigned
-    orders are tried again (a provider may have joined or freed up). Returns (lapsed, offered)."""
-    lapsed = offered = 0
+    session: Session,
+    now: dt.datetime,
+    catalogue: Catalogue,
+    weights: DispatchWeights = DEFAULT_WEIGHTS,
+    *,
+    missed_after: dt.timedelta | None = None,
+) -> tuple[int, int, int]:
+    """The timed job: orders still not taken more than ``missed_after`` (the setting by default)
+    after their requested time are missed; offers not taken in time lapse and go to the next
+    provider; unassigned orders are tried again (a provider may have joined or freed up).
+    Returns (lapsed, offered, missed)."""
+    grace = missed_after if missed_after is not None else missed_grace()
+    lapsed = offered = missed = 0
+    overdue = session.scalars(
+        select(ServiceOrder)
+        .where(
+            ServiceOrder.status.in_((OrderStatus.offered, OrderStatus.unassigned)),
+            ServiceOrder.requested_for < now - grace,
+        )
+        .order_by(ServiceOrder.id)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for order in overdue:
+        miss_order(session, order, now, grace, None)
+        missed += 1
     expired = session.scalars(
         select(ServiceOrder)
         .where(ServiceOrder.status == OrderStatus.offered, ServiceOrder.offer_expires_at <= now)
@@ -436,7 +505,8 @@ def sweep_offers(
             session, order, "lapsed", order.status, None, now, provider_id=order.provider_id, reason="timeout"
         )
         lapsed += 1
-        if dispatch_order(session, order, now, catalogue, weights=weights).best is not None:
+        ranking = dispatch_order(session, order, now, catalogue, weights=weights, missed_after=grace)
+        if ranking.best is not None:
             offered += 1
     waiting = session.scalars(
         select(ServiceOrder)
@@ -450,7 +520,7 @@ def sweep_offers(
         if ranking.best is not None:  # only then: a retry that finds nobody writes no history
             _offer(session, order, service, ranking, refused, now, None)
             offered += 1
-    return lapsed, offered
+    return lapsed, offered, missed
 
 
 # -- the provider's steps ------------------------------------------------------------------------
@@ -466,6 +536,12 @@ def accept_order(session: Session, actor: Actor, order_id: int, now: dt.datetime
         raise Conflict(
             "order.offer.lapsed", "派单已超时，已转派他人 (the offer lapsed and goes to another provider)"
         )
+    if is_past_grace(order, now, missed_grace()):  # the sweep closes it as missed
+        raise Conflict(
+            "order.missed",
+            "预约时间已过去太久，订单已逾期 (the requested time is long past: the order is missed)",
+        )
+    _expect_not_family(session, provider, order, now)
     accepting = accepting_as(actor, provider)
 
     def accept() -> ServiceOrder:
@@ -877,6 +953,25 @@ def _expect_accepting_role(actor: Actor, provider: ServiceProvider) -> None:
         )
 
 
+def _expect_not_family(
+    session: Session, provider: ServiceProvider, order: ServiceOrder, now: dt.datetime
+) -> None:
+    """A volunteer does not take an order of their own or of an elder they are family of: family
+    care is not time-bank service. Dispatch leaves them out; the family may have been authorised
+    after the offer."""
+    if provider.user_id is None:
+        return
+    family = select(
+        exists().where(User.id == provider.user_id, User.id.in_(family_of(order.resident_id, now)))
+    )
+    if session.scalar(family):
+        raise Forbidden(
+            "order.family_care",
+            "家人之间的照护不计入时间银行，不能以志愿者身份接本家老人的订单 "
+            "(family care is not time-bank service: a volunteer may not take the order of their own family)",
+        )
+
+
 def accepting_as(actor: Actor, provider: ServiceProvider) -> Actor:
     """The actor holding only the roles the provider's kind accepts in, so that scope and consent
     are decided as that role, never through another role the person also holds."""
@@ -937,7 +1032,3 @@ def _record(
             at=now,
         )
     )
-
-
-def _local_day(now: dt.datetime) -> dt.date:
-    return now.astimezone(CHINA_TZ).date()
