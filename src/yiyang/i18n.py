@@ -123,6 +123,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "plan.performer": {"zh-CN": "服务提供方", "en": "Provided by"},
     "plan.schedule": {"zh-CN": "频次", "en": "Schedule"},
     "plan.status.proposed": {"zh-CN": "待医生确认", "en": "proposed"},
+    "tier.trigger.unmerge": {"zh-CN": "撤销合并后", "en": "after an unmerge"},
+    "tier.trigger.alert": {"zh-CN": "告警后", "en": "after an alert"},
     "plan.status.active": {"zh-CN": "执行中", "en": "active"},
     "plan.status.revoked": {"zh-CN": "已撤销", "en": "revoked"},
     "plan.status.completed": {"zh-CN": "已完成", "en": "completed"},

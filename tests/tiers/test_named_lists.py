@@ -3,13 +3,14 @@ as clinical (docs/tiers.md, docs/care.md)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.tiers.builders import COMMUNITY
-from tests.tiers.named_lists import HIDDEN_NAME, SHOWN_NAME, ContractedPair, contracted_pair
+from tests.tiers.named_lists import BIRTH_DATE, HIDDEN_NAME, SHOWN_NAME, ContractedPair, contracted_pair
 from yiyang.app import create_app
 from yiyang.db import Database
 
@@ -60,3 +61,16 @@ def test_tiers_page_of_the_community_leaves_her_out(client: TestClient, pair: Co
     assert SHOWN_NAME in page.text and f'href="/residents/{pair.shown}?' in page.text
     assert HIDDEN_NAME not in page.text and f'href="/residents/{pair.hidden}?' not in page.text
     assert "1 / 1" in page.text
+
+
+def test_tiers_page_counts_ages_on_the_china_date_of_the_clock(
+    client: TestClient, pair: ContractedPair
+) -> None:
+    # given the clock at 04:00 on her 82nd birthday in China, still the day before in UTC
+    client.app.state.clock = lambda: dt.datetime(2027, 3, 11, 20, 0, tzinfo=dt.UTC)
+    assert BIRTH_DATE == "1945-03-12"
+    # when the doctor opens the community's residents by tier
+    page = client.get(f"/tiers?community={COMMUNITY}", headers=pair.doctor)
+    # then her age is the China day's, not the server's
+    assert page.status_code == 200 and SHOWN_NAME in page.text
+    assert "<td>82</td>" in page.text

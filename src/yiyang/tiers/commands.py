@@ -16,7 +16,7 @@ def sweep(
         None, "--as-of", help="the day to decide for, YYYY-MM-DD (default: today, China time)"
     ),
 ) -> None:
-    """Re-decide every resident's tier (run nightly: time-limited facts expire without a new record)."""
+    """每日复核 Re-decide every resident's tier (run nightly: time-limited facts expire without a new record)."""
     from yiyang.migrate import open_database as database
     from yiyang.tiers.service import sweep_tiers
 
@@ -42,7 +42,7 @@ def sweep(
 
 @tiers_app.command("rules")
 def rules() -> None:
-    """Print the rules in force (defaults changed by YIYANG_TIER_RULES_FILE) as JSON."""
+    """分级规则 Print the rules in force (defaults changed by YIYANG_TIER_RULES_FILE) as JSON."""
     from yiyang.tiers.service import current_rules
 
     typer.echo(json.dumps([rule.as_json() for rule in current_rules()], ensure_ascii=False, indent=2))

@@ -29,6 +29,14 @@ PLAN_STATUS = {
     CarePlanStatus.revoked: ("revoked", "proposal"),
     CarePlanStatus.completed: ("completed", "plan"),
 }
+# What the plan's state makes of its goals (Goal.lifecycleStatus) and activities (detail.status):
+# a revoked proposal's goals are cancelled, not still proposed, and nothing of it is to be started.
+PART_STATUS = {
+    CarePlanStatus.proposed: ("proposed", "not-started"),
+    CarePlanStatus.active: ("active", "not-started"),
+    CarePlanStatus.revoked: ("cancelled", "cancelled"),
+    CarePlanStatus.completed: ("completed", "completed"),
+}
 
 
 def tier_concept(tier: Tier) -> dict[str, Any]:
@@ -40,10 +48,9 @@ def tier_flag(
     resident_id: int, tier: Tier, reasons: Sequence[TierReason], changed_at: dt.datetime
 ) -> dict[str, Any]:
     """The tier as an active Flag on the Patient; each reason in words as an extension."""
-    return {
+    flag: dict[str, Any] = {
         "resourceType": "Flag",
         "id": f"tier-{resident_id}",
-        "extension": [{"url": TIER_REASON_URL, "valueString": f"{r.zh} / {r.en}"} for r in reasons],
         "status": "active",
         "category": [
             {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/flag-category", "code": "admin"}]}
@@ -53,13 +60,18 @@ def tier_flag(
         "period": {"start": _instant(changed_at)},
         "author": {"display": "yiyang 分级引擎 (tier engine)"},
     }
+    if reasons:  # FHIR JSON has no empty arrays: a green tier (or every reason withheld) has none
+        flag["extension"] = [{"url": TIER_REASON_URL, "valueString": f"{r.zh} / {r.en}"} for r in reasons]
+    return flag
 
 
 def care_plan_resource(plan: CarePlan, *, dropped_rules: Collection[str] = ()) -> dict[str, Any]:
-    """A stored plan with its goals contained and its activities as not-started details; without
-    what ``dropped_rules`` put there (the alert rules' part for a reader refused sensor data)."""
+    """A stored plan with its goals contained and its activities as details (not started while the
+    plan is open); without what ``dropped_rules`` put there (the alert rules' part for a reader
+    refused sensor data)."""
     tier = Tier(plan.tier)
     status, intent = PLAN_STATUS[CarePlanStatus(plan.status)]
+    goal_status, activity_status = PART_STATUS[CarePlanStatus(plan.status)]
     bundle = BUNDLES[tier]
     patient = {"reference": f"Patient/{plan.resident_id}"}
     goal_codes, activity_codes, addresses = without_rules(
@@ -70,7 +82,7 @@ def care_plan_resource(plan: CarePlan, *, dropped_rules: Collection[str] = ()) -
         {
             "resourceType": "Goal",
             "id": "goal-" + goal.code.replace("_", "-"),  # FHIR ids allow no underscore
-            "lifecycleStatus": "active" if status == "active" else "proposed",
+            "lifecycleStatus": goal_status,
             "description": {
                 "coding": [{"system": GOAL_SYSTEM, "code": goal.code, "display": goal.en}],
                 "text": goal.zh,
@@ -95,7 +107,7 @@ def care_plan_resource(plan: CarePlan, *, dropped_rules: Collection[str] = ()) -
                         ],
                         "text": activity.zh,
                     },
-                    "status": "not-started",
+                    "status": activity_status,
                     "description": f"{activity.performer_zh}{schedule} ({activity.performer_en}, {activity.schedule_en})",
                 }
             }

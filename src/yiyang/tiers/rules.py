@@ -26,6 +26,7 @@ import orjson
 
 from yiyang.assessments.instruments import INSTRUMENTS
 from yiyang.assessments.scoring import CAPABILITY_LEVEL_CODES, CAPABILITY_LEVELS
+from yiyang.db import CHINA_TZ
 from yiyang.errors import Invalid
 from yiyang.i18n import translate
 
@@ -38,7 +39,6 @@ class Tier(enum.StrEnum):
     green = "green"  # 健康活力: wellness activities, volunteering
 
 
-CHINA_TZ = dt.timezone(dt.timedelta(hours=8), "CST")  # one zone, no daylight saving
 SEVERITY = {Tier.red: 0, Tier.yellow: 1, Tier.green: 2}
 TIER_NAMES = {
     Tier.red: ("红色（失能失智）", "red (disabled or demented)"),
@@ -428,6 +428,7 @@ def reasons_from_json(
 
 _RULE_FIELDS = {f.name for f in fields(TierRule)} - {"specs"}
 _TUPLE_FIELDS = ("values", "icd10")
+_TEXT_FIELDS = ("label_zh", "label_en", "instrument", "standard")
 
 
 def load_rules(path: Path | None, defaults: Sequence[TierRule] = DEFAULT_RULES) -> tuple[TierRule, ...]:
@@ -476,7 +477,13 @@ def rules_from_data(
             raise _rules_error(
                 source, f"规则 {code} 含未知字段 (rule {code} has unknown fields): {', '.join(sorted(extra))}"
             )
-        if entry.get("enabled", True) is False:
+        enabled = entry.get("enabled", True)
+        if not isinstance(enabled, bool):  # "false" as text would have left the rule in force
+            raise _rules_error(
+                source,
+                f"规则 {code} 的 enabled 应为 true 或 false (rule {code}: enabled must be true or false)",
+            )
+        if not enabled:
             dropped.add(code)
             continue
         if code in by_code:
@@ -494,6 +501,11 @@ def _build_rule(source: str, code: str, entry: Mapping[str, Any], current: TierR
             values["tier"] = Tier(values["tier"])
         if "kind" in values:
             values["kind"] = FactKind(values["kind"])
+        for name in _TEXT_FIELDS:  # a list or number here would fail later, far from the file
+            if name in values and not (
+                isinstance(values[name], str) or (name == "instrument" and values[name] is None)
+            ):
+                raise ValueError(f"{name} must be text")
         for name in _TUPLE_FIELDS:
             if name in values:
                 if not isinstance(values[name], list) or not all(isinstance(v, str) for v in values[name]):

@@ -31,11 +31,12 @@ from yiyang.access import policy
 from yiyang.access.actor import Actor
 from yiyang.access.policy import DataCategory
 from yiyang.config import Settings, get_settings
-from yiyang.db import allocate_ids, bulk_insert, bulk_update, db_datetime, is_postgres, utcnow
+from yiyang.db import CHINA_TZ, allocate_ids, bulk_insert, bulk_update, db_datetime, is_postgres, utcnow
 from yiyang.errors import Conflict, NotFound
 from yiyang.events import ResidentsChanged
 from yiyang.geo.models import Area, AreaLevel
 from yiyang.residents.models import Resident, ResidentStatus
+from yiyang.residents.service import get_active_resident
 from yiyang.tiers.care_plans import plan_for
 from yiyang.tiers.models import CarePlan, CarePlanStatus, ResidentTier, TierChange
 from yiyang.tiers.rules import (
@@ -55,7 +56,6 @@ from yiyang.tiers.rules import (
     reasons_from_json,
 )
 
-LOCAL_TZ = dt.timezone(dt.timedelta(hours=8), "CST")
 IDS_PER_QUERY = 5000  # residents named one by one per query (SQLite allows 32,766 parameters)
 IDS_PER_RANGE = 20000  # residents per chunk of a sweep, selected by id range
 ENGINE = "tier-engine"
@@ -85,18 +85,29 @@ def recent_alert_facts(session: Session, resident_id: int) -> list[Fact]:
     return recent_alert_facts_for(session, [resident_id]).get(resident_id, [])
 
 
+ALERT_LOOKBACK_DAYS = 90
+
+
 def recent_alert_facts_for(
-    session: Session, resident_ids: Sequence[int], now: dt.datetime | None = None
+    session: Session,
+    resident_ids: Sequence[int],
+    now: dt.datetime | None = None,
+    days: int | None = ALERT_LOOKBACK_DAYS,
 ) -> dict[int, list[Fact]]:
     """Alerts of many residents at once, for the sweep: one query over the alert table.
 
     Only alerts whose rule counts for the tier (``tier_fact``: a fall, an urgent BP or glucose
-    reading) and that were not false alarms, raised in the last 90 days; the ``alert.recent``
-    rule keeps those of its own window (30 days). Read as plain SQL so tiers does not import
-    the alerts domain (alerts reads tiers)."""
+    reading) and that were not false alarms, raised in the last ``days`` (90; None: ever); the
+    ``alert.recent`` rule keeps those of its own window (30 days). Read as plain SQL so tiers does
+    not import the alerts domain (alerts reads tiers)."""
     if not resident_ids:
         return {}
-    since = db_datetime((now or utcnow()) - dt.timedelta(days=90))
+    # None: since the epoch (a district's alert rule without a window reads every alert).
+    since = db_datetime(
+        (now or utcnow()) - dt.timedelta(days=days)
+        if days is not None
+        else dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    )
     postgres = is_postgres(session)
     found: dict[int, list[Fact]] = {}
     for start in range(0, len(resident_ids), IDS_PER_QUERY):
@@ -231,10 +242,14 @@ def _date(value: Any) -> dt.date:
     return dt.date.fromisoformat(value) if isinstance(value, str) else value
 
 
-def load_facts(session: Session, scope: _Scope, rules: CompiledRules) -> dict[int, list[Fact]]:
+def load_facts(
+    session: Session, scope: _Scope, rules: CompiledRules, *, as_of: dt.date | None = None
+) -> dict[int, list[Fact]]:
     """Every active resident in scope with the facts the rules read (an empty list for none).
 
-    Timed facts carry naive UTC datetimes, as stored; ``Fact.observed_on`` reads them as UTC."""
+    Timed facts carry naive UTC datetimes, as stored; ``Fact.observed_on`` reads them as UTC.
+    Alerts are read back from the end of ``as_of`` (China time; today when None), the day the
+    rules' windows count from, not from the clock of the machine."""
     from yiyang.assessments.service import assessment_id_from_key
 
     postgres = is_postgres(session)
@@ -298,10 +313,23 @@ def load_facts(session: Session, scope: _Scope, rules: CompiledRules) -> dict[in
                 )
 
     ids = list(facts) if scope.ids is None else [i for i in scope.ids if i in facts]
-    for resident_id, alert_facts in recent_alert_facts_for(session, ids).items():
+    until = None if as_of is None else dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), CHINA_TZ)
+    for resident_id, alert_facts in recent_alert_facts_for(
+        session, ids, until, days=_alert_lookback(rules)
+    ).items():
         if resident_id in facts:
             facts[resident_id].extend(alert_facts)
     return facts
+
+
+def _alert_lookback(rules: CompiledRules) -> int | None:
+    """How far back alerts are read: 90 days, or further when a district's alert rule looks further
+    (a day more than its window, which counts China days from the sweep's day); None for a rule
+    with no window."""
+    windows = [rule.within_days for rule in rules.by_kind[FactKind.alert]]
+    if None in windows:
+        return None
+    return max([ALERT_LOOKBACK_DAYS, *(days + 1 for days in windows if days is not None)])
 
 
 def facts_of(session: Session, resident_id: int, rules: Sequence[TierRule] | None = None) -> list[Fact]:
@@ -350,7 +378,7 @@ def retier_residents(
     """Re-decide these residents' tiers now (after an assessment, an import, a merge)."""
     started = time.perf_counter()
     now = now or utcnow()
-    as_of = as_of or now.astimezone(LOCAL_TZ).date()
+    as_of = as_of or now.astimezone(CHINA_TZ).date()
     compiled = compile_rules(tuple(rules or current_rules()))
     session.flush()
     report = RetierReport()
@@ -374,7 +402,7 @@ def sweep_tiers(
     """Re-decide every active resident (the nightly sweep), a range of ids at a time."""
     started = time.perf_counter()
     now = now or utcnow()
-    as_of = as_of or now.astimezone(LOCAL_TZ).date()
+    as_of = as_of or now.astimezone(CHINA_TZ).date()
     compiled = compile_rules(tuple(rules or current_rules()))
     session.flush()
     low, high = session.execute(select(func.min(Resident.id), func.max(Resident.id))).one()
@@ -383,7 +411,7 @@ def sweep_tiers(
         scopes = [
             _Scope(low=start, high=start + IDS_PER_RANGE - 1) for start in range(low, high + 1, IDS_PER_RANGE)
         ]
-        for scope, facts in _facts_by_chunk(session, scopes, compiled):
+        for scope, facts in _facts_by_chunk(session, scopes, compiled, as_of):
             report.add(
                 _retier_chunk(session, scope, compiled, as_of=as_of, now=now, trigger="sweep", facts=facts)
             )
@@ -395,14 +423,14 @@ def sweep_tiers(
 
 
 def _facts_by_chunk(
-    session: Session, scopes: list[_Scope], rules: CompiledRules
+    session: Session, scopes: list[_Scope], rules: CompiledRules, as_of: dt.date
 ) -> Iterator[tuple[_Scope, dict[int, list[Fact]]]]:
     """Each chunk's facts. On PostgreSQL a second connection reads the next chunk while this one is
     decided and written, so the database's work overlaps ours; it reads committed facts from one
     snapshot (REPEATABLE READ), which is what a sweep is for."""
     if not is_postgres(session) or len(scopes) < 2:
         for scope in scopes:
-            yield scope, load_facts(session, scope, rules)
+            yield scope, load_facts(session, scope, rules, as_of=as_of)
         return
     ready: queue.Queue[Any] = queue.Queue(maxsize=2)
     stop = threading.Event()
@@ -416,7 +444,7 @@ def _facts_by_chunk(
                     for scope in scopes:
                         if stop.is_set():
                             break
-                        ready.put((scope, load_facts(reader, scope, rules)))
+                        ready.put((scope, load_facts(reader, scope, rules, as_of=as_of)))
         except BaseException as error:  # noqa: BLE001 - handed to the sweep, which raises it
             ready.put(error)
         ready.put(None)
@@ -460,7 +488,7 @@ def _retier_chunk(
 ) -> RetierReport:
     report = RetierReport()
     if facts is None:
-        facts = load_facts(session, scope, rules)
+        facts = load_facts(session, scope, rules, as_of=as_of)
     if not facts:
         return report
     postgres = is_postgres(session)
@@ -612,8 +640,8 @@ def _propose_plans(
 ) -> int:
     """A proposed plan for each changed decision, unless an open plan already says the same.
 
-    A newer proposal revokes the resident's older proposals; an active plan stays active until a
-    clinician accepts the new proposal (``activate_care_plan``)."""
+    A decision revokes the resident's proposals that say otherwise; an active plan stays active
+    until a clinician accepts the new proposal (``activate_care_plan``)."""
     if not decided:
         return 0
     postgres = is_postgres(session)
@@ -633,16 +661,20 @@ def _propose_plans(
     for resident_id, decision in decided.items():
         plan = _plan_for(decision.tier, tuple(reason.rule.code for reason in decision.reasons))
         plans = open_plans.get(resident_id, ())
-        if any(
-            tier == plan.tier and goals == plan.goals and activities == plan.activities
-            for _, _, tier, goals, activities in plans
-        ):
-            continue
+        same = {
+            plan_id
+            for plan_id, _, tier, goals, activities in plans
+            if tier == plan.tier and goals == plan.goals and activities == plan.activities
+        }
+        # Proposals the decision no longer calls for are withdrawn, also when an open plan already
+        # says what it calls for (back to the active plan's tier: the proposal made in between goes).
         revoked.extend(
             (plan_id, CarePlanStatus.revoked.value, at, ENGINE)
             for plan_id, status, *_ in plans
-            if status == "proposed"
+            if status == "proposed" and plan_id not in same
         )
+        if same:
+            continue
         inserts.append(
             (resident_id, plan.tier, CarePlanStatus.proposed.value, plan.goals, plan.activities, plan.addresses,
              change_of.get(resident_id), at, at, ENGINE)
@@ -940,9 +972,13 @@ def get_care_plan(session: Session, plan_id: int) -> CarePlan:
 def activate_care_plan(
     session: Session, plan_id: int, *, by: str, now: dt.datetime | None = None
 ) -> CarePlan:
-    """A clinician accepts a proposed plan: it becomes active and replaces the resident's active one."""
+    """A clinician accepts a proposed plan: it becomes active and replaces the resident's active one.
+
+    A merged-away record's plan is refused (``resident.merged``): its care moved to the survivor,
+    whose own tier proposes the plan to accept."""
     now = now or utcnow()
     plan = get_care_plan(session, plan_id)
+    get_active_resident(session, plan.resident_id)
     if plan.status != CarePlanStatus.proposed:
         raise Conflict(
             "care_plan.not_proposed",

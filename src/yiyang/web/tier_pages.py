@@ -27,6 +27,7 @@ from yiyang.access.routes import resident_data
 from yiyang.assessments import service as assessments
 from yiyang.assessments.instruments import INSTRUMENTS, Instrument, get_instrument
 from yiyang.assessments.scoring import CAPABILITY_DOMAINS, CARE_RISK_EVENTS, Item, ItemKind
+from yiyang.db import CHINA_TZ, china_day
 from yiyang.deps import ResidentIdPath, SessionDep
 from yiyang.errors import DomainError, Forbidden, Invalid, NotFound
 from yiyang.geo.models import Area, AreaLevel
@@ -265,7 +266,7 @@ def _form(
     prefill: dict[str, str],
     status_code: int = 200,
 ) -> HTMLResponse:
-    now = dt.datetime.now(assessments.LOCAL_TZ).strftime("%Y-%m-%dT%H:%M")
+    now = dt.datetime.now(CHINA_TZ).strftime("%Y-%m-%dT%H:%M")
     groups: list[tuple[str | None, list[Item]]] = []
     for item in instrument.items:
         if not groups or groups[-1][0] != item.domain:
@@ -326,7 +327,7 @@ def tiers_page(
         )  # fmt: skip
         counts = next((m for m in mix if m.area_id == community_area.id), None)
         listed = tiers.listed_reasons(session, actor, rows, now=now)  # as ``GET /api/tiers``
-        today = dt.date.today()
+        today = china_day(now)
         residents_page = {
             "total": total,
             "pages": max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE),
