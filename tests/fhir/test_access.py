@@ -306,3 +306,32 @@ def test_a_merge_is_told_to_a_reader_in_scope(
     # and the read is audited as allowed
     rows = audit_after(world.database, before)
     assert any(r.resident_id == merged and r.outcome == AuditOutcome.allowed for r in rows)
+
+
+# -- searches ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", [Role.family_doctor, Role.volunteer, Role.civil_affairs_officer])
+def test_a_search_lists_only_residents_in_scope_with_consent_and_audits_each(
+    client: TestClient, world: World, role: Role
+) -> None:
+    # given the district, where only in_given is in every role's scope with consent in force
+    before = last_audit_id(world.database)
+    # when the role searches every Patient
+    response = client.get("/fhir/Patient", headers=world.token(role))
+    # then the searchset lists in_given only
+    assert response.status_code == 200, response.text
+    listed = [int(e["resource"]["id"]) for e in response.json().get("entry", ())]
+    assert listed == [world.residents["in_given"]]
+    # and the Patient it hands out is audited as read, as a Patient read is; no one else is
+    rows = [r for r in audit_after(world.database, before) if r.resident_id is not None]
+    assert [(r.resident_id, r.resource_type, r.outcome) for r in rows] == [
+        (world.residents["in_given"], "Patient", AuditOutcome.allowed)
+    ]
+
+
+def test_a_search_with_count_zero_audits_no_one(client: TestClient, world: World) -> None:
+    before = last_audit_id(world.database)
+    response = client.get("/fhir/Patient", params={"_count": 0}, headers=world.token(Role.family_doctor))
+    assert response.status_code == 200 and response.json()["total"] == 1
+    assert [r for r in audit_after(world.database, before) if r.resident_id is not None] == []

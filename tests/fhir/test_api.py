@@ -17,7 +17,7 @@ from fhir.resources.R4B.condition import Condition as FhirCondition
 from fhir.resources.R4B.observation import Observation as FhirObservation
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient as FhirPatient
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from yiyang.app import create_app
 from yiyang.db import Database
@@ -293,6 +293,52 @@ def test_search_pages_with_count(client: TestClient, registry: dict[str, int]) -
     assert search(client, _count=0).entry is None
 
 
+def test_every_next_link_can_be_followed_past_ten_thousand(client: TestClient, sqlite_db: Database) -> None:
+    # given more residents than the old _offset bound (10,000): a district has hundreds of thousands
+    with sqlite_db.unit_of_work() as session:
+        session.execute(
+            insert(Resident),
+            [
+                {"name": "居民", "name_pinyin": "ju min", "status": ResidentStatus.active}
+                for _ in range(10_030)
+            ],
+        )
+    # when a client follows the next links from the page at 10,000
+    page = search(client, _count=20, _offset=10_000)
+    assert page.total == 10_030 and len(page.entry) == 20
+    next_url = next(link.url for link in page.link if link.relation == "next")
+    # then the next page is served, not refused as out of bounds
+    response = client.get(next_url)
+    assert response.status_code == 200, response.text
+    assert len(response.json()["entry"]) == 10
+    assert not any(link["relation"] == "next" for link in response.json()["link"])
+
+
+def test_search_links_name_only_the_parameters_used(client: TestClient, registry: dict[str, int]) -> None:
+    # given a search with parameters we do not support (FHIR: ignored) beside one we do
+    bundle = search(client, name="建", gender="female", _id=registry["zhang"], _count=1)
+    # then the answer is the name search alone, and its links say so (FHIR: self is the search
+    # as processed), so a client can tell gender and _id were not applied
+    assert bundle.total == 2
+    for link in bundle.link:
+        assert "gender" not in link.url and "_id" not in link.url, link.url
+        assert "name=%E5%BB%BA" in link.url
+    next_url = next(link.url for link in bundle.link if link.relation == "next")
+    assert names(Bundle.model_validate(client.get(next_url).json())) == ["王建华"]
+
+
+@pytest.mark.parametrize("key", ["name:exact", "name:missing", "identifier:of-type", "birthdate:missing"])
+def test_a_modifier_we_do_not_support_is_a_400_not_everyone(
+    client: TestClient, registry: dict[str, int], key: str
+) -> None:
+    # FHIR: a server SHALL reject a parameter with a modifier it does not support; ignoring it
+    # answered name:exact=张秀英 with every resident in scope
+    response = client.get("/fhir/Patient", params={key: "张秀英"})
+    assert response.status_code == 400, response.text
+    assert outcome_codes(response) == ["fhir.search.modifier"]
+    assert key in response.json()["issue"][0]["details"]["text"]
+
+
 @pytest.mark.parametrize(
     "params", [{"_count": 101}, {"_count": -1}, {"birthdate": "1950/10/01"}, {"birthdate": "ne1950"}]
 )
@@ -402,6 +448,33 @@ def test_a_malformed_bundle_is_a_400_operation_outcome(client: TestClient, body:
     response = client.post("/fhir", content=body, headers={"content-type": FHIR_JSON})
     assert response.status_code == 400
     assert outcome_codes(response) == [code]
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/xml", "application/fhir+xml", "application/json+fhir"]
+)
+def test_a_body_in_a_format_we_do_not_read_is_a_415(
+    client: TestClient, sqlite_db: Database, content_type: str
+) -> None:
+    # given the sample, sent as another media type than JSON
+    add_community(sqlite_db)
+    response = client.post("/fhir", content=json.dumps(sample()), headers={"content-type": content_type})
+    # then it is refused for its media type (HTTP 415), not as a body that "should be a valid dictionary"
+    assert response.status_code == 415, response.text
+    assert outcome_codes(response) == ["fhir.request.media_type"]
+    assert "application/fhir+json" in response.json()["issue"][0]["details"]["text"]
+    assert count_rows(sqlite_db, Resident) == 0
+
+
+@pytest.mark.parametrize(
+    "content_type", [FHIR_JSON, "application/fhir+json; charset=utf-8", "application/json"]
+)
+def test_a_json_body_is_read_whichever_json_type_names_it(
+    client: TestClient, sqlite_db: Database, content_type: str
+) -> None:
+    add_community(sqlite_db)
+    response = client.post("/fhir", content=json.dumps(sample()), headers={"content-type": content_type})
+    assert response.status_code == 200, response.text
 
 
 def test_round_trip_on_both_engines(db: Database) -> None:

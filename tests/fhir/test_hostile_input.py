@@ -269,3 +269,87 @@ def test_a_nul_record_key_posted_twice_is_refused_both_times(client: TestClient,
         assert response.status_code == 400
         assert outcome_codes(response) == ["fhir.patient.source_key"]
     assert count_rows(sqlite_db, SourceRecord) == 0 and count_rows(sqlite_db, Resident) == 0
+
+
+# -- control characters in search text ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"name": "\x00"},
+        {"name": "张\x00"},
+        {"name": "a\x00"},
+        {"identifier": "HR-0001\x00"},
+        {"identifier": "urn:oid:2.16.156.10011.1.2|\x00"},
+    ],
+    ids=["nul", "han_nul", "ascii_nul", "value_nul", "record_nul"],
+)
+def test_a_search_text_with_a_nul_is_a_400_on_both_databases(db: Database, params: dict[str, str]) -> None:
+    # given a resident with a health record (PostgreSQL cannot compare text holding a NUL; SQLite
+    # cut the pattern short there and listed everyone)
+    add_resident(db, "张秀英", source_key="HR-0001")
+    with TestClient(create_app(db), raise_server_exceptions=False) as client:
+        sign_in_as_clinician(client, db)
+        # when a search text holds a NUL
+        response = client.get("/fhir/Patient", params=params)
+    # then it is a 400 OperationOutcome naming the parameter, not a 500 and not everyone
+    assert response.status_code == 400, response.text
+    assert outcome_codes(response) == ["fhir.request.invalid"]
+    assert next(iter(params)) in response.json()["issue"][0]["details"]["text"]
+
+
+# -- control characters in stored text --------------------------------------------------------
+
+
+def _with_nul(bundle: dict[str, Any], where: str) -> int:
+    """Put a NUL where ``where`` says; the 1-based entry at fault."""
+    patient = bundle["entry"][0]["resource"]
+    if where == "name":
+        patient["name"][0]["text"] = "欧阳\x00秀兰"
+    elif where == "family":
+        patient["name"] = [{"family": "欧阳", "given": ["秀\x01兰"]}]
+    elif where == "address":
+        patient["address"][0]["text"] = "学院路\x003号"
+    else:
+        bundle["entry"][1]["resource"]["code"]["coding"][0]["display"] = "高\x00血压"
+        return 2
+    return 1
+
+
+@pytest.mark.parametrize("where", ["name", "family", "address", "display"])
+def test_text_with_a_control_character_is_refused(where: str) -> None:
+    bundle = sample()
+    line = _with_nul(bundle, where)
+    assert rejections(read(bundle)) == [(line, "fhir.resource.invalid")]
+
+
+@pytest.mark.parametrize("where", ["name", "address", "display"])
+def test_text_with_a_nul_is_a_400_on_both_databases(db: Database, where: str) -> None:
+    # given the sample with a NUL in text the registry would store (PostgreSQL cannot: a 500)
+    add_community(db)
+    bundle = sample()
+    line = _with_nul(bundle, where)
+    with TestClient(create_app(db), raise_server_exceptions=False) as client:
+        sign_in_as_clinician(client, db)
+        # when posted
+        response = post(client, bundle)
+    # then the entry is refused, naming the element and not the value, and nothing is stored
+    assert response.status_code == 400, response.text
+    assert outcome_codes(response) == ["fhir.resource.invalid"]
+    assert response.json()["issue"][0]["expression"] == [f"Bundle.entry[{line - 1}]"]
+    assert "\x00" not in response.text and "\\u0000" not in response.text
+    assert count_rows(db, Resident) == 0 and count_rows(db, SourceRecord) == 0
+
+
+# -- huge bundles ------------------------------------------------------------------------------
+
+
+def test_a_consent_transaction_past_the_entry_limit_is_too_large(client: TestClient) -> None:
+    # given a transaction of 5001 Consent entries (the limit is 5000, as for Patients)
+    entry = {"resource": {"resourceType": "Consent"}, "request": {"method": "POST", "url": "Consent"}}
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [entry] * 5001}
+    # when posted, then the whole request is refused for its size, not worked through entry by entry
+    response = post(client, bundle)
+    assert response.status_code == 400
+    assert outcome_codes(response) == ["fhir.bundle.too_large"]

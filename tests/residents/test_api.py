@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,28 @@ def test_merge_then_unmerge_keeps_history(client: TestClient) -> None:
     assert client.post(f"/api/merges/{merge['id']}/unmerge").json()["code"] == "resident.merge.already_undone"
     history = client.get(f"/api/residents/{survivor}/history").json()
     assert {"merge", "unmerge"} <= {h["reason"] for h in history}
+
+
+@pytest.mark.parametrize("q", ["\x00", "1\x00", "王\x00", "wang\x00"])
+def test_a_search_text_with_a_control_character_is_a_422(client: TestClient, q: str) -> None:
+    # PostgreSQL cannot compare text holding a NUL (it was a 500), SQLite's LIKE stopped at it
+    response = client.get("/api/residents", params={"q": q})
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "request.invalid"
+    assert response.json()["detail"][0]["loc"] == ["query", "q"]
+
+
+@pytest.mark.parametrize("q", ["%", "_", "王%", "wang%", "w_ng"])
+def test_like_wildcards_in_a_search_text_match_themselves(client: TestClient, q: str) -> None:
+    # a "%" or "_" typed into the search box is a character, not "anyone"
+    assert client.get("/api/residents", params={"q": q}).json()["total"] == 0
+
+
+def test_a_profile_s_age_turns_over_at_china_s_midnight(client: TestClient) -> None:
+    # given 王秀英 (born 12 March 1948) and the clock at 04:00 on 12 March 2027 in China,
+    # still 11 March in UTC
+    client.app.state.clock = lambda: dt.datetime(2027, 3, 11, 20, 0, tzinfo=dt.UTC)
+    # when her profile is read, then she is 79, not the UTC day's 78
+    profile = client.get(f"/api/residents/{find(client, '王秀英')}")
+    assert profile.status_code == 200, profile.text
+    assert profile.json()["age"] == 79

@@ -263,3 +263,15 @@ def test_uncertain_match_goes_to_review_and_decision_merges(db: Database) -> Non
     with db.unit_of_work() as session:
         assert session.get(Resident, provisional).status == ResidentStatus.merged
         assert session.get(LinkReview, review_id).status == "same"
+
+
+@pytest.mark.parametrize("query", ["\x00", "王\x00", "wang\x00", "1\x00"])
+def test_a_search_text_with_a_control_character_finds_no_one(db: Database, query: str) -> None:
+    # given a resident (the staff page passes its q straight to the service)
+    with db.unit_of_work() as session:
+        session.add(Resident(name="王秀英", name_pinyin="wang xiu ying"))
+    # when the text holds a NUL: PostgreSQL cannot compare it (a 500), SQLite's LIKE stopped at it
+    with db.unit_of_work() as session:
+        total, rows = service.search_residents(session, query)
+    # then no one is found, on either engine
+    assert (total, list(rows)) == (0, [])

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from pydantic import AfterValidator
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
@@ -31,7 +32,7 @@ from yiyang.access.audit import record_access
 from yiyang.access.consent_fhir import consent_from_resource, consent_resource
 from yiyang.access.denials import queue_denial
 from yiyang.access.deps import ActorDep, ClockDep
-from yiyang.access.policy import DataCategory, FieldGroup
+from yiyang.access.policy import DataCategory, FieldGroup, Purpose
 from yiyang.access.routes import no_resident_data, resident_data
 from yiyang.deps import EARLIEST_DAY, LATEST_DAY, IdPath, ResidentIdPath, SessionDep, id_from_text
 from yiyang.errors import DomainError, Forbidden, NotFound
@@ -39,6 +40,7 @@ from yiyang.fhir.bundles import (
     EntryOutcome,
     rows_from_transaction,
     searchset,
+    transaction_entries,
     transaction_response,
 )
 from yiyang.fhir.mapping import (
@@ -57,6 +59,7 @@ from yiyang.geo.service import community_directory
 from yiyang.residents import service as residents
 from yiyang.residents.identity import IdNumberError, parse_id_number
 from yiyang.residents.models import Resident, ResidentStatus, SourceRecord
+from yiyang.residents.schemas import search_text
 from yiyang.sources import service as sources
 from yiyang.sources.feeds import CommunityDirectory
 from yiyang.sources.models import Feed
@@ -65,7 +68,7 @@ from yiyang.sources.records import RowRejection, SourceRow
 FHIR_JSON = "application/fhir+json"
 DEFAULT_COUNT = 20
 MAX_COUNT = 100
-MAX_OFFSET = 10_000
+MAX_OFFSET = 10_000_000  # as /api/residents: a next link must reach every resident of a district
 MAX_CHAIN = 10  # merged-into links followed before giving up
 
 
@@ -134,6 +137,8 @@ class FhirRoute(APIRoute):
             try:
                 return await handler(request)
             except RequestValidationError as error:
+                if not _json_body(request):
+                    return _outcome_response(_UNSUPPORTED_MEDIA_TYPE)
                 return _outcome_response(_request_error(error))
             except HTTPException as error:  # a body FastAPI could not even read
                 return _outcome_response(
@@ -145,6 +150,25 @@ class FhirRoute(APIRoute):
                 return _outcome_response(error)
 
         return fhir_handler
+
+
+_UNSUPPORTED_MEDIA_TYPE = FhirError(
+    415,
+    "fhir.request.media_type",
+    f"请求体须为 JSON（{FHIR_JSON}） (the body must be {FHIR_JSON} or application/json)",
+    issue_type="not-supported",
+)
+
+
+def _json_body(request: Request) -> bool:
+    """Whether FastAPI read the body as JSON: no body, no Content-Type, or application/json or
+    application/*+json. Any other type (text/plain, application/fhir+xml) is a 415, as FHIR's
+    HTTP page has it, rather than a body that "should be a valid dictionary"."""
+    if request.method not in ("POST", "PUT"):
+        return True
+    content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    main, _, subtype = content_type.partition("/")
+    return not content_type or (main == "application" and (subtype == "json" or subtype.endswith("+json")))
 
 
 def _request_error(error: RequestValidationError) -> FhirError:
@@ -468,6 +492,9 @@ def _name_clause(value: str):  # type: ignore[no-untyped-def]
     return Resident.name.contains(value, autoescape=True)
 
 
+_SEARCH_PARAMS = frozenset({"identifier", "name", "birthdate"})  # as the CapabilityStatement lists them
+
+
 @router.get(
     "/Patient", summary="search Patient", responses={400: _OUTCOME_DOC},
     openapi_extra=resident_data(DataCategory.identity, many=True),
@@ -477,8 +504,14 @@ def search_patients(
     session: SessionDep,
     actor: ActorDep,
     clock: ClockDep,
-    identifier: Annotated[str | None, Query(max_length=200, description="[system|]value")] = None,
-    name: Annotated[str | None, Query(max_length=64, description="汉字或拼音 (characters or pinyin)")] = None,
+    identifier: Annotated[
+        str | None, Query(max_length=200, description="[system|]value"), AfterValidator(search_text)
+    ] = None,
+    name: Annotated[
+        str | None,
+        Query(max_length=64, description="汉字或拼音 (characters or pinyin)"),
+        AfterValidator(search_text),
+    ] = None,
     birthdate: Annotated[
         list[str] | None, Query(max_length=4, description="[eq|ge|gt|le|lt]YYYY[-MM[-DD]]")
     ] = None,
@@ -486,6 +519,15 @@ def search_patients(
     offset: Annotated[int, Query(alias="_offset", ge=0, le=MAX_OFFSET)] = 0,
 ) -> FhirResponse:
     now = clock()
+    for key in request.query_params:
+        if key.partition(":")[0] in _SEARCH_PARAMS and ":" in key:
+            # FHIR: a modifier the server does not support is refused; ignored, name:exact=X
+            # would list everyone in scope.
+            raise FhirError(
+                400, "fhir.search.modifier",
+                f"不支持的搜索修饰符 {key[:64]} (the modifier of {key[:64]} is not supported)",
+                issue_type="not-supported",
+            )  # fmt: skip
     # Searching by a value answers whether someone has it: only for readers shown it (the registry group).
     searched = _registry_identifier(identifier) if identifier is not None else None
     if searched is not None:
@@ -508,19 +550,38 @@ def search_patients(
         else []
     )
 
-    params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("_count", "_offset")]
+    # The links are the search as processed (FHIR Bundle.link self): parameters we ignored are
+    # left out, so a client sees that its gender= or _id= was not applied.
+    params = [(k, v) for k, v in request.query_params.multi_items() if k in _SEARCH_PARAMS]
     base = f"{_base_url(request)}/Patient"
 
     def page(at: int) -> str:
         return f"{base}?{urlencode([*params, ('_count', count), ('_offset', at)])}"
 
     links = [("self", page(offset))]
-    if count and offset + count < total:
+    if count and offset + count < total and offset + count <= MAX_OFFSET:  # never a link we refuse
         links.append(("next", page(offset + count)))
     if count and offset > 0:
         links.append(("previous", page(max(0, offset - count))))
-    patients = _minimised(_patients(session, found), residents.listed_field_groups(actor))
+    shown = residents.listed_field_groups(actor)
+    _audit_listed(session, actor, found, shown, now)
+    patients = _minimised(_patients(session, found), shown)
     return FhirResponse(searchset(patients, base_url=_base_url(request), total=total, links=links))
+
+
+def _audit_listed(
+    session: Session, actor: Actor, found: Sequence[Resident], shown: frozenset[FieldGroup], now: dt.datetime
+) -> None:
+    """A searchset hands out each Patient whole, as a read does: one audit row per Patient on the
+    page (so a resident's access log shows who paged through them), none for the total alone."""
+    if not policy.current_settings().enforce:
+        return
+    reason = "search; shown: " + ",".join(sorted(shown))
+    for resident in found:
+        record_access(
+            session, actor, action="read", resource_type="Patient", resident_id=resident.id,
+            field_group="profile", purpose=Purpose.care.value, reason=reason, at=now,
+        )  # fmt: skip
 
 
 # -- transaction -----------------------------------------------------------------------------
@@ -817,10 +878,7 @@ def _consent_transaction(
     session: Session, actor: Actor, bundle: dict[str, Any], entries: list[Any], now: dt.datetime
 ) -> FhirResponse:
     """A transaction of Consent entries only: all recorded, or none and every problem listed."""
-    if bundle.get("resourceType") != "Bundle" or bundle.get("type") != "transaction":
-        raise FhirError(
-            400, "fhir.bundle.type", "须为 transaction 类型的 Bundle (a transaction Bundle is expected)"
-        )
+    transaction_entries(bundle)  # a transaction Bundle of at most 5000 entries, as for Patients
     if not all(_is_consent(e) for e in entries):
         raise FhirError(
             400, "fhir.transaction.mixed",

@@ -61,6 +61,9 @@ STORED_OBSERVATION_CODES = frozenset(OBSERVATION_KINDS) - {SYSTOLIC, DIASTOLIC}
 CONDITION_NOT_CURRENT = frozenset({"inactive", "remission", "resolved"})
 CONDITION_NOT_TRUE = frozenset({"refuted", "entered-in-error"})
 OBSERVATION_NOT_TRUE = frozenset({"cancelled", "entered-in-error"})
+# FHIR strings hold no characters below U+0020 but tab, CR and LF (R4 datatypes, string); a NUL
+# cannot even be stored in PostgreSQL. Checked on the text the registry keeps.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 # Plausible ranges, as the CSV health feed checks them (sources.feeds).
 VALUE_RANGES = {SYSTOLIC: SYSTOLIC_RANGE, DIASTOLIC: DIASTOLIC_RANGE, FASTING_GLUCOSE: GLUCOSE_RANGE}
 
@@ -102,7 +105,7 @@ def rows_from_transaction(
     (a code or a name, as in the CSV feeds). Raises ``MalformedBundle`` when the whole request
     is unreadable.
     """
-    entries = _transaction_entries(bundle_json)
+    entries = transaction_entries(bundle_json)
     now = now or dt.datetime.now(dt.UTC)
     parsed = [_read_entry(raw, index, line_base + index + 1) for index, raw in enumerate(entries)]
     groups, results = _group_by_patient(parsed, entries)
@@ -123,7 +126,8 @@ def rows_from_transaction(
     return sorted(results, key=lambda item: item.line)
 
 
-def _transaction_entries(bundle_json: Any) -> list[Any]:
+def transaction_entries(bundle_json: Any) -> list[Any]:
+    """The entries of a transaction Bundle of at most ``MAX_ENTRIES``; ``MalformedBundle`` otherwise."""
     if not isinstance(bundle_json, dict) or bundle_json.get("resourceType") != "Bundle":
         raise MalformedBundle(
             "fhir.bundle.not_bundle", "请求体应为 FHIR Bundle 资源 (the request body must be a FHIR Bundle)"
@@ -360,6 +364,10 @@ def _row_from_patient(
         return _reject(
             line, "fhir.patient.name", "Patient 缺少姓名 (the Patient has no name)", source_key, "name"
         )
+    address = _address_text(patient)
+    for element, text in (("name", name), ("address", address)):
+        if text and CONTROL_CHARACTERS.search(text):
+            return _control_characters(line, f"Patient.{element}", source_key)
 
     id_number = None
     upgraded = False
@@ -437,9 +445,19 @@ def _row_from_patient(
         sex=sex or id_sex,
         birth_date=birth_date or id_birth,
         phone=_phone(patient),
-        address=_address_text(patient),
+        address=address,
         community_code=community_code,
         grid_code=grid_code,
+    )
+
+
+def _control_characters(line: int, element: str, source_key: str | None = None) -> RowRejection:
+    return _reject(
+        line,
+        "fhir.resource.invalid",
+        f"{element} 含有控制字符 ({element} contains control characters)",
+        source_key,
+        element.partition(".")[2],
     )
 
 
@@ -538,6 +556,8 @@ def _condition_fact(entry: _Entry) -> ConditionFact | RowRejection | None:
             column="code",
         )
     display = coding.display or (condition.code.text if condition.code else None)
+    if display and CONTROL_CHARACTERS.search(display):
+        return _control_characters(entry.line, "Condition.code")
     return ConditionFact(code=code, display=display[:100] if display else None)
 
 

@@ -6,12 +6,14 @@ import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from pydantic import AfterValidator
 
 from yiyang.access import policy
 from yiyang.access.actor import Actor
 from yiyang.access.deps import ActorDep, ClockDep
 from yiyang.access.policy import DataCategory, FieldGroup
 from yiyang.access.routes import resident_data
+from yiyang.db import china_day
 from yiyang.deps import IdPath, ResidentIdPath, SessionDep
 from yiyang.residents import schemas, service
 from yiyang.residents.identity import age_on, mask_attribute
@@ -33,7 +35,11 @@ def search_residents(
     session: SessionDep,
     actor: ActorDep,
     clock: ClockDep,
-    q: Annotated[str | None, Query(max_length=64, description="name, pinyin, ID number or phone")] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=64, description="name, pinyin, ID number or phone"),
+        AfterValidator(schemas.search_text),
+    ] = None,
     community_id: Annotated[int | None, Query(ge=1, le=2_147_483_647)] = None,
     needs_review: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
@@ -68,7 +74,8 @@ def read_profile(
     resident_id: ResidentIdPath, session: SessionDep, actor: ActorDep, clock: ClockDep
 ) -> schemas.ResidentProfile:
     """The profile, minimised: only the field groups the reader's role and the resident's consent allow."""
-    groups = policy.authorize_profile(session, actor, resident_id, now=clock())
+    now = clock()
+    groups = policy.authorize_profile(session, actor, resident_id, now=now)
     resident = service.get_active_resident(session, resident_id)
     attributes = {a for a in PROFILE_ATTRIBUTES if policy.ATTRIBUTE_GROUPS.get(a) in groups}
     clinical = FieldGroup.clinical in groups
@@ -77,7 +84,7 @@ def read_profile(
         status=resident.status,
         merged_into_id=resident.merged_into_id,
         needs_review=resident.needs_review,
-        age=age_on(resident.birth_date, dt.date.today()) if resident.birth_date else None,
+        age=age_on(resident.birth_date, china_day(now)) if resident.birth_date else None,
         # ID number and phone masked: the unmasked value only through POST .../reveal (audited).
         facts=[
             schemas.FactRead(**{**vars(f), "value": mask_attribute(f.attribute, f.value)})

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from dataclasses import dataclass
 
 # GB 11643-1999 clause 8.2: weights W_i = 2^(i-1) mod 11, check = "10X98765432"[sum mod 11].
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 CHECK_CHARS = "10X98765432"
 
-_SHAPE_18 = re.compile(r"^\d{17}[\dX]$")
-_SHAPE_15 = re.compile(r"^\d{15}$")
+# ASCII digits only: \d also takes full-width and other scripts' digits, which int() reads but a
+# blind index does not match with the same number typed in ASCII.
+_SHAPE_18 = re.compile(r"[0-9]{17}[0-9X]")
+_SHAPE_15 = re.compile(r"[0-9]{15}")
 
 
 class IdNumberError(ValueError):
@@ -51,11 +54,13 @@ def upgrade_15(number: str) -> str:
 def parse_id_number(raw: str, today: dt.date | None = None) -> ResidentId:
     """Validate and normalise an ID number; raises ``IdNumberError`` saying what is wrong."""
     number = raw.strip().upper().replace(" ", "")
+    if not number.isascii():  # typed with a Chinese input method: full-width digits and Ｘ
+        number = unicodedata.normalize("NFKC", number).upper().replace(" ", "")
     upgraded = False
-    if _SHAPE_15.match(number):
+    if _SHAPE_15.fullmatch(number):
         number = upgrade_15(number)
         upgraded = True
-    elif not _SHAPE_18.match(number):
+    elif not _SHAPE_18.fullmatch(number):
         raise IdNumberError(
             "resident.id_number.format",
             f"身份证号应为18位（或旧式15位）数字 (ID number must be 18 characters, got {len(number)})",

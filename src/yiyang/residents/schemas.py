@@ -6,8 +6,21 @@ import datetime as dt
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from yiyang.deps import MAX_ID
+from yiyang.residents.service import CONTROL_CHARACTERS
+
+
+def search_text(text: str | None) -> str | None:
+    """A search text as typed: no control characters. PostgreSQL cannot compare text holding a NUL
+    (a 500), and SQLite's LIKE stops at one (so "\\x00" found everyone): refused, a 4xx naming the
+    parameter. For ``Query`` parameters: ``Annotated[str | None, Query(...), AfterValidator(search_text)]``."""
+    if text is not None and CONTROL_CHARACTERS.search(text):
+        raise PydanticCustomError(
+            "request.search_text", "搜索内容不能含有控制字符 (search text cannot contain control characters)"
+        )
+    return text
 
 
 class ResidentSummary(BaseModel):

@@ -6,11 +6,12 @@ Services do not commit: the request or command that owns the unit of work does.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from yiyang import events
@@ -39,6 +40,7 @@ from yiyang.residents.names import name_pinyin
 from yiyang.residents.precedence import PROFILE_ATTRIBUTES, FactRef
 from yiyang.residents.profile import apply_payload, provenance_to_json
 
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")  # C0 and DEL: in no name, number or search text
 COLUMN_ATTRIBUTES = tuple(a for a in PROFILE_ATTRIBUTES if a not in ("community_code", "grid_code"))
 
 
@@ -107,14 +109,17 @@ def id_number_query(query: str | None) -> str | None:
 
 
 def _query_clause(query: str):  # type: ignore[no-untyped-def]
+    if CONTROL_CHARACTERS.search(query):  # no name holds one; PostgreSQL cannot even compare a NUL
+        return false()
     number = id_number_query(query)
     if number is not None:
         return Resident.id_number_bidx.in_(pii.lookup_indexes("id_number", number))
     if phone_query(query):
         return Resident.phone_bidx.in_(pii.lookup_indexes("phone", _compact_number(query) or ""))
+    # autoescape: a "%" or "_" typed into the search box is that character, not "anyone"
     if query.isascii():
-        return Resident.name_pinyin.like(f"{query.lower()}%")
-    return or_(Resident.name.contains(query), Resident.name_pinyin == name_pinyin(query))
+        return Resident.name_pinyin.startswith(query.lower(), autoescape=True)
+    return or_(Resident.name.contains(query, autoescape=True), Resident.name_pinyin == name_pinyin(query))
 
 
 # -- what a reader of a list sees, and what it may search by ------------------------------------
