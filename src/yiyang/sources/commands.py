@@ -14,7 +14,8 @@ from yiyang.errors import DomainError
 from yiyang.sources.models import Feed
 
 import_app = typer.Typer(
-    help="Import an agency file (卫健 health / 医保 insurance / 民政 civil affairs).", no_args_is_help=True
+    help="数据导入 Import an agency file (卫健 health / 医保 insurance / 民政 civil affairs).",
+    no_args_is_help=True,
 )
 console = Console(stderr=True)
 

@@ -21,8 +21,9 @@ import codecs
 import csv
 import datetime as dt
 import re
+import unicodedata
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain
 from operator import itemgetter
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from yiyang.access.redaction import redact_pii
+from yiyang.db import CHINA_TZ
 from yiyang.errors import DomainError
 from yiyang.residents.identity import CHECK_CHARS, WEIGHTS, IdNumberError, parse_id_number
 from yiyang.sources import vocab
@@ -43,10 +45,20 @@ from yiyang.sources.records import (
     SourceRow,
 )
 
-CHINA_TZ = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")  # no daylight saving since 1991
 EARLIEST_YEAR = 1890  # as GB 11643 validation in residents.identity: older is a typing error
 HEADER_SEARCH_ROWS = 10  # title rows above the header ("XX社区老年人花名册") are skipped
 SAMPLE_BYTES = 1 << 20
+# Excel's day numbers (1900 date system): serial 45296 is 2024-01-05. Only five-digit serials are
+# read as dates (1927-05-18 on): a four-digit number in a date column is a year typed alone.
+EXCEL_EPOCH = dt.date(1899, 12, 30)
+SERIAL_DAYS = (10_000, 100_000)
+# A double holds every integer below 2**53 exactly; Excel keeps 15 significant digits. An 18-digit
+# ID number or record key stored as a number has lost its last digits: never read them as digits.
+EXACT_NUMBERS = 2**53
+# The record key of a workbook row whose key cell is such a number (``FeedReader._key_error``):
+# longer than any key, so the row loops' length check sends it to the error path.
+LOST_DIGITS_KEY = "\x00" * 65
+_SCIENTIFIC = re.compile(r"\d(?:\.\d*)?E[+-]?\d+")
 
 # LOINC codes of the measurements a health file carries.
 LOINC_BP_PANEL = "85354-9"
@@ -242,15 +254,22 @@ def code_display(code: str) -> str | None:
 
 def normalise_header(text: object) -> str:
     """A header as matched: no spaces (full-width included), no "*" marks, no trailing (unit)."""
-    header = "".join(str(text).replace("\ufeff", "").split()).strip("*")
+    # NFKC: full-width letters, brackets and ＊ as their ASCII forms (headers are few: no cost).
+    header = "".join(unicodedata.normalize("NFKC", str(text)).replace("\ufeff", "").split()).strip("*")
     return _HEADER_UNIT.sub("", header).strip("*")
 
 
 def parse_date_text(text: str) -> dt.date:
-    """YYYY-MM-DD, YYYY/MM/DD, YYYY.MM.DD, YYYYMMDD or YYYY年M月D日, an optional time after it."""
+    """YYYY-MM-DD, YYYY/MM/DD, YYYY.MM.DD, YYYYMMDD or YYYY年M月D日, an optional time after it,
+    in ASCII or full-width digits; or a five-digit Excel serial number (a date cell saved as
+    General: 45296 is 2024-01-05)."""
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)  # full-width digits and separators
     text = text.strip().split(" ", 1)[0].split("T", 1)[0]
     if len(text) == 8 and text.isdigit() and text.isascii():
         return dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    if len(text) == 5 and text.isdigit() and text.isascii() and text[0] != "0":
+        return EXCEL_EPOCH + dt.timedelta(days=int(text))
     match = _DATE_WITH_SEPARATORS.fullmatch(text)
     if not match:
         raise ValueError(text)
@@ -306,6 +325,10 @@ def _xlsx_text(value: object) -> str:
     if kind is str:
         return value  # type: ignore[return-value]
     if kind is float:
+        if not -EXACT_NUMBERS < value < EXACT_NUMBERS:  # type: ignore[operator]
+            # Digits past the 15th are Excel's rounding, not the file's: shown as Excel shows them
+            # (1.10108194803015E+17), never written out as made-up digits.
+            return f"{value:.15G}"
         return str(int(value)) if value.is_integer() else repr(value)  # type: ignore[attr-defined]
     if kind is bool:
         return "1" if value else "0"
@@ -318,12 +341,17 @@ def _xlsx_text(value: object) -> str:
     return str(value)
 
 
-def _xlsx_date(value: object) -> object:
-    """A date cell stays a date (Excel date cells arrive as datetimes); anything else as text."""
+def _xlsx_date(value: object, epoch: dt.date = EXCEL_EPOCH) -> object:
+    """A date cell stays a date (Excel date cells arrive as datetimes), and so does a five-digit
+    number (a date cell that lost its format: Excel's serial day, from the workbook's epoch);
+    anything else as text."""
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
         return value
+    kind = type(value)
+    if (kind is int or kind is float) and SERIAL_DAYS[0] <= value < SERIAL_DAYS[1]:  # type: ignore[operator]
+        return epoch + dt.timedelta(days=int(value))  # type: ignore[call-overload]
     return _xlsx_text(value)
 
 
@@ -548,16 +576,31 @@ class FeedReader:
     # ------------------------------------------------------------ rows
 
     def __iter__(self) -> Iterator[SourceRow | RowRejection]:
-        records = self._csv_values() if self.format == "csv" else self._xlsx_values()
         rows = {
             Feed.health: self._health_rows,
             Feed.insurance: self._insurance_rows,
             Feed.civil: self._civil_rows,
-        }
-        return rows[self.feed](records)
+        }[self.feed]
+        if self.format != "csv":
+            return rows(self._xlsx_values())
+        return self._in_line_order(rows, [])
 
-    def _csv_values(self) -> Iterator[tuple[int, tuple[Any, ...]]]:
-        """(line, the feed's fields) for each non-blank row of a CSV file."""
+    def _in_line_order(
+        self,
+        rows: Callable[[Iterable[tuple[int, tuple[Any, ...]]]], Iterator[SourceRow | RowRejection]],
+        overflowed: list[RowRejection],
+    ) -> Iterator[SourceRow | RowRejection]:
+        """The rows, with the CSV lines refused before the row loop in their place by line."""
+        for row in rows(self._csv_values(overflowed)):
+            if overflowed:
+                yield from overflowed
+                overflowed.clear()
+            yield row
+        yield from overflowed
+
+    def _csv_values(self, overflowed: list[RowRejection]) -> Iterator[tuple[int, tuple[Any, ...]]]:
+        """(line, the feed's fields) for each non-blank row of a CSV file; a row with more filled
+        cells than the header has columns goes to ``overflowed`` instead."""
         delimiter = self._delimiter
         blank = delimiter + " \t\r\n\u3000"
         end_line = self._layout.end_line
@@ -572,7 +615,7 @@ class FeedReader:
                     reader = csv.reader(handle, delimiter=delimiter)
                     for cells in reader:
                         start, line = line + 1, end_line + reader.line_num
-                        if values := self._values(cells):
+                        if values := self._values(cells, start, overflowed):
                             yield start, values
                     return
                 for text in handle:
@@ -581,12 +624,12 @@ class FeedReader:
                         reader = csv.reader(chain((text,), handle), delimiter=delimiter)
                         cells = next(reader, [])
                         start, line = line, line + reader.line_num - 1
-                        if values := self._values(cells):
+                        if values := self._values(cells, start, overflowed):
                             yield start, values
                         continue
                     cells = text.rstrip("\r\n").split(delimiter)
                     if len(cells) != width:
-                        if values := self._values(cells):
+                        if values := self._values(cells, line, overflowed):
                             yield line, values
                         continue
                     cells.append("")  # where absent optional columns point
@@ -606,26 +649,41 @@ class FeedReader:
         date_columns = {
             self._layout.indices[f] for f in fields if f in DATE_FIELDS and f in self._layout.indices
         }
+        key_at = self._layout.indices["source_key"]
         workbook = self._workbook()
         try:
+            epoch = workbook.epoch.date()  # 1904 for a workbook from old Mac Excel
             sheet = workbook.worksheets[0]
             first = self._layout.end_line + 1
             for number, row in enumerate(sheet.iter_rows(min_row=first, values_only=True), first):
                 cells: list[Any] = [
-                    _xlsx_date(value) if index in date_columns else _xlsx_text(value)
+                    _xlsx_date(value, epoch) if index in date_columns else _xlsx_text(value)
                     for index, value in enumerate(row[:width])
                 ]
+                key = row[key_at] if key_at < len(row) else None
+                if key.__class__ is float and not -EXACT_NUMBERS < key < EXACT_NUMBERS:  # type: ignore[operator]
+                    cells[key_at] = LOST_DIGITS_KEY  # a long key stored as a number: not its digits
                 if values := self._values(cells):
                     yield number, values
         finally:
             workbook.close()
 
-    def _values(self, cells: list[Any]) -> tuple[Any, ...] | None:
-        """The feed's fields from a row of any length; None for a blank row."""
+    def _values(
+        self, cells: list[Any], line: int = 0, overflowed: list[RowRejection] | None = None
+    ) -> tuple[Any, ...] | None:
+        """The feed's fields from a row of any length; None for a blank row, or for a CSV row
+        (``overflowed`` given) with filled cells past the header's last column."""
         if not any(cell.strip() if cell.__class__ is str else cell is not None for cell in cells):
             return None
         width = self._layout.width
         if len(cells) > width:
+            # An unquoted comma in an address shifts every later cell: cutting the row to the
+            # header's width would store a wrong value under the right header.
+            if overflowed is not None and any(cell.strip() for cell in cells[width:]):
+                # No community: the cells after the comma are not where the header says.
+                key = self._pick([*cells[:width], ""])[0]
+                overflowed.append(self._rejection(self._overflow_error(len(cells), width), line, key))
+                return None
             del cells[width:]
         else:
             cells.extend([""] * (width - len(cells)))
@@ -791,9 +849,16 @@ class FeedReader:
 
     # ------------------------------------------------------------ fields (misses and problems)
 
+    def _overflow_error(self, cells: int, width: int) -> RowError:
+        return RowError(
+            "row.columns",
+            f"本行有{cells}列，多于表头的{width}列；含逗号的内容请加英文双引号 "
+            f"(this line has {cells} cells but the header {width}; quote a value that holds a comma)",
+        )
+
     def _rejection(self, error: RowError, line: int, key: object, community: object = None) -> RowRejection:
         column = self._labels.get(error.field) if error.field else None
-        source_key = key.strip() if isinstance(key, str) else None
+        source_key = key.strip() if isinstance(key, str) and key != LOST_DIGITS_KEY else None
         community_code = self._row_community(community) if community else None
         return RowRejection(line, error.code, error.message, source_key or None, column, community_code)
 
@@ -811,6 +876,14 @@ class FeedReader:
         if not key:
             return self._required("source_key")
         label = self._labels["source_key"]
+        if key == LOST_DIGITS_KEY:
+            return RowError(
+                "field.format",
+                f"{label}被Excel存为数字，末几位已丢失，请将该列设为文本后重新导出 "
+                f"({label} was stored as a number and lost its last digits; format the column as text "
+                "and export again)",
+                "source_key",
+            )
         if len(key) > 64:
             return RowError(
                 "field.format", f"{label}超过64个字符 ({label} longer than 64 characters)", "source_key"
@@ -897,9 +970,23 @@ class FeedReader:
 
     def _id_number(self, raw: str) -> tuple[str | None, dt.date | None, str | None, bool]:
         """An ID number off the fast path: padded, lower-case x, 15 digits, unseen birth date, or wrong."""
-        text = raw.strip().upper()
+        text = unicodedata.normalize("NFKC", raw).strip().upper()  # full-width digits and Ｘ/ｘ too
         if not text or text in vocab.BLANK_MARKERS:
             return None, None, None, False
+        if _SCIENTIFIC.fullmatch(text):
+            raise RowError(
+                "resident.id_number.numeric",
+                "身份证号被存为数字，末几位已丢失，请将该列设为文本后重新导出 "
+                "(ID number was stored as a number and lost its last digits; format the column as text "
+                "and export again)",
+                "id_number",
+            )
+        if not text.isascii():  # digits of another script: GB 11643 numbers are ASCII digits and X
+            raise RowError(
+                "resident.id_number.format",
+                "身份证号应为18位（或旧式15位）数字 (ID number must be 18 digits, or 15)",
+                "id_number",
+            )
         if len(text) == 18 and text[:17].isdigit() and text.isascii():
             head = self._id_head(text[:14])
             tail = _SEQUENCE_SUMS[text[14:17]]
@@ -941,6 +1028,8 @@ class FeedReader:
         ):
             return raw  # the common case: a plain mobile number
         phone = raw.strip()
+        if not phone.isascii():
+            phone = unicodedata.normalize("NFKC", phone).strip()  # full-width digits, ＋, －, （）
         if not phone or phone in vocab.BLANK_MARKERS:
             return None
         for mark in (" ", "-", "\u3000", "(", ")", "（", "）"):

@@ -49,7 +49,7 @@ from yiyang.events import ResidentsChanged
 from yiyang.geo.models import Area, AreaLevel
 from yiyang.residents.identity import mask_attribute
 from yiyang.residents.names import name_pinyin
-from yiyang.residents.precedence import FactRef
+from yiyang.residents.precedence import FactRef, replaces
 from yiyang.residents.profile import apply_payload, attribute_values, provenance_from_json, provenance_to_json
 from yiyang.sources import linkage
 from yiyang.sources.models import Feed, ImportRun, LinkMethod, RunStatus
@@ -812,13 +812,28 @@ class ImportRunner:
             profiles[resident_id] = _Profile(*_profile_from_columns(values, code_of), is_new=False)
 
     def _write_households(self, profiles: dict[int, _Profile]) -> None:
-        """Residents at the same normalised address in the same community share a household."""
+        """Residents at the same normalised address in the same community share a household.
+
+        The household's grid and living arrangement follow what the batch leaves its members
+        with: a newer row that moves someone in, re-draws the grid or (民政, the authority for it)
+        says who lives there updates the household, not only the row that first made it."""
         wanted: dict[tuple[int, str], list[_Profile]] = {}
+        # Households kept by members whose grid or living arrangement this batch may have changed:
+        # a value whose evidence is from this feed (a batch folds only its feed's rows).
+        kept: dict[int, list[_Profile]] = {}
+        feed = self.feed.value
         address_keys = self.address_keys
         for profile in profiles.values():
-            if not profile.address_changed:
-                continue
             values = profile.values
+            if not profile.address_changed:
+                if profile.dirty and (household_id := values.get("household_id")) is not None:
+                    provenance = profile.provenance
+                    grid_ref, living_ref = provenance.get("grid_code"), provenance.get("living_arrangement")
+                    if (grid_ref is not None and grid_ref.feed == feed) or (
+                        living_ref is not None and living_ref.feed == feed
+                    ):
+                        kept.setdefault(household_id, []).append(profile)
+                continue
             community_id = self.community_ids.get(values.get("community_code") or "")
             address = values.get("address")
             if community_id is None or not address:
@@ -827,33 +842,30 @@ class ImportRunner:
             if key is None:  # not worked out ahead (see apply)
                 key = address_keys[address] = address_key(address)
             wanted.setdefault((community_id, key), []).append(profile)
-        if not wanted:
+        if not wanted and not kept:
             return
         stmt = self._where_in(
-            "SELECT id, community_id, address_key FROM household WHERE {keys}", keys="address_key"
+            "SELECT id, community_id, address_key, grid_id, living_arrangement FROM household "
+            "WHERE {keys} OR {ids}",
+            keys="address_key",
+            ids="id",
         )
-        found = {
-            (community_id, key): household_id
-            for household_id, community_id, key in self.session.execute(
-                stmt, {"keys": list({k for _, k in wanted})}
-            ).all()
-        }
+        found: dict[tuple[int, str], int] = {}
+        stored: dict[int, tuple[int, int | None, str | None]] = {}  # id -> community, grid, arrangement
+        for household_id, community_id, key, grid_id, living in self.session.execute(
+            stmt, {"keys": list({k for _, k in wanted}), "ids": list(kept)}
+        ).all():
+            found[(community_id, key)] = household_id
+            stored[household_id] = (community_id, grid_id, living)
         missing = [key for key in wanted if key not in found]
         new_rows = []
         for (community_id, key), household_id in zip(
             missing, allocate_ids(self.session, "household", len(missing)), strict=True
         ):
-            first = wanted[(community_id, key)][0].values
-            grid_id = self.grid_ids.get(first.get("grid_code") or "")
+            members = wanted[(community_id, key)]
+            grid_id, living = self._household_facts(community_id, members)
             new_rows.append(
-                (
-                    household_id,
-                    first["address"][:200],
-                    key,
-                    community_id,
-                    grid_id,
-                    first.get("living_arrangement"),
-                )
+                (household_id, members[0].values["address"][:200], key, community_id, grid_id, living)
             )
             found[(community_id, key)] = household_id
         bulk_insert(
@@ -865,6 +877,55 @@ class ImportRunner:
                 if profile.values.get("household_id") != found[key]:
                     profile.values["household_id"] = found[key]
                     profile.dirty = True
+            household_id = found[key]
+            if household_id in stored:  # an existing household: members joined or stayed
+                kept.setdefault(household_id, []).extend(members)
+        updates = []
+        for household_id, members in kept.items():
+            if household_id not in stored:
+                continue  # gone since the profile was loaded (merged away): nothing to follow
+            community_id, grid_id, living = stored[household_id]
+            new_grid, new_living = self._household_facts(community_id, members)
+            new_grid = grid_id if new_grid is None else new_grid
+            new_living = living if new_living is None else new_living
+            if new_grid != grid_id or new_living != living:
+                updates.append((household_id, new_grid, new_living))
+        bulk_update(self.session, "household", "id", ("grid_id", "living_arrangement"), updates)
+
+    def _household_facts(self, community_id: int, members: list[_Profile]) -> tuple[int | None, str | None]:
+        """The grid and living arrangement a household's members give; members who disagree are
+        decided by the precedence rule (the newer grid; 民政's arrangement over a health record),
+        as ``geo.service.household_arrangement`` decides on reading.
+
+        A member's grid counts only when it lies in the household's community: a roster row that
+        moves someone to another community names no grid, and her old one is not the new home's."""
+        grid_id = living = None
+        grid_ref = living_ref = None
+        grid_community = self._grid_communities()
+        for profile in members:
+            values, provenance = profile.values, profile.provenance
+            grid = self.grid_ids.get(values.get("grid_code") or "")
+            if grid is not None and grid_community.get(grid) == community_id:
+                ref = provenance.get("grid_code")
+                if grid_id is None or (ref is not None and replaces("grid_code", grid_ref, ref)[0]):
+                    grid_id, grid_ref = grid, ref
+            value = values.get("living_arrangement")
+            if value is not None:
+                ref = provenance.get("living_arrangement")
+                if living is None or (ref is not None and replaces("living_arrangement", living_ref, ref)[0]):
+                    living, living_ref = value, ref
+        return grid_id, living
+
+    def _grid_communities(self) -> dict[int, int | None]:
+        """Grid id -> its community's id, read once per run."""
+        cached: dict[int, int | None] | None = getattr(self, "_grid_community_ids", None)
+        if cached is None:
+            cached = self._grid_community_ids = dict(
+                self.session.execute(
+                    select(Area.id, Area.parent_id).where(Area.level == AreaLevel.grid)
+                ).all()
+            )
+        return cached
 
     def _resident_rows(
         self, profiles: dict[int, _Profile]
