@@ -47,7 +47,7 @@ def _places(session: Session, memberships: list[RoleMembership]) -> dict[str, di
 
 def _list(
     request: Request, session: Session, actor: Actor, *, status_code: int = 200, problem: str | None = None,
-    q: str | None = None, role: Role | None = None, page: int = 1,
+    q: str | None = None, role: Role | None = None, page: int = 1, form: dict[str, str] | None = None,
 ) -> HTMLResponse:  # fmt: skip
     try:
         found = accounts.list_accounts(
@@ -60,12 +60,13 @@ def _list(
         request, "accounts/list.html", status_code=status_code, problem=problem, users=found.users,
         memberships=found.memberships, places=_places(session, every), total=found.total, page=page,
         pages=max(1, -(-found.total // PAGE_SIZE)), q=q or "", role=role.value if role else "", roles=ROLES,
+        form=form or {},  # what the administrator typed into the new-account form, shown again with its problem
     )  # fmt: skip
 
 
 def _detail(
     request: Request, session: Session, actor: Actor, user_id: int, *, status_code: int = 200,
-    problem: str | None = None,
+    problem: str | None = None, form: dict[str, str] | None = None,
 ) -> HTMLResponse:  # fmt: skip
     try:
         user, memberships = accounts.read_account(session, actor, user_id)
@@ -74,7 +75,7 @@ def _detail(
     return render(
         request, "accounts/detail.html", status_code=status_code, problem=problem, user=user,
         memberships=memberships, places=_places(session, memberships), roles=ROLES,
-        done=request.query_params.get("done"),
+        done=request.query_params.get("done"), form=form or {},  # the grant form as typed, with its problem
     )  # fmt: skip
 
 
@@ -116,7 +117,16 @@ def create_account_page(
         )  # fmt: skip
     except DomainError as error:
         session.rollback()
-        return _list(request, session, actor, status_code=error.status_code, problem=error.message)
+        typed = {
+            "username": username,
+            "display_name": display_name,
+            "role": role.value,
+            "organisation_code": organisation_code,
+            "area_code": area_code,
+        }  # never the password
+        return _list(
+            request, session, actor, status_code=error.status_code, problem=error.message, form=typed
+        )
     return _changed(user.id, "created")
 
 
@@ -125,12 +135,17 @@ def account_page(request: Request, user_id: IdPath, session: SessionDep, actor: 
     return _detail(request, session, actor, user_id)
 
 
-def _change(request: Request, session: Session, actor: Actor, user_id: int, done: str, work: Any) -> Any:
+def _change(
+    request: Request, session: Session, actor: Actor, user_id: int, done: str, work: Any,
+    form: dict[str, str] | None = None,
+) -> Any:  # fmt: skip
     try:
         work()
     except DomainError as error:
         session.rollback()
-        return _detail(request, session, actor, user_id, status_code=error.status_code, problem=error.message)
+        return _detail(
+            request, session, actor, user_id, status_code=error.status_code, problem=error.message, form=form
+        )
     return _changed(user_id, done)
 
 
@@ -151,7 +166,8 @@ def grant_page(
             session, actor, user_id, role, organisation_id=organisation_id, area_id=area_id, now=clock()
         )
 
-    return _change(request, session, actor, user_id, "granted", work)
+    typed = {"role": role.value, "organisation_code": organisation_code, "area_code": area_code}
+    return _change(request, session, actor, user_id, "granted", work, form=typed)
 
 
 @router.post(

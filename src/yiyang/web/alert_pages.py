@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any
+from urllib.parse import urlencode
 from xml.sax.saxutils import escape
 
 from fastapi import APIRouter, Query, Request
@@ -36,6 +37,7 @@ from yiyang.web.pages import refused, render
 
 router = APIRouter(include_in_schema=False)
 WINDOW = dt.timedelta(hours=2)
+PAGE_SIZE = 100
 COLOURS = ("#c0392b", "#2980b9", "#27ae60", "#8e44ad", "#d35400", "#16a085", "#7f8c8d", "#2c3e50")
 
 
@@ -54,12 +56,28 @@ def alerts_page(
     clock: ClockDep,
     state: Annotated[str | None, Query(max_length=16)] = None,
     resident_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> HTMLResponse:
     visible = visible_residents(session, actor, category=DataCategory.sensor, now=clock())
-    states = [AlertState(state)] if state in {s.value for s in AlertState} else list(service.OPEN_STATES)
-    total, rows = service.list_alerts(session, visible, states=states, resident_id=resident_id, limit=100)
+    known = state in {s.value for s in AlertState}
+    states = [AlertState(state)] if known else list(service.OPEN_STATES)
+    total, rows = service.list_alerts(
+        session,
+        visible,
+        states=states,
+        resident_id=resident_id,
+        limit=PAGE_SIZE,
+        offset=(page - 1) * PAGE_SIZE,
+    )
     names = {code: rule_names(code) for code in {row.kind for row in rows}}
-    return render(request, "alerts/list.html", alerts=rows, total=total, names=names, state=state or "")
+    # the pager keeps the list's filters: a district's resolved alerts run to thousands
+    filters = urlencode(
+        [(k, v) for k, v in (("state", state if known else None), ("resident_id", resident_id)) if v]
+    )
+    return render(
+        request, "alerts/list.html", alerts=rows, total=total, names=names, state=state or "", page=page,
+        pages=max(1, -(-total // PAGE_SIZE)), filters=filters,
+    )  # fmt: skip
 
 
 @router.get(

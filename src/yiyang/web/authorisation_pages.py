@@ -18,9 +18,9 @@ from yiyang.access.deps import ClockDep
 from yiyang.access.policy import DataCategory
 from yiyang.access.roles import Role
 from yiyang.access.routes import resident_data
+from yiyang.db import CHINA_TZ
 from yiyang.deps import IdPath, ResidentIdPath, SessionDep, request_day
 from yiyang.errors import DomainError, Forbidden, Invalid
-from yiyang.tiers.rules import CHINA_TZ
 from yiyang.web.actor import WebActorDep
 from yiyang.web.pages import render
 
@@ -46,8 +46,17 @@ def _back(resident_id: int, done: str) -> RedirectResponse:
     return RedirectResponse(f"/residents/{resident_id}?done={done}#family", status_code=303)
 
 
-def _problem(request: Request, error: DomainError) -> HTMLResponse:
-    return render(request, "forbidden.html", status_code=error.status_code, message=error.message)
+def _problem(request: Request, error: DomainError, back: str | None = None) -> HTMLResponse:
+    # A mistyped account or date is a problem to fix, not a refusal: the page says which, and leads back.
+    heading = None if error.status_code == 403 else "error.problem"
+    return render(
+        request,
+        "forbidden.html",
+        status_code=error.status_code,
+        message=error.message,
+        heading=heading,
+        back=back,
+    )
 
 
 @router.post(
@@ -79,7 +88,7 @@ def authorise_page(
         )
     except DomainError as error:
         session.rollback()
-        return _problem(request, error)
+        return _problem(request, error, back=f"/residents/{resident_id}#family")
     return _back(resident_id, "authorised")
 
 

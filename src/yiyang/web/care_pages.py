@@ -20,9 +20,10 @@ from yiyang.access.policy import DataCategory
 from yiyang.access.roles import ROLES
 from yiyang.access.routes import resident_data
 from yiyang.care import overdue
-from yiyang.care.schedule import RULES, local_day
+from yiyang.care.schedule import RULES
+from yiyang.db import china_day
 from yiyang.deps import MAX_ID, SessionDep
-from yiyang.i18n import translate
+from yiyang.i18n import pick_language, translate
 from yiyang.web.actor import WebActorDep
 from yiyang.web.pages import render
 
@@ -47,7 +48,7 @@ def my_work_page(request: Request, session: SessionDep, actor: WebActorDep, cloc
             {"item": item, "name": name, "rule": RULES.get(item.rule)}
         )
     return render(
-        request, "care/my_work.html", roles=roles, groups=groups, counts=counts, today=local_day(now),
+        request, "care/my_work.html", roles=roles, groups=groups, counts=counts, today=china_day(now),
         total=sum(counts.values()),
     )  # fmt: skip
 
@@ -64,7 +65,7 @@ def overdue_page(
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> HTMLResponse:  # fmt: skip
     now = clock()
-    lang = "en" if request.query_params.get("lang") == "en" else "zh-CN"
+    lang = pick_language(request.query_params.get("lang"), request.cookies.get("lang"))  # as the page's text
     counts = overdue.overdue_counts(session, actor, by=by, now=now)
     size = 50
     listing = overdue.overdue_list(

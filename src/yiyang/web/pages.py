@@ -7,8 +7,10 @@ a refusal renders ``forbidden.html`` (403), and its audit row is kept (``access/
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -22,6 +24,7 @@ from yiyang.access.audit import record_access
 from yiyang.access.deps import get_clock
 from yiyang.access.policy import DataCategory, FieldGroup
 from yiyang.access.routes import no_resident_data, resident_data
+from yiyang.db import CHINA_TZ, china_day
 from yiyang.deps import IdPath, ResidentIdPath, SessionDep
 from yiyang.errors import DomainError, Forbidden, NotFound
 from yiyang.geo.models import Area
@@ -30,8 +33,7 @@ from yiyang.residents import service
 from yiyang.residents.identity import age_on, mask_id_number, mask_phone
 from yiyang.residents.models import LinkReview
 from yiyang.sources.models import ImportRun
-from yiyang.tiers.rules import CHINA_TZ
-from yiyang.web.actor import WebActorDep
+from yiyang.web.actor import WebActorDep, safe_next
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter(include_in_schema=False)
@@ -44,7 +46,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     response = TEMPLATES.TemplateResponse(
         request, template,
         {"t": translator(lang), "lang": lang, "display": _display(lang, context.pop("area_names", {})),
-         "csrf_token": csrf, "csrf_field": lambda: _csrf_field(csrf),
+         "csrf_token": csrf, "csrf_field": lambda: _csrf_field(csrf), "language_href": _language_href(request),
          "viewer": getattr(request.state, "actor", None), **context},
         status_code=status_code,
     )  # fmt: skip
@@ -61,6 +63,26 @@ def china_time(moment: dt.datetime | None, pattern: str = "%Y-%m-%d %H:%M") -> s
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
     return moment.astimezone(CHINA_TZ).strftime(pattern)
+
+
+def _language_href(request: Request) -> Callable[[str], str]:
+    """The same page in another language: its query kept (the search, the filters, sign-in's
+    ``next``). A page answering a form (a POST) links back to the page the form was on, as its
+    own address takes no GET."""
+    if request.method == "GET":
+        path, query = quote(request.url.path), request.url.query
+    else:
+        came_from = urlsplit(request.headers.get("referer", ""))
+        same_site = not came_from.netloc or came_from.netloc == request.url.netloc
+        path = safe_next(came_from.path) if same_site else safe_next(None)
+        query = came_from.query if same_site and path == came_from.path else ""
+        path = quote(path, safe="/%")  # a browser drops a tab in a link: "/\t/x" would be "//x"
+
+    def href(lang: str) -> str:
+        kept = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "lang"]
+        return f"{path}?{urlencode([*kept, ('lang', lang)])}"
+
+    return href
 
 
 def _csrf_field(token: str | None) -> Markup:
@@ -131,7 +153,7 @@ def residents_page(
     communities = _area_names(session, {r.community_id for r in rows if r.community_id})
     # The column shows only when every row's profile shows the birth date (the template has one flag).
     shown = policy.listed_groups(session, actor, [r.id for r in rows], now=now)
-    today = dt.date.today()
+    today = china_day(now)
     items = [
         {"resident": r, "age": age_on(r.birth_date, today) if r.birth_date else None,
          "community": communities.get(r.community_id, "—")}
@@ -159,10 +181,15 @@ def profile_page(
 ) -> HTMLResponse:
     now = _now(request)
     try:
-        groups = policy.authorize_profile(session, actor, resident_id, now=now)
+        # A merged record is an empty shell pointing at the one it joined (its contracts moved there
+        # too): say so first, rather than refuse it as out of scope and offer the glass.
         resident = service.get_active_resident(session, resident_id)
+        groups = policy.authorize_profile(session, actor, resident_id, now=now)
     except NotFound as error:
-        return render(request, "not_found.html", status_code=404, message=error.message)
+        return render(
+            request, "not_found.html", status_code=404, message=error.message,
+            merged_into=error.detail.get("merged_into"),
+        )  # fmt: skip
     except Forbidden as error:
         return refused(request, error, resident_id)
     attributes = {a for a, group in policy.ATTRIBUTE_GROUPS.items() if group in groups}
@@ -175,7 +202,7 @@ def profile_page(
     shows = _registry_records(session, actor, resident_id, groups, now)
     return render(
         request, "profile.html", resident=resident,
-        age=age_on(resident.birth_date, dt.date.today()) if resident.birth_date else None,
+        age=age_on(resident.birth_date, china_day(now)) if resident.birth_date else None,
         community=_area_names(session, {resident.community_id}).get(resident.community_id, "—"),
         facts=facts, clinical=clinical,
         conditions=service.conditions_of(session, resident.id) if clinical else [],
@@ -227,6 +254,7 @@ def break_glass_page(
             status_code=error.status_code,
             message=error.message,
             break_glass=resident_id,
+            reason=reason,  # the form comes back as typed, to be finished
         )
     return RedirectResponse(f"/residents/{resident_id}", status_code=303)
 
@@ -237,7 +265,13 @@ def break_glass_page(
     openapi_extra=resident_data(DataCategory.identity, many=True, registry=True),
 )
 def reviews_page(request: Request, session: SessionDep, actor: WebActorDep) -> HTMLResponse:
-    now = _now(request)
+    return _review_queue(request, session, actor, _now(request))
+
+
+def _review_queue(
+    request: Request, session: SessionDep, actor: Actor, now: dt.datetime, *, status_code: int = 200,
+    problem: str | None = None,
+) -> HTMLResponse:  # fmt: skip
     try:
         keeper = policy.require_registry(session, actor, what="link_review", now=now)
     except Forbidden as error:
@@ -250,7 +284,7 @@ def reviews_page(request: Request, session: SessionDep, actor: WebActorDep) -> H
         (r, service.get_resident(session, r.resident_id), service.get_resident(session, r.candidate_id))
         for r in reviews
     ]
-    return render(request, "reviews.html", total=total, pairs=pairs)
+    return render(request, "reviews.html", status_code=status_code, total=total, pairs=pairs, problem=problem)
 
 
 @router.post(
@@ -275,7 +309,13 @@ def decide_review_page(
     except Forbidden as error:
         session.rollback()
         return refused(request, error)
-    service.decide_review(session, review_id, same_person=decision == "same", by=actor.username)
+    try:
+        service.decide_review(session, review_id, same_person=decision == "same", by=actor.username)
+    except DomainError as error:  # decided meanwhile by another keeper (two tabs, a double click)
+        session.rollback()
+        return _review_queue(
+            request, session, actor, now, status_code=error.status_code, problem=error.message
+        )
     return RedirectResponse("/reviews", status_code=303)
 
 

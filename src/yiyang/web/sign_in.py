@@ -21,7 +21,7 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/login", response_class=HTMLResponse, openapi_extra=no_resident_data("the sign-in form"))
 def login_page(request: Request, next: str | None = None) -> HTMLResponse:  # noqa: A002 - the query's name
-    return render(request, "login.html", next=safe_next(next), error=None)
+    return render(request, "login.html", next=safe_next(next), error=None, username="")
 
 
 @router.post("/login", response_model=None, openapi_extra=no_resident_data("signing in"))
@@ -41,13 +41,21 @@ def login_form(
     )
     if outcome.retry_after is not None:
         refusal = service.SignInThrottled(outcome.retry_after)
-        response = render(request, "login.html", status_code=429, next=safe_next(next), error=refusal.message)
+        response = render(
+            request,
+            "login.html",
+            status_code=429,
+            next=safe_next(next),
+            error=refusal.message,
+            username=username,
+        )
         response.headers.update(refusal.headers)
         return response
     if outcome.user is None:
-        return render(  # the failed attempt commits with this answer, so it counts
-            request, "login.html", status_code=401, next=safe_next(next), error=service.WRONG_CREDENTIALS[1]
-        )
+        return render(  # the failed attempt commits with this answer, so it counts; the name typed stays
+            request, "login.html", status_code=401, next=safe_next(next), error=service.WRONG_CREDENTIALS[1],
+            username=username,
+        )  # fmt: skip
     ttl = dt.timedelta(hours=settings.session_ttl_hours)
     issued = service.issue_credential(session, outcome.user, CredentialKind.session, ttl, now)
     redirect = RedirectResponse(safe_next(next), status_code=303)
