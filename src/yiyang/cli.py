@@ -9,7 +9,7 @@ from yiyang.config import get_settings
 from yiyang.migrate import open_database
 
 app = typer.Typer(
-    help="yiyang 医养: community medical-and-elderly care platform.",
+    help="医养 yiyang: 社区医养结合服务平台 (community medical-and-elderly care platform).",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -17,7 +17,7 @@ app = typer.Typer(
 
 @app.callback()
 def main() -> None:
-    """yiyang 医养: community medical-and-elderly care platform."""
+    """医养 yiyang: 社区医养结合服务平台 (community medical-and-elderly care platform)."""
     # Every command's process, not only the web app's: the worker's and ingest's tracebacks and
     # an import's rejected rows must not carry an ID number or a phone into a log line.
     install_pii_redaction()
@@ -25,7 +25,7 @@ def main() -> None:
 
 @app.command()
 def migrate() -> None:
-    """Apply database migrations (SQLite file or YIYANG_DATABASE_URL)."""
+    """数据库迁移 Apply database migrations (SQLite file or YIYANG_DATABASE_URL)."""
     open_database().dispose()
     typer.echo("database is at the latest schema")
 
@@ -38,7 +38,7 @@ def serve(
         None, "--jobs/--no-jobs", help="run the timed jobs in this process (default: on for SQLite)"
     ),
 ) -> None:
-    """Serve the web app, JSON API and FHIR facade."""
+    """启动服务 Serve the web app, JSON API and FHIR facade."""
     import uvicorn
 
     from yiyang.app import create_app

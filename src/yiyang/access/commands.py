@@ -39,7 +39,7 @@ def create_admin(
     ),
     force: bool = typer.Option(False, "--force", help="create another administrator even if one exists"),
 ) -> None:
-    """First run: create the district administrator (refused if one exists, unless --force)."""
+    """创建管理员 First run: create the district administrator (refused if one exists, unless --force)."""
     from yiyang.access import service
 
     password = _read_password(password_stdin)
@@ -66,7 +66,7 @@ def add_user(
         False, "--password-stdin", help="read the password from standard input"
     ),
 ) -> None:
-    """Add a user holding one role, in an organisation and, for jurisdictional roles, an area."""
+    """添加用户 Add a user holding one role, in an organisation and, for jurisdictional roles, an area."""
     from yiyang.access import accounts, service
 
     password = _read_password(password_stdin)
@@ -116,7 +116,7 @@ def list_users(
     inactive: bool = typer.Option(False, "--inactive", help="only deactivated accounts"),
     query: str | None = typer.Option(None, "--query", help="start of the user name or display name"),
 ) -> None:
-    """List accounts with the roles they hold in force (用户列表)."""
+    """用户列表 List accounts with the roles they hold in force."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -159,7 +159,7 @@ def grant(
     organisation: str | None = typer.Option(None, "--organisation", help="organisation code (机构编码)"),
     area: str | None = typer.Option(None, "--area", help="area code (辖区编码)"),
 ) -> None:
-    """Give an account another role (授予角色)."""
+    """授予角色 Give an account another role."""
     from yiyang.access import accounts
 
     def _grant(session, actor, *, now):  # type: ignore[no-untyped-def]
@@ -178,7 +178,7 @@ def revoke(
     username: str = typer.Argument(..., help="user name"),
     membership: int = typer.Option(..., "--membership", help="the role's number, #N in `yiyang user list`"),
 ) -> None:
-    """End one role of an account (撤销角色); the record of it is kept."""
+    """撤销角色 End one role of an account; the record of it is kept."""
     from yiyang.access import accounts
 
     def _revoke(session, actor, *, now):  # type: ignore[no-untyped-def]
@@ -190,7 +190,7 @@ def revoke(
 
 @user_app.command("deactivate")
 def deactivate(username: str = typer.Argument(..., help="user name")) -> None:
-    """Stop an account (停用账号): no more sign-ins, signed out everywhere now; roles are kept."""
+    """停用账号 Stop an account: no more sign-ins, signed out everywhere now; roles are kept."""
     from yiyang.access import accounts
 
     revoked = _administer(
@@ -203,7 +203,7 @@ def deactivate(username: str = typer.Argument(..., help="user name")) -> None:
 
 @user_app.command("reactivate")
 def reactivate(username: str = typer.Argument(..., help="user name")) -> None:
-    """Let a stopped account sign in again (启用账号), with the roles it still holds."""
+    """启用账号 Let a stopped account sign in again, with the roles it still holds."""
     from yiyang.access import accounts
 
     _administer(
@@ -221,7 +221,7 @@ def reset_password(
         False, "--password-stdin", help="read the password from standard input"
     ),
 ) -> None:
-    """Set a new password for an account (重置密码); signs it out everywhere."""
+    """重置密码 Set a new password for an account; signs it out everywhere."""
     from yiyang.access import accounts
 
     password = _read_password(password_stdin)
@@ -235,7 +235,7 @@ def reset_password(
 
 @audit_app.command("verify")
 def verify() -> None:
-    """Check the audit chain; exits 1 and names the first broken row when it does not hold."""
+    """校验审计链 Check the audit chain; exits 1 and names the first broken row when it does not hold."""
     from yiyang.access.audit import verify_chain
 
     database = _database()
@@ -257,7 +257,7 @@ def verify() -> None:
 
 @keys_app.command("generate")
 def generate() -> None:
-    """Print a new field key and blind-index key, as settings lines, for a new deployment."""
+    """生成密钥 Print a new field key and blind-index key, as settings lines, for a new deployment."""
     from yiyang.access.crypto import generate_key
 
     typer.echo(f"YIYANG_FIELD_KEYS=k1:{generate_key()}")
@@ -266,7 +266,7 @@ def generate() -> None:
 
 @keys_app.command("status")
 def key_status() -> None:
-    """How many stored values each field key sealed, and which configured keys are unused."""
+    """密钥状态 How many stored values each field key sealed, and which configured keys are unused."""
     from yiyang.access import rotation
     from yiyang.access.keys import get_keys
 
@@ -295,7 +295,7 @@ def rotate(
         help="recompute blind indexes (automatic when YIYANG_BLIND_INDEX_KEY_PREVIOUS is set)",
     ),
 ) -> None:
-    """Re-seal every ID number and phone under the current field key (the first in
+    """密钥轮换 Re-seal every ID number and phone under the current field key (the first in
     YIYANG_FIELD_KEYS) and, after a blind-index key change, recompute the indexes. Reads keep
     working meanwhile; safe to interrupt and run again."""
     from rich.progress import Progress

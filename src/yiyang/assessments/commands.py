@@ -32,7 +32,7 @@ def score_command(
         [], "--option", help="instrument setting KEY=VALUE, e.g. high_risk_cutoff=51 for morse"
     ),
 ) -> None:
-    """Score an assessment instrument (评估量表计分): yiyang score INSTRUMENT --json INPUT.
+    """评估量表计分 Score an assessment instrument: yiyang score INSTRUMENT --json INPUT.
 
     Prints the result as JSON; bad input prints a JSON error and exits with status 2.
     """

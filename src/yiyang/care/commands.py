@@ -7,7 +7,9 @@ import json
 
 import typer
 
-care_app = typer.Typer(help="Closed-loop care: contracts, work items, overdue lists.", no_args_is_help=True)
+care_app = typer.Typer(
+    help="闭环服务 (closed-loop care): contracts, work items, overdue lists.", no_args_is_help=True
+)
 
 
 @care_app.command("day")
@@ -17,7 +19,7 @@ def day_command(
         help="run as of this ISO date-time (default: now; without a zone, UTC), e.g. 2026-12-01T06:00+08:00",
     ),
 ) -> None:
-    """Expire contracts, generate due work, mark overdue and escalate: the daily care job."""
+    """每日服务任务 Expire contracts, generate due work, mark overdue and escalate: the daily care job."""
     from yiyang.care.day import run_care_day
     from yiyang.db import utcnow
     from yiyang.migrate import open_database

@@ -39,7 +39,7 @@ def demo_command(
         10.0, min=0.0, max=1_000.0, help="multiply the everyday rates of injected falls, SOS, spikes ..."
     ),
 ) -> None:
-    """Build a synthetic district, write the three agencies' files, import them, run a day of the
+    """演示街区 Build a synthetic district, write the three agencies' files, import them, run a day of the
     care loop (contracts, home sensing, alerts, care work), serve the staff web."""
     from yiyang.demo.synthetic import generate_district
     from yiyang.geo.service import import_geography, import_organisations

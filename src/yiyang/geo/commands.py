@@ -20,7 +20,7 @@ def geo_import(
         help="the file lists organisations: 机构编码,机构名称,机构类型,所属区划编码,地址,电话",
     ),
 ) -> None:
-    """Import the area tree (or organisations); a file with any rejected row changes nothing."""
+    """导入区划或机构 Import the area tree (or organisations); a file with any rejected row changes nothing."""
     from yiyang.errors import DomainError
     from yiyang.geo.service import import_geography, import_organisations
     from yiyang.migrate import open_database
