@@ -139,3 +139,37 @@ def test_re_importing_the_same_rows_leaves_households_as_they_are(db: Database) 
     with db.unit_of_work() as session:
         households = session.execute(select(Household.id, Household.grid_id)).all()
     assert [tuple(h) for h in households] == [(household_of(db, "王秀兰").id, grids[GRID_1])]
+
+
+def test_a_move_to_another_community_leaves_the_resident_in_no_grid_of_the_old_one(db: Database) -> None:
+    seed_grids(db)
+    # given a resident in grid 01 of the first community
+    run(db, Feed.health, [health_row(2, "H1", address="万寿路1号", grid_code=GRID_1)])
+    # when the civil roster moves her to the other community (it names no grid)
+    run(db, Feed.civil, [
+        civil_row(2, "C1", address="翠微路2号", community_code=OTHER_COMMUNITY, observed_at=at("2025-04-01")),
+    ])  # fmt: skip
+    # then she is in that community and in no grid: the old grid's worker no longer reaches her
+    with db.unit_of_work() as session:
+        resident = session.scalars(select(Resident).where(Resident.name == "王秀兰")).one()
+        community = session.get_one(Area, resident.community_id)
+        assert community.code == OTHER_COMMUNITY
+        assert resident.grid_id is None
+
+
+def test_a_re_sent_record_moving_her_to_another_community_leaves_her_in_no_grid_of_the_old_one(
+    db: Database,
+) -> None:
+    seed_grids(db)
+    # given a resident in grid 01 of the first community, on the roster there too
+    run(db, Feed.health, [health_row(2, "H1", address="万寿路1号", grid_code=GRID_1)])
+    run(db, Feed.civil, [civil_row(2, "C1", address="万寿路1号", observed_at=at("2025-04-01"))])
+    # when the roster's record comes again, corrected: she lives in the other community
+    run(db, Feed.civil, [
+        civil_row(2, "C1", address="翠微路2号", community_code=OTHER_COMMUNITY, observed_at=at("2025-05-01")),
+    ])  # fmt: skip
+    # then she is in that community and in no grid of the first one
+    with db.unit_of_work() as session:
+        resident = session.scalars(select(Resident).where(Resident.name == "王秀兰")).one()
+        assert session.get_one(Area, resident.community_id).code == OTHER_COMMUNITY
+        assert resident.grid_id is None

@@ -414,7 +414,7 @@ def _rebuild(
     resident.name = profile.get("name") or before["name"] or ""  # NOT NULL: no evidence keeps the old name
     resident.name_pinyin = name_pinyin(resident.name)[:128]
     resident.community_id = areas.get(profile.get("community_code"))
-    resident.grid_id = areas.get(profile.get("grid_code"))
+    resident.grid_id = _grid_in(session, areas.get(profile.get("grid_code")), resident.community_id)
     stored = provenance_to_json(provenance)
     stored.update({a: entry for a, (_value, entry) in unsourced.items() if entry is not None})
     resident.provenance = stored
@@ -452,6 +452,14 @@ def _area_ids(session: Session, codes: list[str | None]) -> dict[str | None, int
     if not wanted:
         return {}
     return dict(session.execute(select(Area.code, Area.id).where(Area.code.in_(wanted))).all())
+
+
+def _grid_in(session: Session, grid_id: int | None, community_id: int | None) -> int | None:
+    """The grid, when it lies in the community: a later row that moved the resident to another
+    community without naming a grid leaves her in none (as the import decides)."""
+    if grid_id is None or session.scalar(select(Area.parent_id).where(Area.id == grid_id)) != community_id:
+        return None
+    return grid_id
 
 
 def _release_id_number(session: Session, id_number: str, keep: int) -> None:

@@ -948,6 +948,10 @@ class ImportRunner:
     def _resident_row(self, profile: _Profile, now: dt.datetime) -> dict[str, Any]:
         values = profile.values
         name = values.get("name") or ""
+        community_id = self.community_ids.get(values.get("community_code") or "")
+        grid_id = self.grid_ids.get(values.get("grid_code") or "")
+        if grid_id is not None and self._grid_communities().get(grid_id) != community_id:
+            grid_id = None  # moved to another community by a row naming no grid: the old one's is not hers
         id_enc, id_index = self._sealed(values, "id_number", pii.RESIDENT_ID_NUMBER)
         phone_enc, phone_index = self._sealed(values, "phone", pii.RESIDENT_PHONE)
         return {
@@ -962,8 +966,8 @@ class ImportRunner:
             "phone_bidx": phone_index,
             "address": (values.get("address") or "")[:200] or None,
             "household_id": values.get("household_id"),
-            "community_id": self.community_ids.get(values.get("community_code") or ""),
-            "grid_id": self.grid_ids.get(values.get("grid_code") or ""),
+            "community_id": community_id,
+            "grid_id": grid_id,
             "insurance_type": values.get("insurance_type"),
             "living_arrangement": values.get("living_arrangement"),
             "dibao": values.get("dibao"),
