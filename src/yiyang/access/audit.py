@@ -204,9 +204,16 @@ class VerifyResult:
 
 
 def verify_chain(session: Session, batch_size: int = 5000) -> VerifyResult:
-    """Walk the chain in id order; report the first row whose hash or link does not hold."""
+    """Walk the chain in id order; report the first row whose hash or link does not hold.
+
+    The head is read first and the walk stops at the row it names: on a live server events keep
+    committing while the walk runs, and those are past that row (ids are taken under the head
+    lock), so they are left for the next run instead of reading as a changed tail."""
     columns = [AuditEvent.id, AuditEvent.prev_hash, AuditEvent.row_hash]
     columns += [getattr(AuditEvent, name) for name in HASHED_FIELDS]
+    head = session.execute(
+        select(AuditChainHead.last_event_id, AuditChainHead.last_hash).where(AuditChainHead.id == HEAD_ID)
+    ).one_or_none()
     previous, last_id, checked = GENESIS_HASH, 0, 0
 
     def broken(row_id: int | None, reason: str) -> VerifyResult:
@@ -215,8 +222,10 @@ def verify_chain(session: Session, batch_size: int = 5000) -> VerifyResult:
         )
 
     while True:
-        query = select(*columns).where(AuditEvent.id > last_id).order_by(AuditEvent.id).limit(batch_size)
-        rows = session.execute(query).all()
+        query = select(*columns).where(AuditEvent.id > last_id)
+        if head is not None:
+            query = query.where(AuditEvent.id <= head.last_event_id)
+        rows = session.execute(query.order_by(AuditEvent.id).limit(batch_size)).all()
         for row in rows:
             if chain_hash(row.prev_hash, row._mapping) != row.row_hash:
                 return broken(row.id, "行内容与其哈希不符 (row content does not match its hash)")
@@ -229,7 +238,6 @@ def verify_chain(session: Session, batch_size: int = 5000) -> VerifyResult:
             previous, last_id, checked = row.row_hash, row.id, checked + 1
         if len(rows) < batch_size:
             break
-    head = session.get(AuditChainHead, HEAD_ID, populate_existing=True)
     if head is None:
         if checked:
             return broken(last_id, "审计链头缺失 (the chain head row is missing)")

@@ -276,6 +276,7 @@ def key_status() -> None:
         with database.unit_of_work() as session:
             usage = rotation.key_usage(session)
             retired = rotation.retired_keys(session, keys)
+            unknown = rotation.unknown_keys(session, keys)
     finally:
         database.dispose()
     typer.echo(f"当前字段密钥 (current field key): {keys.field_keys.current.kid}")
@@ -284,6 +285,16 @@ def key_status() -> None:
         typer.echo(f"  {column:<28} {listed}")
     if retired:
         typer.echo(f"可从 YIYANG_FIELD_KEYS 移除 (no value uses, may be removed): {', '.join(retired)}")
+    if unknown:
+        typer.echo(_unknown_keys_line(unknown), err=True)
+
+
+def _unknown_keys_line(unknown: dict[str, int]) -> str:
+    named = ", ".join(f"{kid} ({count})" for kid, count in sorted(unknown.items()))
+    return (
+        f"以下密钥仍有值使用但未配置，这些值无法打开: {named} (keys not configured that stored values "
+        "still need: add them back to YIYANG_FIELD_KEYS, behind the current key)"
+    )
 
 
 @keys_app.command("rotate")
@@ -326,9 +337,12 @@ def rotate(
                 )
                 report.reindexed, report.redigested = indexed.reindexed, indexed.redigested
                 report.conflicts += indexed.conflicts
+                for column, count in indexed.unreadable.items():
+                    report.unreadable[column] = report.unreadable.get(column, 0) + count
         with database.unit_of_work() as session:
             left = sum(rotation.pending(session, keys).values())
             retired = rotation.retired_keys(session, keys)
+            unknown = rotation.unknown_keys(session, keys)
     finally:
         database.dispose()
     resealed = ", ".join(f"{column} {count}" for column, count in report.resealed.items())
@@ -338,6 +352,13 @@ def rotate(
             f"已重建索引 (blind indexes re-keyed): {report.reindexed} residents, "
             f"{report.redigested} record digests (of {residents} residents checked)"
         )
+    if report.unreadable:
+        # Running again does not help these: the key they need has to come back (or they are damaged).
+        listed = ", ".join(f"{column} {count}" for column, count in report.unreadable.items())
+        typer.echo(f"无法打开、已跳过的值 (values that did not open, skipped): {listed}", err=True)
+        if unknown:
+            typer.echo(_unknown_keys_line(unknown), err=True)
+        raise typer.Exit(code=1)
     if left:
         typer.echo(f"仍有 {left} 个值未用当前密钥 (values still under older keys: run again)", err=True)
         raise typer.Exit(code=1)

@@ -35,6 +35,8 @@ from yiyang.access.keys import AccessKeys, get_keys
 # ciphertext, so a value copied into another column does not open there.
 RESIDENT_ID_NUMBER = "resident.id_number"
 RESIDENT_PHONE = "resident.phone"
+# A device secret waiting for the broker, sealed with the field keys (``devices.broker``); ":uid" follows.
+DEVICE_SECRET = "broker_admission_pending.secret"
 SOURCE_ID_NUMBER = "source_record.id_number"
 SOURCE_PHONE = "source_record.phone"
 ENCRYPTED_COLUMNS: tuple[tuple[str, str, str], ...] = (

@@ -6,7 +6,12 @@ value opens whichever key sealed it, and lookups try the previous blind-index ke
 (``YIYANG_BLIND_INDEX_KEY_PREVIOUS``). Work goes in batches, each its own transaction; a batch
 writes a row only if the value it read is still there (compare and set), so a concurrent import
 or edit is never overwritten with an older value. Rows already under the current key are left
-alone, which makes a run idempotent and an interrupted run resumable: run it again.
+alone, which makes a run idempotent and an interrupted run resumable: run it again. A value that
+does not open (sealed under a key no longer configured, or damaged) is skipped and counted, so it
+does not hold back the rest; ``unknown_keys`` names the keys such values need.
+
+Besides the personal columns, a device secret waiting for the broker
+(``broker_admission_pending.secret``) is sealed with the field keys: it is counted and re-sealed too.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from yiyang.access import pii
-from yiyang.access.crypto import blind_index, reencrypt_field
+from yiyang.access.crypto import FieldDecryptError, blind_index, reencrypt_field
 from yiyang.access.keys import AccessKeys
 from yiyang.db import Database, is_postgres
 
@@ -35,6 +40,35 @@ class RotationReport:
     reindexed: int = 0  # residents whose blind indexes changed
     redigested: int = 0  # source records whose content hash changed
     conflicts: int = 0  # rows changed by someone else mid-batch (already under the current key)
+    unreadable: dict[str, int] = field(default_factory=dict)  # "table.column" -> values that did not open
+
+
+@dataclass(frozen=True, slots=True)
+class SealedColumn:
+    """A column holding values sealed with the field keys, and the context each row's value is bound to."""
+
+    table: str
+    column: str
+    context: Callable[[Any], str]  # from the row's key
+    key: str = "id"
+
+    @property
+    def name(self) -> str:
+        return f"{self.table}.{self.column}"
+
+
+def sealed_columns() -> tuple[SealedColumn, ...]:
+    """Every column sealed with the field keys: the personal fields, then device secrets."""
+    personal = tuple(
+        SealedColumn(table, column, lambda _key, context=context: context)
+        for table, column, context in pii.ENCRYPTED_COLUMNS
+    )
+    return (
+        *personal,
+        SealedColumn(
+            "broker_admission_pending", "secret", lambda uid: f"{pii.DEVICE_SECRET}:{uid}", key="uid"
+        ),
+    )
 
 
 def _kid_expression(session: Session, column: str) -> str:
@@ -47,21 +81,35 @@ def key_usage(session: Session) -> dict[str, dict[str, int]]:
     """For each encrypted column, how many values each field key sealed: a key no value names
     may be removed from ``YIYANG_FIELD_KEYS``."""
     usage: dict[str, dict[str, int]] = {}
-    for table, column, _context in pii.ENCRYPTED_COLUMNS:
+    for sealed in sealed_columns():
+        table, column = sealed.table, sealed.column
         kid = _kid_expression(session, column)
         rows = session.execute(
             text(f"SELECT {kid}, count(*) FROM {table} WHERE {column} IS NOT NULL GROUP BY {kid}")
         ).all()
-        usage[f"{table}.{column}"] = {str(k): int(n) for k, n in rows}
+        usage[sealed.name] = {str(k): int(n) for k, n in rows}
     return usage
+
+
+def unknown_keys(session: Session, keys: AccessKeys) -> dict[str, int]:
+    """Key ids that stored values name but ``YIYANG_FIELD_KEYS`` does not hold, with how many
+    values each: those values do not open until the key is configured again."""
+    configured = {key.kid for key in keys.field_keys.keys}
+    unknown: dict[str, int] = {}
+    for counts in key_usage(session).values():
+        for kid, count in counts.items():
+            if kid not in configured:
+                unknown[kid] = unknown.get(kid, 0) + count
+    return unknown
 
 
 def pending(session: Session, keys: AccessKeys) -> dict[str, int]:
     """Values per encrypted column not yet sealed under the current key."""
     prefix = keys.field_keys.current.kid + ":"
     counts = {}
-    for table, column, _context in pii.ENCRYPTED_COLUMNS:
-        counts[f"{table}.{column}"] = session.execute(
+    for sealed in sealed_columns():
+        table, column = sealed.table, sealed.column
+        counts[sealed.name] = session.execute(
             text(
                 f"SELECT count(*) FROM {table} WHERE {column} IS NOT NULL AND substr({column}, 1, :n) <> :prefix"
             ),
@@ -80,15 +128,15 @@ def reseal_all(
     """Re-seal every value not under the current field key; returns what was done."""
     report = RotationReport()
     prefix = keys.field_keys.current.kid + ":"
-    for table, column, context in pii.ENCRYPTED_COLUMNS:
-        name = f"{table}.{column}"
+    for sealed in sealed_columns():
+        table, column, key, name = sealed.table, sealed.column, sealed.key, sealed.name
         report.resealed[name] = 0
         select = text(
-            f"SELECT id, {column} FROM {table} WHERE id > :last AND {column} IS NOT NULL "
-            f"AND substr({column}, 1, :n) <> :prefix ORDER BY id LIMIT :limit"
+            f"SELECT {key}, {column} FROM {table} WHERE {key} > :last AND {column} IS NOT NULL "
+            f"AND substr({column}, 1, :n) <> :prefix ORDER BY {key} LIMIT :limit"
         )
-        update = text(f"UPDATE {table} SET {column} = :new WHERE id = :id AND {column} = :old")
-        last = 0
+        update = text(f"UPDATE {table} SET {column} = :new WHERE {key} = :id AND {column} = :old")
+        last: Any = 0 if key == "id" else ""
         while True:
             with database.unit_of_work() as session:
                 rows = session.execute(
@@ -96,14 +144,18 @@ def reseal_all(
                 ).all()
                 if not rows:
                     break
-                changes = [
-                    {"id": row_id, "old": old, "new": reencrypt_field(keys.field_keys, old, context)}
-                    for row_id, old in rows
-                ]
+                changes = []
+                for row_key, old in rows:
+                    try:
+                        new = reencrypt_field(keys.field_keys, old, sealed.context(row_key))
+                    except FieldDecryptError:  # left as it is, counted: the rest still moves
+                        report.unreadable[name] = report.unreadable.get(name, 0) + 1
+                        continue
+                    changes.append({"id": row_key, "old": old, "new": new})
                 written = _update_each(session, update, changes)
                 last = rows[-1][0]
             report.resealed[name] += written
-            report.conflicts += len(rows) - written
+            report.conflicts += len(changes) - written
             if on_progress:
                 on_progress(name, len(rows))
     return report
@@ -152,8 +204,12 @@ def reindex_all(
                 break
             changes = []
             for row_id, id_enc, phone_enc, id_idx, phone_idx in rows:
-                number = pii.unseal(id_enc, pii.RESIDENT_ID_NUMBER, keys)
-                phone = pii.unseal(phone_enc, pii.RESIDENT_PHONE, keys)
+                number = _unseal_or_count(
+                    id_enc, pii.RESIDENT_ID_NUMBER, "resident.id_number_enc", keys, report
+                )
+                phone = _unseal_or_count(phone_enc, pii.RESIDENT_PHONE, "resident.phone_enc", keys, report)
+                if number is _UNREADABLE or phone is _UNREADABLE:
+                    continue  # its index stays as it is until the value opens again
                 new_id_idx = blind_index(blind_key, "id_number", number) if number else None
                 new_phone_idx = blind_index(blind_key, "phone", phone) if phone else None
                 if (new_id_idx, new_phone_idx) != (id_idx, phone_idx):
@@ -167,13 +223,30 @@ def reindex_all(
         report.conflicts += len(changes) - written
         if on_progress:
             on_progress("resident.blind_index", len(rows))
-    report.redigested, conflicts = _redigest_records(database, keys, batch_size, on_progress)
+    report.redigested, conflicts = _redigest_records(database, keys, batch_size, on_progress, report)
     report.conflicts += conflicts
     return report
 
 
+_UNREADABLE = object()
+
+
+def _unseal_or_count(
+    value: str | None, context: str, name: str, keys: AccessKeys, report: RotationReport
+) -> Any:
+    try:
+        return pii.unseal(value, context, keys)
+    except FieldDecryptError:
+        report.unreadable[name] = report.unreadable.get(name, 0) + 1
+        return _UNREADABLE
+
+
 def _redigest_records(
-    database: Database, keys: AccessKeys, batch_size: int, on_progress: Progress | None
+    database: Database,
+    keys: AccessKeys,
+    batch_size: int,
+    on_progress: Progress | None,
+    report: RotationReport,
 ) -> tuple[int, int]:
     """Source-record content hashes are keyed from the blind-index key: recompute them too, so
     re-importing an unchanged file still finds every row unchanged. Records entered in this system
@@ -195,11 +268,13 @@ def _redigest_records(
                     payload = orjson.loads(payload)
                 if isinstance(observed_at, str):
                     observed_at = dt.datetime.fromisoformat(observed_at)
-                full = {
-                    **payload,
-                    "id_number": pii.unseal(id_enc, pii.SOURCE_ID_NUMBER, keys),
-                    "phone": pii.unseal(phone_enc, pii.SOURCE_PHONE, keys),
-                }
+                number = _unseal_or_count(
+                    id_enc, pii.SOURCE_ID_NUMBER, "source_record.id_number_enc", keys, report
+                )
+                phone = _unseal_or_count(phone_enc, pii.SOURCE_PHONE, "source_record.phone_enc", keys, report)
+                if number is _UNREADABLE or phone is _UNREADABLE:
+                    continue
+                full = {**payload, "id_number": number, "phone": phone}
                 new = pii.record_digest(full, observed_at, keys)
                 if new != digest:
                     changes.append({"id": row_id, "old": digest, "new": new})

@@ -36,6 +36,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from yiyang.access import pii
 from yiyang.access.crypto import FieldKeyring, decrypt_field, encrypt_field
 from yiyang.devices.models import BrokerAdmissionPending, Device, DeviceKind, DeviceState
 
@@ -46,7 +47,7 @@ DEVICE_ROLE_PREFIX = "yiyang-device-"
 INGEST_ROLE = "yiyang-ingest"
 # Kinds that receive commands from the platform (a terminal's call-back, a message to show).
 COMMAND_KINDS = frozenset({DeviceKind.terminal})
-SECRET_CONTEXT = "broker_admission_pending.secret"
+SECRET_CONTEXT = pii.DEVICE_SECRET
 
 
 class BrokerSettings(BaseSettings):
