@@ -16,6 +16,7 @@ own account here (``user.self``): their own password goes through ``change_own_p
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select, true
@@ -53,7 +54,8 @@ def as_administrator(actor: Actor) -> Actor:
     return admin
 
 
-def _whole_deployment(admin: Actor) -> bool:
+def whole_deployment(admin: Actor) -> bool:
+    """An administrator without an area (or the system): they keep the whole deployment."""
     return policy.is_system(admin) or any(grant.area_id is None for grant in admin.grants)
 
 
@@ -65,9 +67,22 @@ def _administered_areas(session: Session, admin: Actor) -> Select[tuple[int]] | 
     return select(Area.id).where(or_(*(area.subtree() for area in areas)))
 
 
+def administers_all(session: Session, actor: Actor, area_ids: Sequence[int]) -> bool:
+    """Whether every one of these areas lies in what the actor administers: an administrator
+    without an area the whole deployment, one over an area that area and everything under it."""
+    admin = as_administrator(actor)
+    if whole_deployment(admin):
+        return True
+    areas = _administered_areas(session, admin)
+    if areas is None:
+        return False
+    wanted = set(area_ids)
+    return set(session.scalars(select(Area.id).where(Area.id.in_(wanted), Area.id.in_(areas)))) == wanted
+
+
 def administered(session: Session, admin: Actor) -> ColumnElement[bool]:
     """A clause over ``user_account``: the accounts this administrator keeps."""
-    if _whole_deployment(admin):
+    if whole_deployment(admin):
         return true()
     areas = _administered_areas(session, admin)
     if areas is None:
@@ -100,7 +115,7 @@ def _check_place(
     session: Session, admin: Actor, role: Role, organisation_id: int | None, area_id: int | None
 ) -> None:
     """An area-bound administrator grants staff roles placed inside their area only."""
-    if _whole_deployment(admin):
+    if whole_deployment(admin):
         return
     info = role_info(role)
     place = area_id

@@ -134,7 +134,7 @@ def expire(
     if not actor.is_admin:
         raise Forbidden("timebank.admin_only", "仅管理员可执行此操作 (administrators only)")
     # accounts decides "an administrator without an area" for account administration; the same rule.
-    if not accounts._whole_deployment(actor.acting_as({ADMIN_ROLE})):
+    if not accounts.whole_deployment(actor.acting_as({ADMIN_ROLE})):
         raise Forbidden(
             "timebank.expire.deployment_admin",
             "时间过期作用于全区所有志愿者，仅限不限辖区的管理员执行 "

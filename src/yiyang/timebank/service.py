@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from yiyang import events
+from yiyang.access.accounts import administers_all
 from yiyang.access.actor import Actor
 from yiyang.access.audit import record_access
 from yiyang.access.denials import queue_denial
@@ -115,6 +116,15 @@ def save_profile(
     if session.get(Area, request.area_id) is None:
         raise NotFound("area.not_found", "辖区不存在 (no such area)")
     profile = session.get(VolunteerProfile, user_id)
+    if actor.user_id != user_id:
+        # The profile is the volunteer's provider row: an administrator over an area keeps those
+        # of their area, as its providers, and moves none in or out of it.
+        areas = [request.area_id] + ([profile.area_id] if profile is not None else [])
+        if not administers_all(session, actor, areas):
+            raise Forbidden(
+                "timebank.profile.scope",
+                "只能维护您管理辖区内的志愿者档案 (you may edit only volunteer profiles of the area you administer)",
+            )
     if profile is None:
         profile = VolunteerProfile(user_id=user_id, created_at=now)
         session.add(profile)

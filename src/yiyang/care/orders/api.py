@@ -247,6 +247,7 @@ def register_provider(
             body.active,
         ),
         clock(),
+        by=actor,
     )
     coverage = service.coverage_of(session, [provider.id]).get(provider.id, [])
     return schemas.ProviderRead.of(provider, service.provider_name(session, provider), coverage)

@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from yiyang import events
+from yiyang.access.accounts import administers_all
 from yiyang.access.actor import Actor
 from yiyang.access.denials import queue_denial
 from yiyang.access.models import RelationshipKind, ResidentRelationship, User
@@ -623,6 +624,8 @@ def complete_order(
         now=now,
     )
     _expect_time_on_site(order, proof, now)
+    if provider.kind == ProviderKind.volunteer:
+        _expect_not_elsewhere(session, provider, order, proof, now)
     order.status = OrderStatus.completed
     order.completed_at = now
     order.minutes_on_site = proof.minutes_on_site
@@ -662,6 +665,39 @@ def _expect_time_on_site(order: ServiceOrder, proof: CompletionProof, now: dt.da
             "order.proof.minutes",
             f"在岗时长超过接单以来的时间，最多 {longest} 分钟 "
             f"(minutes on site exceed the time since the order was accepted: at most {longest})",
+            longest=longest,
+        )
+
+
+def _expect_not_elsewhere(
+    session: Session, provider: ServiceProvider, order: ServiceOrder, proof: CompletionProof, now: dt.datetime
+) -> None:
+    """A volunteer is on one site at a time: the minutes claimed fit after their own most recent
+    completion of another order too, or two orders held at once would each claim the same
+    wall-clock time and credit it twice as hours. Organisations have many staff, so only
+    volunteers. The volunteer's provider row is locked first (PostgreSQL), so two completions of
+    theirs at once are decided one after the other, each seeing the other's."""
+    session.get(ServiceProvider, provider.id, with_for_update=True, populate_existing=True)
+    previous = session.scalar(
+        select(func.max(ServiceOrder.completed_at)).where(
+            ServiceOrder.provider_id.in_(
+                select(ServiceProvider.id).where(ServiceProvider.user_id == provider.user_id)
+            ),
+            ServiceOrder.status == OrderStatus.completed,
+            ServiceOrder.id != order.id,
+        )
+    )
+    if previous is None or order.accepted_at is None or previous <= order.accepted_at:
+        return
+    previous = previous if previous.tzinfo is not None else previous.replace(tzinfo=dt.UTC)
+    available = now - previous + ON_SITE_GRACE
+    if dt.timedelta(minutes=proof.minutes_on_site) > available:
+        longest = max(0, int(available.total_seconds() // 60))
+        raise Invalid(
+            "order.proof.minutes",
+            f"一人不能同时在两处服务：在岗时长须在您完成另一订单之后，最多 {longest} 分钟 "
+            f"(a person cannot be on two sites at once: the time since you completed another order "
+            f"is at most {longest} minutes)",
             longest=longest,
         )
 
@@ -822,8 +858,12 @@ class ProviderRequest:
     active: bool = True
 
 
-def register_provider(session: Session, request: ProviderRequest, now: dt.datetime) -> ServiceProvider:
-    """Register (or update) an organisation as a provider; its kind follows the organisation's."""
+def register_provider(
+    session: Session, request: ProviderRequest, now: dt.datetime, *, by: Actor | None = None
+) -> ServiceProvider:
+    """Register (or update) an organisation as a provider; its kind follows the organisation's.
+    ``by``: the administrator asking (the API), kept to their area (``expect_administers``);
+    commands and the demo pass none."""
     organisation = session.get(Organisation, request.organisation_id)
     if organisation is None:
         raise NotFound("organisation.not_found", "机构不存在 (no such organisation)")
@@ -838,6 +878,18 @@ def register_provider(session: Session, request: ProviderRequest, now: dt.dateti
     provider = session.scalar(
         select(ServiceProvider).where(ServiceProvider.organisation_id == organisation.id)
     )
+    if by is not None:
+        # The organisation, every area it is to cover, and every area it covers now (narrowing
+        # it would take it from the rest): a street's administrator cannot stop, take over or
+        # spread another street's station.
+        held = coverage_of(session, [provider.id]).get(provider.id, []) if provider is not None else []
+        if not administers_all(session, by, [organisation.area_id, *request.coverage_area_ids, *held]):
+            raise Forbidden(
+                "provider.scope",
+                "只能登记或修改您管理辖区内的服务方，且其服务范围须在辖区内 "
+                "(you may register or change only providers of the area you administer, covering "
+                "only areas inside it)",
+            )
     if provider is None:
         provider = ServiceProvider(organisation_id=organisation.id, kind=kind, created_at=now)
         session.add(provider)
