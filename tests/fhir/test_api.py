@@ -486,3 +486,129 @@ def test_round_trip_on_both_engines(db: Database) -> None:
         found = search(client, name="ouyang", birthdate="1948-03-15")
     assert patient["name"][0]["family"] == "欧阳"
     assert [e.fullUrl.rsplit("/", 1)[1] for e in found.entry] == [location.split("/")[1]]
+
+
+# -- every answer under /fhir is FHIR -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/fhir/Observation/1",
+        "/fhir/Patient/1/history",
+        "/fhir/nothing",
+        "/fhir/Observation/",
+        "/fhir/Consent/1/x",
+    ],
+)
+def test_an_unknown_fhir_path_is_a_404_operation_outcome(client: TestClient, path: str) -> None:
+    # given a path no FHIR route serves (a resource type we do not offer, say)
+    response = client.get(path)
+    # then the answer is an OperationOutcome, not the app's plain {"detail": "Not Found"}
+    assert response.status_code == 404
+    assert outcome_codes(response) == ["fhir.not_found"]
+    assert response.json()["issue"][0]["code"] == "not-found"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("DELETE", "/fhir/Patient/1", {"GET"}),
+        ("POST", "/fhir/metadata", {"GET"}),
+        ("GET", "/fhir", {"POST"}),
+        ("DELETE", "/fhir/Consent/1", {"GET", "PUT"}),
+    ],
+)
+def test_a_wrong_method_is_a_405_operation_outcome_with_allow(
+    client: TestClient, method: str, path: str, allowed: set[str]
+) -> None:
+    response = client.request(method, path)
+    assert response.status_code == 405
+    assert outcome_codes(response) == ["fhir.method.not_allowed"]
+    assert response.json()["issue"][0]["code"] == "not-supported"
+    assert allowed <= {m.strip() for m in response.headers["allow"].split(",")}
+
+
+def test_an_unknown_resource_type_is_a_404_whatever_the_method(client: TestClient) -> None:
+    response = client.post("/fhir/Observation", content="{}", headers={"content-type": FHIR_JSON})
+    assert response.status_code == 404
+    assert outcome_codes(response) == ["fhir.not_found"]
+
+
+# -- comma-separated values are OR (FHIR search, "Composite/OR") ---------------------------
+
+
+def test_comma_separated_identifiers_are_or(client: TestClient, registry: dict[str, int]) -> None:
+    bundle = search(
+        client,
+        identifier=f"urn:oid:2.16.156.10011.1.2|HR-0001,https://yiyang.example/fhir/sid/resident|{registry['wang']}",
+    )
+    assert names(bundle) == ["张秀英", "王建华"]
+    assert names(search(client, identifier="HR-0001,110108194501010021,nobody")) == ["张秀英"]
+
+
+def test_comma_separated_names_and_birthdates_are_or(client: TestClient, registry: dict[str, int]) -> None:
+    assert names(search(client, name="欧阳,王")) == ["欧阳建国", "王建华"]
+    assert names(search(client, name="zhang,jianhua")) == ["张秀英", "王建华"]
+    assert names(search(client, birthdate="1945,1950-10-02")) == ["张秀英", "王建华"]
+    # repeated parameters stay AND, each one an OR of its values
+    assert names(search(client, birthdate=["1945,1950-10", "ge1950"])) == ["欧阳建国", "王建华"]
+    assert names(search(client, name="欧阳,王", birthdate="1950-10-02")) == ["王建华"]
+
+
+def test_an_escaped_comma_is_part_of_the_value(
+    client: TestClient, registry: dict[str, int], sqlite_db: Database
+) -> None:
+    # given a health record number with a comma in it
+    add_resident(sqlite_db, "李四", source_key="HR,7")
+    # then \, searches for the comma itself, and an unescaped one splits the values
+    assert names(search(client, identifier="HR\\,7")) == ["李四"]
+    assert names(search(client, identifier="HR,7")) == []
+
+
+def test_too_many_or_values_are_a_400(client: TestClient, registry: dict[str, int]) -> None:
+    for params in (
+        {"name": ",".join(["王"] * 21)},
+        {"identifier": ",".join(f"HR-{n}" for n in range(21))},
+        {"birthdate": ",".join(["1950"] * 21)},
+    ):
+        response = client.get("/fhir/Patient", params=params)
+        assert response.status_code == 400, params
+        assert outcome_codes(response) == ["fhir.search.too_many_values"]
+    assert names(search(client, name=",".join(["王"] * 20))) == ["王建华"]
+
+
+# -- names are tidied as the CSV import tidies them -----------------------------------------
+
+
+def patient_named(text: str) -> dict[str, Any]:
+    bundle = sample()
+    bundle["entry"] = bundle["entry"][:1]
+    bundle["entry"][0]["resource"]["name"] = [{"use": "official", "text": text}]
+    return bundle
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        ("欧阳 秀兰", "欧阳秀兰"),
+        ("阿依古丽・买买提", "阿依古丽·买买提"),
+        ("阿依古丽.买买提", "阿依古丽·买买提"),
+    ],
+)
+def test_a_patient_name_is_stored_as_the_csv_import_stores_it(
+    client: TestClient, sqlite_db: Database, sent: str, stored: str
+) -> None:
+    add_community(sqlite_db)
+    response = post(client, patient_named(sent))
+    assert response.status_code == 200, response.text
+    location = response.json()["entry"][0]["response"]["location"]
+    assert client.get(f"/fhir/{location}").json()["name"][0]["text"] == stored
+
+
+def test_a_patient_name_over_thirty_characters_is_refused(client: TestClient, sqlite_db: Database) -> None:
+    add_community(sqlite_db)
+    response = post(client, patient_named("欧" * 31))
+    assert response.status_code == 400
+    assert outcome_codes(response) == ["resident.name.format"]
+    assert count_rows(sqlite_db, Resident) == 0

@@ -41,6 +41,10 @@ REGISTRY_SEARCHES: list[dict[str, Any]] = [
     {"identifier": f"{HEALTH_RECORD_SYSTEM}|{RECORD_NUMBER}"},
     {"birthdate": "1945-01-01"},
     {"birthdate": ["ge1945", "lt1946"], "name": "测试"},
+    # comma-separated values (FHIR: OR) are checked as each value alone would be
+    {"identifier": f"{RESIDENT_SYSTEM}|999999,{ID_NUMBER}"},
+    {"identifier": f"{HEALTH_RECORD_SYSTEM}|nobody,{HEALTH_RECORD_SYSTEM}|{RECORD_NUMBER}"},
+    {"birthdate": "1900,1945-01-01"},
 ]
 
 

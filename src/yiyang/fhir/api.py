@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from pydantic import AfterValidator
 from sqlalchemy import func, or_, select
@@ -493,6 +493,43 @@ def _name_clause(value: str):  # type: ignore[no-untyped-def]
 
 
 _SEARCH_PARAMS = frozenset({"identifier", "name", "birthdate"})  # as the CapabilityStatement lists them
+MAX_OR_VALUES = 20  # comma-separated values in one search parameter
+MAX_IDENTIFIER = 200  # characters in one identifier value
+MAX_NAME = 64  # characters in one name value
+
+
+def _or_values(parameter: str, value: str, max_length: int | None = None) -> list[str]:
+    """The alternatives of a search value: a comma separates values matched as OR, "\\," is a comma
+    within a value and "\\\\" a backslash (FHIR R4 Search, "Escaping Search Parameters")."""
+    if "\\" not in value:
+        values = value.split(",")
+    else:
+        values = []
+        current, escaped = "", False
+        for char in value:
+            if escaped:
+                current += char if char in ",\\" else "\\" + char  # \| and \$ kept as sent
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == ",":
+                values.append(current)
+                current = ""
+            else:
+                current += char
+        values.append(current + ("\\" if escaped else ""))
+    if len(values) > MAX_OR_VALUES:
+        raise FhirError(
+            400, "fhir.search.too_many_values",
+            f"{parameter} 最多 {MAX_OR_VALUES} 个以逗号分隔的值 "
+            f"({parameter} takes at most {MAX_OR_VALUES} comma-separated values)",
+        )  # fmt: skip
+    if max_length is not None and any(len(v) > max_length for v in values):
+        raise FhirError(
+            400, "fhir.request.invalid",
+            f"{parameter} 的每个值最多 {max_length} 个字符 ({parameter}: each value at most {max_length} characters)",
+        )  # fmt: skip
+    return values
 
 
 @router.get(
@@ -505,15 +542,19 @@ def search_patients(
     actor: ActorDep,
     clock: ClockDep,
     identifier: Annotated[
-        str | None, Query(max_length=200, description="[system|]value"), AfterValidator(search_text)
+        str | None,
+        Query(max_length=MAX_OR_VALUES * (MAX_IDENTIFIER + 2), description="[system|]value[,...] (OR)"),
+        AfterValidator(search_text),
     ] = None,
     name: Annotated[
         str | None,
-        Query(max_length=64, description="汉字或拼音 (characters or pinyin)"),
+        Query(
+            max_length=MAX_OR_VALUES * (MAX_NAME + 2), description="汉字或拼音 (characters or pinyin)[,...]"
+        ),
         AfterValidator(search_text),
     ] = None,
     birthdate: Annotated[
-        list[str] | None, Query(max_length=4, description="[eq|ge|gt|le|lt]YYYY[-MM[-DD]]")
+        list[str] | None, Query(max_length=4, description="[eq|ge|gt|le|lt]YYYY[-MM[-DD]][,...]")
     ] = None,
     count: Annotated[int, Query(alias="_count", ge=0, le=MAX_COUNT)] = DEFAULT_COUNT,
     offset: Annotated[int, Query(alias="_offset", ge=0, le=MAX_OFFSET)] = 0,
@@ -528,21 +569,25 @@ def search_patients(
                 f"不支持的搜索修饰符 {key[:64]} (the modifier of {key[:64]} is not supported)",
                 issue_type="not-supported",
             )  # fmt: skip
-    # Searching by a value answers whether someone has it: only for readers shown it (the registry group).
-    searched = _registry_identifier(identifier) if identifier is not None else None
-    if searched is not None:
+    # A comma separates values matched as OR; repeated parameters (birthdate) are AND.
+    identifiers = _or_values("identifier", identifier, MAX_IDENTIFIER) if identifier is not None else []
+    name_values = [v for v in _or_values("name", name or "", MAX_NAME) if v.strip()]
+    birthdates = [_or_values("birthdate", value) for value in birthdate or ()]
+    # Searching by a value answers whether someone has it: only for readers shown it (the registry
+    # group), whichever of the OR values it is.
+    for searched in dict.fromkeys(s for v in identifiers if (s := _registry_identifier(v)) is not None):
         residents.require_registry_search(session, actor, searched=searched, what="Patient", now=now)
     if birthdate:
         residents.require_registry_search(session, actor, searched="birth_date", what="Patient", now=now)
     visible = policy.visible_residents(session, actor, category=DataCategory.identity, now=now)
     stmt = select(Resident).where(Resident.status == ResidentStatus.active, visible)
     if identifier is not None:
-        clause = _identifier_clause(identifier)
-        stmt = stmt.where(clause if clause is not None else Resident.id.is_(None))
-    if name and name.strip():
-        stmt = stmt.where(_name_clause(name))
-    for value in birthdate or ():
-        stmt = stmt.where(_birthdate_clause(value))
+        clauses = [c for value in identifiers if (c := _identifier_clause(value)) is not None]
+        stmt = stmt.where(or_(*clauses) if clauses else Resident.id.is_(None))
+    if name_values:
+        stmt = stmt.where(or_(*(_name_clause(value) for value in name_values)))
+    for values in birthdates:
+        stmt = stmt.where(or_(*(_birthdate_clause(value) for value in values)))
     total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
     found = (
         session.execute(stmt.order_by(Resident.id).limit(count).offset(offset)).scalars().all()
@@ -919,3 +964,40 @@ def _consent_transaction(
             issues=issues,
         )  # fmt: skip
     return FhirResponse(transaction_response(outcomes))
+
+
+# -- anything else under /fhir: registered last ----------------------------------------------
+
+_NOT_FOUND = FhirError(404, "fhir.not_found", "未找到该资源 (resource not found)", issue_type="not-found")
+
+
+@router.api_route(
+    "", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"], include_in_schema=False,
+    openapi_extra=no_resident_data("answers that no FHIR route serves the path or method"),
+)  # fmt: skip
+@router.api_route(
+    "/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+    include_in_schema=False,
+    openapi_extra=no_resident_data("answers that no FHIR route serves the path or method"),
+)  # fmt: skip
+def unserved(request: Request) -> Response:
+    """What the app's router would answer in plain JSON, as an OperationOutcome: a path no route
+    serves is a 404, a method its route lacks a 405 with Allow (FHIR: every error an OperationOutcome)."""
+    path = request.scope["path"].removeprefix(request.scope.get("root_path", ""))  # as routes match it
+    served = [r for r in router.routes if isinstance(r, APIRoute) and r.endpoint is not unserved]
+    allowed = sorted({m for r in served if r.path_regex.match(path) for m in r.methods or ()})
+    if allowed:
+        response = _outcome_response(
+            FhirError(
+                405, "fhir.method.not_allowed",
+                f"此路径不支持 {request.method[:16]} 方法 (method {request.method[:16]} not allowed here; "
+                f"allowed: {', '.join(allowed)})",
+                issue_type="not-supported",
+            )
+        )  # fmt: skip
+        response.headers["Allow"] = ", ".join(allowed)
+        return response
+    if path.endswith("/") and any(r.path_regex.match(path[:-1]) for r in served):
+        # As the app's router does: /fhir/Patient/ is /fhir/Patient.
+        return RedirectResponse(request.url.replace(path=request.url.path[:-1]), status_code=307)
+    return _outcome_response(_NOT_FOUND)

@@ -37,6 +37,7 @@ from yiyang.fhir.mapping import (
     ucum_code,
 )
 from yiyang.residents.identity import IdNumberError, parse_id_number
+from yiyang.residents.names import NameTooLong, registry_name
 from yiyang.sources.feeds import (
     DIASTOLIC_RANGE,
     GLUCOSE_RANGE,
@@ -368,6 +369,10 @@ def _row_from_patient(
     for element, text in (("name", name), ("address", address)):
         if text and CONTROL_CHARACTERS.search(text):
             return _control_characters(line, f"Patient.{element}", source_key)
+    try:
+        name = registry_name(name)  # as the CSV feeds store it: the same resident links either way
+    except NameTooLong as error:
+        return _reject(line, error.code, error.message, source_key, "name")
 
     id_number = None
     upgraded = False
@@ -477,7 +482,7 @@ def _patient_name(patient: FhirPatient) -> str | None:
     names.sort(key=lambda n: {"official": 0, "usual": 1}.get(n.use or "", 2))
     for name in names:
         if name.text and name.text.strip():
-            return name.text.strip()[:64]
+            return name.text.strip()
         parts = [name.family or "", *(name.given or ())]
         if any(parts):
             # Chinese order, family name first; Latin-letter names keep spaces between parts.
@@ -486,7 +491,7 @@ def _patient_name(patient: FhirPatient) -> str | None:
                 if all(not p.isascii() for p in parts if p)
                 else " ".join(p for p in parts if p)
             )
-            return joined.strip()[:64]
+            return joined.strip()
     return None
 
 

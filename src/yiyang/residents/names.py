@@ -1,12 +1,40 @@
-"""Names as the registry stores and searches them: half-width, and toneless pinyin.
+"""Names as the registry stores and searches them: tidied, half-width, and toneless pinyin.
 
+``registry_name`` is the one rule every import (CSV feeds, FHIR Patients) stores a name by;
 ``name_pinyin`` fills ``resident.name_pinyin``, which search and record linkage both use.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 import unicodedata
+
+MAX_NAME_LENGTH = 30  # characters, after tidying
+# What ``registry_name`` rewrites: spaces, and the look-alikes of the 间隔号 (·) in minority names.
+NAME_SPECIAL = re.compile(r"[\s.•‧・．･∙]")
+_NAME_DOTS = str.maketrans({".": "·", "•": "·", "‧": "·", "・": "·", "．": "·", "･": "·", "∙": "·"})
+
+
+class NameTooLong(ValueError):
+    code = "resident.name.format"
+    message = f"姓名超过{MAX_NAME_LENGTH}个字 (name longer than {MAX_NAME_LENGTH} characters)"
+
+    def __init__(self) -> None:
+        super().__init__(self.message)
+
+
+def registry_name(name: str) -> str:
+    """A name as the registry stores it; raises ``NameTooLong``. An empty name stays empty.
+
+    Chinese names have no spaces (欧阳 秀兰 -> 欧阳秀兰) and minority names keep one dot form
+    (阿依古丽・买买提 -> 阿依古丽·买买提); a Latin-letter name keeps single spaces between its parts."""
+    name = name.strip()
+    if NAME_SPECIAL.search(name):
+        name = " ".join(name.split()) if name.isascii() else "".join(name.translate(_NAME_DOTS).split())
+    if len(name) > MAX_NAME_LENGTH:
+        raise NameTooLong()
+    return name
 
 
 def _half_width(text: str) -> str:

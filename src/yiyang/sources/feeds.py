@@ -34,6 +34,7 @@ from yiyang.access.redaction import redact_pii
 from yiyang.db import CHINA_TZ
 from yiyang.errors import DomainError
 from yiyang.residents.identity import CHECK_CHARS, WEIGHTS, IdNumberError, parse_id_number
+from yiyang.residents.names import MAX_NAME_LENGTH, NAME_SPECIAL, NameTooLong, registry_name
 from yiyang.sources import vocab
 from yiyang.sources.models import Feed
 from yiyang.sources.records import (
@@ -241,8 +242,6 @@ _ICD10 = re.compile(r"([A-Z]\d{2})(?:\.(\d*)(?:X\d*)*)?")
 _CONDITION_SPLIT = re.compile(r"[;；,，、\n]+")
 _CODE_FIRST = re.compile(r"([A-Za-z]\d{2}(?:\.[0-9Xx]*)?)\s*(.*)", re.S)
 _CODE_LAST = re.compile(r"(.*?)\s*[（(]\s*([A-Za-z]\d{2}(?:\.[0-9Xx]*)?)\s*[）)]", re.S)
-_NAME_SPECIAL = re.compile(r"[\s.•‧・．･∙]")
-_NAME_DOTS = str.maketrans({".": "·", "•": "·", "‧": "·", "・": "·", "．": "·", "･": "·", "∙": "·"})
 _HEADER_UNIT = re.compile(r"[（(\[【〔][^（(\[【〔]*[）)\]】〕]$")
 _CODE_DISPLAY = {code: display for code, display in reversed(list(vocab.CONDITION_NAMES.values()))}
 
@@ -702,7 +701,7 @@ class FeedReader:
         moments, condition_cells, special_name = (
             self._moments.get,
             self._condition_cells.get,
-            _NAME_SPECIAL.search,
+            NAME_SPECIAL.search,
         )
         living_terms = vocab.LIVING_ARRANGEMENTS.get
         insurance_terms = {**vocab.PAYMENT_METHOD_CODES, **vocab.INSURANCE_TYPES}.get
@@ -717,7 +716,7 @@ class FeedReader:
                 if not key or len(key) > 64 or claim(key, line) != line:
                     raise self._key_error(key, claim)
                 name = name.strip()
-                if not name or len(name) > 30 or special_name(name):
+                if not name or len(name) > MAX_NAME_LENGTH or special_name(name):
                     name = self._name(name)
                 id_number, upgraded, sex, birth_date = identity(id_number, sex, birth_date, True)
                 phone = self._phone(phone) if phone else None
@@ -761,7 +760,7 @@ class FeedReader:
         self, records: Iterable[tuple[int, tuple[Any, ...]]]
     ) -> Iterator[SourceRow | RowRejection]:
         claim: Any = {}.setdefault
-        identity, moments, special_name = self._identity, self._moments.get, _NAME_SPECIAL.search
+        identity, moments, special_name = self._identity, self._moments.get, NAME_SPECIAL.search
         insurance_terms = vocab.INSURANCE_TYPES.get
         feed = Feed.insurance
         for line, values in records:
@@ -774,7 +773,7 @@ class FeedReader:
                 if not key or len(key) > 64 or claim(key, line) != line:
                     raise self._key_error(key, claim)
                 name = name.strip()
-                if not name or len(name) > 30 or special_name(name):
+                if not name or len(name) > MAX_NAME_LENGTH or special_name(name):
                     name = self._name(name)
                 id_number, upgraded, sex, birth_date = identity(id_number, sex, birth_date, False)
                 phone = self._phone(phone) if phone else None
@@ -799,7 +798,7 @@ class FeedReader:
     ) -> Iterator[SourceRow | RowRejection]:
         claim: Any = {}.setdefault
         identity, communities, moments = self._identity, self._community_codes.get, self._moments.get
-        special_name, term, flag = _NAME_SPECIAL.search, self._term, self._flag
+        special_name, term, flag = NAME_SPECIAL.search, self._term, self._flag
         living_terms, capability_terms = vocab.LIVING_ARRANGEMENTS.get, vocab.CAPABILITY_LEVELS.get
         feed = Feed.civil
         for line, values in records:
@@ -812,7 +811,7 @@ class FeedReader:
                 if not key or len(key) > 64 or claim(key, line) != line:
                     raise self._key_error(key, claim)
                 name = name.strip()
-                if not name or len(name) > 30 or special_name(name):
+                if not name or len(name) > MAX_NAME_LENGTH or special_name(name):
                     name = self._name(name)
                 id_number, upgraded, sex, birth_date = identity(id_number, sex, birth_date, False)
                 phone = self._phone(phone) if phone else None
@@ -902,13 +901,10 @@ class FeedReader:
     def _name(self, name: str) -> str:
         if not name:
             raise self._required("name")
-        if _NAME_SPECIAL.search(name):
-            # Chinese names have no spaces, and minority names (阿依古丽·买买提) keep one dot form.
-            ascii_name = name.isascii()
-            name = " ".join(name.split()) if ascii_name else "".join(name.translate(_NAME_DOTS).split())
-        if len(name) > 30:
-            raise RowError("resident.name.format", "姓名超过30个字 (name longer than 30 characters)", "name")
-        return name
+        try:
+            return registry_name(name)
+        except NameTooLong as error:
+            raise RowError(error.code, error.message, "name") from None
 
     def _identity(
         self, id_raw: str, sex_raw: str, birth_raw: object, required: bool
