@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from yiyang import __version__
 from yiyang.access import policy
@@ -42,32 +42,47 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
 
     app.state.telemetry_rules = make_rules()  # gateway uploads run the alert rules like MQTT ingest
 
+    from yiyang.web.pages import error_page, wants_page
+
     @app.exception_handler(DomainError)
-    async def domain_error(_request: Request, error: DomainError) -> JSONResponse:
+    async def domain_error(request: Request, error: DomainError) -> Response:
+        # Staff in a browser read a page, not JSON; a redirect (sign-in) stays a redirect.
+        if error.status_code >= 400 and wants_page(request):
+            return error_page(
+                request, error.status_code, _plain_json(error.message), headers=error.headers or None
+            )
         return JSONResponse(
             _plain_json(error.as_json()), status_code=error.status_code, headers=error.headers or None
         )
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, error: RequestValidationError) -> Response:
         # Report where the input is wrong, never echo the input itself (it may hold PII).
         problems = [
             {"loc": list(e.get("loc", ())), "type": e.get("type"), "msg": e.get("msg")}
             for e in error.errors()
         ]
-        return JSONResponse(
-            _plain_json(
-                {"code": "request.invalid", "message": "请求参数无效 (invalid request)", "detail": problems}
-            ),
-            status_code=422,
+        body = _plain_json(
+            {"code": "request.invalid", "message": "请求参数无效 (invalid request)", "detail": problems}
         )
+        if wants_page(request):
+            where = [
+                f"{'.'.join(str(part) for part in p['loc'][1:] or p['loc'])}: {p['msg']}"
+                for p in body["detail"]
+            ]  # the parameter's name (``page``), not where it came from (``query``)
+            return error_page(request, 422, body["message"], problems=where)
+        return JSONResponse(body, status_code=422)
 
     @app.exception_handler(Exception)
-    async def unexpected(_request: Request, error: Exception) -> JSONResponse:
+    async def unexpected(request: Request, error: Exception) -> Response:
         log.exception("unexpected error: %s", type(error).__name__)
-        return JSONResponse(
-            {"code": "server.error", "message": "服务器内部错误 (internal error)"}, status_code=500
-        )
+        message = "服务器内部错误 (internal error)"
+        if wants_page(request):
+            try:
+                return error_page(request, 500, message)
+            except Exception:  # noqa: BLE001 - the page itself failed: the plain answer below
+                log.exception("error page failed")
+        return JSONResponse({"code": "server.error", "message": message}, status_code=500)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

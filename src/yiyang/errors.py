@@ -2,7 +2,8 @@
 
 Services raise ``DomainError`` subclasses; the app turns them into 4xx JSON
 ``{"code": ..., "message": ..., "detail"?: ...}`` (with the error's ``headers``) and never a
-bare 500.
+bare 500. On a staff page asked for by a browser the same error is a page in the site's layout
+with its message and status (``web.pages.error_page``); /api and /fhir always answer JSON.
 """
 
 from __future__ import annotations

@@ -247,6 +247,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "error.forbidden": {"zh-CN": "无权访问", "en": "Not allowed"},
     "error.problem": {"zh-CN": "无法完成操作", "en": "That could not be done"},
     "error.back": {"zh-CN": "返回", "en": "Back"},
+    "error.where": {"zh-CN": "有误的参数：", "en": "Where the request is wrong:"},
     "breakglass.explain": {
         "zh-CN": "紧急情况下可临时打开该居民档案；每次访问都会记录并由卫健、民政工作人员审阅。",
         "en": "In an emergency you may open this resident's record for a limited time; every use is audited and reviewed by officers.",

@@ -2,6 +2,8 @@
 
 Every page takes the signed-in actor (``sign_in.WebActorDep``: a redirect to /login without one);
 a refusal renders ``forbidden.html`` (403), and its audit row is kept (``access/denials.py``).
+Any other error a page route lets through (a bad ``?page=0``, a service's ``DomainError``) is
+answered by the app's handlers as ``error.html`` for a browser (``wants_page``), not as JSON.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 from sqlalchemy import select
@@ -96,6 +99,47 @@ def refused(request: Request, error: DomainError, resident_id: int | None = None
     actor: Actor | None = getattr(request.state, "actor", None)
     offer = resident_id if actor and any(policy.SCOPES[g.role].break_glass for g in actor.grants) else None
     return render(request, "forbidden.html", status_code=403, message=error.message, break_glass=offer)
+
+
+def wants_page(request: Request) -> bool:
+    """Whether an error goes back as a page rather than the API's JSON: the request reached a staff
+    page (a route left out of the OpenAPI schema, outside /api and /fhir) and the client names
+    text/html in its Accept, as a browser does; ``*/*`` alone (scripts, curl) keeps the JSON."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or route.include_in_schema:
+        return False
+    path = request.url.path
+    if any(path == prefix or path.startswith(prefix + "/") for prefix in ("/api", "/fhir")):
+        return False
+    for offer in request.headers.get("accept", "").split(","):
+        media, *params = (part.strip() for part in offer.split(";"))
+        if media.lower() == "text/html":
+            weights = [p.partition("=")[2] for p in params if p.replace(" ", "").lower().startswith("q=")]
+            try:
+                return not weights or float(weights[0]) > 0
+            except ValueError:
+                return True  # a malformed weight counts as the default, 1
+    return False
+
+
+def error_page(
+    request: Request, status_code: int, message: str, *, problems: list[str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:  # fmt: skip
+    """An error on a staff page, in the site's layout: its message, the parameters at fault, a link
+    back to the page the person came from on this site (else the resident search)."""
+    heading = {403: "error.forbidden", 404: "error.not_found"}.get(status_code, "error.problem")
+    came_from = urlsplit(request.headers.get("referer", ""))
+    back = safe_next(None)
+    if (not came_from.netloc or came_from.netloc == request.url.netloc) and came_from.path:
+        path = safe_next(came_from.path)
+        back = path + (f"?{came_from.query}" if path == came_from.path and came_from.query else "")
+    response = render(
+        request, "error.html", status_code=status_code, heading=heading, message=message,
+        problems=problems or [], back=quote(back, safe="/%?&=+"),
+    )  # fmt: skip
+    response.headers.update(headers or {})
+    return response
 
 
 def _now(request: Request) -> dt.datetime:
