@@ -50,6 +50,20 @@ def no_stray_reactions() -> Iterator[None]:
     unsubscribe_all()
 
 
+@pytest.fixture(autouse=True)
+def cheap_hashing() -> Iterator[None]:
+    """Argon2 at its cheapest: the tests sign in thousands of times (test_passwords checks the
+    production parameters itself)."""
+    from argon2 import PasswordHasher
+    from argon2.profiles import CHEAPEST
+
+    from yiyang.access import passwords
+
+    previous = passwords.use_hasher(PasswordHasher.from_parameters(CHEAPEST))
+    yield
+    passwords.use_hasher(previous)
+
+
 @pytest.fixture
 def reactions() -> None:
     """The cross-domain reactions the app and the CLI run with (an import re-tiers, ...)."""

@@ -8,11 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
-from argon2.profiles import CHEAPEST
 from fastapi.testclient import TestClient
 
-from yiyang.access import passwords, service
+from yiyang.access import service
 from yiyang.access.roles import Role
 from yiyang.app import create_app
 from yiyang.config import Settings
@@ -21,14 +19,6 @@ from yiyang.geo.models import Area, AreaLevel, Organisation, OrganisationKind
 from yiyang.residents.models import Resident
 
 PASSWORD = "correct-horse-battery"
-
-
-@pytest.fixture(autouse=True)
-def cheap_hashing() -> Iterator[None]:
-    """Argon2's cheapest profile: the production parameters are tested in test_passwords only."""
-    previous = passwords.use_hasher(PasswordHasher.from_parameters(CHEAPEST))
-    yield
-    passwords.use_hasher(previous)
 
 
 class FakeClock:

@@ -7,12 +7,9 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from argon2 import PasswordHasher
-from argon2.profiles import CHEAPEST
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from yiyang.access import passwords
 from yiyang.app import create_app
 from yiyang.db import Database
 from yiyang.errors import Conflict
@@ -22,13 +19,6 @@ from ..signed_in import sign_in_as_clinician
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 LONE = "\ud800"  # a lone surrogate: a str may hold it, no UTF-8 can carry it
-
-
-@pytest.fixture(autouse=True)
-def cheap_hashing() -> Iterator[None]:
-    previous = passwords.use_hasher(PasswordHasher.from_parameters(CHEAPEST))
-    yield
-    passwords.use_hasher(previous)
 
 
 @pytest.fixture

@@ -9,12 +9,9 @@ from collections.abc import Iterator
 from html import unescape
 
 import pytest
-from argon2 import PasswordHasher
-from argon2.profiles import CHEAPEST
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from yiyang.access import passwords
 from yiyang.access import service as access
 from yiyang.access.models import RelationshipKind, ResidentRelationship
 from yiyang.access.roles import Role
@@ -31,13 +28,6 @@ from ..signed_in import bearer_for
 PASSWORD = "correct-horse-battery"
 # 20:00 UTC on 1 June is already 04:00 on 2 June in China.
 LATE_EVENING_UTC = dt.datetime(2031, 6, 1, 20, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture(autouse=True)
-def cheap_hashing() -> Iterator[None]:
-    previous = passwords.use_hasher(PasswordHasher.from_parameters(CHEAPEST))
-    yield
-    passwords.use_hasher(previous)
 
 
 @pytest.fixture
