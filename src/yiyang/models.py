@@ -1,5 +1,6 @@
 """Imports every domain's tables so the metadata (and Alembic) sees them all."""
 
+from yiyang import cache_version  # noqa: F401
 from yiyang.access import consent_models  # noqa: F401
 from yiyang.access import models as access_models  # noqa: F401
 from yiyang.alerts import models as alert_models  # noqa: F401

@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.orm import Session
 
 from tests.alerts.conftest import T0, Scene
 from tests.alerts.test_alerts import alerts, event, reading, send
+from yiyang import cache_version
 from yiyang.alerts.book import RuleBook, effective_rules
 from yiyang.alerts.engine import AlertRules, sweep_job
 from yiyang.alerts.models import AlertRuleOverride, OverrideScope
@@ -111,13 +113,16 @@ def test_a_placement_ended_by_another_process_is_seen_within_the_version_check(
     ticks = Ticks()
     rules = AlertRules(book=RuleBook(clock=ticks), clock=lambda: T0)
     send(db, rules, scene.wearable_id, [reading(1, T0, **{"8867_4": 72})], T0)
-    # when another process (the web app) ends the placement: its ORM is not ours to hear
+    # when another process (the web app) ends the placement: its ORM is not ours to hear, only
+    # the counter its placement service bumps with the change
     taken = T0 + dt.timedelta(minutes=10)
-    with db.engine.begin() as connection:
-        connection.execute(
+    with Session(db.engine) as elsewhere:
+        elsewhere.execute(
             text("UPDATE device_binding SET valid_to = :at WHERE device_id = :device"),
             {"at": taken.replace(tzinfo=None), "device": scene.wearable_id},
         )
+        cache_version.bump(elsewhere, cache_version.PLACEMENTS)
+        elsewhere.commit()
     # and the next batch comes after the version check's interval, well inside the old 5 minutes
     ticks.now += 6
     later = taken + dt.timedelta(minutes=1)
@@ -135,11 +140,13 @@ def test_a_placement_moved_to_a_merged_survivor_elsewhere_is_seen_within_the_ver
     send(db, rules, scene.wearable_id, [reading(1, T0, **{"8867_4": 72})], T0)
     # when another process moves the placement to another record (a registry merge carries it)
     other = other_elder(db)
-    with db.engine.begin() as connection:
-        connection.execute(
+    with Session(db.engine) as elsewhere:
+        elsewhere.execute(
             text("UPDATE device_binding SET resident_id = :other WHERE device_id = :device"),
             {"other": other, "device": scene.wearable_id},
         )
+        cache_version.bump(elsewhere, cache_version.PLACEMENTS)
+        elsewhere.commit()
     ticks.now += 6
     later = T0 + dt.timedelta(minutes=1)
     send(db, rules, scene.wearable_id, [reading(2, later, **URGENT)], later)

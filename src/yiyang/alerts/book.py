@@ -6,10 +6,10 @@ residents with their rules, so that a reading goes to whoever had the device whe
 measured, not when the batch arrived. Both are read from the database in bulk for a batch's
 unknown devices and kept until they are invalidated: at once in this process (the override
 service calls ``invalidate()``; a placement written through the ORM is noted when it commits),
-and, for changes made by other processes, by a cheap version check (count and latest change of
-the overrides; count, latest id and sums over the ends and holders of the placements, so an
-ended or moved placement shows) run at most every ``check_every`` seconds. Placements also
-expire after ``ttl`` seconds, so a household's changed members are noticed.
+and, for changes made by other processes, by a version check (one small read of the
+``cache_version`` counters that the placement, override and tier services bump with each change)
+run at most every ``check_every`` seconds. Placements also expire after ``ttl`` seconds, so a
+household's changed members and a changed living arrangement (an import) are noticed.
 
 A stored override that no longer compiles (kept before a check that now refuses it, or written
 by hand) is left out, logged once by id and rule: that resident keeps the rest of their rules,
@@ -26,12 +26,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, cast, event, extract, func, or_, select
+from sqlalchemy import event, or_, select
 from sqlalchemy.orm import Session
 
+from yiyang import cache_version
 from yiyang.alerts.models import AlertRuleOverride, OverrideScope
 from yiyang.alerts.rules import RuleSet, apply_overrides, compile_rules, default_document
-from yiyang.db import is_postgres
 from yiyang.devices.models import DeviceBinding
 from yiyang.geo.models import LivingArrangement
 from yiyang.residents.models import Resident
@@ -64,6 +64,9 @@ def holders_at(placements: Sequence[Placement], at: dt.datetime) -> tuple[Holder
             return placement.holders
     return ()
 
+
+# What the cached placements and rules follow: a holder's rules come from their tier's overrides.
+_TOPICS = (cache_version.PLACEMENTS, cache_version.OVERRIDES, cache_version.TIERS)
 
 # Placements written through the ORM in this process since start: books compare it on each batch.
 _placements_written = 0
@@ -122,7 +125,8 @@ class RuleBook:
         if now < self._next_check:
             return
         self._next_check = now + self.check_every
-        version = tuple(session.execute(_version(session)).one())
+        counters = cache_version.read(session)
+        version = tuple(counters.get(topic, 0) for topic in _TOPICS)
         if self._version is not None and version != self._version:
             self.invalidate()
         self._version = version
@@ -192,27 +196,6 @@ class RuleBook:
 def _params_key(params: Any) -> str:
     # A row written by hand may hold any JSON: a list or a text is a key too (and will not compile).
     return repr(sorted(params.items())) if isinstance(params, dict) else repr(params)
-
-
-def _version(session: Session) -> Any:
-    """One row (one statement) that changes whenever an override is added or removed (their
-    count and latest change) or a placement starts, ends or changes holder: the placements' count
-    and latest id (a new one, one dropped), the count and sum of their ends in seconds (one
-    ended, or ended earlier) and the sums of their holders (one carried to a merge's survivor)."""
-    if is_postgres(session):
-        seconds = extract("epoch", DeviceBinding.valid_to)
-    else:
-        seconds = cast(func.strftime("%s", DeviceBinding.valid_to), Integer)
-    return select(
-        select(func.count()).select_from(AlertRuleOverride).scalar_subquery(),
-        select(func.max(AlertRuleOverride.changed_at)).scalar_subquery(),
-        func.count(),
-        func.max(DeviceBinding.id),
-        func.count(DeviceBinding.valid_to),
-        func.sum(seconds),
-        func.sum(DeviceBinding.resident_id),
-        func.sum(DeviceBinding.household_id),
-    ).select_from(DeviceBinding)
 
 
 def load_placements(

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
+from yiyang import cache_version
 from yiyang.access import policy
 from yiyang.access.actor import Actor
 from yiyang.access.roles import CLINICAL_TEAM_ROLES
@@ -86,7 +87,7 @@ def add_override(
     )
     session.add(override)
     session.flush()
-    _invalidate()
+    _invalidate(session)
     return override
 
 
@@ -96,7 +97,7 @@ def remove_override(session: Session, actor: Actor, override_id: int, now: dt.da
         raise NotFound("alert_rule.not_found", "规则设置不存在 (no such override)")
     check_may_change(session, actor, override.scope, override.resident_id, now)
     session.delete(override)
-    _invalidate()
+    _invalidate(session)
 
 
 def list_overrides(session: Session, visible: ColumnElement[bool]) -> list[AlertRuleOverride]:
@@ -115,7 +116,8 @@ def list_overrides(session: Session, visible: ColumnElement[bool]) -> list[Alert
     )
 
 
-def _invalidate() -> None:
+def _invalidate(session: Session) -> None:
     from yiyang.alerts.engine import shared_book
 
-    shared_book().invalidate()  # this process at once; other processes by their version check
+    shared_book().invalidate()  # this process at once
+    cache_version.bump(session, cache_version.OVERRIDES)  # other processes by their version check

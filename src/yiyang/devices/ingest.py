@@ -24,10 +24,11 @@ from typing import Any
 
 import typer
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import case, func, select
+from sqlalchemy import select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
+from yiyang import cache_version
 from yiyang.db import Database, utcnow
 from yiyang.devices import storage
 from yiyang.devices.models import Device, DeviceKind, DeviceState
@@ -365,8 +366,8 @@ class DeviceDirectory:
     query per ``negative_ttl`` rather than one per message.
 
     A device retired or registered elsewhere (the web app) is seen within ``check_every``
-    seconds: a cheap version check (the latest device id, the number retired) empties the cache
-    when it moves. With broker admission ``none`` the directory is the only gate a retired
+    seconds: a version check (the ``devices`` counter those services bump, one small read)
+    empties the cache when it moves. With broker admission ``none`` the directory is the only gate a retired
     device's messages meet."""
 
     def __init__(
@@ -388,11 +389,7 @@ class DeviceDirectory:
         if now < self._next_check:
             return
         self._next_check = now + self.check_every
-        version = tuple(
-            session.execute(
-                select(func.max(Device.id), func.count(case((Device.state == DeviceState.retired, 1))))
-            ).one()
-        )
+        version = (cache_version.read(session).get(cache_version.DEVICES, 0),)
         if self._version is not None and version != self._version:
             self._known.clear()
         self._version = version

@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true, up
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from yiyang import cache_version
 from yiyang.access import policy
 from yiyang.access.actor import Actor
 from yiyang.access.audit import record_access
@@ -116,6 +117,7 @@ def register_device(
             "device.uid.taken", "设备编号已登记 (a device with this uid is already registered)"
         ) from None
     broker.admit_device(session, device, secret, now or utcnow())
+    cache_version.bump(session, cache_version.DEVICES)  # the ingest's directory, in every worker
     return device, secret
 
 
@@ -222,11 +224,13 @@ def retire_device(session: Session, device_id: int, at: dt.datetime) -> Device:
     device = get_device(session, device_id)
     device.state = DeviceState.retired
     device.online = False
+    cache_version.bump(session, cache_version.DEVICES)
     for binding in bindings_from(session, device_id, at):
         if binding.valid_from < at:
             binding.valid_to = at
         else:
             session.delete(binding)
+        cache_version.bump(session, cache_version.PLACEMENTS)
     broker.revoke_device(session, device, at)  # its broker client goes, its connection is cut
     return device
 
@@ -377,6 +381,7 @@ def bind_device(
     )
     session.add(binding)
     session.flush()
+    cache_version.bump(session, cache_version.PLACEMENTS)  # the alert engine's placements
     return binding
 
 
@@ -394,6 +399,7 @@ def end_binding(session: Session, device_id: int, binding_id: int, valid_to: dt.
     if binding.valid_to is not None and binding.valid_to <= valid_to:
         return binding  # already ended by then
     binding.valid_to = valid_to
+    cache_version.bump(session, cache_version.PLACEMENTS)
     return binding
 
 
@@ -489,8 +495,11 @@ def on_residents_merged(session: Session, event: Any) -> None:
     """A merged record's device placements follow the person to the survivor, so her wearable's
     readings and alerts reach the record people open (noted, so an unmerge takes them back).
     Placements with her household stay with the household."""
-    carry_to_survivor(session, event.merge, "device_binding_ids", DeviceBinding)
+    if carry_to_survivor(session, event.merge, "device_binding_ids", DeviceBinding):
+        cache_version.bump(session, cache_version.PLACEMENTS)
 
 
 def on_residents_unmerged(session: Session, event: Any) -> None:
+    if (event.merge.moved or {}).get("device_binding_ids"):
+        cache_version.bump(session, cache_version.PLACEMENTS)
     carry_back(session, event.merge, "device_binding_ids", DeviceBinding)

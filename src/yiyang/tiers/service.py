@@ -27,6 +27,7 @@ import orjson
 from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
 
+from yiyang import cache_version
 from yiyang.access import policy
 from yiyang.access.actor import Actor
 from yiyang.access.policy import DataCategory
@@ -552,6 +553,8 @@ def _retier_chunk(
             for change_id, (resident_id, old, new, reasons) in zip(change_ids, changes, strict=True)
         ],
     )  # fmt: skip
+    if changes:  # the alert engine's rules follow the tier: every process drops its cached ones
+        cache_version.bump(session, cache_version.TIERS)
     change_of = {change[0]: change_id for change_id, change in zip(change_ids, changes, strict=True)}
     report.proposed_plans = _propose_plans(session, scope, decided, change_of, at)
     return report
