@@ -10,8 +10,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from yiyang import __version__
 from yiyang.access import policy
@@ -42,7 +44,7 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
 
     app.state.telemetry_rules = make_rules()  # gateway uploads run the alert rules like MQTT ingest
 
-    from yiyang.web.pages import error_page, wants_page
+    from yiyang.web.pages import error_page, wants_missing_page, wants_page
 
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, error: DomainError) -> Response:
@@ -54,6 +56,16 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
         return JSONResponse(
             _plain_json(error.as_json()), status_code=error.status_code, headers=error.headers or None
         )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def route_error(request: Request, error: StarletteHTTPException) -> Response:
+        # The router's own refusals: an address no route serves (404), a page asked with a method
+        # it does not take (405). A browser reads a page; anyone else the framework's JSON as ever.
+        missing = error.status_code == 404 and wants_missing_page(request)
+        if error.status_code >= 400 and (missing or wants_page(request)):
+            message = _ROUTE_ERRORS.get(error.status_code, _plain_json(str(error.detail)))
+            return error_page(request, error.status_code, message, headers=error.headers)
+        return await http_exception_handler(request, error)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> Response:
@@ -91,6 +103,11 @@ def create_app(database: Database | None = None, settings: Settings | None = Non
     _include_routers(app)
     return app
 
+
+_ROUTE_ERRORS = {
+    404: "未找到该页面，请检查地址 (no page at this address)",
+    405: "该页面不接受此种请求 (this page does not take that request method)",
+}
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 

@@ -16,9 +16,11 @@ from typing import Any
 
 # GB 11643: 17 digits and a digit or X, not inside a longer run of digits (letters around it may be a label);
 # or the legacy 15-digit form (GB 11643-1989: area, YYMMDD, sequence), told from other 15-digit
-# numbers (a device IMEI) by its month and day.
+# numbers (a device IMEI) by its month and day; or the 18 written in its three parts (area, birth
+# date, sequence: 110108 19480312 0242), split by spaces or dashes.
 ID_NUMBER_SHAPE = re.compile(
-    r"(?<!\d)(?:\d{17}[\dXx]|\d{8}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3})(?!\d)"
+    r"(?<!\d)(?:\d{17}[\dXx]|\d{8}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}"
+    r"|\d{6}[ -]\d{8}[ -]\d{3}[\dXx])(?!\d)"
 )
 # Mainland mobile: 1[3-9] and 9 more digits, optionally +86 / 0086 in front and split by space or dash.
 PHONE_SHAPE = re.compile(r"(?<!\d)(?:(?:\+|00)?86[ -]?)?1[3-9]\d[ -]?\d{4}[ -]?\d{4}(?!\d)")

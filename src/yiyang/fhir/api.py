@@ -59,6 +59,7 @@ from yiyang.geo.service import community_directory
 from yiyang.residents import service as residents
 from yiyang.residents.identity import IdNumberError, parse_id_number
 from yiyang.residents.models import Resident, ResidentStatus, SourceRecord
+from yiyang.residents.names import NameTooLong, registry_name
 from yiyang.residents.schemas import search_text
 from yiyang.sources import service as sources
 from yiyang.sources.feeds import CommunityDirectory
@@ -484,7 +485,10 @@ def _registry_identifier(value: str) -> str | None:
 
 def _name_clause(value: str):  # type: ignore[no-untyped-def]
     """Characters contained in the name, or letters contained in its pinyin (spaces ignored)."""
-    value = value.strip()
+    try:
+        value = registry_name(value)  # as names are stored: 欧阳 秀兰 finds 欧阳秀兰
+    except NameTooLong:
+        value = value.strip()  # longer than any stored name: no match, not a refusal
     compact = re.sub(r"[\s'·]", "", value).lower()
     if compact.isascii() and compact.isalpha():
         stored = func.replace(func.lower(Resident.name_pinyin), " ", "")

@@ -20,6 +20,7 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 from sqlalchemy import select
+from starlette.routing import Mount
 
 from yiyang.access import break_glass, policy
 from yiyang.access.actor import Actor
@@ -108,9 +109,24 @@ def wants_page(request: Request) -> bool:
     route = request.scope.get("route")
     if not isinstance(route, APIRoute) or route.include_in_schema:
         return False
-    path = request.url.path
-    if any(path == prefix or path.startswith(prefix + "/") for prefix in ("/api", "/fhir")):
+    return not _under(request.url.path, ("/api", "/fhir")) and _asks_for_html(request)
+
+
+def wants_missing_page(request: Request) -> bool:
+    """Whether an address no route serves (``/residentz``) is answered with the not-found page: as
+    for ``wants_page``, but no route matched, so the address alone tells; the API, FHIR and the
+    mounts (``/static``) answer for themselves, with the JSON they always gave."""
+    if request.scope.get("route") is not None:
         return False
+    mounts = tuple(route.path for route in request.app.routes if isinstance(route, Mount))
+    return not _under(request.url.path, ("/api", "/fhir", *mounts)) and _asks_for_html(request)
+
+
+def _under(path: str, prefixes: tuple[str, ...]) -> bool:
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in prefixes)
+
+
+def _asks_for_html(request: Request) -> bool:
     for offer in request.headers.get("accept", "").split(","):
         media, *params = (part.strip() for part in offer.split(";"))
         if media.lower() == "text/html":
