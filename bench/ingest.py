@@ -32,8 +32,9 @@ the goal names, is taken from ``--falls`` falls published at a steady pace after
 worker run's stream.
 
 Absence sweep (``--sweep-residents``, 390,000 by default): that many absence clocks in
-``alert_deadline``, ``--sweep-due`` of them falling due within one simulated hour, swept every
-30 s as ``yiyang worker`` does. It reports the latest detection after a deadline and the sweep's
+``alert_deadline``, ``--sweep-due`` of them falling due within one simulated hour (those belong
+to real elders living alone, each with a device placed and quiet, since the sweep drops a clock
+whose elder no device watches any more), swept every 30 s as ``yiyang worker`` does. It reports the latest detection after a deadline and the sweep's
 wall time as a share of one core (an upper bound of its CPU, the database's included).
 
 The publisher stays at most ``--ahead`` messages beyond what the consumer has stored: with
@@ -574,22 +575,28 @@ def _purge_session(host: str, port: int, client_id: str) -> None:
 # ---- residents, alerts and the absence sweep ------------------------------------------------
 
 
-def place_devices(session: object, device_ids: list[int], since: dt.datetime) -> dict[int, int]:
-    """One resident per device (a third living alone), the device bound to them. Returns
-    device id -> resident id."""
-    from sqlalchemy import insert, select
+def place_devices(
+    session: object, device_ids: list[int], since: dt.datetime, *, all_alone: bool = False
+) -> dict[int, int]:
+    """One resident per device (a third living alone, or all of them), the device bound to
+    them. Returns device id -> resident id."""
+    from sqlalchemy import insert
 
     now = dt.datetime.now(dt.UTC)
     arrangements = [LivingArrangement.alone, LivingArrangement.spouse_only, LivingArrangement.with_family]
+    if all_alone:
+        arrangements = [LivingArrangement.alone]
     rows = [
         {
-            "name": f"居民{index}", "name_pinyin": f"ju min {index}", "living_arrangement": arrangements[index % 3],
+            "name": f"居民{index}", "name_pinyin": f"ju min {index}",
+            "living_arrangement": arrangements[index % len(arrangements)],
             "status": "active", "needs_review": False, "provenance": {}, "created_at": now, "updated_at": now,
         }
         for index in range(len(device_ids))
     ]  # fmt: skip
-    session.execute(insert(Resident), rows)  # type: ignore[attr-defined]
-    resident_ids = list(session.scalars(select(Resident.id).order_by(Resident.id)))  # type: ignore[attr-defined]
+    resident_ids = list(
+        session.scalars(insert(Resident).returning(Resident.id, sort_by_parameter_order=True), rows)
+    )  # type: ignore[attr-defined]
     session.execute(  # type: ignore[attr-defined]
         insert(DeviceBinding),
         [
@@ -651,10 +658,19 @@ def run_sweep(database: Database, clocks: int, due: int, seed: int = 7) -> dict[
     chooser = random.Random(seed)
     base = dt.datetime.now(dt.UTC).replace(microsecond=0)
     hour = dt.timedelta(hours=1)
+    # The clocks that run out are real: elders living alone, each with a device placed and no
+    # activity since, as the sweep checks before it raises (docs/alerts.md); the others only give
+    # the table its size and never come due within the hour.
+    with database.unit_of_work() as session:
+        devices = [
+            service.register_device(session, f"SW-{index:06d}", DeviceKind.wearable)[0].id
+            for index in range(due)
+        ]
+        watched = list(place_devices(session, devices, base - dt.timedelta(days=1), all_alone=True).values())
     due_at: dict[int, dt.datetime] = {}
     rows = []
     for index in range(clocks):
-        subject = 50_000_000 + index
+        subject = watched[index] if index < due else 50_000_000 + index
         if index < due:
             when = base + dt.timedelta(seconds=chooser.uniform(0, 3600))
             due_at[subject] = when
@@ -684,7 +700,7 @@ def run_sweep(database: Database, clocks: int, due: int, seed: int = 7) -> dict[
             idle.append(spent)
         with database.unit_of_work() as session:
             for (resident,) in session.execute(
-                text("SELECT resident_id FROM alert WHERE kind = 'no_activity' AND resident_id >= 50000000")
+                text("SELECT resident_id FROM alert WHERE kind = 'no_activity'")
             ):
                 raised_at.setdefault(resident, now)
     lags = [
