@@ -14,6 +14,7 @@ services (by hand, by the import) bumps nothing and is seen when the cache entry
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from sqlalchemy import BigInteger, String, event, select
@@ -29,6 +30,10 @@ TIERS = "tiers"  # a resident's tier set or changed
 OVERRIDES = "overrides"  # an alert rule override added or removed
 
 _PENDING = "yiyang.cache_version.pending"
+_WRITTEN = "yiyang.cache_version.written"
+# Bumps this process has committed, per topic: its own caches drop at once, without waiting for
+# their next check of the table.
+_committed: Counter[str] = Counter()
 
 
 class CacheVersion(Base):
@@ -49,10 +54,16 @@ def read(session: Session) -> dict[str, int]:
     return {topic: version for topic, version in rows}
 
 
+def committed_here(topics: tuple[str, ...]) -> int:
+    """How many bumps of these topics this process has committed (it only grows)."""
+    return sum(_committed[topic] for topic in topics)
+
+
 def _write_bumps(session: Session) -> None:
     topics = session.info.pop(_PENDING, None)
     if not topics:
         return
+    session.info[_WRITTEN] = topics
     session.flush()  # the changes first: nothing is written after the counters are locked
     table = CacheVersion.__table__
     insert = pg_insert if is_postgres(session) else sqlite_insert
@@ -66,9 +77,15 @@ def _write_bumps(session: Session) -> None:
         )
 
 
+def _count_committed(session: Session) -> None:
+    _committed.update(session.info.pop(_WRITTEN, ()))
+
+
 def _forget_bumps(session: Session, *_args: Any) -> None:
     session.info.pop(_PENDING, None)
+    session.info.pop(_WRITTEN, None)
 
 
 event.listen(Session, "before_commit", _write_bumps)
+event.listen(Session, "after_commit", _count_committed)
 event.listen(Session, "after_rollback", _forget_bumps)

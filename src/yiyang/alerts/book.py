@@ -4,11 +4,10 @@
 each device's placements: every period it was with a resident or a household, and their
 residents with their rules, so that a reading goes to whoever had the device when it was
 measured, not when the batch arrived. Both are read from the database in bulk for a batch's
-unknown devices and kept until they are invalidated: at once in this process (the override
-service calls ``invalidate()``; a placement written through the ORM is noted when it commits),
-and, for changes made by other processes, by a version check (one small read of the
-``cache_version`` counters that the placement, override and tier services bump with each change)
-run at most every ``check_every`` seconds. Placements also expire after ``ttl`` seconds, so a
+unknown devices and kept until they are invalidated when the placement, override and tier
+services bump their ``cache_version`` counters: at once for a bump this process committed, and,
+for other processes' changes, by a version check (one small read of the counters) run at most
+every ``check_every`` seconds. Placements also expire after ``ttl`` seconds, so a
 household's changed members and a changed living arrangement (an import) are noticed.
 
 A stored override that no longer compiles (kept before a check that now refuses it, or written
@@ -26,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from yiyang import cache_version
@@ -68,27 +67,6 @@ def holders_at(placements: Sequence[Placement], at: dt.datetime) -> tuple[Holder
 # What the cached placements and rules follow: a holder's rules come from their tier's overrides.
 _TOPICS = (cache_version.PLACEMENTS, cache_version.OVERRIDES, cache_version.TIERS)
 
-# Placements written through the ORM in this process since start: books compare it on each batch.
-_placements_written = 0
-_PLACEMENT_CHANGED = "yiyang.alerts.placement_changed"
-
-
-def _note_placement(_mapper: Any, _connection: Any, binding: DeviceBinding) -> None:
-    session = Session.object_session(binding)
-    if session is not None:
-        session.info[_PLACEMENT_CHANGED] = True
-
-
-def _placement_committed(session: Session) -> None:
-    global _placements_written
-    if session.info.pop(_PLACEMENT_CHANGED, False):
-        _placements_written += 1  # after commit: a batch loading now sees the new placement
-
-
-for _change in ("after_insert", "after_update", "after_delete"):
-    event.listen(DeviceBinding, _change, _note_placement)
-event.listen(Session, "after_commit", _placement_committed)
-
 
 class RuleBook:
     def __init__(
@@ -107,7 +85,7 @@ class RuleBook:
         self._devices: dict[int, tuple[float, tuple[Placement, ...]]] = {}
         self._version: tuple[Any, ...] | None = None
         self._next_check = 0.0
-        self._written = _placements_written
+        self._written = cache_version.committed_here(_TOPICS)
         self._reported: set[Any] = set()  # overrides logged as not compiling
         self.base = compile_rules(self.document)
 
@@ -117,7 +95,7 @@ class RuleBook:
             self._devices.clear()
 
     def _check_version(self, session: Session) -> None:
-        written = _placements_written
+        written = cache_version.committed_here(_TOPICS)  # this process's own changes: at once
         if written != self._written:
             self._written = written
             self.invalidate()

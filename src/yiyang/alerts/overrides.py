@@ -87,7 +87,7 @@ def add_override(
     )
     session.add(override)
     session.flush()
-    _invalidate(session)
+    cache_version.bump(session, cache_version.OVERRIDES)  # every rule book drops its rules
     return override
 
 
@@ -97,7 +97,7 @@ def remove_override(session: Session, actor: Actor, override_id: int, now: dt.da
         raise NotFound("alert_rule.not_found", "规则设置不存在 (no such override)")
     check_may_change(session, actor, override.scope, override.resident_id, now)
     session.delete(override)
-    _invalidate(session)
+    cache_version.bump(session, cache_version.OVERRIDES)  # every rule book drops its rules
 
 
 def list_overrides(session: Session, visible: ColumnElement[bool]) -> list[AlertRuleOverride]:
@@ -114,10 +114,3 @@ def list_overrides(session: Session, visible: ColumnElement[bool]) -> list[Alert
             .order_by(AlertRuleOverride.id)
         )
     )
-
-
-def _invalidate(session: Session) -> None:
-    from yiyang.alerts.engine import shared_book
-
-    shared_book().invalidate()  # this process at once
-    cache_version.bump(session, cache_version.OVERRIDES)  # other processes by their version check

@@ -413,8 +413,12 @@ def _rebuild(
         setattr(resident, attribute, profile.get(attribute))
     resident.name = profile.get("name") or before["name"] or ""  # NOT NULL: no evidence keeps the old name
     resident.name_pinyin = name_pinyin(resident.name)[:128]
-    resident.community_id = areas.get(profile.get("community_code"))
-    resident.grid_id = _grid_in(session, areas.get(profile.get("grid_code")), resident.community_id)
+    community = areas.get(profile.get("community_code"))
+    grid = areas.get(profile.get("grid_code"))
+    resident.community_id = community[0] if community else None
+    # A grid counts only inside her community: a later row that moved her to another community
+    # without naming a grid leaves her in none (as the import decides).
+    resident.grid_id = grid[0] if grid and grid[1] == resident.community_id else None
     stored = provenance_to_json(provenance)
     stored.update({a: entry for a, (_value, entry) in unsourced.items() if entry is not None})
     resident.provenance = stored
@@ -447,19 +451,13 @@ def _rebuild(
     return resident, filled
 
 
-def _area_ids(session: Session, codes: list[str | None]) -> dict[str | None, int]:
+def _area_ids(session: Session, codes: list[str | None]) -> dict[str | None, tuple[int, int | None]]:
+    """code -> (area id, its parent's id)."""
     wanted = [c for c in codes if c]
     if not wanted:
         return {}
-    return dict(session.execute(select(Area.code, Area.id).where(Area.code.in_(wanted))).all())
-
-
-def _grid_in(session: Session, grid_id: int | None, community_id: int | None) -> int | None:
-    """The grid, when it lies in the community: a later row that moved the resident to another
-    community without naming a grid leaves her in none (as the import decides)."""
-    if grid_id is None or session.scalar(select(Area.parent_id).where(Area.id == grid_id)) != community_id:
-        return None
-    return grid_id
+    rows = session.execute(select(Area.code, Area.id, Area.parent_id).where(Area.code.in_(wanted)))
+    return {code: (id_, parent) for code, id_, parent in rows}
 
 
 def _release_id_number(session: Session, id_number: str, keep: int) -> None:

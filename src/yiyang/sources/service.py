@@ -231,11 +231,13 @@ class ImportRunner:
         self.stage_seconds: Counter[str] = Counter()
         self.resident_ids: dict[str, int] = {}
         self.rejections: list[RowRejection] = []  # rows refused once they met the registry
-        areas = session.execute(select(Area.code, Area.id, Area.level)).all()
-        self.community_ids = {code: id_ for code, id_, level in areas if level == AreaLevel.community}
-        self.grid_ids = {code: id_ for code, id_, level in areas if level == AreaLevel.grid}
+        areas = session.execute(select(Area.code, Area.id, Area.level, Area.parent_id)).all()
+        self.community_ids = {code: id_ for code, id_, level, _ in areas if level == AreaLevel.community}
+        self.grid_ids = {code: id_ for code, id_, level, _ in areas if level == AreaLevel.grid}
+        # grid id -> its community's id: a grid counts only inside the resident's community
+        self.grid_community = {id_: parent for _, id_, level, parent in areas if level == AreaLevel.grid}
         self.area_code_of = {
-            id_: code for code, id_, level in areas if level in (AreaLevel.community, AreaLevel.grid)
+            id_: code for code, id_, level, _ in areas if level in (AreaLevel.community, AreaLevel.grid)
         }
         self.recorded_at = db_datetime(utcnow())
         self.postgres = is_postgres(session)
@@ -901,7 +903,7 @@ class ImportRunner:
         moves someone to another community names no grid, and her old one is not the new home's."""
         grid_id = living = None
         grid_ref = living_ref = None
-        grid_community = self._grid_communities()
+        grid_community = self.grid_community
         for profile in members:
             values, provenance = profile.values, profile.provenance
             grid = self.grid_ids.get(values.get("grid_code") or "")
@@ -915,17 +917,6 @@ class ImportRunner:
                 if living is None or (ref is not None and replaces("living_arrangement", living_ref, ref)[0]):
                     living, living_ref = value, ref
         return grid_id, living
-
-    def _grid_communities(self) -> dict[int, int | None]:
-        """Grid id -> its community's id, read once per run."""
-        cached: dict[int, int | None] | None = getattr(self, "_grid_community_ids", None)
-        if cached is None:
-            cached = self._grid_community_ids = dict(
-                self.session.execute(
-                    select(Area.id, Area.parent_id).where(Area.level == AreaLevel.grid)
-                ).all()
-            )
-        return cached
 
     def _resident_rows(
         self, profiles: dict[int, _Profile]
@@ -950,7 +941,7 @@ class ImportRunner:
         name = values.get("name") or ""
         community_id = self.community_ids.get(values.get("community_code") or "")
         grid_id = self.grid_ids.get(values.get("grid_code") or "")
-        if grid_id is not None and self._grid_communities().get(grid_id) != community_id:
+        if grid_id is not None and self.grid_community.get(grid_id) != community_id:
             grid_id = None  # moved to another community by a row naming no grid: the old one's is not hers
         id_enc, id_index = self._sealed(values, "id_number", pii.RESIDENT_ID_NUMBER)
         phone_enc, phone_index = self._sealed(values, "phone", pii.RESIDENT_PHONE)

@@ -656,17 +656,11 @@ def _expect_time_on_site(order: ServiceOrder, proof: CompletionProof, now: dt.da
     """The time claimed on site fits between acceptance and completion. The minutes become a
     volunteer's time-bank hours, a currency: 720 minutes claimed seconds after accepting would mint
     them (completing later than the visit still works)."""
-    if order.accepted_at is None:
-        return
-    available = now - order.accepted_at + ON_SITE_GRACE
-    if dt.timedelta(minutes=proof.minutes_on_site) > available:
-        longest = max(0, int(available.total_seconds() // 60))
-        raise Invalid(
-            "order.proof.minutes",
-            f"在岗时长超过接单以来的时间，最多 {longest} 分钟 "
-            f"(minutes on site exceed the time since the order was accepted: at most {longest})",
-            longest=longest,
-        )
+    if order.accepted_at is not None:
+        _expect_minutes_since(
+            proof, order.accepted_at, now, "在岗时长超过接单以来的时间，最多 {longest} 分钟 "
+            "(minutes on site exceed the time since the order was accepted: at most {longest})",
+        )  # fmt: skip
 
 
 def _expect_not_elsewhere(
@@ -689,17 +683,20 @@ def _expect_not_elsewhere(
     )
     if previous is None or order.accepted_at is None or previous <= order.accepted_at:
         return
-    previous = previous if previous.tzinfo is not None else previous.replace(tzinfo=dt.UTC)
-    available = now - previous + ON_SITE_GRACE
+    _expect_minutes_since(
+        proof, previous if previous.tzinfo is not None else previous.replace(tzinfo=dt.UTC), now,
+        "一人不能同时在两处服务：在岗时长须在您完成另一订单之后，最多 {longest} 分钟 "
+        "(a person cannot be on two sites at once: the time since you completed another order "
+        "is at most {longest} minutes)",
+    )  # fmt: skip
+
+
+def _expect_minutes_since(proof: CompletionProof, since: dt.datetime, now: dt.datetime, message: str) -> None:
+    """``order.proof.minutes`` when the minutes claimed exceed the time from ``since`` to now."""
+    available = now - since + ON_SITE_GRACE
     if dt.timedelta(minutes=proof.minutes_on_site) > available:
         longest = max(0, int(available.total_seconds() // 60))
-        raise Invalid(
-            "order.proof.minutes",
-            f"一人不能同时在两处服务：在岗时长须在您完成另一订单之后，最多 {longest} 分钟 "
-            f"(a person cannot be on two sites at once: the time since you completed another order "
-            f"is at most {longest} minutes)",
-            longest=longest,
-        )
+        raise Invalid("order.proof.minutes", message.format(longest=longest), longest=longest)
 
 
 # -- the resident's (or staff's) steps --------------------------------------------------------------
